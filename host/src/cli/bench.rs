@@ -1,0 +1,275 @@
+//! `runhook bench plugins`: what a plugin call costs, per example plugin.
+//!
+//! For the no-op plugin and each example plugin, on a realistic 2 KB run
+//! (or a payload carrying it, for transformers), it prints: compile from
+//! scratch, load from the compile cache, fresh instance + call, and warm call
+//! (instance reused, as within one rule cycle). Beside them it measures, in
+//! the same process, a native baseline: parsing the same JSON with
+//! serde_json, which is the bulk of what every example guest does. The ratio
+//! to that baseline survives a noisy machine; absolute times do not.
+//!
+//! Build the plugins first: `plugins/build.sh` (release, wasm32-wasip2).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::plugins::{
+    Capabilities, Capability, CompileCache, LoadedPlugin, PluginLimits, PluginSession,
+};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum BenchCommand {
+    /// Per-plugin call, instantiation, compile and cache-load costs.
+    Plugins(PluginBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PluginBenchArgs {
+    /// Directory holding the built plugins (noop.wasm, llm_errors.wasm, ...).
+    #[arg(long, default_value = "plugins/rust/target/wasm32-wasip2/release")]
+    plugins_dir: PathBuf,
+    /// Warm calls measured per plugin (fresh-instance calls use a tenth).
+    #[arg(long, default_value_t = 20_000)]
+    iterations: u32,
+}
+
+pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Plugins(args) => plugins(&args),
+    }
+}
+
+/// A run as the SDK sends it: an LLM call with messages, outputs, metadata.
+fn sample_run() -> serde_json::Value {
+    let mut run = serde_json::json!({
+        "id": "0193b8f2-4f1c-7a2e-9d3b-6c5e4a3b2c1d",
+        "name": "ChatOpenAI",
+        "run_type": "llm",
+        "trace_id": "0193b8f2-4f1c-7a2e-9d3b-6c5e4a3b2c1d",
+        "dotted_order": "20261122T101500000000Z0193b8f2-4f1c-7a2e-9d3b-6c5e4a3b2c1d",
+        "parent_run_id": null,
+        "start_time": "2026-11-22T10:15:00.000000",
+        "end_time": "2026-11-22T10:15:01.234000",
+        "status": "error",
+        "error": "RateLimitError: Rate limit reached for gpt-4o in organization org-xyz on tokens per min",
+        "inputs": {"messages": [
+            {"role": "system", "content": "You are a helpful assistant for a travel agency. Answer concisely."},
+            {"role": "user", "content": "Which documents do I need to travel from Berlin to Tokyo for two weeks?"}
+        ]},
+        "outputs": {"generations": [[{"text": "", "generation_info": {"finish_reason": "error"}}]]},
+        "tags": ["production", "travel-bot", "gpt-4o"],
+        "extra": {"metadata": {"ls_provider": "openai", "ls_model_name": "gpt-4o", "ls_temperature": 0.2,
+                   "user_id": "u-4711", "thread_id": "t-2026-11-22-0001", "revision_id": "v1.42.0"},
+                  "runtime": {"sdk": "langsmith-py", "sdk_version": "0.4.37", "platform": "linux", "python_version": "3.11.7"}},
+        "session_id": "0f5a2c9e-8a55-4a8e-9f77-2b0c7c6f2d10",
+        "prompt_tokens": 412, "completion_tokens": 0, "total_tokens": 412,
+        "feedback_stats": {},
+        "events": [{"name": "start", "time": "2026-11-22T10:15:00.000000"}, {"name": "error", "time": "2026-11-22T10:15:01.234000"}]
+    });
+    // Pad to about 2 KB with a realistic retrieval context.
+    let context = "Travellers holding a German passport may enter Japan visa-free for up to 90 days for tourism. ".repeat(9);
+    run["inputs"]["context"] = serde_json::Value::String(context);
+    run
+}
+
+struct Row {
+    name: &'static str,
+    capability: Capability,
+    size: usize,
+    compile: Duration,
+    cache_load: Duration,
+    fresh: Duration,
+    warm: Duration,
+    warm_p50: Duration,
+}
+
+fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
+    let engine = super::engine()?;
+    let cache_dir = tempfile::tempdir().context("cannot create a temporary cache directory")?;
+    let cache = CompileCache::new(&engine, Some(cache_dir.path().to_path_buf()))?;
+    let no_cache = CompileCache::new(&engine, None)?;
+    let run = serde_json::to_string(&sample_run())?;
+    let payload = serde_json::to_string(&serde_json::json!({
+        "rule_id": "5b2a0a34-7d7e-4c1f-9a4f-4f1e0c8a9b21",
+        "start_time": "2026-11-22T10:14:00+00:00", "end_time": "2026-11-22T10:15:00+00:00",
+        "runs": [sample_run()], "feedback_stats": {}
+    }))?;
+    let cases: [(&str, &str, Capability, &str, &str); 4] = [
+        ("noop (match)", "noop.wasm", Capability::Match, &run, "null"),
+        (
+            "llm_errors (match)",
+            "llm_errors.wasm",
+            Capability::Match,
+            &run,
+            "null",
+        ),
+        (
+            "redact (transform)",
+            "redact.wasm",
+            Capability::Transform,
+            &payload,
+            r#"{"keys":["content","user_id"]}"#,
+        ),
+        (
+            "output_score (evaluate)",
+            "output_score.wasm",
+            Capability::Evaluate,
+            &run,
+            "null",
+        ),
+    ];
+    let warm_n = args.iterations.max(10);
+    let fresh_n = (warm_n / 10).max(10);
+
+    // The in-run baseline: parsing the 2 KB run natively.
+    let native = time_per_call(warm_n, || {
+        let v: serde_json::Value = serde_json::from_str(&run).unwrap_or_default();
+        std::hint::black_box(v);
+    });
+
+    let mut rows = Vec::new();
+    for (name, file, capability, input, config) in cases {
+        let path = args.plugins_dir.join(file);
+        let wasm = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {}; build the plugins first (plugins/build.sh)",
+                path.display()
+            )
+        })?;
+        let required = Capabilities::of(capability);
+        let compile = median((0..3).map(|_| {
+            let p = LoadedPlugin::from_bytes(&engine, &no_cache, name, &path, &wasm, required);
+            p.map(|p| p.origin().elapsed())
+        }))?;
+        LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required)?; // fills the cache
+        let cache_load = median((0..20).map(|_| {
+            LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required)
+                .map(|p| p.origin().elapsed())
+        }))?;
+        let plugin = Arc::new(LoadedPlugin::from_bytes(
+            &engine, &cache, name, &path, &wasm, required,
+        )?);
+        // Generous limits: the bench measures cost, not the sandbox's bounds.
+        let limits = PluginLimits {
+            deadline: Duration::from_secs(10),
+            ..PluginLimits::default()
+        };
+        let mut session = PluginSession::new(&engine, plugin, limits, "bench");
+        let call = |s: &mut PluginSession| -> anyhow::Result<()> {
+            match capability {
+                Capability::Match => drop(s.matches(input, config)?),
+                Capability::Transform => drop(s.transform(input, config)?),
+                Capability::Evaluate => drop(s.evaluate(input, config)?),
+            }
+            Ok(())
+        };
+        call(&mut session)?; // warm up, and prove the call succeeds
+        let fresh = mean(fresh_n, || {
+            session.reset();
+            call(&mut session)
+        })?;
+        call(&mut session)?;
+        let mut samples = Vec::with_capacity(warm_n as usize);
+        let started = Instant::now();
+        for _ in 0..warm_n {
+            let t = Instant::now();
+            call(&mut session)?;
+            samples.push(t.elapsed());
+        }
+        let warm = started.elapsed() / warm_n;
+        samples.sort_unstable();
+        let warm_p50 = samples[samples.len() / 2];
+        rows.push(Row {
+            name,
+            capability,
+            size: wasm.len(),
+            compile,
+            cache_load,
+            fresh,
+            warm,
+            warm_p50,
+        });
+    }
+
+    println!(
+        "runhook bench plugins: {warm_n} warm calls, {fresh_n} fresh-instance calls per plugin"
+    );
+    println!(
+        "input: 2 KB run ({} bytes), payload {} bytes; pooling allocator: {}",
+        run.len(),
+        payload.len(),
+        engine.pooling()
+    );
+    println!(
+        "baseline: native serde_json parse of the run = {:.2} µs",
+        us(native)
+    );
+    println!();
+    println!(
+        "{:<24} {:>9} {:>11} {:>11} {:>13} {:>10} {:>10} {:>11}",
+        "plugin",
+        "wasm KB",
+        "compile ms",
+        "cache ms",
+        "fresh+call µs",
+        "warm µs",
+        "warm p50",
+        "warm/native"
+    );
+    for r in &rows {
+        println!(
+            "{:<24} {:>9.1} {:>11.1} {:>11.3} {:>13.1} {:>10.2} {:>10.2} {:>10.1}x",
+            r.name,
+            r.size as f64 / 1024.0,
+            r.compile.as_secs_f64() * 1e3,
+            r.cache_load.as_secs_f64() * 1e3,
+            us(r.fresh),
+            us(r.warm),
+            us(r.warm_p50),
+            r.warm.as_secs_f64() / native.as_secs_f64().max(1e-12),
+        );
+        let _ = r.capability;
+    }
+    println!();
+    if let Some(noop) = rows.first() {
+        println!(
+            "host overhead per call (noop warm, 2 KB in): {:.2} µs (target ≤ 2 µs); fresh instance + call: {:.1} µs (target ≤ 40 µs, Rust)",
+            us(noop.warm),
+            us(noop.fresh)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time_per_call(n: u32, mut f: impl FnMut()) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    started.elapsed() / n
+}
+
+fn mean(n: u32, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..n {
+        f()?;
+    }
+    Ok(started.elapsed() / n)
+}
+
+fn median<E: Into<anyhow::Error>>(
+    samples: impl Iterator<Item = Result<Duration, E>>,
+) -> anyhow::Result<Duration> {
+    let mut v = samples.collect::<Result<Vec<_>, E>>().map_err(Into::into)?;
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().context("no samples")
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,300 @@
+//! The plugins in use, and hot reload when their files change.
+//!
+//! Each plugin file in use has one [`PluginHandle`]: the current
+//! [`LoadedPlugin`] behind a lock held only to clone or swap an `Arc`. A
+//! session clones the `Arc` when it starts, so a swap never disturbs calls in
+//! flight: they finish on the version they started with, and the old version
+//! is freed when its last session ends.
+//!
+//! The watcher checks each file's size and modification time every
+//! `interval` (a `stat` per plugin; no inotify, so it also works on network
+//! and container filesystems and with editors that replace files). A changed
+//! file is hashed; a new hash is compiled on a blocking thread, off every hot
+//! path, and checked against everything its rules require. Only a version
+//! that passes is swapped in; one that fails is logged and the old version
+//! stays, and the same bad bytes are not retried until the file changes again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::cache::{CompileCache, content_hash};
+use super::engine::PluginEngine;
+use super::plugin::{LoadedPlugin, PluginLimits};
+use super::session::PluginSession;
+use super::{Capabilities, PluginError};
+
+/// How often the service checks plugin files for changes unless configured.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a rule asks of a plugin file.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The name used in logs and errors.
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// The capabilities the rule will call.
+    pub required: Capabilities,
+}
+
+/// A plugin in use: its current version, swapped on reload.
+#[derive(Debug)]
+pub struct PluginSlot {
+    name: String,
+    path: PathBuf,
+    required: Mutex<Capabilities>,
+    current: RwLock<Arc<LoadedPlugin>>,
+    stamp: Mutex<FileStamp>,
+}
+
+/// Shared handle to a plugin in use.
+pub type PluginHandle = Arc<PluginSlot>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Hash of the bytes last seen (loaded or refused).
+    hash: String,
+}
+
+impl PluginSlot {
+    /// The version new sessions get.
+    pub fn current(&self) -> Arc<LoadedPlugin> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A session on the current version.
+    pub fn session(
+        &self,
+        engine: &PluginEngine,
+        limits: PluginLimits,
+        context: &str,
+    ) -> PluginSession {
+        PluginSession::new(engine, self.current(), limits, context)
+    }
+
+    fn required(&self) -> Capabilities {
+        *self.required.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What one watcher pass did to a plugin.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// A new version is live.
+    Reloaded {
+        /// The plugin.
+        name: String,
+        /// The new version's hash.
+        hash: String,
+    },
+    /// The new file was refused; the old version stays.
+    Refused {
+        /// The plugin.
+        name: String,
+        /// Why.
+        error: PluginError,
+    },
+}
+
+/// The plugins in use, keyed by file.
+#[derive(Debug)]
+pub struct PluginRegistry {
+    engine: PluginEngine,
+    cache: CompileCache,
+    slots: Mutex<HashMap<PathBuf, PluginHandle>>,
+}
+
+impl PluginRegistry {
+    /// An empty registry.
+    pub fn new(engine: PluginEngine, cache: CompileCache) -> Self {
+        Self {
+            engine,
+            cache,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
+    }
+
+    /// Returns the handle for `spec.path`, loading it on first use. A file
+    /// already in use must also provide `spec.required`, now and after every
+    /// reload. Blocking (may compile).
+    pub fn load(&self, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
+        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        if let Some(slot) = self.slot(&key) {
+            let missing = spec.required.missing_from(slot.current().capabilities());
+            if !missing.is_empty() {
+                return Err(PluginError::MissingCapability {
+                    plugin: spec.name.clone(),
+                    missing,
+                    provided: slot.current().capabilities().to_string(),
+                });
+            }
+            let mut required = slot.required.lock().unwrap_or_else(PoisonError::into_inner);
+            *required = required.iter().chain(spec.required.iter()).collect();
+            return Ok(slot.clone());
+        }
+        let (bytes, stamp) = read(&spec.name, &key)?;
+        let plugin = LoadedPlugin::from_bytes(
+            &self.engine,
+            &self.cache,
+            &spec.name,
+            &key,
+            &bytes,
+            spec.required,
+        )?;
+        log_loaded(&plugin, "loaded");
+        let slot = Arc::new(PluginSlot {
+            name: spec.name.clone(),
+            path: key.clone(),
+            required: Mutex::new(spec.required),
+            current: RwLock::new(Arc::new(plugin)),
+            stamp: Mutex::new(stamp),
+        });
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have loaded the same file meanwhile; keep one.
+        Ok(slots.entry(key).or_insert(slot).clone())
+    }
+
+    fn slot(&self, key: &Path) -> Option<PluginHandle> {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Checks every plugin file once and reloads the changed ones. Blocking.
+    pub fn poll_changes(&self) -> Vec<ReloadOutcome> {
+        let slots: Vec<PluginHandle> = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        slots.iter().filter_map(|slot| self.check(slot)).collect()
+    }
+
+    fn check(&self, slot: &PluginSlot) -> Option<ReloadOutcome> {
+        let meta = std::fs::metadata(&slot.path).ok()?;
+        {
+            let stamp = slot.stamp.lock().unwrap_or_else(PoisonError::into_inner);
+            if stamp.len == meta.len() && stamp.modified == meta.modified().ok() {
+                return None;
+            }
+        }
+        // A file being rewritten may be read half-written; that fails to
+        // compile, is refused, and the completed write changes the stamp again.
+        let (bytes, stamp) = match read(&slot.name, &slot.path) {
+            Ok(read) => read,
+            Err(error) => {
+                return Some(ReloadOutcome::Refused {
+                    name: slot.name.clone(),
+                    error,
+                });
+            }
+        };
+        let unchanged = slot
+            .stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hash
+            == stamp.hash;
+        *slot.stamp.lock().unwrap_or_else(PoisonError::into_inner) = stamp.clone();
+        if unchanged {
+            return None;
+        }
+        match LoadedPlugin::from_bytes(
+            &self.engine,
+            &self.cache,
+            &slot.name,
+            &slot.path,
+            &bytes,
+            slot.required(),
+        ) {
+            Ok(plugin) => {
+                log_loaded(&plugin, "reloaded");
+                *slot.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(plugin);
+                Some(ReloadOutcome::Reloaded {
+                    name: slot.name.clone(),
+                    hash: stamp.hash,
+                })
+            }
+            Err(error) => {
+                tracing::error!(plugin = %slot.name, error = %error, "new plugin version refused; the previous version stays live");
+                Some(ReloadOutcome::Refused {
+                    name: slot.name.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Polls for changed plugin files every `interval` until `shutdown`.
+    pub fn spawn_watcher(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
+                let registry = self.clone();
+                if let Err(err) = tokio::task::spawn_blocking(move || registry.poll_changes()).await
+                {
+                    tracing::error!(error = %err, "plugin watcher pass failed");
+                }
+            }
+        })
+    }
+}
+
+fn read(name: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), PluginError> {
+    let read_err = |source| PluginError::Read {
+        plugin: name.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let stamp = FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        hash: content_hash(&bytes),
+    };
+    Ok((bytes, stamp))
+}
+
+fn log_loaded(plugin: &LoadedPlugin, what: &str) {
+    tracing::info!(
+        plugin = %plugin.name(),
+        hash = %&plugin.hash()[..12],
+        capabilities = %plugin.capabilities(),
+        from_cache = plugin.origin().is_cache_hit(),
+        elapsed_ms = plugin.origin().elapsed().as_secs_f64() * 1e3,
+        "plugin {what}"
+    );
+}

@@ -1,0 +1,15 @@
+//! runhook's end-to-end suite: the real binary and the real library, with
+//! plugins built from source in `plugins/rust` on first use.
+//!
+//! One test binary, modules per surface, shared helpers in `common`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+mod plugin_cli;
+mod plugin_host;
