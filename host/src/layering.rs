@@ -5,7 +5,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Layer of each top-level module (see the table in `lib.rs`).
-const LAYERS: &[(&str, u8)] = &[("plugins", 2), ("cli", 4)];
+const LAYERS: &[(&str, u8)] = &[
+    ("model", 0),
+    ("config", 0),
+    ("store", 1),
+    ("plugins", 2),
+    ("api", 3),
+    ("app", 4),
+    ("cli", 5),
+];
 
 fn module_of(path: &Path, src: &Path) -> Option<String> {
     let rel = path.strip_prefix(src).ok()?;

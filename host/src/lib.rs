@@ -9,11 +9,24 @@
 //!
 //! | layer | module | job |
 //! |---|---|---|
+//! | 0 | [`model`] | ids, timestamps, runs, feedback, projects: plain values |
+//! | 0 | [`config`] | the service configuration, validated once |
+//! | 1 | [`store`] | the `Store` trait and the embedded SQLite store |
 //! | 2 | [`plugins`] | load, sandbox and call WebAssembly plugins; hot reload |
-//! | 4 | [`cli`] | the command-line tools: `plugin check`, `plugin run`, `bench` |
+//! | 3 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
+//! | 4 | [`app`] | wires store, API and workers together; owns shutdown |
+//! | 5 | [`cli`] | the command line: `serve`, `plugin check`, `plugin run`, `bench` |
 
+// The run view is one large `json!` literal.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod app;
 pub mod cli;
+pub mod config;
+pub mod model;
 pub mod plugins;
+pub mod store;
 
 #[cfg(test)]
 mod layering;

@@ -6,6 +6,7 @@
 
 mod bench;
 mod plugin;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service: the LangSmith-compatible API (and, as they land, rules and delivery).
+    Serve(serve::ServeArgs),
     /// Build, inspect and try out plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -84,6 +87,7 @@ fn engine() -> anyhow::Result<PluginEngine> {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     }

@@ -1,0 +1,114 @@
+//! The HTTP API: LangSmith-compatible ingest and reads, plus health.
+//!
+//! Every route is served both at `/` and under `/api/v1`, because the
+//! LangSmith SDK calls hand-written paths relative to its endpoint and
+//! generated ones under `/api/v1`. Layer order (outermost first): trace,
+//! catch-panic, then per route: API-key check, handler. Handlers read bodies
+//! themselves through [`body`], which enforces the size limits and
+//! decompression, so every bad input gets a 4xx that names the problem.
+//!
+//! Layering: layer 3; imports `model`, `config`, `store`.
+
+mod auth;
+mod body;
+pub mod error;
+mod feedback;
+mod info;
+mod ingest;
+mod multipart;
+mod runs;
+mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::middleware;
+use axum::routing::{get, post};
+
+pub use auth::ApiKey;
+use error::ApiError;
+
+use crate::config::Limits;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Body size limits.
+    pub limits: Limits,
+    /// The key clients must present, and the attachment-URL signer derived from it.
+    pub key: Arc<ApiKey>,
+}
+
+/// The full router, with state applied.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/runs/multipart", post(ingest::multipart))
+        .route("/runs/batch", post(ingest::batch))
+        .route("/runs", post(ingest::create_run))
+        .route("/runs/query", post(runs::query))
+        .route("/runs/{id}", get(runs::read).patch(ingest::patch_run))
+        .route("/feedback", post(feedback::create).get(feedback::list))
+        .route("/feedback/{id}", get(feedback::read))
+        .route("/sessions", get(sessions::list).post(sessions::create))
+        .route("/sessions/{id}", get(sessions::read))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    // Open routes: what the SDK probes before it has a key, health for
+    // orchestrators, and attachment downloads (authorised by their signed URL).
+    let open = Router::new()
+        .route("/info", get(info::info))
+        .route("/healthz", get(info::healthz))
+        .route("/readyz", get(info::readyz))
+        .route("/attachments/{run}/{name}", get(runs::attachment));
+    let api = open.merge(protected);
+    Router::new()
+        .nest("/api/v1", api.clone())
+        .merge(api)
+        .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Parses a UUID path segment, naming what it should have been.
+fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{what} {raw:?} is not a UUID")))
+}
+
+/// Query-string pairs, keeping repeated keys (`?run=a&run=b`).
+fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+}
+
+/// A non-negative integer query parameter with a default and a maximum.
+fn query_usize(
+    pairs: &[(String, String)],
+    key: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match pairs.iter().rev().find(|(k, _)| k == key) {
+        None => Ok(default),
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            Ok(n) => Err(ApiError::BadRequest(format!(
+                "query parameter {key}={n} exceeds the maximum of {max}"
+            ))),
+            Err(_) => Err(ApiError::BadRequest(format!(
+                "query parameter {key}={v:?} is not a non-negative integer"
+            ))),
+        },
+    }
+}

@@ -1,0 +1,267 @@
+//! Run reads: `GET /runs/{id}`, `POST /runs/query`, attachment downloads.
+//!
+//! Responses carry LangSmith's derived fields: `status`, `is_root`, the
+//! ancestry and descendant ids, `feedback_stats`, `app_path` ... computed
+//! per page with one query for the page's trace trees and one for its
+//! feedback. `/runs/query` pages newest first with an opaque cursor.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::{AppState, body, path_id, query_pairs};
+use crate::model::view::{RunContext, run_json};
+use crate::model::{Feedback, RunId, RunRecord, RunType, SessionId, Timestamp};
+use crate::store::{RunCursor, RunQuery};
+
+/// Most runs one `/runs/query` page returns.
+const MAX_PAGE: usize = 100;
+
+/// Fields every returned run keeps, whatever `select` says: the SDK's
+/// `Run` model cannot be built without them.
+const ALWAYS: [&str; 6] = [
+    "id",
+    "name",
+    "run_type",
+    "start_time",
+    "trace_id",
+    "dotted_order",
+];
+
+pub(super) async fn read(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: RunId = path_id("run id", &raw)?;
+    let run = state
+        .store
+        .get_run(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
+    let mut rendered = render(&state, std::slice::from_ref(&run), None).await?;
+    Ok(Json(Value::Object(rendered.pop().unwrap_or_default())))
+}
+
+/// Renders runs with their derived fields, keeping only `select` (when given).
+pub(super) async fn render(
+    state: &AppState,
+    runs: &[RunRecord],
+    select: Option<&[String]>,
+) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let wants = |f: &str| select.is_none_or(|s| s.iter().any(|x| x == f));
+    let mut children: HashMap<RunId, Vec<RunId>> = HashMap::new();
+    let mut direct: HashMap<RunId, Vec<RunId>> = HashMap::new();
+    if wants("child_run_ids") || wants("direct_child_run_ids") {
+        let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
+        traces.sort_unstable();
+        traces.dedup();
+        let nodes = state.store.trace_nodes(&traces).await?;
+        for run in runs {
+            let prefix = format!("{}.", run.dotted_order);
+            let mut all: Vec<&crate::store::TreeNode> = nodes
+                .iter()
+                .filter(|n| n.dotted_order.starts_with(&prefix))
+                .collect();
+            all.sort_by(|a, b| a.dotted_order.cmp(&b.dotted_order));
+            direct.insert(
+                run.id,
+                all.iter()
+                    .filter(|n| n.parent_run_id == Some(run.id))
+                    .map(|n| n.id)
+                    .collect(),
+            );
+            children.insert(run.id, all.iter().map(|n| n.id).collect());
+        }
+    }
+    let feedback: Vec<Feedback> = if wants("feedback_stats") {
+        state
+            .store
+            .feedback_for_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>())
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
+        let attachments = if wants("s3_urls") {
+            state
+                .store
+                .list_attachments(run.id)
+                .await?
+                .into_iter()
+                .map(|(name, mime)| {
+                    let url = state.key.attachment_url(run.id, &name);
+                    (name, mime, url)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ctx = RunContext {
+            tenant: Some(state.store.tenant_id()),
+            child_run_ids: children.remove(&run.id),
+            direct_child_run_ids: direct.remove(&run.id),
+            feedback: feedback
+                .iter()
+                .filter(|f| f.run_id == Some(run.id))
+                .collect(),
+            attachments,
+        };
+        let mut map = run_json(run, &ctx);
+        if let Some(select) = select {
+            map.retain(|k, _| ALWAYS.contains(&k.as_str()) || select.iter().any(|s| s == k));
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+/// The `/runs/query` body (LangSmith's `BodyParamsForRunsQuerySchema`).
+/// Unknown keys are ignored, as the SDK forwards arbitrary kwargs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct QueryBody {
+    id: Option<Vec<RunId>>,
+    session: Option<Vec<SessionId>>,
+    trace: Option<RunId>,
+    parent_run: Option<RunId>,
+    run_type: Option<RunType>,
+    is_root: Option<bool>,
+    error: Option<bool>,
+    start_time: Option<Timestamp>,
+    reference_example: Option<Vec<Uuid>>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    select: Option<Vec<String>>,
+    filter: Option<String>,
+    trace_filter: Option<String>,
+    tree_filter: Option<String>,
+    order: Option<String>,
+}
+
+pub(super) async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body::read(&headers, body, state.limits).await?;
+    let q: QueryBody = if bytes.is_empty() {
+        QueryBody::default()
+    } else {
+        body::json(&bytes, "run query")?
+    };
+    if let Some(order) = q.order.as_deref().filter(|o| *o != "desc") {
+        return Err(ApiError::BadRequest(format!(
+            "order {order:?} is not supported; runs are listed newest first (desc)"
+        )));
+    }
+    for (name, f) in [
+        ("filter", &q.filter),
+        ("trace_filter", &q.trace_filter),
+        ("tree_filter", &q.tree_filter),
+    ] {
+        if f.as_deref().is_some_and(|f| !f.trim().is_empty()) {
+            return Err(ApiError::BadRequest(format!(
+                "{name}: the filter language is not available in this build yet"
+            )));
+        }
+    }
+    let limit = match q.limit {
+        None => MAX_PAGE,
+        Some(0) => return Err(ApiError::BadRequest("limit must be at least 1".into())),
+        Some(n) => n.min(MAX_PAGE),
+    };
+    let query = RunQuery {
+        ids: q.id.unwrap_or_default(),
+        sessions: q.session.unwrap_or_default(),
+        trace: q.trace,
+        parent_run: q.parent_run,
+        run_type: q.run_type,
+        is_root: q.is_root,
+        error: q.error,
+        start_time: q.start_time,
+        reference_examples: q.reference_example.unwrap_or_default(),
+        cursor: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit,
+    };
+    let (runs, next) = state.store.query_runs(&query).await?;
+    let rendered = render(&state, &runs, q.select.as_deref()).await?;
+    Ok(Json(
+        json!({"runs": rendered, "cursors": {"next": next.as_ref().map(encode_cursor)}}),
+    ))
+}
+
+fn encode_cursor(c: &RunCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", c.start_time, c.id))
+}
+
+fn decode_cursor(s: &str) -> Result<RunCursor, ApiError> {
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "invalid cursor {s:?}: pass back cursors.next unchanged"
+        ))
+    };
+    let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (time, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok(RunCursor {
+        start_time: time.parse().map_err(|_| bad())?,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+/// Serves an attachment to the holder of a signed URL.
+pub(super) async fn attachment(
+    State(state): State<AppState>,
+    Path((run, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let run: RunId = path_id("run id", &run)?;
+    let pairs = query_pairs(raw.as_deref())?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let expires = get("expires").and_then(|e| e.parse::<i64>().ok());
+    let authorised = match (expires, get("sig")) {
+        (Some(expires), Some(sig)) => state.key.verify(run, &name, expires, sig),
+        _ => false,
+    };
+    if !authorised {
+        return Err(ApiError::Unauthorized);
+    }
+    let (mime, data) = state
+        .store
+        .get_attachment(run, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {run} has no attachment {name:?}")))?;
+    Ok(([(header::CONTENT_TYPE, mime)], data).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = RunCursor {
+            start_time: Timestamp::now(),
+            id: RunId::new_v7(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
+        assert!(decode_cursor("???").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("no-separator")).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! Wires the service together and runs it until shutdown.
+//!
+//! [`run`] is the single entry point of `runhook serve`, used by `main` and
+//! by every end-to-end test: it opens the store in the data directory,
+//! settles the API key, builds the router and serves on the given listener
+//! until `shutdown` is cancelled, then lets requests in flight finish.
+//!
+//! Layering: layer 4; may import anything.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiKey, AppState};
+use crate::config::Config;
+use crate::store::sqlite::SqliteStore;
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let key = match &config.api_key {
+        Some(key) => key.clone(),
+        None => stored_api_key(&config.data_dir)?,
+    };
+    let state = AppState {
+        store: Arc::new(store),
+        limits: config.limits,
+        key: Arc::new(ApiKey::new(&key)),
+    };
+    let router = api::router(state);
+    let addr = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "runhook serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("runhook stopped");
+    Ok(())
+}
+
+/// The API key kept in the data directory, generated at first start.
+/// The new key is printed once, to stderr, so the operator can copy it.
+fn stored_api_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("api_key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if key.trim().len() >= 16 => return Ok(key.trim().to_string()),
+        Ok(_) => anyhow::bail!(
+            "{} holds no usable key (at least 16 characters); delete it to generate one",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let key = format!("rh_{}", hex::encode(rand::random::<[u8; 24]>()));
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "runhook: generated an API key, stored in {} (shown only this once):\n\n    {key}\n",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}

@@ -1,0 +1,20 @@
+//! The shared vocabulary: ids, timestamps, runs, feedback and projects.
+//!
+//! Plain values with no I/O, used by every layer above. Wire shapes that
+//! LangSmith defines (what the SDK posts, what readers get back) live here
+//! too, so the store and the API agree on them without importing each other.
+//!
+//! Layering: layer 0; imports nothing from the crate.
+
+pub mod feedback;
+pub mod ids;
+pub mod run;
+pub mod session;
+pub mod time;
+pub mod view;
+
+pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
+pub use ids::{FeedbackId, RunId, SessionId, TenantId};
+pub use run::{RunRecord, RunType, RunWrite};
+pub use session::Session;
+pub use time::Timestamp;
