@@ -1,9 +1,10 @@
 //! Wires the service together and runs it until shutdown.
 //!
-//! [`run`] is the single entry point of `runhook serve`, used by `main` and
-//! by every end-to-end test: it opens the store in the data directory,
-//! settles the API key, builds the router and serves on the given listener
-//! until `shutdown` is cancelled, then lets requests in flight finish.
+//! [`App::prepare`] opens the store in the data directory and settles the
+//! API key; [`App::serve`] serves on the given listener until `shutdown` is
+//! cancelled, then lets requests in flight finish. `runhook serve` announces
+//! its address between the two, so a client that sees the address finds
+//! the service ready. [`run`] does both, for embedding and tests.
 //!
 //! Layering: layer 4; may import anything.
 
@@ -24,29 +25,57 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.data_dir)
-        .await
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    let key = match &config.api_key {
-        Some(key) => key.clone(),
-        None => stored_api_key(&config.data_dir)?,
-    };
-    let state = AppState {
-        store: Arc::new(store),
-        limits: config.limits,
-        key: Arc::new(ApiKey::new(&key)),
-    };
-    let router = api::router(state);
-    let addr = listener
-        .local_addr()
-        .context("listener has no local address")?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "runhook serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("HTTP server failed")?;
-    tracing::info!("runhook stopped");
-    Ok(())
+    App::prepare(config).await?.serve(listener, shutdown).await
+}
+
+/// A service ready to serve: store open, key settled.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    state: AppState,
+}
+
+impl App {
+    /// Opens the store and settles the API key.
+    pub async fn prepare(config: Config) -> anyhow::Result<Self> {
+        let store = SqliteStore::open(&config.data_dir)
+            .await
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let key = match &config.api_key {
+            Some(key) => key.clone(),
+            None => stored_api_key(&config.data_dir)?,
+        };
+        let state = AppState {
+            store: Arc::new(store),
+            limits: config.limits,
+            key: Arc::new(ApiKey::new(&key)),
+        };
+        Ok(Self { config, state })
+    }
+
+    /// The shared state (the store, for benchmarks and tools).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains requests in flight.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let router = api::router(self.state);
+        let addr = listener
+            .local_addr()
+            .context("listener has no local address")?;
+        tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("runhook stopped");
+        Ok(())
+    }
 }
 
 /// The API key kept in the data directory, generated at first start.

@@ -10,6 +10,7 @@
     unreachable_pub
 )]
 
+mod api_input;
 mod common;
 mod plugin_cli;
 mod plugin_host;

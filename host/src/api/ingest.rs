@@ -19,8 +19,14 @@ use super::{AppState, body, multipart, path_id};
 use crate::model::{RunId, RunWrite};
 use crate::store::{IngestBatch, IngestSummary};
 
-fn accepted(summary: &IngestSummary) -> (StatusCode, Json<Value>) {
+fn accepted(path: &str, headers: &HeaderMap, summary: &IngestSummary) -> (StatusCode, Json<Value>) {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
     tracing::debug!(
+        path,
+        encoding,
         created = summary.created,
         updated = summary.updated,
         unchanged = summary.unchanged,
@@ -52,7 +58,7 @@ pub(super) async fn multipart(
     let bytes = body::read(&headers, body, state.limits).await?;
     let batch = multipart::decode(&content_type, bytes).await?;
     let summary = state.store.ingest(batch).await?;
-    Ok(accepted(&summary))
+    Ok(accepted("/runs/multipart", &headers, &summary))
 }
 
 /// The `/runs/batch` body: `{"post": [...], "patch": [...]}`.
@@ -90,7 +96,7 @@ pub(super) async fn batch(
             ..IngestBatch::default()
         })
         .await?;
-    Ok(accepted(&summary))
+    Ok(accepted("/runs/batch", &headers, &summary))
 }
 
 pub(super) async fn create_run(
@@ -113,7 +119,7 @@ pub(super) async fn create_run(
             ..IngestBatch::default()
         })
         .await?;
-    Ok(accepted(&summary))
+    Ok(accepted("/runs", &headers, &summary))
 }
 
 pub(super) async fn patch_run(

@@ -38,6 +38,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let app = crate::app::App::prepare(config.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -46,7 +47,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         println!("runhook listening on http://{addr}");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        crate::app::run(config, listener, shutdown).await
+        app.serve(listener, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! Shared helpers: the example plugins (built once per test process) and the
 //! `runhook` binary.
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,0 +1,98 @@
+//! The real `runhook serve` binary on an ephemeral port, with a temporary
+//! data directory that survives restarts of the same `Server`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use super::runhook;
+
+/// The API key every test server uses.
+pub const API_KEY: &str = "rh_test_key_0123456789abcdef";
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:43567`.
+    pub url: String,
+    data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut s = Self::start_on(&data, &[]);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts a server on `data` with extra environment variables.
+    pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = runhook();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUNHOOK_API_KEY", API_KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start runhook serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            url.starts_with("http://"),
+            "runhook did not report its address: {line:?}"
+        );
+        Server {
+            child,
+            url,
+            data: data.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Kills the process (SIGKILL, no shutdown) and starts it again on the
+    /// same data directory.
+    pub fn crash_and_restart(mut self) -> Self {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let dir = self._dir.take();
+        let mut s = Self::start_on(&self.data, &[]);
+        s._dir = dir;
+        s
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A client that sends the API key.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-api-key", API_KEY.parse().unwrap());
+        reqwest::blocking::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
