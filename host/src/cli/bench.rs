@@ -26,6 +26,8 @@ use crate::plugins::{
 pub(super) enum BenchCommand {
     /// Per-plugin call, instantiation, compile and cache-load costs.
     Plugins(PluginBenchArgs),
+    /// Ingest throughput over HTTP beside the raw store insert rate.
+    Ingest(super::bench_ingest::IngestBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +43,7 @@ pub(super) struct PluginBenchArgs {
 pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Plugins(args) => plugins(&args),
+        BenchCommand::Ingest(args) => super::bench_ingest::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 
