@@ -12,6 +12,8 @@
 //! | 0 | [`model`] | ids, timestamps, runs, feedback, projects: plain values |
 //! | 0 | [`config`] | the service configuration, validated once |
 //! | 1 | [`store`] | the `Store` trait and the embedded SQLite store |
+//! | 1 | [`filter`] | the LangSmith filter language: parse, type-check, evaluate |
+//! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`plugins`] | load, sandbox and call WebAssembly plugins; hot reload |
 //! | 3 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
 //! | 4 | [`app`] | wires store, API and workers together; owns shutdown |
@@ -24,8 +26,10 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod filter;
 pub mod model;
 pub mod plugins;
+pub mod select;
 pub mod store;
 
 #[cfg(test)]

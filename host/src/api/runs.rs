@@ -22,10 +22,14 @@ use super::error::ApiError;
 use super::{AppState, body, path_id, query_pairs};
 use crate::model::view::{RunContext, run_json};
 use crate::model::{Feedback, RunId, RunRecord, RunType, SessionId, Timestamp};
+use crate::select::Selection;
 use crate::store::{RunCursor, RunQuery};
 
 /// Most runs one `/runs/query` page returns.
 const MAX_PAGE: usize = 100;
+
+/// Candidates fetched per step when a filter has to be evaluated.
+const SCAN_PAGE: usize = 500;
 
 /// Fields every returned run keeps, whatever `select` says: the SDK's
 /// `Run` model cannot be built without them.
@@ -165,23 +169,18 @@ pub(super) async fn query(
             "order {order:?} is not supported; runs are listed newest first (desc)"
         )));
     }
-    for (name, f) in [
-        ("filter", &q.filter),
-        ("trace_filter", &q.trace_filter),
-        ("tree_filter", &q.tree_filter),
-    ] {
-        if f.as_deref().is_some_and(|f| !f.trim().is_empty()) {
-            return Err(ApiError::BadRequest(format!(
-                "{name}: the filter language is not available in this build yet"
-            )));
-        }
-    }
+    let selection = Selection::parse(
+        q.filter.as_deref(),
+        q.trace_filter.as_deref(),
+        q.tree_filter.as_deref(),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = match q.limit {
         None => MAX_PAGE,
         Some(0) => return Err(ApiError::BadRequest("limit must be at least 1".into())),
         Some(n) => n.min(MAX_PAGE),
     };
-    let query = RunQuery {
+    let mut query = RunQuery {
         ids: q.id.unwrap_or_default(),
         sessions: q.session.unwrap_or_default(),
         trace: q.trace,
@@ -194,7 +193,38 @@ pub(super) async fn query(
         cursor: q.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
-    let (runs, next) = state.store.query_runs(&query).await?;
+    let (runs, next) = if selection.is_empty() {
+        state.store.query_runs(&query).await?
+    } else {
+        // Scan candidate pages until the page is full or the runs run out;
+        // the cursor then points after the last run returned.
+        let mut found: Vec<RunRecord> = Vec::new();
+        query.limit = SCAN_PAGE;
+        let next = loop {
+            let (candidates, next) = state.store.query_runs(&query).await?;
+            let last = candidates.last().map(|r| RunCursor {
+                start_time: r.start_time,
+                id: r.id,
+            });
+            for run in selection.retain(state.store.as_ref(), candidates).await? {
+                if found.len() == limit {
+                    break;
+                }
+                found.push(run);
+            }
+            if found.len() == limit {
+                break found.last().map(|r| RunCursor {
+                    start_time: r.start_time,
+                    id: r.id,
+                });
+            }
+            match next {
+                Some(_) => query.cursor = last,
+                None => break None,
+            }
+        };
+        (found, next)
+    };
     let rendered = render(&state, &runs, q.select.as_deref()).await?;
     Ok(Json(
         json!({"runs": rendered, "cursors": {"next": next.as_ref().map(encode_cursor)}}),

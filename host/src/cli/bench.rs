@@ -28,6 +28,8 @@ pub(super) enum BenchCommand {
     Plugins(PluginBenchArgs),
     /// Ingest throughput over HTTP beside the raw store insert rate.
     Ingest(super::bench_ingest::IngestBenchArgs),
+    /// Filter evaluations per second for representative filters.
+    Filters(super::bench_filter::FilterBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,11 +46,12 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Plugins(args) => plugins(&args),
         BenchCommand::Ingest(args) => super::bench_ingest::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Filters(args) => super::bench_filter::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 /// A run as the SDK sends it: an LLM call with messages, outputs, metadata.
-fn sample_run() -> serde_json::Value {
+pub(super) fn sample_run() -> serde_json::Value {
     let mut run = serde_json::json!({
         "id": "0193b8f2-4f1c-7a2e-9d3b-6c5e4a3b2c1d",
         "name": "ChatOpenAI",

@@ -207,6 +207,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         query: &RunQuery,
     ) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError>;
 
+    /// Every run of these traces.
+    async fn runs_in_traces(&self, traces: &[RunId]) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// These runs (those that exist).
+    async fn runs_by_ids(&self, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError>;
+
     /// The tree shape of these traces.
     async fn trace_nodes(&self, traces: &[RunId]) -> Result<Vec<TreeNode>, StoreError>;
 

@@ -306,6 +306,32 @@ impl Store for SqliteStore {
         Ok((runs, next))
     }
 
+    async fn runs_in_traces(&self, traces: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in traces.chunks(CHUNK) {
+            let mut b: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+            push_in(&mut b, "trace_id", chunk.iter().map(ToString::to_string));
+            for row in b.build().fetch_all(&self.read).await? {
+                out.push(run_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn runs_by_ids(&self, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut b: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+            push_in(&mut b, "id", chunk.iter().map(ToString::to_string));
+            for row in b.build().fetch_all(&self.read).await? {
+                out.push(run_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn trace_nodes(&self, traces: &[RunId]) -> Result<Vec<TreeNode>, StoreError> {
         let mut out = Vec::new();
         for chunk in traces.chunks(CHUNK) {
