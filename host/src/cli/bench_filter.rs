@@ -87,10 +87,9 @@ pub(super) fn run(args: &FilterBenchArgs) -> anyhow::Result<()> {
     };
     println!("runhook bench filters: {n} evaluations each, one thread, 2 KB run with 3 feedback");
     println!(
-        "  {:<22} {:>14}   {}",
+        "  {:<22} {:>14}   (baseline)",
         "native run_type check",
-        format!("{:.0}/s", native),
-        "(baseline)"
+        format!("{native:.0}/s")
     );
     for (name, text) in cases {
         let filter = Filter::parse(text)?;
