@@ -56,6 +56,14 @@ id_type!(
     FeedbackId
 );
 id_type!(
+    /// An automation rule.
+    RuleId
+);
+id_type!(
+    /// A webhook delivery (its `webhook-id`, stable across retries).
+    DeliveryId
+);
+id_type!(
     /// This runhook instance, reported as `tenant_id` (generated at first start).
     TenantId
 );

@@ -8,13 +8,15 @@
 
 pub mod feedback;
 pub mod ids;
+pub mod rule;
 pub mod run;
 pub mod session;
 pub mod time;
 pub mod view;
 
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
-pub use ids::{FeedbackId, RunId, SessionId, TenantId};
+pub use ids::{DeliveryId, FeedbackId, RuleId, RunId, SessionId, TenantId};
+pub use rule::{ActionOutcome, PluginRef, Rule, RulePlugins, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};
 pub use session::Session;
 pub use time::Timestamp;

@@ -12,7 +12,13 @@
 //!
 //! Layering: layer 1; imports `model` only.
 
+pub mod rules;
 pub mod sqlite;
+mod sqlite_rules;
+
+use std::collections::HashSet;
+
+pub use rules::{CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,8 +26,8 @@ use uuid::Uuid;
 
 use crate::model::run::InvalidRun;
 use crate::model::{
-    Feedback, FeedbackId, RunId, RunRecord, RunType, RunWrite, Session, SessionId, TenantId,
-    Timestamp,
+    DeliveryId, Feedback, FeedbackId, Rule, RuleId, RuleSpec, RunId, RunRecord, RunType, RunWrite, Session, SessionId,
+    TenantId, Timestamp,
 };
 
 /// The project runs go to when they name none (as LangSmith does).
@@ -33,6 +39,9 @@ pub enum StoreError {
     /// A run a write refers to does not exist.
     #[error("run {0} not found")]
     RunNotFound(RunId),
+    /// A rule does not exist.
+    #[error("rule {0} not found")]
+    RuleNotFound(RuleId),
     /// A project a write or read refers to does not exist.
     #[error("project {0} not found")]
     SessionNotFound(String),
@@ -250,6 +259,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The current value of the change sequence.
     async fn change_seq(&self) -> Result<i64, StoreError>;
+
+    /// Creates a rule. Live processing starts after the current change
+    /// sequence; with `backfill_from`, earlier runs started since then are
+    /// processed once too.
+    async fn create_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError>;
+
+    /// Replaces a rule's definition (its progress is kept).
+    async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError>;
+
+    /// Deletes a rule, its log and its undelivered webhooks; false if absent.
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError>;
+
+    /// One rule.
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError>;
+
+    /// Every rule, oldest first.
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError>;
+
+    /// Where a rule stands.
+    async fn rule_state(&self, id: RuleId) -> Result<Option<RuleState>, StoreError>;
+
+    /// Finished runs of the rule's project whose change sequence is in
+    /// `(after, upto]`, oldest change first, at most `limit`.
+    async fn cycle_candidates(&self, rule: &Rule, after: i64, upto: i64, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Which of `runs` the rule has already acted on.
+    async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError>;
+
+    /// Commits one cycle: watermark, logs, outbox rows and feedback, in one
+    /// transaction; `Conflict` if the watermark moved meanwhile.
+    async fn commit_cycle(&self, commit: CycleCommit) -> Result<(), StoreError>;
+
+    /// A page of a rule's log, newest first.
+    async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError>;
+
+    /// The rule's last cycles, newest first.
+    async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
+
+    /// Deliveries due by `now`, oldest first.
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Records an attempt's outcome, and the final one in the rule log.
+    async fn record_delivery(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError>;
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -21,21 +21,25 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
+use std::collections::HashSet;
+
 use super::{
+    CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState,
     DEFAULT_PROJECT, FeedbackQuery, IngestBatch, IngestSummary, RunCursor, RunQuery, SessionQuery,
     Store, StoreError, TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
+    DeliveryId, Rule, RuleId, RuleSpec,
     Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, Session, SessionId,
     TenantId, Timestamp,
 };
 
 /// SQLite's limit on bound parameters is far above this; chunks keep
 /// statements small.
-const CHUNK: usize = 400;
+pub(super) const CHUNK: usize = 400;
 
-const RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, dotted_order, name, run_type, start_time, end_time, \
+pub(super) const RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, dotted_order, name, run_type, start_time, end_time, \
      error, inputs, outputs, extra, events, serialized, tags, reference_example_id, prompt_tokens, completion_tokens, \
      total_tokens, prompt_cost, completion_cost, total_cost, first_token_time, thread_id, seq, inserted_at, modified_at";
 
@@ -45,8 +49,8 @@ const FEEDBACK_COLUMNS: &str = "id, run_id, trace_id, session_id, key, score, va
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pub(super) write: SqlitePool,
+    pub(super) read: SqlitePool,
     tenant: TenantId,
 }
 
@@ -521,6 +525,58 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn create_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        self.create_rule_impl(id, spec).await
+    }
+
+    async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        self.update_rule_impl(id, spec).await
+    }
+
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        self.delete_rule_impl(id).await
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        self.get_rule_impl(id).await
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        self.list_rules_impl().await
+    }
+
+    async fn rule_state(&self, id: RuleId) -> Result<Option<RuleState>, StoreError> {
+        self.rule_state_impl(id).await
+    }
+
+    async fn cycle_candidates(&self, rule: &Rule, after: i64, upto: i64, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.cycle_candidates_impl(rule, after, upto, limit).await
+    }
+
+    async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {
+        self.actioned_impl(rule, runs).await
+    }
+
+    async fn commit_cycle(&self, commit: CycleCommit) -> Result<(), StoreError> {
+        self.commit_cycle_impl(commit).await
+    }
+
+    async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
+        self.rule_logs_impl(rule, limit, offset).await
+    }
+
+    async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {
+        self.rule_cycles_impl(rule, limit).await
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.due_deliveries_impl(now, limit).await
+    }
+
+    async fn record_delivery(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError> {
+        self.record_delivery_impl(id, attempts, status).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -588,7 +644,7 @@ impl SessionCache {
 }
 
 /// Reserves `n` consecutive values of the change sequence; returns the first.
-async fn next_seq(tx: &mut Transaction<'_, Sqlite>, n: usize) -> Result<i64, StoreError> {
+pub(super) async fn next_seq(tx: &mut Transaction<'_, Sqlite>, n: usize) -> Result<i64, StoreError> {
     let last: i64 = sqlx::query_scalar(
         "UPDATE counters SET value = value + ? WHERE name = 'change_seq' RETURNING value",
     )
@@ -685,7 +741,7 @@ async fn write_run(
 }
 
 /// Inserts feedback unless its id exists; returns whether it was new.
-async fn insert_feedback(
+pub(super) async fn insert_feedback(
     tx: &mut Transaction<'_, Sqlite>,
     f: &Feedback,
 ) -> Result<bool, StoreError> {
@@ -713,7 +769,7 @@ async fn insert_feedback(
     Ok(done.rows_affected() == 1)
 }
 
-fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: impl Iterator<Item = String>) {
+pub(super) fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: impl Iterator<Item = String>) {
     b.push(format!(" AND {column} IN ("));
     let mut sep = b.separated(", ");
     for v in values {
@@ -722,7 +778,7 @@ fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: impl Iterator
     b.push(")");
 }
 
-fn parse_id<T: FromStr>(s: &str, column: &'static str) -> Result<T, StoreError> {
+pub(super) fn parse_id<T: FromStr>(s: &str, column: &'static str) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt {
         column,
         detail: format!("{s:?} is not a UUID"),
@@ -733,7 +789,7 @@ fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Result<Option<
     s.map(|s| parse_id(&s, column)).transpose()
 }
 
-fn ts(s: Option<String>, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
+pub(super) fn ts(s: Option<String>, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
     s.map(|s| {
         s.parse().map_err(
             |e: crate::model::time::TimestampError| StoreError::Corrupt {
@@ -762,7 +818,7 @@ fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
     })
 }
 
-fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     let run_type: String = row.try_get("run_type")?;
     let tags: String = row.try_get("tags")?;
     Ok(RunRecord {

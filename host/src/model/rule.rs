@@ -1,0 +1,140 @@
+//! Automation rules: what to watch, how to select, what to do.
+//!
+//! A rule watches one project. Each cycle it takes the runs whose change
+//! sequence moved since its last cycle, keeps those that pass its filters,
+//! its match plugin and its sampling, and acts on each at most once: a
+//! webhook (the payload optionally rewritten by a transform plugin) and an
+//! evaluator plugin that writes feedback. The LangSmith fields keep their
+//! LangSmith names; runhook's own fields are documented below.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ids::{RuleId, SessionId};
+use super::time::Timestamp;
+
+/// A webhook target: a URL (it may carry a secret query parameter) and
+/// custom headers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// Where to POST.
+    pub url: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// A plugin a rule uses for one capability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// The component file (`.wasm`).
+    pub path: String,
+    /// The JSON config passed to every call.
+    #[serde(default)]
+    pub config: Value,
+    /// Per-call deadline in milliseconds (default 100).
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Memory cap in MiB (default 64).
+    #[serde(default)]
+    pub memory_mib: Option<usize>,
+}
+
+/// The plugins of a rule, by capability.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulePlugins {
+    /// Decides matches after the filters.
+    #[serde(default, rename = "match")]
+    pub matcher: Option<PluginRef>,
+    /// Rewrites each webhook payload.
+    #[serde(default)]
+    pub transform: Option<PluginRef>,
+    /// Turns each selected run into feedback.
+    #[serde(default)]
+    pub evaluate: Option<PluginRef>,
+}
+
+/// A rule's definition, as created and patched through the API or config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    /// A human name.
+    pub display_name: String,
+    /// The project watched.
+    pub session_id: SessionId,
+    /// Filter on the run.
+    pub filter: Option<String>,
+    /// Filter on the run's root.
+    pub trace_filter: Option<String>,
+    /// Filter on any run of the run's trace.
+    pub tree_filter: Option<String>,
+    /// Fraction of matching runs acted on, 0 to 1 (deterministic per run).
+    pub sampling_rate: f64,
+    /// Whether the rule runs.
+    pub is_enabled: bool,
+    /// Process runs started since this time once, at creation.
+    pub backfill_from: Option<Timestamp>,
+    /// Webhook targets.
+    pub webhooks: Vec<WebhookTarget>,
+    /// runhook: plugins by capability.
+    pub plugins: RulePlugins,
+    /// runhook: seconds between cycles (at least 1).
+    pub interval_seconds: u64,
+    /// runhook: most runs in one webhook POST; more are split over several.
+    pub max_runs_per_payload: usize,
+    /// runhook: a `whsec_...` secret to sign webhooks (Standard Webhooks).
+    pub signing_secret: Option<String>,
+}
+
+/// A stored rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Its id.
+    pub id: RuleId,
+    /// Its definition.
+    pub spec: RuleSpec,
+    /// When created.
+    pub created_at: Timestamp,
+    /// When last changed.
+    pub updated_at: Timestamp,
+    /// The change sequence when created: live processing starts after it.
+    pub created_seq: i64,
+}
+
+/// Defaults of runhook's own rule fields.
+pub mod defaults {
+    /// Seconds between cycles.
+    pub const INTERVAL_SECONDS: u64 = 60;
+    /// Runs per webhook POST.
+    pub const MAX_RUNS_PER_PAYLOAD: usize = 100;
+}
+
+/// The outcome of one action on one run, as rule logs show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    /// `success`, `skipped`, `error` (or `pending` while a webhook is queued).
+    pub outcome: String,
+    /// Details: the error message, the delivery id, the feedback written.
+    pub payload: Option<Value>,
+}
+
+impl ActionOutcome {
+    /// A successful action with details.
+    pub fn success(payload: Value) -> Self {
+        Self { outcome: "success".into(), payload: Some(payload) }
+    }
+
+    /// A failed action with its message.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { outcome: "error".into(), payload: Some(serde_json::json!({"error": message.into()})) }
+    }
+
+    /// A queued webhook.
+    pub fn pending(payload: Value) -> Self {
+        Self { outcome: "pending".into(), payload: Some(payload) }
+    }
+}

@@ -1,0 +1,345 @@
+//! The SQLite store's rule engine tables: rules, rule logs, cycles, outbox.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::rules::{outcome_from, outcome_json};
+use super::sqlite::{CHUNK, RUN_COLUMNS, SqliteStore, insert_feedback, next_seq, parse_id, push_in, run_from_row, ts};
+use super::{CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState, StoreError};
+use crate::model::{ActionOutcome, DeliveryId, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+
+fn rule_from_row(row: &SqliteRow) -> Result<Rule, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    Ok(Rule {
+        id: parse_id(&row.try_get::<String, _>("id")?, "rules.id")?,
+        spec: serde_json::from_str::<RuleSpec>(&spec)
+            .map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })?,
+        created_at: req_ts(row.try_get("created_at")?, "rules.created_at")?,
+        updated_at: req_ts(row.try_get("updated_at")?, "rules.updated_at")?,
+        created_seq: row.try_get("created_seq")?,
+    })
+}
+
+fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestamp, StoreError> {
+    ts(s, column)?.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
+}
+
+fn spec_json(spec: &RuleSpec) -> Result<String, StoreError> {
+    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })
+}
+
+const RULE_COLUMNS: &str = "id, spec, created_at, updated_at, created_seq";
+
+impl SqliteStore {
+    pub(super) async fn create_rule_impl(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.write.begin().await?;
+        let seq: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change_seq'").fetch_one(&mut *tx).await?;
+        let watermark = if spec.backfill_from.is_some() { 0 } else { seq };
+        sqlx::query(
+            "INSERT INTO rules (id, spec, created_at, updated_at, created_seq, watermark, window_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(spec_json(spec)?)
+        .bind(now.to_naive_string())
+        .bind(now.to_naive_string())
+        .bind(seq)
+        .bind(watermark)
+        .bind(now.to_naive_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Rule { id, spec: spec.clone(), created_at: now, updated_at: now, created_seq: seq })
+    }
+
+    pub(super) async fn update_rule_impl(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        let now = Timestamp::now();
+        let done = sqlx::query("UPDATE rules SET spec = ?, updated_at = ? WHERE id = ?")
+            .bind(spec_json(spec)?)
+            .bind(now.to_naive_string())
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::RuleNotFound(id));
+        }
+        self.get_rule_impl(id).await?.ok_or(StoreError::RuleNotFound(id))
+    }
+
+    pub(super) async fn delete_rule_impl(&self, id: RuleId) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("DELETE FROM rules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
+        for table in ["rule_runs", "rule_cycles"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = ?")).bind(id.to_string()).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM outbox WHERE rule_id = ? AND status = 'pending'").bind(id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn get_rule_impl(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(rule_from_row).transpose()
+    }
+
+    pub(super) async fn list_rules_impl(&self) -> Result<Vec<Rule>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY created_at, id")).fetch_all(&self.read).await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    pub(super) async fn rule_state_impl(&self, id: RuleId) -> Result<Option<RuleState>, StoreError> {
+        let row = sqlx::query("SELECT watermark, window_end FROM rules WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(RuleState {
+                watermark: row.try_get("watermark")?,
+                window_end: req_ts(row.try_get("window_end")?, "rules.window_end")?,
+            })),
+        }
+    }
+
+    pub(super) async fn cycle_candidates_impl(
+        &self,
+        rule: &Rule,
+        after: i64,
+        upto: i64,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = "
+        ));
+        b.push_bind(rule.spec.session_id.to_string());
+        b.push(" AND seq > ").push_bind(after).push(" AND seq <= ").push_bind(upto);
+        // Runs from before the rule existed only count when backfilling.
+        b.push(" AND (seq > ").push_bind(rule.created_seq);
+        match rule.spec.backfill_from {
+            Some(from) => b.push(" OR start_time >= ").push_bind(from.to_naive_string()).push(")"),
+            None => b.push(")"),
+        };
+        b.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
+        let rows = b.build().fetch_all(&self.read).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    pub(super) async fn actioned_impl(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in runs.chunks(CHUNK) {
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT run_id FROM rule_runs WHERE rule_id = ");
+            b.push_bind(rule.to_string());
+            push_in(&mut b, "run_id", chunk.iter().map(ToString::to_string));
+            for row in b.build().fetch_all(&self.read).await? {
+                out.insert(parse_id(&row.try_get::<String, _>("run_id")?, "rule_runs.run_id")?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn commit_cycle_impl(&self, c: CycleCommit) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        let moved = sqlx::query("UPDATE rules SET watermark = ?, window_end = ? WHERE id = ? AND watermark = ?")
+            .bind(c.to_watermark)
+            .bind(c.window_end.to_naive_string())
+            .bind(c.rule_id.to_string())
+            .bind(c.from_watermark)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("rule {} moved on (or was deleted) during its cycle", c.rule_id)));
+        }
+        for l in &c.logs {
+            sqlx::query(
+                "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, \
+                 applied_at, webhooks, evaluators) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(l.rule_id.to_string())
+            .bind(l.run_id.to_string())
+            .bind(&l.run_name)
+            .bind(&l.run_type)
+            .bind(l.session_id.to_string())
+            .bind(&l.thread_id)
+            .bind(l.window_start.to_naive_string())
+            .bind(l.window_end.to_naive_string())
+            .bind(l.applied_at.to_naive_string())
+            .bind(outcome_json(&l.webhooks))
+            .bind(outcome_json(&l.evaluators))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for o in &c.outbox {
+            sqlx::query(
+                "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, status, attempts, \
+                 next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            )
+            .bind(o.id.to_string())
+            .bind(o.rule_id.to_string())
+            .bind(&o.url)
+            .bind(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".into()))
+            .bind(&o.body)
+            .bind(serde_json::to_string(&o.run_ids).unwrap_or_else(|_| "[]".into()))
+            .bind(&o.signing_secret)
+            .bind(o.created_at.to_naive_string())
+            .bind(o.created_at.to_naive_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let now = Timestamp::now();
+        for f in &c.feedback {
+            if insert_feedback(&mut tx, f).await?
+                && let Some(run) = f.run_id
+            {
+                let seq = next_seq(&mut tx, 1).await?;
+                sqlx::query("UPDATE runs SET seq = ?, modified_at = ? WHERE id = ?")
+                    .bind(seq)
+                    .bind(now.to_naive_string())
+                    .bind(run.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("INSERT INTO rule_cycles (rule_id, window_start, window_end, candidates, actioned, error) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(c.rule_id.to_string())
+            .bind(c.window_start.to_naive_string())
+            .bind(c.window_end.to_naive_string())
+            .bind(c.candidates as i64)
+            .bind(c.logs.len() as i64)
+            .bind(&c.error)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn rule_logs_impl(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
+             webhooks, evaluators FROM rule_runs WHERE rule_id = ? ORDER BY applied_at DESC, run_id LIMIT ? OFFSET ?",
+        )
+        .bind(rule.to_string())
+        .bind(limit as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RuleRunLog {
+                    rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "rule_runs.rule_id")?,
+                    run_id: parse_id(&row.try_get::<String, _>("run_id")?, "rule_runs.run_id")?,
+                    run_name: row.try_get("run_name")?,
+                    run_type: row.try_get("run_type")?,
+                    session_id: parse_id(&row.try_get::<String, _>("session_id")?, "rule_runs.session_id")?,
+                    thread_id: row.try_get("thread_id")?,
+                    window_start: req_ts(row.try_get("window_start")?, "rule_runs.window_start")?,
+                    window_end: req_ts(row.try_get("window_end")?, "rule_runs.window_end")?,
+                    applied_at: req_ts(row.try_get("applied_at")?, "rule_runs.applied_at")?,
+                    webhooks: outcome_from(row.try_get("webhooks")?),
+                    evaluators: outcome_from(row.try_get("evaluators")?),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn rule_cycles_impl(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT window_start, window_end, candidates, actioned, error FROM rule_cycles WHERE rule_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(rule.to_string())
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CycleSummary {
+                    window_start: req_ts(row.try_get("window_start")?, "rule_cycles.window_start")?,
+                    window_end: req_ts(row.try_get("window_end")?, "rule_cycles.window_end")?,
+                    candidates: row.try_get("candidates")?,
+                    actioned: row.try_get("actioned")?,
+                    error: row.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn due_deliveries_impl(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, rule_id, url, headers, body, run_ids, signing_secret, created_at, attempts FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
+        )
+        .bind(now.to_naive_string())
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let headers: String = row.try_get("headers")?;
+                let run_ids: String = row.try_get("run_ids")?;
+                Ok(OutboxRow {
+                    id: parse_id(&row.try_get::<String, _>("id")?, "outbox.id")?,
+                    rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "outbox.rule_id")?,
+                    url: row.try_get("url")?,
+                    headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
+                        .map_err(|e| StoreError::Corrupt { column: "outbox.headers", detail: e.to_string() })?,
+                    body: row.try_get("body")?,
+                    run_ids: serde_json::from_str(&run_ids)
+                        .map_err(|e| StoreError::Corrupt { column: "outbox.run_ids", detail: e.to_string() })?,
+                    signing_secret: row.try_get("signing_secret")?,
+                    created_at: req_ts(row.try_get("created_at")?, "outbox.created_at")?,
+                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn record_delivery_impl(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.write.begin().await?;
+        let (state, next, error, outcome) = match &status {
+            DeliveryStatus::Delivered => (
+                "delivered",
+                now,
+                None,
+                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts}))),
+            ),
+            DeliveryStatus::Failed(msg) => ("failed", now, Some(msg.clone()), Some(ActionOutcome {
+                outcome: "error".into(),
+                payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
+            })),
+            DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone()), None),
+        };
+        let finished = if state == "pending" { None } else { Some(now.to_naive_string()) };
+        sqlx::query("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, finished_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(i64::from(attempts))
+            .bind(next.to_naive_string())
+            .bind(error)
+            .bind(finished)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(outcome) = outcome {
+            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?").bind(id.to_string()).fetch_optional(&mut *tx).await?;
+            if let Some(row) = row {
+                let rule: String = row.try_get("rule_id")?;
+                let runs: Vec<RunId> = serde_json::from_str(&row.try_get::<String, _>("run_ids")?).unwrap_or_default();
+                let text = outcome_json(&Some(outcome));
+                for run in runs {
+                    sqlx::query("UPDATE rule_runs SET webhooks = ? WHERE rule_id = ? AND run_id = ?")
+                        .bind(&text)
+                        .bind(&rule)
+                        .bind(run.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
