@@ -12,7 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("filter", 1),
     ("plugins", 2),
     ("select", 2),
-    ("api", 3),
+    ("payload", 2), ("rules", 3), ("api", 3),
     ("app", 4),
     ("cli", 5),
 ];

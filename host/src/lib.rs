@@ -15,6 +15,8 @@
 //! | 1 | [`filter`] | the LangSmith filter language: parse, type-check, evaluate |
 //! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`plugins`] | load, sandbox and call WebAssembly plugins; hot reload |
+//! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
+//! | 3 | [`rules`] | the scheduler and the per-rule action pipeline |
 //! | 3 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
 //! | 4 | [`app`] | wires store, API and workers together; owns shutdown |
 //! | 5 | [`cli`] | the command line: `serve`, `plugin check`, `plugin run`, `bench` |
@@ -28,7 +30,9 @@ pub mod cli;
 pub mod config;
 pub mod filter;
 pub mod model;
+pub mod payload;
 pub mod plugins;
+pub mod rules;
 pub mod select;
 pub mod store;
 

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod rule;
 pub mod run;
 pub mod session;
+pub mod signals;
 pub mod time;
 pub mod view;
 

@@ -38,7 +38,7 @@ pub use cache::{CompileCache, LoadOrigin};
 pub use engine::{EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use plugin::{LoadedPlugin, PluginLimits};
-pub use registry::{PluginHandle, PluginRegistry, PluginSpec};
+pub use registry::{PluginHandle, PluginRegistry, PluginSpec, PluginSlot};
 pub use session::{Evaluation, PluginSession};
 
 use std::fmt;
