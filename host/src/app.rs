@@ -17,14 +17,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
+use crate::delivery;
+use crate::model::signals::RuleSignals;
+use crate::plugins::registry::DEFAULT_RELOAD_INTERVAL;
+use crate::plugins::{CompileCache, EngineSettings, PluginEngine, PluginRegistry};
+use crate::rules::scheduler;
 use crate::store::sqlite::SqliteStore;
 
 /// Serves the API on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     App::prepare(config).await?.serve(listener, shutdown).await
 }
 
@@ -45,10 +46,14 @@ impl App {
             Some(key) => key.clone(),
             None => stored_api_key(&config.data_dir)?,
         };
+        let engine = PluginEngine::new(&EngineSettings::default())?;
+        let cache = CompileCache::new(&engine, Some(config.data_dir.join("plugin-cache")))?;
         let state = AppState {
             store: Arc::new(store),
             limits: config.limits,
             key: Arc::new(ApiKey::new(&key)),
+            plugins: Arc::new(PluginRegistry::new(engine, cache)),
+            signals: Arc::new(RuleSignals::default()),
         };
         Ok(Self { config, state })
     }
@@ -58,21 +63,29 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then drains requests in flight.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    /// Serves until `shutdown` is cancelled, then drains requests in flight,
+    /// lets rule cycles in progress commit and deliveries in flight record
+    /// their outcome.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let workers = CancellationToken::new();
+        let scheduler = tokio::spawn(scheduler::run(
+            state.store.clone(),
+            state.plugins.clone(),
+            state.signals.clone(),
+            workers.clone(),
+        ));
+        let sender = tokio::spawn(delivery::run(state.store.clone(), workers.clone()));
+        let watcher = state.plugins.clone().spawn_watcher(DEFAULT_RELOAD_INTERVAL, workers.clone());
         let router = api::router(self.state);
-        let addr = listener
-            .local_addr()
-            .context("listener has no local address")?;
+        let addr = listener.local_addr().context("listener has no local address")?;
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        workers.cancel();
+        for task in [scheduler, sender, watcher] {
+            let _ = task.await;
+        }
+        served.context("HTTP server failed")?;
         tracing::info!("runhook stopped");
         Ok(())
     }
@@ -84,19 +97,15 @@ fn stored_api_key(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("api_key");
     match std::fs::read_to_string(&path) {
         Ok(key) if key.trim().len() >= 16 => return Ok(key.trim().to_string()),
-        Ok(_) => anyhow::bail!(
-            "{} holds no usable key (at least 16 characters); delete it to generate one",
-            path.display()
-        ),
+        Ok(_) => {
+            anyhow::bail!("{} holds no usable key (at least 16 characters); delete it to generate one", path.display())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
     let key = format!("rh_{}", hex::encode(rand::random::<[u8; 24]>()));
     write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!(
-        "runhook: generated an API key, stored in {} (shown only this once):\n\n    {key}\n",
-        path.display()
-    );
+    eprintln!("runhook: generated an API key, stored in {} (shown only this once):\n\n    {key}\n", path.display());
     Ok(key)
 }
 

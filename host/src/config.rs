@@ -37,10 +37,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 64 << 20,
-            max_decompressed_bytes: 256 << 20,
-        }
+        Self { max_body_bytes: 64 << 20, max_decompressed_bytes: 256 << 20 }
     }
 }
 
@@ -125,14 +122,10 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.into(),
-                source,
-            })?;
-            let parsed: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let parsed: FileConfig =
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
             let origin = format!("file {}", path.display());
             if let Some(listen) = parsed.listen {
                 config.listen = parse_addr("listen", &origin, &listen)?;
@@ -160,20 +153,14 @@ impl Config {
         }
         for (key, var) in [
             ("limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES"),
-            (
-                "limits.max_decompressed_bytes",
-                "RUNHOOK_MAX_DECOMPRESSED_BYTES",
-            ),
+            ("limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES"),
         ] {
             if let Some(v) = env(var) {
-                let n = v
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|e| ConfigError::Invalid {
-                        key: key.into(),
-                        source_name: format!("env {var}"),
-                        message: format!("{v:?} is not a byte count: {e}"),
-                    })?;
+                let n = v.trim().parse::<usize>().map_err(|e| ConfigError::Invalid {
+                    key: key.into(),
+                    source_name: format!("env {var}"),
+                    message: format!("{v:?} is not a byte count: {e}"),
+                })?;
                 if key == "limits.max_body_bytes" {
                     config.limits.max_body_bytes = n;
                 } else {
@@ -192,11 +179,8 @@ impl Config {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            key: key.into(),
-            source_name: origin.into(),
-            message,
-        };
+        let invalid =
+            |key: &str, message: String| ConfigError::Invalid { key: key.into(), source_name: origin.into(), message };
         if let Some(key) = &self.api_key
             && key.trim().len() < 16
         {
@@ -205,17 +189,11 @@ impl Config {
         if self.limits.max_body_bytes < 1024 {
             return Err(invalid(
                 "limits.max_body_bytes",
-                format!(
-                    "{} is below the minimum of 1024",
-                    self.limits.max_body_bytes
-                ),
+                format!("{} is below the minimum of 1024", self.limits.max_body_bytes),
             ));
         }
         if self.limits.max_decompressed_bytes < self.limits.max_body_bytes {
-            return Err(invalid(
-                "limits.max_decompressed_bytes",
-                "must be at least limits.max_body_bytes".into(),
-            ));
+            return Err(invalid("limits.max_decompressed_bytes", "must be at least limits.max_body_bytes".into()));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
@@ -240,15 +218,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runhook.toml");
         std::fs::write(&path, toml).unwrap();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::load(
-            Some(&path),
-            |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
-            &Overrides::default(),
-        )
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(Some(&path), |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), &Overrides::default())
     }
 
     #[test]
@@ -268,13 +239,9 @@ mod tests {
         assert!(err.contains("lisen"), "{err}");
         let err = load("listen = \"nowhere\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("`listen`"), "{err}");
-        let err = load("[limits]\nmax_body_bytes = \"big\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let err = load("[limits]\nmax_body_bytes = \"big\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("max_body_bytes"), "{err}");
-        let err = load("", &[("RUNHOOK_MAX_BODY_BYTES", "lots")])
-            .unwrap_err()
-            .to_string();
+        let err = load("", &[("RUNHOOK_MAX_BODY_BYTES", "lots")]).unwrap_err().to_string();
         assert!(err.contains("RUNHOOK_MAX_BODY_BYTES"), "{err}");
         let err = load("api_key = \"short\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("api_key"), "{err}");

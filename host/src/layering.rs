@@ -12,7 +12,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("filter", 1),
     ("plugins", 2),
     ("select", 2),
-    ("payload", 2), ("rules", 3), ("api", 3),
+    ("payload", 2),
+    ("delivery", 2),
+    ("rules", 3),
+    ("api", 3),
     ("app", 4),
     ("cli", 5),
 ];
@@ -52,16 +55,9 @@ fn modules_only_import_lower_layers() {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         for (target, &layer) in &layers {
             if *target != module && text.contains(&format!("crate::{target}")) && layer >= own {
-                violations.push(format!(
-                    "{} (layer {own}) uses crate::{target} (layer {layer})",
-                    file.display()
-                ));
+                violations.push(format!("{} (layer {own}) uses crate::{target} (layer {layer})", file.display()));
             }
         }
     }
-    assert!(
-        violations.is_empty(),
-        "layering violations:\n{}",
-        violations.join("\n")
-    );
+    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
 }

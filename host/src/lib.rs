@@ -15,6 +15,7 @@
 //! | 1 | [`filter`] | the LangSmith filter language: parse, type-check, evaluate |
 //! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`plugins`] | load, sandbox and call WebAssembly plugins; hot reload |
+//! | 2 | [`delivery`] | the webhook sender draining the outbox |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
 //! | 3 | [`rules`] | the scheduler and the per-rule action pipeline |
 //! | 3 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
@@ -28,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod filter;
 pub mod model;
 pub mod payload;

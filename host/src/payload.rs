@@ -19,11 +19,40 @@ use crate::store::{Store, StoreError, TreeNode};
 /// The run keys of the doc's example payload, in its order. (`error` is not
 /// among them; receivers read it with `read_run`, as the doc suggests.)
 pub const RUN_KEYS: [&str; 34] = [
-    "status", "is_root", "trace_id", "dotted_order", "run_type", "modified_at", "tenant_id", "end_time", "name",
-    "start_time", "id", "session_id", "parent_run_ids", "child_run_ids", "direct_child_run_ids", "total_tokens",
-    "completion_tokens", "prompt_tokens", "total_cost", "completion_cost", "prompt_cost", "first_token_time",
-    "app_path", "in_dataset", "last_queued_at", "inputs", "inputs_s3_urls", "outputs", "outputs_s3_urls", "extra",
-    "events", "feedback_stats", "serialized", "share_token",
+    "status",
+    "is_root",
+    "trace_id",
+    "dotted_order",
+    "run_type",
+    "modified_at",
+    "tenant_id",
+    "end_time",
+    "name",
+    "start_time",
+    "id",
+    "session_id",
+    "parent_run_ids",
+    "child_run_ids",
+    "direct_child_run_ids",
+    "total_tokens",
+    "completion_tokens",
+    "prompt_tokens",
+    "total_cost",
+    "completion_cost",
+    "prompt_cost",
+    "first_token_time",
+    "app_path",
+    "in_dataset",
+    "last_queued_at",
+    "inputs",
+    "inputs_s3_urls",
+    "outputs",
+    "outputs_s3_urls",
+    "extra",
+    "events",
+    "feedback_stats",
+    "serialized",
+    "share_token",
 ];
 
 /// Runs rendered for payloads and plugins, with their feedback.
@@ -69,7 +98,9 @@ pub async fn render(store: &dyn Store, runs: &[RunRecord]) -> Result<Vec<Rendere
             let ctx = RunContext {
                 tenant: Some(tenant),
                 child_run_ids: Some(below.iter().map(|n| n.id).collect()),
-                direct_child_run_ids: Some(below.iter().filter(|n| n.parent_run_id == Some(run.id)).map(|n| n.id).collect()),
+                direct_child_run_ids: Some(
+                    below.iter().filter(|n| n.parent_run_id == Some(run.id)).map(|n| n.id).collect(),
+                ),
                 feedback: fb.iter().collect(),
                 attachments: Vec::new(),
             };

@@ -37,20 +37,13 @@ pub struct SelectionError {
 
 impl Selection {
     /// Compiles the three filter texts (absent or blank means no filter).
-    pub fn parse(
-        filter: Option<&str>,
-        trace: Option<&str>,
-        tree: Option<&str>,
-    ) -> Result<Self, SelectionError> {
-        let one =
-            |field: &'static str, text: Option<&str>| -> Result<Option<Filter>, SelectionError> {
-                match text.map(str::trim).filter(|t| !t.is_empty()) {
-                    None => Ok(None),
-                    Some(t) => Filter::parse(t)
-                        .map(Some)
-                        .map_err(|error| SelectionError { field, error }),
-                }
-            };
+    pub fn parse(filter: Option<&str>, trace: Option<&str>, tree: Option<&str>) -> Result<Self, SelectionError> {
+        let one = |field: &'static str, text: Option<&str>| -> Result<Option<Filter>, SelectionError> {
+            match text.map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => Filter::parse(t).map(Some).map_err(|error| SelectionError { field, error }),
+            }
+        };
         Ok(Self {
             filter: one("filter", filter)?,
             trace_filter: one("trace_filter", trace)?,
@@ -64,11 +57,7 @@ impl Selection {
     }
 
     /// Keeps the runs that pass all three filters, in order.
-    pub async fn retain(
-        &self,
-        store: &dyn Store,
-        runs: Vec<RunRecord>,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    pub async fn retain(&self, store: &dyn Store, runs: Vec<RunRecord>) -> Result<Vec<RunRecord>, StoreError> {
         if self.is_empty() || runs.is_empty() {
             return Ok(runs);
         }
@@ -89,34 +78,22 @@ impl Selection {
                 } else {
                     HashMap::new()
                 };
-                roots
-                    .iter()
-                    .filter(|r| f.matches(r, feedback(&fb, r.id)))
-                    .map(|r| r.id)
-                    .collect()
+                roots.iter().filter(|r| f.matches(r, feedback(&fb, r.id))).map(|r| r.id).collect()
             }
         };
         let trees_ok: HashSet<RunId> = match &self.tree_filter {
             None => HashSet::new(),
             Some(f) => {
                 let all = store.runs_in_traces(&traces).await?;
-                let fb = if f.uses_feedback() {
-                    by_run(store.feedback_for_runs(&ids(&all)).await?)
-                } else {
-                    HashMap::new()
-                };
-                all.iter()
-                    .filter(|r| f.matches(r, feedback(&fb, r.id)))
-                    .map(|r| r.trace_id)
-                    .collect()
+                let fb =
+                    if f.uses_feedback() { by_run(store.feedback_for_runs(&ids(&all)).await?) } else { HashMap::new() };
+                all.iter().filter(|r| f.matches(r, feedback(&fb, r.id))).map(|r| r.trace_id).collect()
             }
         };
         Ok(runs
             .into_iter()
             .filter(|r| {
-                self.filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(r, feedback(&own_feedback, r.id)))
+                self.filter.as_ref().is_none_or(|f| f.matches(r, feedback(&own_feedback, r.id)))
                     && (self.trace_filter.is_none() || roots_ok.contains(&r.trace_id))
                     && (self.tree_filter.is_none() || trees_ok.contains(&r.trace_id))
             })

@@ -20,39 +20,22 @@ fn run(id: &str) -> Value {
 fn seeded() -> (Server, Client) {
     let server = Server::start();
     let client = server.client();
-    let resp = client
-        .post(server.at("/runs"))
-        .json(&run(SEED))
-        .send()
-        .unwrap();
+    let resp = client.post(server.at("/runs")).json(&run(SEED)).send().unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     (server, client)
 }
 
 fn all_runs(server: &Server, client: &Client) -> Vec<Value> {
-    let resp: Value = client
-        .post(server.at("/runs/query"))
-        .json(&json!({}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let resp: Value = client.post(server.at("/runs/query")).json(&json!({})).send().unwrap().json().unwrap();
     resp["runs"].as_array().unwrap().clone()
 }
 
 /// Sends a request, expects `status` and a detail containing `needle`.
 fn expect(resp: reqwest::blocking::Response, status: StatusCode, needle: &str) {
-    assert_eq!(
-        resp.status(),
-        status,
-        "for a request expected to mention {needle:?}"
-    );
+    assert_eq!(resp.status(), status, "for a request expected to mention {needle:?}");
     let body: Value = resp.json().expect("error bodies are JSON");
     let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(
-        detail.contains(needle),
-        "detail {detail:?} does not mention {needle:?}"
-    );
+    assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
 }
 
 /// One multipart part: name, content type, bytes.
@@ -62,7 +45,11 @@ fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
     let boundary = "XbOuNdArYx";
     let mut body = Vec::new();
     for (name, ctype, data) in parts {
-        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\nContent-Type: {ctype}\r\n\r\n").unwrap();
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\nContent-Type: {ctype}\r\n\r\n"
+        )
+        .unwrap();
         body.extend_from_slice(data);
         body.extend_from_slice(b"\r\n");
     }
@@ -79,154 +66,72 @@ fn malformed_writes_are_refused_and_store_nothing() {
     assert_eq!(before.len(), 1);
     let new_id = "0193b8f2-0000-7000-8000-000000000001";
 
-    expect(
-        c.post(server.at("/runs")).body("{not json").send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "invalid run",
-    );
+    expect(c.post(server.at("/runs")).body("{not json").send().unwrap(), StatusCode::BAD_REQUEST, "invalid run");
     let mut wrong = run(new_id);
     wrong["start_time"] = json!(5);
-    expect(
-        c.post(server.at("/runs")).json(&wrong).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "start_time",
-    );
+    expect(c.post(server.at("/runs")).json(&wrong).send().unwrap(), StatusCode::BAD_REQUEST, "start_time");
     let mut wrong = run(new_id);
     wrong["run_type"] = json!("banana");
-    expect(
-        c.post(server.at("/runs")).json(&wrong).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "run_type",
-    );
+    expect(c.post(server.at("/runs")).json(&wrong).send().unwrap(), StatusCode::BAD_REQUEST, "run_type");
     let mut wrong = run(new_id);
     wrong["inputs"] = json!([1, 2]);
-    expect(
-        c.post(server.at("/runs")).json(&wrong).send().unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "inputs",
-    );
+    expect(c.post(server.at("/runs")).json(&wrong).send().unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "inputs");
     let mut wrong = run(new_id);
     wrong["id"] = json!("not-a-uuid");
-    expect(
-        c.post(server.at("/runs")).json(&wrong).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "id",
-    );
-    expect(
-        c.post(server.at("/runs")).json(&run(SEED)).send().unwrap(),
-        StatusCode::CONFLICT,
-        "already exists",
-    );
+    expect(c.post(server.at("/runs")).json(&wrong).send().unwrap(), StatusCode::BAD_REQUEST, "id");
+    expect(c.post(server.at("/runs")).json(&run(SEED)).send().unwrap(), StatusCode::CONFLICT, "already exists");
 
     // Patches: unknown run, bad path id, mismatched body id.
     let end = json!({"end_time": "2026-11-22T10:00:01Z"});
-    expect(
-        c.patch(server.at(&format!("/runs/{new_id}")))
-            .json(&end)
-            .send()
-            .unwrap(),
-        StatusCode::NOT_FOUND,
-        new_id,
-    );
-    expect(
-        c.patch(server.at("/runs/nope")).json(&end).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "not a UUID",
-    );
+    expect(c.patch(server.at(&format!("/runs/{new_id}"))).json(&end).send().unwrap(), StatusCode::NOT_FOUND, new_id);
+    expect(c.patch(server.at("/runs/nope")).json(&end).send().unwrap(), StatusCode::BAD_REQUEST, "not a UUID");
     let body = json!({"id": new_id, "end_time": "2026-11-22T10:00:01Z"});
     expect(
-        c.patch(server.at(&format!("/runs/{SEED}")))
-            .json(&body)
-            .send()
-            .unwrap(),
+        c.patch(server.at(&format!("/runs/{SEED}"))).json(&body).send().unwrap(),
         StatusCode::BAD_REQUEST,
         "differs",
     );
     let early = json!({"end_time": "2026-11-21T10:00:00Z"});
     expect(
-        c.patch(server.at(&format!("/runs/{SEED}")))
-            .json(&early)
-            .send()
-            .unwrap(),
+        c.patch(server.at(&format!("/runs/{SEED}"))).json(&early).send().unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "before start_time",
     );
 
     // Batch: a good post beside a bad patch stores neither.
     let batch = json!({"post": [run(new_id)], "patch": [{"end_time": "2026-11-22T10:00:01Z"}]});
-    expect(
-        c.post(server.at("/runs/batch"))
-            .json(&batch)
-            .send()
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-        "patch[0]",
-    );
+    expect(c.post(server.at("/runs/batch")).json(&batch).send().unwrap(), StatusCode::BAD_REQUEST, "patch[0]");
     let batch = json!({"post": [run(new_id)], "pots": []});
-    expect(
-        c.post(server.at("/runs/batch"))
-            .json(&batch)
-            .send()
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-        "pots",
-    );
+    expect(c.post(server.at("/runs/batch")).json(&batch).send().unwrap(), StatusCode::BAD_REQUEST, "pots");
 
     // Multipart: a good part followed by a bad one stores nothing.
     let good = serde_json::to_vec(&run(new_id)).unwrap();
     let cases: Vec<(Vec<Part<'_>>, &str)> = vec![
         (
             vec![
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001",
-                    "application/json",
-                    &good,
-                ),
+                ("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good),
                 ("post.zzz", "application/json", b"{}"),
             ],
             "not a UUID",
         ),
         (
             vec![
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001",
-                    "application/json",
-                    &good,
-                ),
+                ("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good),
                 ("bogus.x", "application/json", b"{}"),
             ],
             "unknown multipart part",
         ),
         (
             vec![
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001",
-                    "application/json",
-                    &good,
-                ),
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001.inputs",
-                    "application/json",
-                    b"{oops",
-                ),
+                ("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good),
+                ("post.0193b8f2-0000-7000-8000-000000000001.inputs", "application/json", b"{oops"),
             ],
             "inputs",
         ),
-        (
-            vec![(
-                "patch.0193b8f2-0000-7000-8000-000000000002.outputs",
-                "application/json",
-                b"{}",
-            )],
-            "comes before",
-        ),
+        (vec![("patch.0193b8f2-0000-7000-8000-000000000002.outputs", "application/json", b"{}")], "comes before"),
         (
             vec![
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001",
-                    "application/json",
-                    &good,
-                ),
+                ("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good),
                 (
                     "feedback.0193b8f2-0000-7000-8000-0000000000f1",
                     "application/json",
@@ -237,143 +142,73 @@ fn malformed_writes_are_refused_and_store_nothing() {
         ),
         (
             vec![
-                (
-                    "post.0193b8f2-0000-7000-8000-000000000001",
-                    "application/json",
-                    &good,
-                ),
-                (
-                    "attachment.0193b8f2-0000-7000-8000-000000000001.a.b",
-                    "image/png",
-                    b"x",
-                ),
+                ("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good),
+                ("attachment.0193b8f2-0000-7000-8000-000000000001.a.b", "image/png", b"x"),
             ],
             "attachment names",
         ),
     ];
     for (parts, needle) in cases {
         let (ctype, body) = multipart(&parts);
-        let resp = c
-            .post(server.at("/runs/multipart"))
-            .header("content-type", ctype)
-            .body(body)
-            .send()
-            .unwrap();
-        assert!(
-            resp.status().is_client_error(),
-            "{needle}: {}",
-            resp.status()
-        );
+        let resp = c.post(server.at("/runs/multipart")).header("content-type", ctype).body(body).send().unwrap();
+        assert!(resp.status().is_client_error(), "{needle}: {}", resp.status());
         let detail: Value = resp.json().unwrap();
-        assert!(
-            detail["detail"].as_str().unwrap().contains(needle),
-            "{needle}: {detail}"
-        );
+        assert!(detail["detail"].as_str().unwrap().contains(needle), "{needle}: {detail}");
     }
-    let (ctype, body) = multipart(&[(
-        "post.0193b8f2-0000-7000-8000-000000000001",
-        "application/json",
-        &good,
-    )]);
+    let (ctype, body) = multipart(&[("post.0193b8f2-0000-7000-8000-000000000001", "application/json", &good)]);
     let truncated = &body[..body.len() - 20];
     expect(
-        c.post(server.at("/runs/multipart"))
-            .header("content-type", ctype)
-            .body(truncated.to_vec())
-            .send()
-            .unwrap(),
+        c.post(server.at("/runs/multipart")).header("content-type", ctype).body(truncated.to_vec()).send().unwrap(),
         StatusCode::BAD_REQUEST,
         "incomplete",
     );
     expect(
-        c.post(server.at("/runs/multipart"))
-            .header("content-type", "multipart/form-data")
-            .body("x")
-            .send()
-            .unwrap(),
+        c.post(server.at("/runs/multipart")).header("content-type", "multipart/form-data").body("x").send().unwrap(),
         StatusCode::BAD_REQUEST,
         "boundary",
     );
     expect(
-        c.post(server.at("/runs/multipart"))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .unwrap(),
+        c.post(server.at("/runs/multipart")).header("content-type", "application/json").body("{}").send().unwrap(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "multipart/form-data",
     );
 
     // Feedback: missing key, unknown run, wrong score type.
     expect(
-        c.post(server.at("/feedback"))
-            .json(&json!({"run_id": SEED}))
-            .send()
-            .unwrap(),
+        c.post(server.at("/feedback")).json(&json!({"run_id": SEED})).send().unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "key",
     );
     expect(
-        c.post(server.at("/feedback"))
-            .json(&json!({"run_id": new_id, "key": "k"}))
-            .send()
-            .unwrap(),
+        c.post(server.at("/feedback")).json(&json!({"run_id": new_id, "key": "k"})).send().unwrap(),
         StatusCode::NOT_FOUND,
         new_id,
     );
     expect(
-        c.post(server.at("/feedback"))
-            .json(&json!({"run_id": SEED, "key": "k", "score": "high"}))
-            .send()
-            .unwrap(),
+        c.post(server.at("/feedback")).json(&json!({"run_id": SEED, "key": "k", "score": "high"})).send().unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "score",
     );
 
     // Reads: bad ids, bad cursors, bad paging parameters.
+    expect(c.get(server.at("/runs/xyz")).send().unwrap(), StatusCode::BAD_REQUEST, "not a UUID");
+    expect(c.get(server.at(&format!("/runs/{new_id}"))).send().unwrap(), StatusCode::NOT_FOUND, new_id);
     expect(
-        c.get(server.at("/runs/xyz")).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "not a UUID",
-    );
-    expect(
-        c.get(server.at(&format!("/runs/{new_id}"))).send().unwrap(),
-        StatusCode::NOT_FOUND,
-        new_id,
-    );
-    expect(
-        c.post(server.at("/runs/query"))
-            .json(&json!({"cursor": "garbage!"}))
-            .send()
-            .unwrap(),
+        c.post(server.at("/runs/query")).json(&json!({"cursor": "garbage!"})).send().unwrap(),
         StatusCode::BAD_REQUEST,
         "cursor",
     );
     expect(
-        c.post(server.at("/runs/query"))
-            .json(&json!({"limit": "ten"}))
-            .send()
-            .unwrap(),
+        c.post(server.at("/runs/query")).json(&json!({"limit": "ten"})).send().unwrap(),
         StatusCode::BAD_REQUEST,
         "limit",
     );
-    expect(
-        c.get(server.at("/feedback?limit=-1")).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "limit",
-    );
-    expect(
-        c.get(server.at("/sessions/abc")).send().unwrap(),
-        StatusCode::BAD_REQUEST,
-        "not a UUID",
-    );
+    expect(c.get(server.at("/feedback?limit=-1")).send().unwrap(), StatusCode::BAD_REQUEST, "limit");
+    expect(c.get(server.at("/sessions/abc")).send().unwrap(), StatusCode::BAD_REQUEST, "not a UUID");
 
     let after = all_runs(&server, &c);
     assert_eq!(after, before, "nothing stored, nothing changed");
-    assert_eq!(
-        c.get(server.at("/healthz")).send().unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(c.get(server.at("/healthz")).send().unwrap().status(), StatusCode::OK);
 }
 
 /// Compressed bodies: corrupt ones are 400, bombs and oversized bodies 413,
@@ -397,41 +232,20 @@ fn compression_and_size_limits() {
             .send()
             .unwrap()
     };
-    expect(
-        send("zstd", b"definitely not zstd".to_vec()),
-        StatusCode::BAD_REQUEST,
-        "corrupt zstd",
-    );
-    expect(
-        send("gzip", b"definitely not gzip".to_vec()),
-        StatusCode::BAD_REQUEST,
-        "corrupt gzip",
-    );
-    expect(
-        send("br", body.clone()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "Content-Encoding",
-    );
+    expect(send("zstd", b"definitely not zstd".to_vec()), StatusCode::BAD_REQUEST, "corrupt zstd");
+    expect(send("gzip", b"definitely not gzip".to_vec()), StatusCode::BAD_REQUEST, "corrupt gzip");
+    expect(send("br", body.clone()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Encoding");
     let bomb = zstd::encode_all(&vec![b' '; 300 << 20][..], 19).unwrap();
-    expect(
-        send("zstd", bomb),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "decompressed",
-    );
+    expect(send("zstd", bomb), StatusCode::PAYLOAD_TOO_LARGE, "decompressed");
     let huge = vec![b' '; 65 << 20];
-    expect(
-        send("identity", huge),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "exceeds",
-    );
+    expect(send("identity", huge), StatusCode::PAYLOAD_TOO_LARGE, "exceeds");
     assert_eq!(all_runs(&server, &c).len(), 1);
 
     assert_eq!(send("zstd", zstd).status(), StatusCode::ACCEPTED);
     let id2 = "0193b8f2-0000-7000-8000-0000000000ab";
     let gz_other = {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&serde_json::to_vec(&run(id2)).unwrap())
-            .unwrap();
+        e.write_all(&serde_json::to_vec(&run(id2)).unwrap()).unwrap();
         e.finish().unwrap()
     };
     drop(gzip);
@@ -447,20 +261,12 @@ fn api_key_is_required() {
     for path in ["/runs/query", "/api/v1/runs/query"] {
         let resp = anon.post(server.at(path)).json(&json!({})).send().unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
-        let resp = anon
-            .post(server.at(path))
-            .header("x-api-key", "rh_wrong_key_0123456789")
-            .json(&json!({}))
-            .send()
-            .unwrap();
+        let resp =
+            anon.post(server.at(path)).header("x-api-key", "rh_wrong_key_0123456789").json(&json!({})).send().unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
     for path in ["/info", "/api/v1/info", "/healthz", "/readyz"] {
-        assert_eq!(
-            anon.get(server.at(path)).send().unwrap().status(),
-            StatusCode::OK,
-            "{path}"
-        );
+        assert_eq!(anon.get(server.at(path)).send().unwrap().status(), StatusCode::OK, "{path}");
     }
     let info: Value = anon.get(server.at("/info")).send().unwrap().json().unwrap();
     for key in [
@@ -470,17 +276,10 @@ fn api_key_is_required() {
         "scale_up_qsize_trigger",
         "size_limit_bytes",
     ] {
-        assert!(
-            !info["batch_ingest_config"][key].is_null(),
-            "/info lacks batch_ingest_config.{key}"
-        );
+        assert!(!info["batch_ingest_config"][key].is_null(), "/info lacks batch_ingest_config.{key}");
     }
     assert_eq!(info["instance_flags"]["zstd_compression_enabled"], true);
-    let resp = server
-        .client()
-        .get(server.at("/api/v1/nowhere"))
-        .send()
-        .unwrap();
+    let resp = server.client().get(server.at("/api/v1/nowhere")).send().unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
@@ -492,39 +291,22 @@ fn a_key_is_generated_once_and_kept() {
     let data = dir.path().join("data");
     let start = || {
         let mut cmd = crate::common::runhook();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env_remove("RUNHOOK_API_KEY");
-        cmd.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).env_remove("RUNHOOK_API_KEY");
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         child.kill().unwrap();
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let first = start();
     let key = std::fs::read_to_string(data.join("api_key")).unwrap();
-    assert!(
-        key.starts_with("rh_") && first.contains(&key),
-        "the new key is printed once"
-    );
+    assert!(key.starts_with("rh_") && first.contains(&key), "the new key is printed once");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(data.join("api_key"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(data.join("api_key")).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let second = start();
     assert!(!second.contains(&key), "and never again");
@@ -536,28 +318,12 @@ fn a_key_is_generated_once_and_kept() {
 #[test]
 fn acknowledged_runs_survive_a_crash() {
     let (server, c) = seeded();
-    let ids: Vec<String> = (0..50)
-        .map(|i| format!("0193b8f2-0000-7000-8000-{i:012}"))
-        .collect();
+    let ids: Vec<String> = (0..50).map(|i| format!("0193b8f2-0000-7000-8000-{i:012}")).collect();
     let batch = json!({"post": ids.iter().map(|id| run(id)).collect::<Vec<_>>()});
-    assert_eq!(
-        c.post(server.at("/runs/batch"))
-            .json(&batch)
-            .send()
-            .unwrap()
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(c.post(server.at("/runs/batch")).json(&batch).send().unwrap().status(), StatusCode::ACCEPTED);
     let server = server.crash_and_restart();
     let c = server.client();
     assert_eq!(all_runs(&server, &c).len(), 51);
-    assert_eq!(
-        c.post(server.at("/runs/batch"))
-            .json(&batch)
-            .send()
-            .unwrap()
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(c.post(server.at("/runs/batch")).json(&batch).send().unwrap().status(), StatusCode::ACCEPTED);
     assert_eq!(all_runs(&server, &c).len(), 51);
 }

@@ -3,12 +3,7 @@
 //!
 //! One test binary, modules per surface, shared helpers in `common`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    missing_docs,
-    unreachable_pub
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 mod api_input;
 mod common;

@@ -5,12 +5,8 @@ use std::process::Output;
 use crate::common::{plugin, run, runhook};
 
 fn stdout_json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A second start compiles nothing: the first `check` fills the cache, the
@@ -25,11 +21,7 @@ fn second_start_loads_from_the_compile_cache() {
             .arg(plugin("output_score"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         stdout_json(&out)
     };
     let first = check();
@@ -39,33 +31,20 @@ fn second_start_loads_from_the_compile_cache() {
     assert_eq!(second["cache"], "hit");
     assert_eq!(first["sha256"], second["sha256"]);
     let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
-    assert_eq!(
-        entries.len(),
-        1,
-        "one compiled entry, no temporary leftovers"
-    );
+    assert_eq!(entries.len(), 1, "one compiled entry, no temporary leftovers");
 }
 
 /// `check` explains a capability mismatch and exits 1; the text form names the plugin.
 #[test]
 fn check_refuses_a_missing_capability() {
     let out = runhook()
-        .args([
-            "plugin",
-            "check",
-            "--no-cache",
-            "--require",
-            "match,evaluate",
-        ])
+        .args(["plugin", "check", "--no-cache", "--require", "match,evaluate"])
         .arg(plugin("llm_errors"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("plugin llm_errors") && err.contains("runhook:plugin/evaluator"),
-        "{err}"
-    );
+    assert!(err.contains("plugin llm_errors") && err.contains("runhook:plugin/evaluator"), "{err}");
 }
 
 /// `run` prints the result of each capability; `--json` reports it with the time taken.
@@ -73,11 +52,7 @@ fn check_refuses_a_missing_capability() {
 fn run_calls_each_capability() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("run.json");
-    std::fs::write(
-        &input,
-        serde_json::to_vec(&run("llm", Some("RateLimitError"), "")).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&input, serde_json::to_vec(&run("llm", Some("RateLimitError"), "")).unwrap()).unwrap();
     let out = runhook()
         .args(["plugin", "run", "--no-cache"])
         .arg(plugin("llm_errors"))
@@ -85,11 +60,7 @@ fn run_calls_each_capability() {
         .arg(&input)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches took"));
 
@@ -114,14 +85,7 @@ fn run_reports_plugin_failures() {
     let input = dir.path().join("run.json");
     std::fs::write(&input, b"{}").unwrap();
     let out = runhook()
-        .args([
-            "plugin",
-            "run",
-            "--no-cache",
-            "--json",
-            "--deadline-ms",
-            "50",
-        ])
+        .args(["plugin", "run", "--no-cache", "--json", "--deadline-ms", "50"])
         .arg(plugin("hostile"))
         .arg("--match")
         .arg(&input)
@@ -162,14 +126,6 @@ fn run_rejects_bad_input_before_calling() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config is not valid JSON"));
 
-    let out = runhook()
-        .args(["plugin", "run"])
-        .arg(plugin("llm_errors"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "no capability flag is a usage error"
-    );
+    let out = runhook().args(["plugin", "run"]).arg(plugin("llm_errors")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "no capability flag is a usage error");
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use runhook::plugins::registry::ReloadOutcome;
 use runhook::plugins::{
-    Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine,
-    PluginError, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
+    Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine, PluginError, PluginLimits,
+    PluginRegistry, PluginSession, PluginSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -18,18 +18,8 @@ fn engine() -> PluginEngine {
     PluginEngine::new(&EngineSettings::default()).unwrap()
 }
 
-fn load(
-    engine: &PluginEngine,
-    name: &str,
-    required: Capabilities,
-) -> Result<LoadedPlugin, PluginError> {
-    LoadedPlugin::load(
-        engine,
-        &CompileCache::new(engine, None).unwrap(),
-        name,
-        &plugin(name),
-        required,
-    )
+fn load(engine: &PluginEngine, name: &str, required: Capabilities) -> Result<LoadedPlugin, PluginError> {
+    LoadedPlugin::load(engine, &CompileCache::new(engine, None).unwrap(), name, &plugin(name), required)
 }
 
 fn session(engine: &PluginEngine, name: &str, cap: Capability) -> PluginSession {
@@ -46,42 +36,16 @@ fn json(v: &serde_json::Value) -> String {
 fn matcher_selects_errored_llm_runs() {
     let engine = engine();
     let mut s = session(&engine, "llm_errors", Capability::Match);
-    assert!(
-        s.matches(
-            &json(&run("llm", Some("RateLimitError: slow down"), "")),
-            "null"
-        )
-        .unwrap()
-    );
+    assert!(s.matches(&json(&run("llm", Some("RateLimitError: slow down"), "")), "null").unwrap());
     assert!(!s.matches(&json(&run("llm", None, "fine")), "null").unwrap());
-    assert!(
-        !s.matches(&json(&run("chain", Some("boom"), "")), "null")
-            .unwrap()
-    );
-    assert!(
-        s.matches(
-            &json(&run("chain", Some("boom"), "")),
-            r#"{"run_types": ["chain"]}"#
-        )
-        .unwrap()
-    );
+    assert!(!s.matches(&json(&run("chain", Some("boom"), "")), "null").unwrap());
+    assert!(s.matches(&json(&run("chain", Some("boom"), "")), r#"{"run_types": ["chain"]}"#).unwrap());
     let cfg = r#"{"error_contains": "rate limit"}"#;
-    assert!(
-        s.matches(&json(&run("llm", Some("Rate Limit reached"), "")), cfg)
-            .unwrap()
-    );
-    assert!(
-        !s.matches(&json(&run("llm", Some("timeout"), "")), cfg)
-            .unwrap()
-    );
+    assert!(s.matches(&json(&run("llm", Some("Rate Limit reached"), "")), cfg).unwrap());
+    assert!(!s.matches(&json(&run("llm", Some("timeout"), "")), cfg).unwrap());
     // A config the plugin does not understand is the plugin declining, with its message.
-    let err = s
-        .matches(&json(&run("llm", Some("x"), "")), r#"{"run_types": "llm"}"#)
-        .unwrap_err();
-    assert!(
-        matches!(&err, PluginError::Rejected { message, .. } if message.contains("run_types")),
-        "{err}"
-    );
+    let err = s.matches(&json(&run("llm", Some("x"), "")), r#"{"run_types": "llm"}"#).unwrap_err();
+    assert!(matches!(&err, PluginError::Rejected { message, .. } if message.contains("run_types")), "{err}");
 }
 
 /// The transformer example redacts the configured keys at any depth and leaves the rest alone.
@@ -93,18 +57,10 @@ fn transformer_redacts_configured_keys() {
         "rule_id": "r", "start_time": "s", "end_time": "e", "feedback_stats": {},
         "runs": [run("llm", None, "the answer")]
     });
-    let body = s
-        .transform(
-            &json(&payload),
-            r#"{"keys": ["API_KEY"], "replacement": "***"}"#,
-        )
-        .unwrap();
+    let body = s.transform(&json(&payload), r#"{"keys": ["API_KEY"], "replacement": "***"}"#).unwrap();
     let out: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(out["runs"][0]["inputs"]["messages"][0]["api_key"], "***");
-    assert_eq!(
-        out["runs"][0]["inputs"]["messages"][0]["content"],
-        "Which documents do I need?"
-    );
+    assert_eq!(out["runs"][0]["inputs"]["messages"][0]["content"], "Which documents do I need?");
     assert_eq!(out["runs"][0]["outputs"]["output"], "the answer");
     assert_eq!(out["rule_id"], "r");
 }
@@ -119,22 +75,9 @@ fn evaluator_scores_answers() {
     assert_eq!(evals.len(), 1);
     assert_eq!(evals[0].key, "answer_usefulness");
     assert_eq!(evals[0].score, Some(1.0));
-    let evals = s
-        .evaluate(
-            &json(&run("llm", None, "I don't know, sorry.")),
-            r#"{"key": "quality"}"#,
-        )
-        .unwrap();
-    assert_eq!(
-        (evals[0].key.as_str(), evals[0].score),
-        ("quality", Some(0.0))
-    );
-    let evals = s
-        .evaluate(
-            &json(&run("llm", None, &"y".repeat(50))),
-            r#"{"target_chars": 100}"#,
-        )
-        .unwrap();
+    let evals = s.evaluate(&json(&run("llm", None, "I don't know, sorry.")), r#"{"key": "quality"}"#).unwrap();
+    assert_eq!((evals[0].key.as_str(), evals[0].score), ("quality", Some(0.0)));
+    let evals = s.evaluate(&json(&run("llm", None, &"y".repeat(50))), r#"{"target_chars": 100}"#).unwrap();
     assert_eq!(evals[0].score, Some(0.5));
 }
 
@@ -142,20 +85,14 @@ fn evaluator_scores_answers() {
 #[test]
 fn capabilities_are_detected_from_exports() {
     let engine = engine();
-    let all = Capabilities::of(Capability::Match)
-        .with(Capability::Transform)
-        .with(Capability::Evaluate);
+    let all = Capabilities::of(Capability::Match).with(Capability::Transform).with(Capability::Evaluate);
     assert_eq!(load(&engine, "noop", all).unwrap().capabilities(), all);
     assert_eq!(
-        load(&engine, "llm_errors", Capabilities::NONE)
-            .unwrap()
-            .capabilities(),
+        load(&engine, "llm_errors", Capabilities::NONE).unwrap().capabilities(),
         Capabilities::of(Capability::Match)
     );
     assert_eq!(
-        load(&engine, "redact", Capabilities::NONE)
-            .unwrap()
-            .capabilities(),
+        load(&engine, "redact", Capabilities::NONE).unwrap().capabilities(),
         Capabilities::of(Capability::Transform)
     );
     let noop = Arc::new(load(&engine, "noop", all).unwrap());
@@ -169,20 +106,10 @@ fn capabilities_are_detected_from_exports() {
 #[test]
 fn capability_mismatch_is_refused_at_load() {
     let engine = engine();
-    let err = load(
-        &engine,
-        "redact",
-        Capabilities::of(Capability::Match).with(Capability::Transform),
-    )
-    .unwrap_err();
+    let err = load(&engine, "redact", Capabilities::of(Capability::Match).with(Capability::Transform)).unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(&err, PluginError::MissingCapability { missing, .. } if missing == &vec![Capability::Match])
-    );
-    assert!(
-        text.contains("plugin redact") && text.contains("runhook:plugin/matcher"),
-        "{text}"
-    );
+    assert!(matches!(&err, PluginError::MissingCapability { missing, .. } if missing == &vec![Capability::Match]));
+    assert!(text.contains("plugin redact") && text.contains("runhook:plugin/matcher"), "{text}");
     assert!(err.is_load_error());
 }
 
@@ -195,10 +122,7 @@ fn non_components_are_refused() {
     for (name, bytes) in [
         ("text", b"not wasm at all".to_vec()),
         ("core", vec![0, b'a', b's', b'm', 1, 0, 0, 0]),
-        (
-            "truncated",
-            std::fs::read(plugin("noop")).unwrap()[..1000].to_vec(),
-        ),
+        ("truncated", std::fs::read(plugin("noop")).unwrap()[..1000].to_vec()),
     ] {
         let path = dir.path().join(format!("{name}.wasm"));
         std::fs::write(&path, bytes).unwrap();
@@ -206,21 +130,13 @@ fn non_components_are_refused() {
         assert!(matches!(err, PluginError::Compile { .. }), "{name}: {err}");
         assert!(err.to_string().contains(&format!("plugin {name}")), "{err}");
     }
-    let err = LoadedPlugin::load(
-        &engine,
-        &cache,
-        "gone",
-        Path::new("/nonexistent.wasm"),
-        Capabilities::NONE,
-    )
-    .unwrap_err();
+    let err =
+        LoadedPlugin::load(&engine, &cache, "gone", Path::new("/nonexistent.wasm"), Capabilities::NONE).unwrap_err();
     assert!(matches!(err, PluginError::Read { .. }), "{err}");
 }
 
 fn hostile(engine: &PluginEngine, limits: PluginLimits) -> PluginSession {
-    let all = Capabilities::of(Capability::Match)
-        .with(Capability::Transform)
-        .with(Capability::Evaluate);
+    let all = Capabilities::of(Capability::Match).with(Capability::Transform).with(Capability::Evaluate);
     let loaded = load(engine, "hostile", all).unwrap();
     PluginSession::new(engine, Arc::new(loaded), limits, "test")
 }
@@ -230,36 +146,15 @@ fn hostile(engine: &PluginEngine, limits: PluginLimits) -> PluginSession {
 fn infinite_loop_stops_at_the_deadline() {
     let engine = engine();
     let deadline = Duration::from_millis(100);
-    let mut s = hostile(
-        &engine,
-        PluginLimits {
-            deadline,
-            ..PluginLimits::default()
-        },
-    );
+    let mut s = hostile(&engine, PluginLimits { deadline, ..PluginLimits::default() });
     s.instantiate().unwrap();
     let started = Instant::now();
     let err = s.matches("{}", r#""loop""#).unwrap_err();
     let elapsed = started.elapsed();
-    assert!(
-        matches!(
-            err,
-            PluginError::Timeout {
-                capability: Capability::Match,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, PluginError::Timeout { capability: Capability::Match, .. }), "{err}");
     assert!(elapsed >= deadline, "stopped early, after {elapsed:?}");
-    assert!(
-        elapsed <= deadline * 3 / 2,
-        "stopped after {elapsed:?}, more than the deadline + 50%"
-    );
-    assert!(
-        s.matches("{}", r#""ok""#).unwrap(),
-        "the session starts a fresh instance after a timeout"
-    );
+    assert!(elapsed <= deadline * 3 / 2, "stopped after {elapsed:?}, more than the deadline + 50%");
+    assert!(s.matches("{}", r#""ok""#).unwrap(), "the session starts a fresh instance after a timeout");
 }
 
 /// A 1 GiB allocation hits the memory cap, reported as such.
@@ -281,15 +176,9 @@ fn traps_and_panics_are_typed_errors() {
     let engine = engine();
     let mut s = hostile(&engine, PluginLimits::default());
     let err = s.transform("{}", r#""trap""#).unwrap_err();
-    assert!(
-        matches!(&err, PluginError::Trap { reason, .. } if reason.contains("unreachable")),
-        "{err}"
-    );
+    assert!(matches!(&err, PluginError::Trap { reason, .. } if reason.contains("unreachable")), "{err}");
     let err = s.transform("{}", r#""panic""#).unwrap_err();
-    assert!(
-        matches!(&err, PluginError::Trap { reason, .. } if reason.contains("panics on purpose")),
-        "{err}"
-    );
+    assert!(matches!(&err, PluginError::Trap { reason, .. } if reason.contains("panics on purpose")), "{err}");
     assert_eq!(s.transform("{}", r#""ok""#).unwrap(), "[]");
 }
 
@@ -299,37 +188,14 @@ fn invalid_json_output_is_rejected() {
     let engine = engine();
     let mut s = hostile(&engine, PluginLimits::default());
     let err = s.transform("{}", r#""garbage""#).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PluginError::InvalidOutput {
-                capability: Capability::Transform,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, PluginError::InvalidOutput { capability: Capability::Transform, .. }), "{err}");
     let err = s.evaluate("{}", r#""garbage""#).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PluginError::InvalidOutput {
-                capability: Capability::Evaluate,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, PluginError::InvalidOutput { capability: Capability::Evaluate, .. }), "{err}");
     // The noop transformer echoes its input, so it can return any shape.
-    let all = Capabilities::of(Capability::Match)
-        .with(Capability::Transform)
-        .with(Capability::Evaluate);
+    let all = Capabilities::of(Capability::Match).with(Capability::Transform).with(Capability::Evaluate);
     let noop = Arc::new(load(&engine, "noop", all).unwrap());
     let mut s = PluginSession::new(&engine, noop, PluginLimits::default(), "test");
-    assert!(matches!(
-        s.transform("{\"unterminated", "null"),
-        Err(PluginError::InvalidOutput { .. })
-    ));
+    assert!(matches!(s.transform("{\"unterminated", "null"), Err(PluginError::InvalidOutput { .. })));
 }
 
 /// The sandbox offers no filesystem, environment, arguments or network,
@@ -337,24 +203,10 @@ fn invalid_json_output_is_rejected() {
 #[test]
 fn sandbox_denies_fs_env_and_network_and_bounds_output() {
     let engine = engine();
-    let mut s = hostile(
-        &engine,
-        PluginLimits {
-            deadline: Duration::from_secs(5),
-            ..PluginLimits::default()
-        },
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&s.transform("{}", r#""probe""#).unwrap()).unwrap();
-    assert_eq!(
-        report,
-        serde_json::json!({"fs": false, "env": 0, "args": 0, "net": false})
-    );
-    assert_eq!(
-        s.transform("{}", r#""spam""#).unwrap(),
-        "[]",
-        "a flood of output is not an error"
-    );
+    let mut s = hostile(&engine, PluginLimits { deadline: Duration::from_secs(5), ..PluginLimits::default() });
+    let report: serde_json::Value = serde_json::from_str(&s.transform("{}", r#""probe""#).unwrap()).unwrap();
+    assert_eq!(report, serde_json::json!({"fs": false, "env": 0, "args": 0, "net": false}));
+    assert_eq!(s.transform("{}", r#""spam""#).unwrap(), "[]", "a flood of output is not an error");
 }
 
 /// Failing plugins on many threads do not disturb a healthy plugin running beside them.
@@ -394,37 +246,23 @@ async fn hot_reload_swaps_versions_without_restart() {
     std::fs::copy(plugin("llm_errors"), &path).unwrap();
     let cache = CompileCache::new(&engine, Some(dir.path().join("cache"))).unwrap();
     let registry = Arc::new(PluginRegistry::new(engine.clone(), cache));
-    let spec = PluginSpec {
-        name: "rule-matcher".into(),
-        path: path.clone(),
-        required: Capabilities::of(Capability::Match),
-    };
+    let spec =
+        PluginSpec { name: "rule-matcher".into(), path: path.clone(), required: Capabilities::of(Capability::Match) };
     let handle = tokio::task::block_in_place(|| registry.load(&spec)).unwrap();
     let shutdown = CancellationToken::new();
-    let watcher = registry
-        .clone()
-        .spawn_watcher(Duration::from_millis(20), shutdown.clone());
+    let watcher = registry.clone().spawn_watcher(Duration::from_millis(20), shutdown.clone());
 
     let healthy = json(&run("llm", None, "fine"));
     let mut before = handle.session(&engine, PluginLimits::default(), "test");
-    assert!(
-        !before.matches(&healthy, "null").unwrap(),
-        "llm_errors does not select healthy runs"
-    );
+    assert!(!before.matches(&healthy, "null").unwrap(), "llm_errors does not select healthy runs");
     let old_hash = handle.current().hash().to_string();
 
     // New version: the no-op plugin selects every run.
     replace(&path, &plugin("noop"));
     wait_for(|| handle.current().hash() != old_hash).await;
     let mut after = handle.session(&engine, PluginLimits::default(), "test");
-    assert!(
-        after.matches(&healthy, "null").unwrap(),
-        "the new version is live"
-    );
-    assert!(
-        !before.matches(&healthy, "null").unwrap(),
-        "an open session stays on its version"
-    );
+    assert!(after.matches(&healthy, "null").unwrap(), "the new version is live");
+    assert!(!before.matches(&healthy, "null").unwrap(), "an open session stays on its version");
 
     // A version without the required capability is refused: the no-op stays.
     let live_hash = handle.current().hash().to_string();
@@ -435,12 +273,7 @@ async fn hot_reload_swaps_versions_without_restart() {
     std::fs::write(&path, b"garbage").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(handle.current().hash(), live_hash);
-    assert!(
-        handle
-            .session(&engine, PluginLimits::default(), "test")
-            .matches(&healthy, "null")
-            .unwrap()
-    );
+    assert!(handle.session(&engine, PluginLimits::default(), "test").matches(&healthy, "null").unwrap());
 
     shutdown.cancel();
     watcher.await.unwrap();
@@ -454,34 +287,18 @@ fn poll_changes_reports_reloads_and_refusals() {
     let path = dir.path().join("p.wasm");
     std::fs::copy(plugin("output_score"), &path).unwrap();
     let registry = PluginRegistry::new(engine.clone(), CompileCache::new(&engine, None).unwrap());
-    let spec = PluginSpec {
-        name: "p".into(),
-        path: path.clone(),
-        required: Capabilities::of(Capability::Evaluate),
-    };
+    let spec = PluginSpec { name: "p".into(), path: path.clone(), required: Capabilities::of(Capability::Evaluate) };
     registry.load(&spec).unwrap();
     assert!(registry.poll_changes().is_empty(), "nothing changed");
     replace(&path, &plugin("llm_errors"));
     let outcomes = registry.poll_changes();
     assert!(
-        matches!(
-            outcomes.as_slice(),
-            [ReloadOutcome::Refused {
-                error: PluginError::MissingCapability { .. },
-                ..
-            }]
-        ),
+        matches!(outcomes.as_slice(), [ReloadOutcome::Refused { error: PluginError::MissingCapability { .. }, .. }]),
         "{outcomes:?}"
     );
-    assert!(
-        registry.poll_changes().is_empty(),
-        "the same refused bytes are not retried"
-    );
+    assert!(registry.poll_changes().is_empty(), "the same refused bytes are not retried");
     replace(&path, &plugin("hostile"));
-    assert!(matches!(
-        registry.poll_changes().as_slice(),
-        [ReloadOutcome::Reloaded { .. }]
-    ));
+    assert!(matches!(registry.poll_changes().as_slice(), [ReloadOutcome::Reloaded { .. }]));
 }
 
 fn replace(path: &Path, with: &Path) {
@@ -494,10 +311,7 @@ fn replace(path: &Path, with: &Path) {
 async fn wait_for(mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for the reload"
-        );
+        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for the reload");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -34,14 +34,10 @@ impl std::fmt::Debug for ApiKey {
 impl ApiKey {
     /// Wraps a key.
     pub fn new(key: &str) -> Self {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable_hmac());
         mac.update(b"runhook attachment urls v1");
         let url_secret = mac.finalize().into_bytes().into();
-        Self {
-            key: key.to_string(),
-            url_secret,
-        }
+        Self { key: key.to_string(), url_secret }
     }
 
     /// Whether `presented` is the key.
@@ -53,24 +49,17 @@ impl ApiKey {
     /// endpoint) that serves one attachment for an hour.
     pub fn attachment_url(&self, run: RunId, name: &str) -> String {
         let expires = chrono::Utc::now().timestamp() + URL_LIFETIME_SECS;
-        format!(
-            "/attachments/{run}/{name}?expires={expires}&sig={}",
-            self.sign(run, name, expires)
-        )
+        format!("/attachments/{run}/{name}?expires={expires}&sig={}", self.sign(run, name, expires))
     }
 
     /// Whether `sig` authorises `run`/`name` until `expires`, and it has not passed.
     pub fn verify(&self, run: RunId, name: &str, expires: i64, sig: &str) -> bool {
         expires >= chrono::Utc::now().timestamp()
-            && sig
-                .as_bytes()
-                .ct_eq(self.sign(run, name, expires).as_bytes())
-                .into()
+            && sig.as_bytes().ct_eq(self.sign(run, name, expires).as_bytes()).into()
     }
 
     fn sign(&self, run: RunId, name: &str, expires: i64) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.url_secret).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.url_secret).unwrap_or_else(|_| unreachable_hmac());
         mac.update(format!("{run}/{name}/{expires}").as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

@@ -18,37 +18,22 @@ use super::error::ApiError;
 use crate::config::Limits;
 
 /// Reads the whole body, enforcing the limits and undoing `Content-Encoding`.
-pub(crate) async fn read(
-    headers: &HeaderMap,
-    body: Body,
-    limits: Limits,
-) -> Result<Bytes, ApiError> {
-    let raw = axum::body::to_bytes(body, limits.max_body_bytes)
-        .await
-        .map_err(|e| {
-            if is_length_limit(&e) {
-                ApiError::TooLarge(format!(
-                    "request body exceeds the limit of {} bytes",
-                    limits.max_body_bytes
-                ))
-            } else {
-                ApiError::BadRequest(format!("cannot read request body: {e}"))
-            }
-        })?;
-    let encoding = headers
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+pub(crate) async fn read(headers: &HeaderMap, body: Body, limits: Limits) -> Result<Bytes, ApiError> {
+    let raw = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::TooLarge(format!("request body exceeds the limit of {} bytes", limits.max_body_bytes))
+        } else {
+            ApiError::BadRequest(format!("cannot read request body: {e}"))
+        }
+    })?;
+    let encoding = headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(raw),
         Some("zstd") => match zstd::stream::read::Decoder::new(raw.as_ref()) {
             Ok(decoder) => decode(decoder, "zstd", limits.max_decompressed_bytes),
             Err(e) => Err(ApiError::BadRequest(format!("corrupt zstd body: {e}"))),
         },
-        Some("gzip") => decode(
-            flate2::read::GzDecoder::new(raw.as_ref()),
-            "gzip",
-            limits.max_decompressed_bytes,
-        ),
+        Some("gzip") => decode(flate2::read::GzDecoder::new(raw.as_ref()), "gzip", limits.max_decompressed_bytes),
         Some(other) => Err(ApiError::UnsupportedMediaType(format!(
             "unsupported Content-Encoding {other:?}; use zstd, gzip or none"
         ))),
@@ -71,9 +56,9 @@ fn decode(reader: impl Read, name: &str, max: usize) -> Result<Bytes, ApiError> 
     // Read one byte past the limit to tell "exactly at" from "over".
     let read = reader.take(max as u64 + 1).read_to_end(&mut out);
     match read {
-        Ok(_) if out.len() > max => Err(ApiError::TooLarge(format!(
-            "decompressed {name} body exceeds the limit of {max} bytes"
-        ))),
+        Ok(_) if out.len() > max => {
+            Err(ApiError::TooLarge(format!("decompressed {name} body exceeds the limit of {max} bytes")))
+        }
         Ok(_) => Ok(Bytes::from(out)),
         Err(e) => Err(ApiError::BadRequest(format!("corrupt {name} body: {e}"))),
     }
@@ -85,11 +70,7 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, A
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at {path}")
-        };
+        let at = if path == "." { String::new() } else { format!(" at {path}") };
         ApiError::BadRequest(format!("invalid {what}{at}: {inner}"))
     })
 }
@@ -110,34 +91,19 @@ mod tests {
         struct Item {
             n: u32,
         }
-        let err = json::<T>(br#"{"items": [{"n": 1}, {"n": "x"}]}"#, "body")
-            .unwrap_err()
-            .to_string();
+        let err = json::<T>(br#"{"items": [{"n": 1}, {"n": "x"}]}"#, "body").unwrap_err().to_string();
         assert!(err.contains("items[1].n"), "{err}");
         let err = json::<T>(b"{", "body").unwrap_err().to_string();
-        assert!(
-            err.contains("invalid body") && err.contains("line 1"),
-            "{err}"
-        );
+        assert!(err.contains("invalid body") && err.contains("line 1"), "{err}");
     }
 
     #[test]
     fn decompression_is_bounded() {
         let bomb = zstd::encode_all(&vec![0u8; 1 << 20][..], 3).unwrap();
         assert!(bomb.len() < 1000);
-        let err = decode(
-            zstd::stream::read::Decoder::new(&bomb[..]).unwrap(),
-            "zstd",
-            1000,
-        )
-        .unwrap_err();
+        let err = decode(zstd::stream::read::Decoder::new(&bomb[..]).unwrap(), "zstd", 1000).unwrap_err();
         assert!(matches!(err, ApiError::TooLarge(_)));
-        let ok = decode(
-            zstd::stream::read::Decoder::new(&bomb[..]).unwrap(),
-            "zstd",
-            1 << 20,
-        )
-        .unwrap();
+        let ok = decode(zstd::stream::read::Decoder::new(&bomb[..]).unwrap(), "zstd", 1 << 20).unwrap();
         assert_eq!(ok.len(), 1 << 20);
         let err = decode(flate2::read::GzDecoder::new(&b"garbage"[..]), "gzip", 100).unwrap_err();
         assert!(matches!(err, ApiError::BadRequest(_)));

@@ -21,21 +21,14 @@ pub(super) async fn create(
 ) -> Result<Json<Feedback>, ApiError> {
     let bytes = body::read(&headers, body, state.limits).await?;
     let c: FeedbackCreate = body::json(&bytes, "feedback")?;
-    let f = Feedback::create(c, Timestamp::now())
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let f = Feedback::create(c, Timestamp::now()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     Ok(Json(state.store.create_feedback(f).await?))
 }
 
-pub(super) async fn read(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<Feedback>, ApiError> {
+pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Feedback>, ApiError> {
     let id: FeedbackId = path_id("feedback id", &raw)?;
-    let f = state
-        .store
-        .get_feedback(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("feedback {id} not found")))?;
+    let f =
+        state.store.get_feedback(id).await?.ok_or_else(|| ApiError::NotFound(format!("feedback {id} not found")))?;
     Ok(Json(f))
 }
 

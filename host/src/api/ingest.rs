@@ -20,10 +20,7 @@ use crate::model::{RunId, RunWrite};
 use crate::store::{IngestBatch, IngestSummary};
 
 fn accepted(path: &str, headers: &HeaderMap, summary: &IngestSummary) -> (StatusCode, Json<Value>) {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     tracing::debug!(
         path,
         encoding,
@@ -41,15 +38,8 @@ pub(super) async fn multipart(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("multipart/form-data")
-    {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "expected Content-Type multipart/form-data, got {:?}",
             content_type
@@ -82,20 +72,11 @@ pub(super) async fn batch(
     let patches = parsed.patch.unwrap_or_default();
     for (kind, list) in [("post", &posts), ("patch", &patches)] {
         if let Some(i) = list.iter().position(|w| w.id.is_none()) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid batch body at {kind}[{i}]: missing field \"id\""
-            )));
+            return Err(ApiError::BadRequest(format!("invalid batch body at {kind}[{i}]: missing field \"id\"")));
         }
     }
-    let summary = state
-        .store
-        .ingest(IngestBatch {
-            posts,
-            patches,
-            patch_creates: true,
-            ..IngestBatch::default()
-        })
-        .await?;
+    let summary =
+        state.store.ingest(IngestBatch { posts, patches, patch_creates: true, ..IngestBatch::default() }).await?;
     Ok(accepted("/runs/batch", &headers, &summary))
 }
 
@@ -112,13 +93,7 @@ pub(super) async fn create_run(
     if state.store.get_run(id).await?.is_some() {
         return Err(ApiError::Conflict(format!("run {id} already exists")));
     }
-    let summary = state
-        .store
-        .ingest(IngestBatch {
-            posts: vec![w],
-            ..IngestBatch::default()
-        })
-        .await?;
+    let summary = state.store.ingest(IngestBatch { posts: vec![w], ..IngestBatch::default() }).await?;
     Ok(accepted("/runs", &headers, &summary))
 }
 
@@ -132,18 +107,9 @@ pub(super) async fn patch_run(
     let bytes = body::read(&headers, body, state.limits).await?;
     let mut w: RunWrite = body::json(&bytes, "run patch")?;
     if w.id.is_some_and(|body_id| body_id != id) {
-        return Err(ApiError::BadRequest(format!(
-            "run patch: body id differs from the URL's {id}"
-        )));
+        return Err(ApiError::BadRequest(format!("run patch: body id differs from the URL's {id}")));
     }
     w.id = Some(id);
-    state
-        .store
-        .ingest(IngestBatch {
-            patches: vec![w],
-            patch_creates: false,
-            ..IngestBatch::default()
-        })
-        .await?;
+    state.store.ingest(IngestBatch { patches: vec![w], patch_creates: false, ..IngestBatch::default() }).await?;
     Ok(Json(json!({})))
 }

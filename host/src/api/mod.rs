@@ -7,7 +7,8 @@
 //! themselves through [`body`], which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
-//! Layering: layer 3; imports `model`, `config`, `store`.
+//! Layering: layer 3; imports `model`, `config`, `store`, `select`, `plugins`;
+//! never `rules` (they meet in the store and through `RuleSignals`).
 
 mod auth;
 mod body;
@@ -16,6 +17,7 @@ mod feedback;
 mod info;
 mod ingest;
 mod multipart;
+mod rules;
 mod runs;
 mod sessions;
 
@@ -30,6 +32,8 @@ pub use auth::ApiKey;
 use error::ApiError;
 
 use crate::config::Limits;
+use crate::model::signals::RuleSignals;
+use crate::plugins::PluginRegistry;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -41,6 +45,10 @@ pub struct AppState {
     pub limits: Limits,
     /// The key clients must present, and the attachment-URL signer derived from it.
     pub key: Arc<ApiKey>,
+    /// The plugins rules use (rules are validated by loading theirs).
+    pub plugins: Arc<PluginRegistry>,
+    /// How rule changes and triggers reach the scheduler.
+    pub signals: Arc<RuleSignals>,
 }
 
 /// The full router, with state applied.
@@ -55,10 +63,12 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback/{id}", get(feedback::read))
         .route("/sessions", get(sessions::list).post(sessions::create))
         .route("/sessions/{id}", get(sessions::read))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ));
+        .route("/runs/rules", get(rules::list).post(rules::create))
+        .route("/runs/rules/{id}", get(rules::read).patch(rules::patch).delete(rules::delete))
+        .route("/runs/rules/{id}/logs", get(rules::logs))
+        .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
+        .route("/runs/rules/{id}/trigger", post(rules::trigger))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     // Open routes: what the SDK probes before it has a key, health for
     // orchestrators, and attachment downloads (authorised by their signed URL).
     let open = Router::new()
@@ -82,8 +92,7 @@ async fn not_found(uri: Uri) -> ApiError {
 
 /// Parses a UUID path segment, naming what it should have been.
 fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{what} {raw:?} is not a UUID")))
+    raw.parse().map_err(|_| ApiError::BadRequest(format!("{what} {raw:?} is not a UUID")))
 }
 
 /// Query-string pairs, keeping repeated keys (`?run=a&run=b`).
@@ -93,22 +102,13 @@ fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 /// A non-negative integer query parameter with a default and a maximum.
-fn query_usize(
-    pairs: &[(String, String)],
-    key: &str,
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
+fn query_usize(pairs: &[(String, String)], key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
     match pairs.iter().rev().find(|(k, _)| k == key) {
         None => Ok(default),
         Some((_, v)) => match v.parse::<usize>() {
             Ok(n) if n <= max => Ok(n),
-            Ok(n) => Err(ApiError::BadRequest(format!(
-                "query parameter {key}={n} exceeds the maximum of {max}"
-            ))),
-            Err(_) => Err(ApiError::BadRequest(format!(
-                "query parameter {key}={v:?} is not a non-negative integer"
-            ))),
+            Ok(n) => Err(ApiError::BadRequest(format!("query parameter {key}={n} exceeds the maximum of {max}"))),
+            Err(_) => Err(ApiError::BadRequest(format!("query parameter {key}={v:?} is not a non-negative integer"))),
         },
     }
 }

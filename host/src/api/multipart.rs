@@ -26,15 +26,11 @@ use crate::store::{Attachment, IngestBatch};
 
 /// Decodes a (decompressed) multipart body.
 pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatch, ApiError> {
-    let boundary = multer::parse_boundary(content_type).map_err(|e| {
-        ApiError::BadRequest(format!("expected multipart/form-data with a boundary: {e}"))
-    })?;
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| ApiError::BadRequest(format!("expected multipart/form-data with a boundary: {e}")))?;
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut batch = IngestBatch {
-        patch_creates: true,
-        ..IngestBatch::default()
-    };
+    let mut batch = IngestBatch { patch_creates: true, ..IngestBatch::default() };
     // (is_patch, run) -> index into posts or patches
     let mut ops: HashMap<(bool, RunId), usize> = HashMap::new();
     let now = Timestamp::now();
@@ -44,22 +40,15 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
-                return Err(ApiError::BadRequest(format!(
-                    "malformed multipart body after part {index}: {e}"
-                )));
+                return Err(ApiError::BadRequest(format!("malformed multipart body after part {index}: {e}")));
             }
         };
         index += 1;
         let name = field.name().map(str::to_string).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "multipart part {index} has no name in its Content-Disposition"
-            ))
+            ApiError::BadRequest(format!("multipart part {index} has no name in its Content-Disposition"))
         })?;
         let mime = field.content_type().map(|m| m.to_string());
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("part {name:?}: cannot read: {e}")))?;
+        let data = field.bytes().await.map_err(|e| ApiError::BadRequest(format!("part {name:?}: cannot read: {e}")))?;
         let mut segments = name.splitn(3, '.');
         let kind = segments.next().unwrap_or_default();
         let id = segments.next().unwrap_or_default();
@@ -69,17 +58,11 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
                 let run = parse_run_id(&name, id)?;
                 let mut w: RunWrite = json(&data, &format!("part {name:?}"))?;
                 if w.id.is_some_and(|body_id| body_id != run) {
-                    return Err(ApiError::BadRequest(format!(
-                        "part {name:?}: body id differs from the part name"
-                    )));
+                    return Err(ApiError::BadRequest(format!("part {name:?}: body id differs from the part name")));
                 }
                 w.id = Some(run);
                 let is_patch = kind == "patch";
-                let list = if is_patch {
-                    &mut batch.patches
-                } else {
-                    &mut batch.posts
-                };
+                let list = if is_patch { &mut batch.patches } else { &mut batch.posts };
                 ops.insert((is_patch, run), list.len());
                 list.push(w);
             }
@@ -87,15 +70,9 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
                 let run = parse_run_id(&name, id)?;
                 let is_patch = kind == "patch";
                 let slot = ops.get(&(is_patch, run)).copied().ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "part {name:?} comes before (or without) its part \"{kind}.{run}\""
-                    ))
+                    ApiError::BadRequest(format!("part {name:?} comes before (or without) its part \"{kind}.{run}\""))
                 })?;
-                let w = if is_patch {
-                    &mut batch.patches[slot]
-                } else {
-                    &mut batch.posts[slot]
-                };
+                let w = if is_patch { &mut batch.patches[slot] } else { &mut batch.posts[slot] };
                 set_field(w, &name, field_name, &data)?;
             }
             ("attachment", Some(att)) => {
@@ -109,20 +86,16 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
                 batch.attachments.push(Attachment {
                     run_id: run,
                     name: att.to_string(),
-                    mime: mime
-                        .filter(|m| !m.is_empty())
-                        .unwrap_or_else(|| "application/octet-stream".into()),
+                    mime: mime.filter(|m| !m.is_empty()).unwrap_or_else(|| "application/octet-stream".into()),
                     data,
                 });
             }
             ("feedback", None) => {
-                let fid: FeedbackId = id.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("part {name:?}: {id:?} is not a UUID"))
-                })?;
+                let fid: FeedbackId =
+                    id.parse().map_err(|_| ApiError::BadRequest(format!("part {name:?}: {id:?} is not a UUID")))?;
                 let mut c: FeedbackCreate = json(&data, &format!("part {name:?}"))?;
                 c.id.get_or_insert(fid);
-                let f = Feedback::create(c, now)
-                    .map_err(|e| ApiError::Unprocessable(format!("part {name:?}: {e}")))?;
+                let f = Feedback::create(c, now).map_err(|e| ApiError::Unprocessable(format!("part {name:?}: {e}")))?;
                 batch.feedback.push(f);
             }
             _ => {
@@ -140,8 +113,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
 }
 
 fn parse_run_id(part: &str, id: &str) -> Result<RunId, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::BadRequest(format!("part {part:?}: {id:?} is not a UUID")))
+    id.parse().map_err(|_| ApiError::BadRequest(format!("part {part:?}: {id:?} is not a UUID")))
 }
 
 fn set_field(w: &mut RunWrite, part: &str, field: &str, data: &[u8]) -> Result<(), ApiError> {

@@ -33,25 +33,11 @@ const SCAN_PAGE: usize = 500;
 
 /// Fields every returned run keeps, whatever `select` says: the SDK's
 /// `Run` model cannot be built without them.
-const ALWAYS: [&str; 6] = [
-    "id",
-    "name",
-    "run_type",
-    "start_time",
-    "trace_id",
-    "dotted_order",
-];
+const ALWAYS: [&str; 6] = ["id", "name", "run_type", "start_time", "trace_id", "dotted_order"];
 
-pub(super) async fn read(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let id: RunId = path_id("run id", &raw)?;
-    let run = state
-        .store
-        .get_run(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
+    let run = state.store.get_run(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
     let mut rendered = render(&state, std::slice::from_ref(&run), None).await?;
     Ok(Json(Value::Object(rendered.pop().unwrap_or_default())))
 }
@@ -72,26 +58,15 @@ pub(super) async fn render(
         let nodes = state.store.trace_nodes(&traces).await?;
         for run in runs {
             let prefix = format!("{}.", run.dotted_order);
-            let mut all: Vec<&crate::store::TreeNode> = nodes
-                .iter()
-                .filter(|n| n.dotted_order.starts_with(&prefix))
-                .collect();
+            let mut all: Vec<&crate::store::TreeNode> =
+                nodes.iter().filter(|n| n.dotted_order.starts_with(&prefix)).collect();
             all.sort_by(|a, b| a.dotted_order.cmp(&b.dotted_order));
-            direct.insert(
-                run.id,
-                all.iter()
-                    .filter(|n| n.parent_run_id == Some(run.id))
-                    .map(|n| n.id)
-                    .collect(),
-            );
+            direct.insert(run.id, all.iter().filter(|n| n.parent_run_id == Some(run.id)).map(|n| n.id).collect());
             children.insert(run.id, all.iter().map(|n| n.id).collect());
         }
     }
     let feedback: Vec<Feedback> = if wants("feedback_stats") {
-        state
-            .store
-            .feedback_for_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>())
-            .await?
+        state.store.feedback_for_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>()).await?
     } else {
         Vec::new()
     };
@@ -115,10 +90,7 @@ pub(super) async fn render(
             tenant: Some(state.store.tenant_id()),
             child_run_ids: children.remove(&run.id),
             direct_child_run_ids: direct.remove(&run.id),
-            feedback: feedback
-                .iter()
-                .filter(|f| f.run_id == Some(run.id))
-                .collect(),
+            feedback: feedback.iter().filter(|f| f.run_id == Some(run.id)).collect(),
             attachments,
         };
         let mut map = run_json(run, &ctx);
@@ -159,22 +131,14 @@ pub(super) async fn query(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body::read(&headers, body, state.limits).await?;
-    let q: QueryBody = if bytes.is_empty() {
-        QueryBody::default()
-    } else {
-        body::json(&bytes, "run query")?
-    };
+    let q: QueryBody = if bytes.is_empty() { QueryBody::default() } else { body::json(&bytes, "run query")? };
     if let Some(order) = q.order.as_deref().filter(|o| *o != "desc") {
         return Err(ApiError::BadRequest(format!(
             "order {order:?} is not supported; runs are listed newest first (desc)"
         )));
     }
-    let selection = Selection::parse(
-        q.filter.as_deref(),
-        q.trace_filter.as_deref(),
-        q.tree_filter.as_deref(),
-    )
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let selection = Selection::parse(q.filter.as_deref(), q.trace_filter.as_deref(), q.tree_filter.as_deref())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = match q.limit {
         None => MAX_PAGE,
         Some(0) => return Err(ApiError::BadRequest("limit must be at least 1".into())),
@@ -202,10 +166,7 @@ pub(super) async fn query(
         query.limit = SCAN_PAGE;
         let next = loop {
             let (candidates, next) = state.store.query_runs(&query).await?;
-            let last = candidates.last().map(|r| RunCursor {
-                start_time: r.start_time,
-                id: r.id,
-            });
+            let last = candidates.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
             for run in selection.retain(state.store.as_ref(), candidates).await? {
                 if found.len() == limit {
                     break;
@@ -213,10 +174,7 @@ pub(super) async fn query(
                 found.push(run);
             }
             if found.len() == limit {
-                break found.last().map(|r| RunCursor {
-                    start_time: r.start_time,
-                    id: r.id,
-                });
+                break found.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
             }
             match next {
                 Some(_) => query.cursor = last,
@@ -226,9 +184,7 @@ pub(super) async fn query(
         (found, next)
     };
     let rendered = render(&state, &runs, q.select.as_deref()).await?;
-    Ok(Json(
-        json!({"runs": rendered, "cursors": {"next": next.as_ref().map(encode_cursor)}}),
-    ))
+    Ok(Json(json!({"runs": rendered, "cursors": {"next": next.as_ref().map(encode_cursor)}})))
 }
 
 fn encode_cursor(c: &RunCursor) -> String {
@@ -236,18 +192,11 @@ fn encode_cursor(c: &RunCursor) -> String {
 }
 
 fn decode_cursor(s: &str) -> Result<RunCursor, ApiError> {
-    let bad = || {
-        ApiError::BadRequest(format!(
-            "invalid cursor {s:?}: pass back cursors.next unchanged"
-        ))
-    };
+    let bad = || ApiError::BadRequest(format!("invalid cursor {s:?}: pass back cursors.next unchanged"));
     let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (time, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(RunCursor {
-        start_time: time.parse().map_err(|_| bad())?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    Ok(RunCursor { start_time: time.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
 }
 
 /// Serves an attachment to the holder of a signed URL.
@@ -258,12 +207,7 @@ pub(super) async fn attachment(
 ) -> Result<Response, ApiError> {
     let run: RunId = path_id("run id", &run)?;
     let pairs = query_pairs(raw.as_deref())?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let expires = get("expires").and_then(|e| e.parse::<i64>().ok());
     let authorised = match (expires, get("sig")) {
         (Some(expires), Some(sig)) => state.key.verify(run, &name, expires, sig),
@@ -286,10 +230,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let c = RunCursor {
-            start_time: Timestamp::now(),
-            id: RunId::new_v7(),
-        };
+        let c = RunCursor { start_time: Timestamp::now(), id: RunId::new_v7() };
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
         assert!(decode_cursor("???").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("no-separator")).is_err());

@@ -31,10 +31,7 @@ fn view(state: &AppState, s: &Session) -> Value {
     })
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
     let pairs = query_pairs(raw.as_deref())?;
     let mut q = SessionQuery {
         limit: query_usize(&pairs, "limit", 100, 1000)?.max(1),
@@ -50,21 +47,12 @@ pub(super) async fn list(
         }
     }
     let sessions = state.store.list_sessions(&q).await?;
-    Ok(Json(Value::Array(
-        sessions.iter().map(|s| view(&state, s)).collect(),
-    )))
+    Ok(Json(Value::Array(sessions.iter().map(|s| view(&state, s)).collect())))
 }
 
-pub(super) async fn read(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let id: SessionId = path_id("project id", &raw)?;
-    let s = state
-        .store
-        .get_session(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))?;
+    let s = state.store.get_session(id).await?.ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))?;
     Ok(Json(view(&state, &s)))
 }
 
@@ -87,16 +75,12 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let upsert = query_pairs(raw.as_deref())?
-        .iter()
-        .any(|(k, v)| k == "upsert" && v == "true");
+    let upsert = query_pairs(raw.as_deref())?.iter().any(|(k, v)| k == "upsert" && v == "true");
     let bytes = body::read(&headers, body, state.limits).await?;
     let b: CreateBody = body::json(&bytes, "project")?;
     let name = b.name.trim().to_string();
     if name.is_empty() || name.len() > 512 {
-        return Err(ApiError::Unprocessable(
-            "project name must be 1 to 512 characters".into(),
-        ));
+        return Err(ApiError::Unprocessable("project name must be 1 to 512 characters".into()));
     }
     let session = Session {
         id: b.id.unwrap_or_else(SessionId::new_v4),
@@ -108,15 +92,9 @@ pub(super) async fn create(
     match state.store.create_session(session).await {
         Ok(s) => Ok(Json(view(&state, &s))),
         Err(StoreError::Conflict(_)) if upsert => {
-            let q = SessionQuery {
-                name: Some(name),
-                limit: 1,
-                ..SessionQuery::default()
-            };
+            let q = SessionQuery { name: Some(name), limit: 1, ..SessionQuery::default() };
             let existing = state.store.list_sessions(&q).await?;
-            let s = existing
-                .first()
-                .ok_or_else(|| ApiError::Conflict("project id already in use".into()))?;
+            let s = existing.first().ok_or_else(|| ApiError::Conflict("project id already in use".into()))?;
             Ok(Json(view(&state, s)))
         }
         Err(e) => Err(e.into()),

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::plugins::{
-    Capabilities, Capability, CompileCache, LoadedPlugin, PluginLimits, PluginSession,
-};
+use crate::plugins::{Capabilities, Capability, CompileCache, LoadedPlugin, PluginLimits, PluginSession};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum BenchCommand {
@@ -78,7 +76,8 @@ pub(super) fn sample_run() -> serde_json::Value {
         "events": [{"name": "start", "time": "2026-11-22T10:15:00.000000"}, {"name": "error", "time": "2026-11-22T10:15:01.234000"}]
     });
     // Pad to about 2 KB with a realistic retrieval context.
-    let context = "Travellers holding a German passport may enter Japan visa-free for up to 90 days for tourism. ".repeat(9);
+    let context =
+        "Travellers holding a German passport may enter Japan visa-free for up to 90 days for tourism. ".repeat(9);
     run["inputs"]["context"] = serde_json::Value::String(context);
     run
 }
@@ -107,27 +106,9 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
     }))?;
     let cases: [(&str, &str, Capability, &str, &str); 4] = [
         ("noop (match)", "noop.wasm", Capability::Match, &run, "null"),
-        (
-            "llm_errors (match)",
-            "llm_errors.wasm",
-            Capability::Match,
-            &run,
-            "null",
-        ),
-        (
-            "redact (transform)",
-            "redact.wasm",
-            Capability::Transform,
-            &payload,
-            r#"{"keys":["content","user_id"]}"#,
-        ),
-        (
-            "output_score (evaluate)",
-            "output_score.wasm",
-            Capability::Evaluate,
-            &run,
-            "null",
-        ),
+        ("llm_errors (match)", "llm_errors.wasm", Capability::Match, &run, "null"),
+        ("redact (transform)", "redact.wasm", Capability::Transform, &payload, r#"{"keys":["content","user_id"]}"#),
+        ("output_score (evaluate)", "output_score.wasm", Capability::Evaluate, &run, "null"),
     ];
     let warm_n = args.iterations.max(10);
     let fresh_n = (warm_n / 10).max(10);
@@ -141,12 +122,8 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for (name, file, capability, input, config) in cases {
         let path = args.plugins_dir.join(file);
-        let wasm = std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read {}; build the plugins first (plugins/build.sh)",
-                path.display()
-            )
-        })?;
+        let wasm = std::fs::read(&path)
+            .with_context(|| format!("cannot read {}; build the plugins first (plugins/build.sh)", path.display()))?;
         let required = Capabilities::of(capability);
         let compile = median((0..3).map(|_| {
             let p = LoadedPlugin::from_bytes(&engine, &no_cache, name, &path, &wasm, required);
@@ -154,17 +131,11 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
         }))?;
         LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required)?; // fills the cache
         let cache_load = median((0..20).map(|_| {
-            LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required)
-                .map(|p| p.origin().elapsed())
+            LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required).map(|p| p.origin().elapsed())
         }))?;
-        let plugin = Arc::new(LoadedPlugin::from_bytes(
-            &engine, &cache, name, &path, &wasm, required,
-        )?);
+        let plugin = Arc::new(LoadedPlugin::from_bytes(&engine, &cache, name, &path, &wasm, required)?);
         // Generous limits: the bench measures cost, not the sandbox's bounds.
-        let limits = PluginLimits {
-            deadline: Duration::from_secs(10),
-            ..PluginLimits::default()
-        };
+        let limits = PluginLimits { deadline: Duration::from_secs(10), ..PluginLimits::default() };
         let mut session = PluginSession::new(&engine, plugin, limits, "bench");
         let call = |s: &mut PluginSession| -> anyhow::Result<()> {
             match capability {
@@ -190,42 +161,21 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
         let warm = started.elapsed() / warm_n;
         samples.sort_unstable();
         let warm_p50 = samples[samples.len() / 2];
-        rows.push(Row {
-            name,
-            capability,
-            size: wasm.len(),
-            compile,
-            cache_load,
-            fresh,
-            warm,
-            warm_p50,
-        });
+        rows.push(Row { name, capability, size: wasm.len(), compile, cache_load, fresh, warm, warm_p50 });
     }
 
-    println!(
-        "runhook bench plugins: {warm_n} warm calls, {fresh_n} fresh-instance calls per plugin"
-    );
+    println!("runhook bench plugins: {warm_n} warm calls, {fresh_n} fresh-instance calls per plugin");
     println!(
         "input: 2 KB run ({} bytes), payload {} bytes; pooling allocator: {}",
         run.len(),
         payload.len(),
         engine.pooling()
     );
-    println!(
-        "baseline: native serde_json parse of the run = {:.2} µs",
-        us(native)
-    );
+    println!("baseline: native serde_json parse of the run = {:.2} µs", us(native));
     println!();
     println!(
         "{:<24} {:>9} {:>11} {:>11} {:>13} {:>10} {:>10} {:>11}",
-        "plugin",
-        "wasm KB",
-        "compile ms",
-        "cache ms",
-        "fresh+call µs",
-        "warm µs",
-        "warm p50",
-        "warm/native"
+        "plugin", "wasm KB", "compile ms", "cache ms", "fresh+call µs", "warm µs", "warm p50", "warm/native"
     );
     for r in &rows {
         println!(
@@ -268,9 +218,7 @@ fn mean(n: u32, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Dur
     Ok(started.elapsed() / n)
 }
 
-fn median<E: Into<anyhow::Error>>(
-    samples: impl Iterator<Item = Result<Duration, E>>,
-) -> anyhow::Result<Duration> {
+fn median<E: Into<anyhow::Error>>(samples: impl Iterator<Item = Result<Duration, E>>) -> anyhow::Result<Duration> {
     let mut v = samples.collect::<Result<Vec<_>, E>>().map_err(Into::into)?;
     v.sort_unstable();
     v.get(v.len() / 2).copied().context("no samples")

@@ -11,9 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::filter::Filter;
-use crate::model::{
-    Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, SessionId, Timestamp,
-};
+use crate::model::{Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, SessionId, Timestamp};
 
 #[derive(Debug, Args)]
 pub(super) struct FilterBenchArgs {
@@ -47,14 +45,7 @@ fn sample() -> anyhow::Result<(RunRecord, Vec<Feedback>)> {
         created_at: Timestamp::now(),
         modified_at: Timestamp::now(),
     };
-    Ok((
-        run,
-        vec![
-            fb("correctness", 1.0),
-            fb("user_score", 0.0),
-            fb("answer_usefulness", 0.3),
-        ],
-    ))
+    Ok((run, vec![fb("correctness", 1.0), fb("user_score", 0.0), fb("answer_usefulness", 0.3)]))
 }
 
 pub(super) fn run(args: &FilterBenchArgs) -> anyhow::Result<()> {
@@ -62,18 +53,9 @@ pub(super) fn run(args: &FilterBenchArgs) -> anyhow::Result<()> {
     let n = args.iterations.max(1);
     let cases = [
         ("simple equality", r#"eq(run_type, "llm")"#),
-        (
-            "conjunction of three",
-            r#"and(eq(run_type, "llm"), neq(error, null), gt(latency, 1))"#,
-        ),
-        (
-            "metadata pair",
-            r#"and(eq(metadata_key, "ls_model_name"), eq(metadata_value, "gpt-4o"))"#,
-        ),
-        (
-            "feedback pair",
-            r#"has(feedback_key, "answer_usefulness") and feedback_score < 0.5"#,
-        ),
+        ("conjunction of three", r#"and(eq(run_type, "llm"), neq(error, null), gt(latency, 1))"#),
+        ("metadata pair", r#"and(eq(metadata_key, "ls_model_name"), eq(metadata_value, "gpt-4o"))"#),
+        ("feedback pair", r#"has(feedback_key, "answer_usefulness") and feedback_score < 0.5"#),
         ("search", r#"search("visa-free")"#),
     ];
     let native = {
@@ -86,17 +68,10 @@ pub(super) fn run(args: &FilterBenchArgs) -> anyhow::Result<()> {
         n as f64 / started.elapsed().as_secs_f64()
     };
     println!("runhook bench filters: {n} evaluations each, one thread, 2 KB run with 3 feedback");
-    println!(
-        "  {:<22} {:>14}   (baseline)",
-        "native run_type check",
-        format!("{native:.0}/s")
-    );
+    println!("  {:<22} {:>14}   (baseline)", "native run_type check", format!("{native:.0}/s"));
     for (name, text) in cases {
         let filter = Filter::parse(text)?;
-        anyhow::ensure!(
-            filter.matches(&run, &feedback),
-            "{name} does not match the sample run"
-        );
+        anyhow::ensure!(filter.matches(&run, &feedback), "{name} does not match the sample run");
         let started = Instant::now();
         let mut hits = 0u32;
         for _ in 0..n {
@@ -104,11 +79,7 @@ pub(super) fn run(args: &FilterBenchArgs) -> anyhow::Result<()> {
         }
         std::hint::black_box(hits);
         let rate = n as f64 / started.elapsed().as_secs_f64();
-        println!(
-            "  {name:<22} {:>14}   {:>6.1}x native   {text}",
-            format!("{rate:.0}/s"),
-            native / rate
-        );
+        println!("  {name:<22} {:>14}   {:>6.1}x native   {text}", format!("{rate:.0}/s"), native / rate);
     }
     println!("  target: >= 1,000,000/s per core for the simple ones");
     Ok(())

@@ -59,10 +59,7 @@ fn multipart_body(batch: usize, size: usize) -> anyhow::Result<Vec<u8>> {
             (format!("post.{id}"), run),
             (format!("post.{id}.inputs"), inputs),
             (format!("post.{id}.outputs"), outputs),
-            (
-                format!("post.{id}.extra"),
-                json!({"metadata": {"i": batch * size + i}}),
-            ),
+            (format!("post.{id}.extra"), json!({"metadata": {"i": batch * size + i}})),
         ] {
             let data = serde_json::to_vec(&value)?;
             body.extend_from_slice(
@@ -95,30 +92,19 @@ fn raw_batch(size: usize) -> IngestBatch {
                 start_time: Some(start),
                 end_time: Some(Timestamp::now()),
                 tags: Some(vec!["bench".into()]),
-                inputs: Some(
-                    json!({"messages": [{"role": "user", "content": format!("question {i}")}]}),
-                ),
+                inputs: Some(json!({"messages": [{"role": "user", "content": format!("question {i}")}]})),
                 outputs: Some(json!({"output": format!("answer {i}")})),
                 extra: Some(json!({"metadata": {"i": i}})),
                 ..RunWrite::default()
             }
         })
         .collect();
-    IngestBatch {
-        posts,
-        patch_creates: true,
-        ..IngestBatch::default()
-    }
+    IngestBatch { posts, patch_creates: true, ..IngestBatch::default() }
 }
 
 pub(super) fn run(args: &IngestBenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.batches > 0 && args.batch_size > 0 && args.concurrency > 0,
-        "all counts must be positive"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    anyhow::ensure!(args.batches > 0 && args.batch_size > 0 && args.concurrency > 0, "all counts must be positive");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(bench(args))
 }
 
@@ -129,9 +115,7 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
     let raw_dir = tempfile::tempdir()?;
     let raw_app = App::prepare(config(raw_dir.path())).await?;
     let store = raw_app.state().store.clone();
-    let batches: Vec<IngestBatch> = (0..args.batches)
-        .map(|_| raw_batch(args.batch_size))
-        .collect();
+    let batches: Vec<IngestBatch> = (0..args.batches).map(|_| raw_batch(args.batch_size)).collect();
     let started = Instant::now();
     for b in batches {
         store.ingest(b).await?;
@@ -145,9 +129,8 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
     let url = format!("http://{}/runs/multipart", listener.local_addr()?);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.serve(listener, shutdown.clone()));
-    let bodies: Vec<Bytes> = (0..args.batches)
-        .map(|b| multipart_body(b, args.batch_size).map(Bytes::from))
-        .collect::<Result<_, _>>()?;
+    let bodies: Vec<Bytes> =
+        (0..args.batches).map(|b| multipart_body(b, args.batch_size).map(Bytes::from)).collect::<Result<_, _>>()?;
     let wire_bytes: usize = bodies.iter().map(Bytes::len).sum();
     let client = reqwest::Client::builder().no_proxy().build()?;
     let queue = Arc::new(tokio::sync::Mutex::new(bodies));
@@ -163,19 +146,12 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
                 let resp = client
                     .post(&url)
                     .header("x-api-key", KEY)
-                    .header(
-                        "content-type",
-                        "multipart/form-data; boundary=runhookbenchboundary",
-                    )
+                    .header("content-type", "multipart/form-data; boundary=runhookbenchboundary")
                     .header("content-encoding", "zstd")
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(
-                    resp.status().is_success(),
-                    "ingest failed: {}",
-                    resp.status()
-                );
+                anyhow::ensure!(resp.status().is_success(), "ingest failed: {}", resp.status());
             }
         });
     }
@@ -191,32 +167,14 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
         "runhook bench ingest: {} batches x {} runs, {} connections",
         args.batches, args.batch_size, args.concurrency
     );
-    println!(
-        "  wire: zstd multipart, {:.1} KB per batch",
-        wire_bytes as f64 / args.batches as f64 / 1024.0
-    );
-    println!(
-        "  raw store inserts (baseline)   {:>9.0} runs/s  ({:.2} s)",
-        rate(raw),
-        raw.as_secs_f64()
-    );
-    println!(
-        "  HTTP multipart ingest          {:>9.0} runs/s  ({:.2} s)",
-        rate(api),
-        api.as_secs_f64()
-    );
-    println!(
-        "  API / raw store                {:>9.2}",
-        rate(api) / rate(raw)
-    );
+    println!("  wire: zstd multipart, {:.1} KB per batch", wire_bytes as f64 / args.batches as f64 / 1024.0);
+    println!("  raw store inserts (baseline)   {:>9.0} runs/s  ({:.2} s)", rate(raw), raw.as_secs_f64());
+    println!("  HTTP multipart ingest          {:>9.0} runs/s  ({:.2} s)", rate(api), api.as_secs_f64());
+    println!("  API / raw store                {:>9.2}", rate(api) / rate(raw));
     println!("  target: >= 10000 runs/s over HTTP");
     Ok(())
 }
 
 fn config(dir: &std::path::Path) -> Config {
-    Config {
-        data_dir: dir.join("data"),
-        api_key: Some(KEY.into()),
-        ..Config::default()
-    }
+    Config { data_dir: dir.join("data"), api_key: Some(KEY.into()), ..Config::default() }
 }

@@ -65,11 +65,7 @@ struct CacheArgs {
 
 impl CacheArgs {
     fn open(&self, engine: &PluginEngine) -> anyhow::Result<CompileCache> {
-        let dir = if self.no_cache {
-            None
-        } else {
-            Some(self.cache_dir.clone().unwrap_or_else(default_cache_dir))
-        };
+        let dir = if self.no_cache { None } else { Some(self.cache_dir.clone().unwrap_or_else(default_cache_dir)) };
         Ok(CompileCache::new(engine, dir)?)
     }
 }
@@ -104,9 +100,7 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests calling in) is harmless; ignore it.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

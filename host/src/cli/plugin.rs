@@ -74,9 +74,7 @@ fn parse_capability(s: &str) -> Result<Capability, String> {
         "match" | "matcher" => Ok(Capability::Match),
         "transform" | "transformer" => Ok(Capability::Transform),
         "evaluate" | "evaluator" => Ok(Capability::Evaluate),
-        other => Err(format!(
-            "unknown capability {other:?}; expected match, transform or evaluate"
-        )),
+        other => Err(format!("unknown capability {other:?}; expected match, transform or evaluate")),
     }
 }
 
@@ -88,9 +86,7 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn plugin_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into())
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into())
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -102,10 +98,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(plugin) => plugin,
         Err(err) => {
             if args.json {
-                println!(
-                    "{}",
-                    json!({"ok": false, "plugin": name, "error": err.to_string()})
-                );
+                println!("{}", json!({"ok": false, "plugin": name, "error": err.to_string()}));
             } else {
                 eprintln!("FAILED {err}");
             }
@@ -113,21 +106,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Instantiating once proves the sandbox can host it (start functions run).
-    let mut session = PluginSession::new(
-        &engine,
-        std::sync::Arc::new(plugin),
-        PluginLimits::default(),
-        "check",
-    );
+    let mut session = PluginSession::new(&engine, std::sync::Arc::new(plugin), PluginLimits::default(), "check");
     let started = Instant::now();
     let (plugin, inst_time) = match session.instantiate() {
         Ok(()) => (session.plugin().clone(), started.elapsed()),
         Err(err) => {
             if args.json {
-                println!(
-                    "{}",
-                    json!({"ok": false, "plugin": name, "error": err.to_string()})
-                );
+                println!("{}", json!({"ok": false, "plugin": name, "error": err.to_string()}));
             } else {
                 eprintln!("FAILED {err}");
             }
@@ -152,36 +137,22 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         println!("{report:#}");
     } else {
         println!("plugin        {}", plugin.name());
-        println!(
-            "file          {} ({} bytes)",
-            plugin.path().display(),
-            plugin.size()
-        );
+        println!("file          {} ({} bytes)", plugin.path().display(), plugin.size());
         println!("sha256        {}", plugin.hash());
         println!("capabilities  {}", plugin.capabilities());
         println!("exports       {}", plugin.exports().join(", "));
         println!(
             "imports       {}",
-            if plugin.imports().is_empty() {
-                "none".into()
-            } else {
-                plugin.imports().join(", ")
-            }
+            if plugin.imports().is_empty() { "none".into() } else { plugin.imports().join(", ") }
         );
         match (origin.is_cache_hit(), cache.dir()) {
-            (true, _) => println!(
-                "code          loaded from cache in {:.2} ms",
-                ms(origin.elapsed())
-            ),
+            (true, _) => println!("code          loaded from cache in {:.2} ms", ms(origin.elapsed())),
             (false, Some(dir)) => println!(
                 "code          compiled in {:.1} ms (cache miss; stored in {})",
                 ms(origin.elapsed()),
                 dir.display()
             ),
-            (false, None) => println!(
-                "code          compiled in {:.1} ms (cache off)",
-                ms(origin.elapsed())
-            ),
+            (false, None) => println!("code          compiled in {:.1} ms (cache off)", ms(origin.elapsed())),
         }
         println!("instantiate   {:.3} ms", ms(inst_time));
         println!("OK");
@@ -190,11 +161,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let (capability, input_path) = match (
-        &args.match_input,
-        &args.transform_input,
-        &args.evaluate_input,
-    ) {
+    let (capability, input_path) = match (&args.match_input, &args.transform_input, &args.evaluate_input) {
         (Some(p), _, _) => (Capability::Match, p),
         (_, Some(p), _) => (Capability::Transform, p),
         (_, _, Some(p)) => (Capability::Evaluate, p),
@@ -203,25 +170,16 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let input = read_input(input_path)?;
     serde_json::from_str::<serde::de::IgnoredAny>(&input)
         .with_context(|| format!("{} is not valid JSON", input_path.display()))?;
-    serde_json::from_str::<serde::de::IgnoredAny>(&args.config)
-        .context("--config is not valid JSON")?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&args.config).context("--config is not valid JSON")?;
     anyhow::ensure!(args.deadline_ms > 0, "--deadline-ms must be at least 1");
     anyhow::ensure!(args.memory_mib > 0, "--memory-mib must be at least 1");
-    let limits = PluginLimits {
-        deadline: Duration::from_millis(args.deadline_ms),
-        memory_bytes: args.memory_mib << 20,
-    };
+    let limits =
+        PluginLimits { deadline: Duration::from_millis(args.deadline_ms), memory_bytes: args.memory_mib << 20 };
 
     let engine = super::engine()?;
     let cache = args.cache.open(&engine)?;
     let name = plugin_name(&args.file);
-    let plugin = match LoadedPlugin::load(
-        &engine,
-        &cache,
-        &name,
-        &args.file,
-        Capabilities::of(capability),
-    ) {
+    let plugin = match LoadedPlugin::load(&engine, &cache, &name, &args.file, Capabilities::of(capability)) {
         Ok(plugin) => plugin,
         Err(err) => return Ok(report_error(args.json, &err, None)),
     };
@@ -233,7 +191,12 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
             serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)) // validated as JSON above
         }),
         Capability::Evaluate => session.evaluate(&input, &args.config).map(|evals| {
-            json!(evals.iter().map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment})).collect::<Vec<_>>())
+            json!(
+                evals
+                    .iter()
+                    .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
+                    .collect::<Vec<_>>()
+            )
         }),
     };
     let elapsed = started.elapsed();
@@ -246,11 +209,7 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 println!("{value:#}");
-                eprintln!(
-                    "{} took {:.3} ms (instantiate + call)",
-                    capability.function(),
-                    ms(elapsed)
-                );
+                eprintln!("{} took {:.3} ms (instantiate + call)", capability.function(), ms(elapsed));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -258,11 +217,7 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn report_error(
-    as_json: bool,
-    err: &crate::plugins::PluginError,
-    elapsed: Option<Duration>,
-) -> ExitCode {
+fn report_error(as_json: bool, err: &crate::plugins::PluginError, elapsed: Option<Duration>) -> ExitCode {
     if as_json {
         println!(
             "{}",
@@ -280,8 +235,7 @@ fn report_error(
 fn read_input(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("cannot read stdin")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read stdin")?;
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))

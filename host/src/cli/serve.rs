@@ -24,19 +24,10 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir.clone(),
-    };
-    let config = Config::load(
-        args.config.as_deref(),
-        |k| std::env::var(k).ok(),
-        &overrides,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let app = crate::app::App::prepare(config.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -56,9 +47,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");

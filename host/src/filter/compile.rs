@@ -99,17 +99,11 @@ pub(crate) enum Expr {
 /// A leaf before grouping.
 enum Item {
     Plain(Expr),
-    Pair {
-        family: Family,
-        part: Part,
-        test: Test,
-    },
+    Pair { family: Family, part: Part, test: Test },
 }
 
 pub(super) fn compile(src: &str, node: &Node) -> Result<Expr, FilterError> {
-    Ok(finish(vec![item(src, node)?])
-        .pop()
-        .unwrap_or(Expr::And(Vec::new())))
+    Ok(finish(vec![item(src, node)?]).pop().unwrap_or(Expr::And(Vec::new())))
 }
 
 /// Turns items of one conjunction into expressions, grouping pair leaves.
@@ -119,33 +113,19 @@ fn finish(items: Vec<Item>) -> Vec<Expr> {
     for it in items {
         match it {
             Item::Plain(e) => out.push(e),
-            Item::Pair { family, part, test } => {
-                match groups.iter_mut().find(|(f, _)| *f == family) {
-                    Some((_, conds)) => conds.push((part, test)),
-                    None => groups.push((family, vec![(part, test)])),
-                }
-            }
+            Item::Pair { family, part, test } => match groups.iter_mut().find(|(f, _)| *f == family) {
+                Some((_, conds)) => conds.push((part, test)),
+                None => groups.push((family, vec![(part, test)])),
+            },
         }
     }
     for (family, conds) in groups {
-        let positive_key = conds
-            .iter()
-            .any(|(p, t)| *p == Part::Key && !matches!(t, Test::Ne(_)));
-        let mut group = Group {
-            family,
-            entry: Vec::new(),
-            absent: Vec::new(),
-        };
+        let positive_key = conds.iter().any(|(p, t)| *p == Part::Key && !matches!(t, Test::Ne(_)));
+        let mut group = Group { family, entry: Vec::new(), absent: Vec::new() };
         for (part, test) in conds {
             match (part, test) {
-                (Part::Key, Test::Ne(v)) => group.absent.push(PairCond {
-                    part,
-                    test: Test::Eq(v),
-                }),
-                (_, Test::Ne(v)) if !positive_key => group.absent.push(PairCond {
-                    part,
-                    test: Test::Eq(v),
-                }),
+                (Part::Key, Test::Ne(v)) => group.absent.push(PairCond { part, test: Test::Eq(v) }),
+                (_, Test::Ne(v)) if !positive_key => group.absent.push(PairCond { part, test: Test::Eq(v) }),
                 (_, test) => group.entry.push(PairCond { part, test }),
             }
         }
@@ -158,21 +138,11 @@ fn item(src: &str, node: &Node) -> Result<Item, FilterError> {
     let err = |pos: usize, msg: String| FilterError::at(src, pos, msg);
     match node {
         Node::And(parts) => conj(src, parts),
-        Node::Or(parts) => Ok(Item::Plain(Expr::Or(
-            parts
-                .iter()
-                .map(|p| standalone(src, p))
-                .collect::<Result<_, _>>()?,
-        ))),
+        Node::Or(parts) => {
+            Ok(Item::Plain(Expr::Or(parts.iter().map(|p| standalone(src, p)).collect::<Result<_, _>>()?)))
+        }
         Node::Not(inner, _) => Ok(Item::Plain(Expr::Not(Box::new(standalone(src, inner)?)))),
-        Node::Infix {
-            field,
-            field_pos,
-            op,
-            op_pos,
-            value,
-            value_pos,
-        } => {
+        Node::Infix { field, field_pos, op, op_pos, value, value_pos } => {
             let f = field_named(src, field, *field_pos)?;
             let name = match *op {
                 "=" | "==" => "eq",
@@ -185,24 +155,17 @@ fn item(src: &str, node: &Node) -> Result<Item, FilterError> {
             comparison(src, name, *op_pos, f, value, *value_pos)
         }
         Node::Call { name, pos, args } => call(src, name, *pos, args),
-        Node::Name { name, pos } => Err(err(
-            *pos,
-            format!("{name:?} is a field, not a condition; compare it, e.g. eq({name}, ...)"),
-        )),
-        Node::Lit { pos, .. } | Node::List { pos, .. } => {
-            Err(err(*pos, "expected a condition, found a value".into()))
+        Node::Name { name, pos } => {
+            Err(err(*pos, format!("{name:?} is a field, not a condition; compare it, e.g. eq({name}, ...)")))
         }
+        Node::Lit { pos, .. } | Node::List { pos, .. } => Err(err(*pos, "expected a condition, found a value".into())),
     }
 }
 
 fn standalone(src: &str, node: &Node) -> Result<Expr, FilterError> {
     let items = vec![item(src, node)?];
     let mut exprs = finish(items);
-    Ok(if exprs.len() == 1 {
-        exprs.remove(0)
-    } else {
-        Expr::And(exprs)
-    })
+    Ok(if exprs.len() == 1 { exprs.remove(0) } else { Expr::And(exprs) })
 }
 
 /// A conjunction: nested conjunctions are flattened so their pair
@@ -213,99 +176,48 @@ fn conj(src: &str, parts: &[Node]) -> Result<Item, FilterError> {
     while let Some(n) = stack.pop() {
         match n {
             Node::And(inner) => stack.extend(inner.iter().rev()),
-            Node::Call { name, args, .. } if name.eq_ignore_ascii_case("and") => {
-                stack.extend(args.iter().rev())
-            }
+            Node::Call { name, args, .. } if name.eq_ignore_ascii_case("and") => stack.extend(args.iter().rev()),
             other => items.push(item(src, other)?),
         }
     }
     let mut exprs = finish(items);
-    Ok(Item::Plain(if exprs.len() == 1 {
-        exprs.remove(0)
-    } else {
-        Expr::And(exprs)
-    }))
+    Ok(Item::Plain(if exprs.len() == 1 { exprs.remove(0) } else { Expr::And(exprs) }))
 }
 
 fn field_named(src: &str, name: &str, pos: usize) -> Result<Field, FilterError> {
     Field::parse(name).ok_or_else(|| {
         let known: Vec<&str> = super::fields::FIELDS.iter().map(|(n, _)| *n).collect();
-        FilterError::at(
-            src,
-            pos,
-            format!("unknown field {name:?}; known fields: {}", known.join(", ")),
-        )
+        FilterError::at(src, pos, format!("unknown field {name:?}; known fields: {}", known.join(", ")))
     })
 }
 
-fn field_arg(
-    src: &str,
-    fname: &str,
-    pos: usize,
-    arg: Option<&Node>,
-) -> Result<(Field, usize), FilterError> {
+fn field_arg(src: &str, fname: &str, pos: usize, arg: Option<&Node>) -> Result<(Field, usize), FilterError> {
     match arg {
         Some(Node::Name { name, pos }) => Ok((field_named(src, name, *pos)?, *pos)),
-        Some(Node::Lit { pos, .. } | Node::List { pos, .. }) => Err(FilterError::at(
-            src,
-            *pos,
-            format!("the first argument of {fname}(...) must be a field name"),
-        )),
-        Some(_) => Err(FilterError::at(
-            src,
-            pos,
-            format!("the first argument of {fname}(...) must be a field name"),
-        )),
-        None => Err(FilterError::at(
-            src,
-            pos,
-            format!("{fname}(...) needs a field as its first argument"),
-        )),
+        Some(Node::Lit { pos, .. } | Node::List { pos, .. }) => {
+            Err(FilterError::at(src, *pos, format!("the first argument of {fname}(...) must be a field name")))
+        }
+        Some(_) => Err(FilterError::at(src, pos, format!("the first argument of {fname}(...) must be a field name"))),
+        None => Err(FilterError::at(src, pos, format!("{fname}(...) needs a field as its first argument"))),
     }
 }
 
-fn lit_arg<'a>(
-    src: &str,
-    fname: &str,
-    pos: usize,
-    arg: Option<&'a Node>,
-) -> Result<(&'a Lit, usize), FilterError> {
+fn lit_arg<'a>(src: &str, fname: &str, pos: usize, arg: Option<&'a Node>) -> Result<(&'a Lit, usize), FilterError> {
     match arg {
         Some(Node::Lit { lit, pos }) => Ok((lit, *pos)),
         Some(Node::Name { name, pos }) => Err(FilterError::at(
             src,
             *pos,
-            format!(
-                "expected a value as the second argument of {fname}(...), found the name {name}; quote strings"
-            ),
+            format!("expected a value as the second argument of {fname}(...), found the name {name}; quote strings"),
         )),
-        _ => Err(FilterError::at(
-            src,
-            pos,
-            format!("{fname}(...) needs a value as its second argument"),
-        )),
+        _ => Err(FilterError::at(src, pos, format!("{fname}(...) needs a value as its second argument"))),
     }
 }
 
-fn arity(
-    src: &str,
-    fname: &str,
-    pos: usize,
-    args: &[Node],
-    min: usize,
-    max: usize,
-) -> Result<(), FilterError> {
+fn arity(src: &str, fname: &str, pos: usize, args: &[Node], min: usize, max: usize) -> Result<(), FilterError> {
     if args.len() < min || args.len() > max {
-        let want = if min == max {
-            format!("{min}")
-        } else {
-            format!("{min} to {max}")
-        };
-        return Err(FilterError::at(
-            src,
-            pos,
-            format!("{fname}(...) takes {want} arguments, got {}", args.len()),
-        ));
+        let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        return Err(FilterError::at(src, pos, format!("{fname}(...) takes {want} arguments, got {}", args.len())));
     }
     Ok(())
 }
@@ -315,27 +227,15 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
     match lower.as_str() {
         "and" => {
             if args.is_empty() {
-                return Err(FilterError::at(
-                    src,
-                    pos,
-                    "and(...) needs at least one condition".into(),
-                ));
+                return Err(FilterError::at(src, pos, "and(...) needs at least one condition".into()));
             }
             conj(src, args)
         }
         "or" => {
             if args.is_empty() {
-                return Err(FilterError::at(
-                    src,
-                    pos,
-                    "or(...) needs at least one condition".into(),
-                ));
+                return Err(FilterError::at(src, pos, "or(...) needs at least one condition".into()));
             }
-            Ok(Item::Plain(Expr::Or(
-                args.iter()
-                    .map(|a| standalone(src, a))
-                    .collect::<Result<_, _>>()?,
-            )))
+            Ok(Item::Plain(Expr::Or(args.iter().map(|a| standalone(src, a)).collect::<Result<_, _>>()?)))
         }
         "not" => {
             arity(src, "not", pos, args, 1, 1)?;
@@ -357,10 +257,7 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
                     "in(...) needs a list such as [\"a\", \"b\"] as its second argument".into(),
                 ));
             };
-            let vals = items
-                .iter()
-                .map(|(l, p)| value(src, "in", field, l, *p))
-                .collect::<Result<Vec<_>, _>>()?;
+            let vals = items.iter().map(|(l, p)| value(src, "in", field, l, *p)).collect::<Result<Vec<_>, _>>()?;
             if matches!(field.kind(), Kind::Blob) {
                 return Err(op_error(src, pos, "in", field));
             }
@@ -371,16 +268,9 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
             let (field, _) = field_arg(src, "like", pos, args.first())?;
             let (lit, lpos) = lit_arg(src, "like", pos, args.get(1))?;
             let Lit::Str(pattern) = lit else {
-                return Err(FilterError::at(
-                    src,
-                    lpos,
-                    "like(...) needs a quoted pattern such as \"%text%\"".into(),
-                ));
+                return Err(FilterError::at(src, lpos, "like(...) needs a quoted pattern such as \"%text%\"".into()));
             };
-            if !matches!(
-                field.kind(),
-                Kind::Text | Kind::Key | Kind::Any | Kind::Word(_) | Kind::Uuid
-            ) {
+            if !matches!(field.kind(), Kind::Text | Kind::Key | Kind::Any | Kind::Word(_) | Kind::Uuid) {
                 return Err(op_error(src, pos, "like", field));
             }
             Ok(leaf(field, Test::Like(like(pattern))))
@@ -390,24 +280,17 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
             let (field, _) = field_arg(src, "has", pos, args.first())?;
             let (lit, lpos) = lit_arg(src, "has", pos, args.get(1))?;
             let Lit::Str(s) = lit else {
-                return Err(FilterError::at(
-                    src,
-                    lpos,
-                    "has(...) needs a quoted string".into(),
-                ));
+                return Err(FilterError::at(src, lpos, "has(...) needs a quoted string".into()));
             };
             match field.kind() {
                 Kind::Tags => Ok(leaf(field, Test::Has(HasArg::Text(s.clone())))),
                 Kind::Key => Ok(leaf(field, Test::Eq(Val::Text(s.clone())))),
                 Kind::Blob => match serde_json::from_str::<serde_json::Value>(s) {
-                    Ok(serde_json::Value::Object(map)) => {
-                        Ok(leaf(field, Test::Has(HasArg::Json(map))))
-                    }
+                    Ok(serde_json::Value::Object(map)) => Ok(leaf(field, Test::Has(HasArg::Json(map)))),
                     _ => Err(FilterError::at(
                         src,
                         lpos,
-                        "has(metadata, ...) needs a JSON object such as '{\"env\": \"prod\"}'"
-                            .into(),
+                        "has(metadata, ...) needs a JSON object such as '{\"env\": \"prod\"}'".into(),
                     )),
                 },
                 _ => Err(op_error(src, pos, "has", field)),
@@ -418,45 +301,35 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
             let (field, _) = field_arg(src, "exists", pos, args.first())?;
             let key = match args.get(1) {
                 None => None,
-                Some(_) => {
-                    match lit_arg(src, "exists", pos, args.get(1))? {
-                        (Lit::Str(k), _) if matches!(field.kind(), Kind::Blob) => Some(k.clone()),
-                        (_, lpos) => {
-                            return Err(FilterError::at(src, lpos, "exists(metadata, \"key\") takes a quoted key; other fields take none".into()));
-                        }
+                Some(_) => match lit_arg(src, "exists", pos, args.get(1))? {
+                    (Lit::Str(k), _) if matches!(field.kind(), Kind::Blob) => Some(k.clone()),
+                    (_, lpos) => {
+                        return Err(FilterError::at(
+                            src,
+                            lpos,
+                            "exists(metadata, \"key\") takes a quoted key; other fields take none".into(),
+                        ));
                     }
-                }
+                },
             };
             Ok(leaf(field, Test::Exists(key)))
         }
         "search" => {
             arity(src, "search", pos, args, 1, 2)?;
             if args.len() == 1 {
-                let (lit, lpos) = lit_arg(src, "search", pos, args.first()).map_err(|_| {
-                    FilterError::at(src, pos, "search(...) needs a quoted text".into())
-                })?;
+                let (lit, lpos) = lit_arg(src, "search", pos, args.first())
+                    .map_err(|_| FilterError::at(src, pos, "search(...) needs a quoted text".into()))?;
                 let Lit::Str(text) = lit else {
-                    return Err(FilterError::at(
-                        src,
-                        lpos,
-                        "search(...) needs a quoted text".into(),
-                    ));
+                    return Err(FilterError::at(src, lpos, "search(...) needs a quoted text".into()));
                 };
                 return Ok(Item::Plain(Expr::Search(text.to_lowercase())));
             }
             let (field, _) = field_arg(src, "search", pos, args.first())?;
             let (lit, lpos) = lit_arg(src, "search", pos, args.get(1))?;
             let Lit::Str(text) = lit else {
-                return Err(FilterError::at(
-                    src,
-                    lpos,
-                    "search(...) needs a quoted text".into(),
-                ));
+                return Err(FilterError::at(src, lpos, "search(...) needs a quoted text".into()));
             };
-            if matches!(
-                field.kind(),
-                Kind::Bool | Kind::Number | Kind::Time | Kind::Seconds
-            ) {
+            if matches!(field.kind(), Kind::Bool | Kind::Number | Kind::Time | Kind::Seconds) {
                 return Err(op_error(src, pos, "search", field));
             }
             Ok(leaf(field, Test::Contains(text.to_lowercase())))
@@ -479,25 +352,10 @@ fn leaf(field: Field, test: Test) -> Item {
 }
 
 fn op_error(src: &str, pos: usize, op: &str, field: Field) -> FilterError {
-    FilterError::at(
-        src,
-        pos,
-        format!(
-            "operator {op} does not apply to field {} ({})",
-            field.name(),
-            field.describe()
-        ),
-    )
+    FilterError::at(src, pos, format!("operator {op} does not apply to field {} ({})", field.name(), field.describe()))
 }
 
-fn comparison(
-    src: &str,
-    op: &str,
-    pos: usize,
-    field: Field,
-    lit: &Lit,
-    lpos: usize,
-) -> Result<Item, FilterError> {
+fn comparison(src: &str, op: &str, pos: usize, field: Field, lit: &Lit, lpos: usize) -> Result<Item, FilterError> {
     let ordered = matches!(op, "gt" | "gte" | "lt" | "lte");
     let kind = field.kind();
     if ordered && !matches!(kind, Kind::Time | Kind::Seconds | Kind::Number | Kind::Any) {
@@ -508,11 +366,7 @@ fn comparison(
     }
     let v = value(src, op, field, lit, lpos)?;
     if ordered && v == Val::Null {
-        return Err(FilterError::at(
-            src,
-            lpos,
-            format!("{op}(...) cannot compare with null"),
-        ));
+        return Err(FilterError::at(src, lpos, format!("{op}(...) cannot compare with null")));
     }
     let test = match op {
         "eq" => Test::Eq(v),
@@ -526,10 +380,7 @@ fn comparison(
     let test = match (kind, test) {
         (Kind::Tags, Test::Eq(Val::Text(t))) => Test::Has(HasArg::Text(t)),
         (Kind::Tags, Test::Ne(Val::Text(t))) => {
-            return Ok(Item::Plain(Expr::Not(Box::new(Expr::Cond(
-                field,
-                Test::Has(HasArg::Text(t)),
-            )))));
+            return Ok(Item::Plain(Expr::Not(Box::new(Expr::Cond(field, Test::Has(HasArg::Text(t)))))));
         }
         (_, t) => t,
     };
@@ -539,25 +390,13 @@ fn comparison(
 /// Converts a literal to the field's type, or explains why it cannot be.
 fn value(src: &str, op: &str, field: Field, lit: &Lit, pos: usize) -> Result<Val, FilterError> {
     let bad = |want: &str| {
-        FilterError::at(
-            src,
-            pos,
-            format!(
-                "{op}(...) on field {} needs {want}, found {}",
-                field.name(),
-                show(lit)
-            ),
-        )
+        FilterError::at(src, pos, format!("{op}(...) on field {} needs {want}, found {}", field.name(), show(lit)))
     };
     if *lit == Lit::Null {
         return if field.nullable() || matches!(field.kind(), Kind::Any) {
             Ok(Val::Null)
         } else {
-            Err(FilterError::at(
-                src,
-                pos,
-                format!("field {} is never null", field.name()),
-            ))
+            Err(FilterError::at(src, pos, format!("field {} is never null", field.name())))
         };
     }
     match (field.kind(), lit) {
@@ -570,16 +409,27 @@ fn value(src: &str, op: &str, field: Field, lit: &Lit, pos: usize) -> Result<Val
             if words.contains(&s.as_str()) {
                 Ok(Val::Text(s.clone()))
             } else {
-                Err(FilterError::at(src, pos, format!("{s:?} is not a valid {}; expected one of {}", field.name(), words.join(", "))))
+                Err(FilterError::at(
+                    src,
+                    pos,
+                    format!("{s:?} is not a valid {}; expected one of {}", field.name(), words.join(", ")),
+                ))
             }
         }
-        (Kind::Time, Lit::Str(s)) => s
-            .parse::<Timestamp>()
-            .map(|t| Val::Time(t.micros()))
-            .map_err(|_| FilterError::at(src, pos, format!("malformed datetime {s:?}; expected ISO-8601 such as \"2023-07-15T12:34:56Z\""))),
+        (Kind::Time, Lit::Str(s)) => s.parse::<Timestamp>().map(|t| Val::Time(t.micros())).map_err(|_| {
+            FilterError::at(
+                src,
+                pos,
+                format!("malformed datetime {s:?}; expected ISO-8601 such as \"2023-07-15T12:34:56Z\""),
+            )
+        }),
         (Kind::Seconds, Lit::Num(n, _)) => Ok(Val::Num(*n)),
         (Kind::Seconds, Lit::Str(s)) => duration(s).map(Val::Num).ok_or_else(|| {
-            FilterError::at(src, pos, format!("malformed duration {s:?}; expected a number with ms, s, m or h, such as \"5s\""))
+            FilterError::at(
+                src,
+                pos,
+                format!("malformed duration {s:?}; expected a number with ms, s, m or h, such as \"5s\""),
+            )
         }),
         (Kind::Number, Lit::Num(n, _)) => Ok(Val::Num(*n)),
         (Kind::Bool, Lit::Bool(b)) => Ok(Val::Bool(*b)),

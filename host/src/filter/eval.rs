@@ -39,18 +39,14 @@ fn opt_text(v: &Option<String>) -> Scalar<'_> {
 }
 
 fn opt_num(v: &Option<String>) -> Scalar<'static> {
-    v.as_deref()
-        .and_then(|s| s.parse::<f64>().ok())
-        .map_or(Scalar::Null, Scalar::Num)
+    v.as_deref().and_then(|s| s.parse::<f64>().ok()).map_or(Scalar::Null, Scalar::Num)
 }
 
 fn scalar(field: Field, run: &RunRecord) -> Scalar<'_> {
     match field {
         Field::Id => Scalar::Uuid(run.id.0),
         Field::TraceId => Scalar::Uuid(run.trace_id.0),
-        Field::ParentRunId => run
-            .parent_run_id
-            .map_or(Scalar::Null, |p| Scalar::Uuid(p.0)),
+        Field::ParentRunId => run.parent_run_id.map_or(Scalar::Null, |p| Scalar::Uuid(p.0)),
         Field::SessionId => Scalar::Uuid(run.session_id.0),
         Field::ReferenceExampleId => run.reference_example_id.map_or(Scalar::Null, Scalar::Uuid),
         Field::Name => Scalar::Text(&run.name),
@@ -59,12 +55,8 @@ fn scalar(field: Field, run: &RunRecord) -> Scalar<'_> {
         Field::RunType => Scalar::Text(run.run_type.as_str()),
         Field::Status => Scalar::Text(run.status()),
         Field::StartTime => Scalar::Time(run.start_time.micros()),
-        Field::EndTime => run
-            .end_time
-            .map_or(Scalar::Null, |t| Scalar::Time(t.micros())),
-        Field::FirstTokenTime => run
-            .first_token_time
-            .map_or(Scalar::Null, |t| Scalar::Time(t.micros())),
+        Field::EndTime => run.end_time.map_or(Scalar::Null, |t| Scalar::Time(t.micros())),
+        Field::FirstTokenTime => run.first_token_time.map_or(Scalar::Null, |t| Scalar::Time(t.micros())),
         Field::Latency => run.latency().map_or(Scalar::Null, Scalar::Num),
         Field::TotalTokens => Scalar::Num(run.total_tokens.unwrap_or(0) as f64),
         Field::PromptTokens => Scalar::Num(run.prompt_tokens.unwrap_or(0) as f64),
@@ -82,25 +74,19 @@ fn scalar(field: Field, run: &RunRecord) -> Scalar<'_> {
 fn cond(field: Field, test: &Test, run: &RunRecord) -> bool {
     match (field, test) {
         (Field::Tags, Test::Has(HasArg::Text(t))) => run.tags.iter().any(|x| x == t),
-        (Field::Tags, Test::In(vals)) => vals
-            .iter()
-            .any(|v| matches!(v, Val::Text(t) if run.tags.contains(t))),
+        (Field::Tags, Test::In(vals)) => vals.iter().any(|v| matches!(v, Val::Text(t) if run.tags.contains(t))),
         (Field::Tags, Test::Contains(n)) => run.tags.iter().any(|x| contains_ci(x, n)),
         (Field::Tags, Test::Exists(_)) => !run.tags.is_empty(),
         (Field::Tags, Test::Eq(Val::Null)) => run.tags.is_empty(),
         (Field::Tags, _) => false,
-        (Field::Metadata, Test::Has(HasArg::Json(want))) => run
-            .metadata()
-            .is_some_and(|m| want.iter().all(|(k, v)| m.get(k) == Some(v))),
-        (Field::Metadata, Test::Exists(Some(key))) => {
-            run.metadata().is_some_and(|m| lookup(m, key).is_some())
+        (Field::Metadata, Test::Has(HasArg::Json(want))) => {
+            run.metadata().is_some_and(|m| want.iter().all(|(k, v)| m.get(k) == Some(v)))
         }
+        (Field::Metadata, Test::Exists(Some(key))) => run.metadata().is_some_and(|m| lookup(m, key).is_some()),
         (Field::Metadata, Test::Exists(None)) => run.metadata().is_some_and(|m| !m.is_empty()),
-        (Field::Metadata, Test::Contains(n)) => run
-            .extra
-            .as_ref()
-            .and_then(|e| e.get("metadata"))
-            .is_some_and(|m| json_contains(m, n)),
+        (Field::Metadata, Test::Contains(n)) => {
+            run.extra.as_ref().and_then(|e| e.get("metadata")).is_some_and(|m| json_contains(m, n))
+        }
         (Field::Metadata, _) => false,
         (field, test) => scalar_test(scalar(field, run), test),
     }
@@ -151,20 +137,12 @@ fn scalar_test(s: Scalar<'_>, test: &Test) -> bool {
         Test::In(vals) => vals.iter().any(|v| scalar_eq(s, v)),
         Test::Like(p) => match s {
             Scalar::Text(t) => like(p, t),
-            Scalar::Uuid(u) => like(
-                p,
-                u.hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-            ),
+            Scalar::Uuid(u) => like(p, u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())),
             _ => false,
         },
         Test::Contains(n) => match s {
             Scalar::Text(t) => contains_ci(t, n),
-            Scalar::Uuid(u) => contains_ci(
-                u.hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-                n,
-            ),
+            Scalar::Uuid(u) => contains_ci(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()), n),
             _ => false,
         },
         Test::Exists(_) => !matches!(s, Scalar::Null),
@@ -274,28 +252,16 @@ fn search(run: &RunRecord, needle: &str) -> bool {
     contains_ci(&run.name, needle)
         || run.error.as_deref().is_some_and(|e| contains_ci(e, needle))
         || run.tags.iter().any(|t| contains_ci(t, needle))
-        || run
-            .inputs
-            .as_ref()
-            .is_some_and(|v| json_contains(v, needle))
-        || run
-            .outputs
-            .as_ref()
-            .is_some_and(|v| json_contains(v, needle))
-        || run
-            .extra
-            .as_ref()
-            .and_then(|e| e.get("metadata"))
-            .is_some_and(|v| json_contains(v, needle))
+        || run.inputs.as_ref().is_some_and(|v| json_contains(v, needle))
+        || run.outputs.as_ref().is_some_and(|v| json_contains(v, needle))
+        || run.extra.as_ref().and_then(|e| e.get("metadata")).is_some_and(|v| json_contains(v, needle))
 }
 
 fn json_contains(v: &Value, needle: &str) -> bool {
     match v {
         Value::String(s) => contains_ci(s, needle),
         Value::Array(items) => items.iter().any(|i| json_contains(i, needle)),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| contains_ci(k, needle) || json_contains(v, needle)),
+        Value::Object(map) => map.iter().any(|(k, v)| contains_ci(k, needle) || json_contains(v, needle)),
         _ => false,
     }
 }
@@ -309,8 +275,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
     if n.len() > h.len() {
         return false;
     }
-    h.windows(n.len())
-        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 /// SQL LIKE matching with backtracking over the last `%`.

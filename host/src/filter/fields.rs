@@ -143,15 +143,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("feedback_value", Field::Pair(Family::Feedback, Part::Value)),
 ];
 
-const RUN_TYPES: &[&str] = &[
-    "tool",
-    "chain",
-    "llm",
-    "retriever",
-    "embedding",
-    "prompt",
-    "parser",
-];
+const RUN_TYPES: &[&str] = &["tool", "chain", "llm", "retriever", "embedding", "prompt", "parser"];
 const STATUSES: &[&str] = &["success", "error", "pending", "interrupted"];
 
 impl Field {
@@ -162,21 +154,15 @@ impl Field {
 
     /// The field's name in the language.
     pub fn name(self) -> &'static str {
-        FIELDS
-            .iter()
-            .find(|(_, f)| *f == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
+        FIELDS.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or("?")
     }
 
     /// The field's kind.
     pub fn kind(self) -> Kind {
         match self {
-            Field::Id
-            | Field::TraceId
-            | Field::ParentRunId
-            | Field::SessionId
-            | Field::ReferenceExampleId => Kind::Uuid,
+            Field::Id | Field::TraceId | Field::ParentRunId | Field::SessionId | Field::ReferenceExampleId => {
+                Kind::Uuid
+            }
             Field::Name | Field::Error | Field::ThreadId => Kind::Text,
             Field::RunType => Kind::Word(RUN_TYPES),
             Field::Status => Kind::Word(STATUSES),

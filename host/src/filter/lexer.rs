@@ -96,9 +96,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
             }
             b'-' | b'+' | b'.' | b'0'..=b'9' => {
                 let mut j = i + 1;
-                while j < bytes.len()
-                    && matches!(bytes[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+')
-                {
+                while j < bytes.len() && matches!(bytes[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'-' | b'+') {
                     // A sign inside a number is only valid right after an exponent.
                     if matches!(bytes[j], b'-' | b'+') && !matches!(bytes[j - 1], b'e' | b'E') {
                         break;
@@ -107,15 +105,10 @@ pub(super) fn lex(src: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
                 }
                 let text = &src[i..j];
                 let is_int = !text.contains(['.', 'e', 'E']);
-                let n: f64 = text
-                    .parse()
-                    .map_err(|_| FilterError::at(src, start, format!("invalid number {text:?}")))?;
+                let n: f64 =
+                    text.parse().map_err(|_| FilterError::at(src, start, format!("invalid number {text:?}")))?;
                 if !n.is_finite() {
-                    return Err(FilterError::at(
-                        src,
-                        start,
-                        format!("number {text:?} is out of range"),
-                    ));
+                    return Err(FilterError::at(src, start, format!("number {text:?} is out of range")));
                 }
                 out.push((start, Tok::Num(n, is_int)));
                 i = j;
@@ -132,11 +125,7 @@ pub(super) fn lex(src: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(FilterError::at(
-                    src,
-                    start,
-                    format!("unexpected character {ch:?}"),
-                ));
+                return Err(FilterError::at(src, start, format!("unexpected character {ch:?}")));
             }
         }
         i += 1;
@@ -166,29 +155,20 @@ fn string(src: &str, start: usize, quote: u8) -> Result<(String, usize), FilterE
                     let hex_start = start + 1 + uoff + 1;
                     let hex = src.get(hex_start..hex_start + 4).unwrap_or("");
                     let code = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
-                    let c = code.ok_or_else(|| {
-                        FilterError::at(src, at, "invalid \\u escape; expected 4 hex digits".into())
-                    })?;
+                    let c = code
+                        .ok_or_else(|| FilterError::at(src, at, "invalid \\u escape; expected 4 hex digits".into()))?;
                     out.push(c);
                     for _ in 0..4 {
                         chars.next();
                     }
                 }
                 Some((_, other)) => {
-                    return Err(FilterError::at(
-                        src,
-                        at,
-                        format!("unknown escape \\{other}"),
-                    ));
+                    return Err(FilterError::at(src, at, format!("unknown escape \\{other}")));
                 }
                 None => break,
             },
             c => out.push(c),
         }
     }
-    Err(FilterError::at(
-        src,
-        start,
-        "unterminated string; add the closing quote".into(),
-    ))
+    Err(FilterError::at(src, start, "unterminated string; add the closing quote".into()))
 }

@@ -52,11 +52,7 @@ impl FilterError {
     pub(crate) fn at(src: &str, byte_offset: usize, message: String) -> Self {
         let offset = byte_offset.min(src.len());
         let position = src.char_indices().take_while(|(i, _)| *i < offset).count();
-        Self {
-            position,
-            message,
-            filter: src.to_string(),
-        }
+        Self { position, message, filter: src.to_string() }
     }
 }
 
@@ -64,20 +60,12 @@ impl fmt::Display for FilterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One line of context, with the caret under the problem; long
         // filters are windowed around it.
-        let chars: Vec<char> = self
-            .filter
-            .chars()
-            .map(|c| if c.is_whitespace() { ' ' } else { c })
-            .collect();
+        let chars: Vec<char> = self.filter.chars().map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
         let start = self.position.saturating_sub(60);
         let end = (self.position + 60).min(chars.len());
         let window: String = chars[start.min(end)..end].iter().collect();
         let caret = " ".repeat(self.position - start.min(self.position));
-        write!(
-            f,
-            "invalid filter at position {}: {}\n  {}\n  {}^",
-            self.position, self.message, window, caret
-        )
+        write!(f, "invalid filter at position {}: {}\n  {}\n  {}^", self.position, self.message, window, caret)
     }
 }
 
@@ -96,10 +84,7 @@ impl Filter {
         let tokens = lexer::lex(text)?;
         let tree = parser::parse(text, tokens)?;
         let expr = compile::compile(text, &tree)?;
-        Ok(Self {
-            source: text.to_string(),
-            expr,
-        })
+        Ok(Self { source: text.to_string(), expr })
     }
 
     /// The filter text as given.

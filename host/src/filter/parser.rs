@@ -29,20 +29,13 @@ pub(super) enum Lit {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Node {
     /// `name(args)`, including `and(...)`, `or(...)`, `not(...)`.
-    Call {
-        name: String,
-        pos: usize,
-        args: Vec<Node>,
-    },
+    Call { name: String, pos: usize, args: Vec<Node> },
     /// A bare name in argument position: a field.
     Name { name: String, pos: usize },
     /// A literal in argument position.
     Lit { lit: Lit, pos: usize },
     /// `[a, b]` in argument position.
-    List {
-        items: Vec<(Lit, usize)>,
-        pos: usize,
-    },
+    List { items: Vec<(Lit, usize)>, pos: usize },
     /// Infix `and`.
     And(Vec<Node>),
     /// Infix `or`.
@@ -50,14 +43,7 @@ pub(super) enum Node {
     /// Prefix `not`.
     Not(Box<Node>, usize),
     /// `field OP literal`.
-    Infix {
-        field: String,
-        field_pos: usize,
-        op: &'static str,
-        op_pos: usize,
-        value: Lit,
-        value_pos: usize,
-    },
+    Infix { field: String, field_pos: usize, op: &'static str, op_pos: usize, value: Lit, value_pos: usize },
 }
 
 struct Parser<'a> {
@@ -72,12 +58,7 @@ struct Parser<'a> {
 const MAX_DEPTH: usize = 64;
 
 pub(super) fn parse(src: &str, toks: Vec<(usize, Tok)>) -> Result<Node, FilterError> {
-    let mut p = Parser {
-        src,
-        toks,
-        i: 0,
-        depth: 0,
-    };
+    let mut p = Parser { src, toks, i: 0, depth: 0 };
     if matches!(p.peek(), Tok::End) {
         return Err(FilterError::at(
             src,
@@ -90,9 +71,7 @@ pub(super) fn parse(src: &str, toks: Vec<(usize, Tok)>) -> Result<Node, FilterEr
         Tok::End => Ok(node),
         other => {
             let what = other.describe();
-            Err(p.error(format!(
-                "expected 'and', 'or' or the end of the filter, found {what}"
-            )))
+            Err(p.error(format!("expected 'and', 'or' or the end of the filter, found {what}")))
         }
     }
 }
@@ -152,11 +131,7 @@ impl Parser<'_> {
             parts.push(self.and()?);
         }
         self.depth -= 1;
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Node::Or(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Node::Or(parts) })
     }
 
     fn and(&mut self) -> Result<Node, FilterError> {
@@ -165,11 +140,7 @@ impl Parser<'_> {
             self.bump();
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Node::And(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Node::And(parts) })
     }
 
     fn unary(&mut self) -> Result<Node, FilterError> {
@@ -227,9 +198,9 @@ impl Parser<'_> {
                     Tok::RParen => break,
                     other => {
                         let found = other.describe();
-                        return Err(self.error(format!(
-                            "expected ',' or ')' in the arguments of {name}(...), found {found}"
-                        )));
+                        return Err(
+                            self.error(format!("expected ',' or ')' in the arguments of {name}(...), found {found}"))
+                        );
                     }
                 }
             }
@@ -241,15 +212,10 @@ impl Parser<'_> {
 
     fn arg(&mut self) -> Result<Node, FilterError> {
         match self.peek().clone() {
-            Tok::Ident(_)
-                if matches!(self.peek2(), Tok::LParen | Tok::Op(_))
-                    || keyword(self.peek(), "not") =>
-            {
+            Tok::Ident(_) if matches!(self.peek2(), Tok::LParen | Tok::Op(_)) || keyword(self.peek(), "not") => {
                 self.expr()
             }
-            Tok::Ident(name)
-                if ["null", "true", "false"].contains(&name.to_ascii_lowercase().as_str()) =>
-            {
+            Tok::Ident(name) if ["null", "true", "false"].contains(&name.to_ascii_lowercase().as_str()) => {
                 let (lit, pos) = self.literal()?;
                 Ok(Node::Lit { lit, pos })
             }
@@ -270,9 +236,7 @@ impl Parser<'_> {
                             Tok::RBracket => break,
                             other => {
                                 let found = other.describe();
-                                return Err(self.error(format!(
-                                    "expected ',' or ']' in a list, found {found}"
-                                )));
+                                return Err(self.error(format!("expected ',' or ']' in a list, found {found}")));
                             }
                         }
                     }

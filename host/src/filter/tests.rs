@@ -5,9 +5,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::model::{
-    Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, SessionId, Timestamp,
-};
+use crate::model::{Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, SessionId, Timestamp};
 
 struct R {
     run: RunRecord,
@@ -25,10 +23,7 @@ fn run(f: impl FnOnce(&mut RunWrite)) -> R {
         ..RunWrite::default()
     };
     f(&mut w);
-    R {
-        run: RunRecord::create(id, SessionId::new_v4(), w, Timestamp::now()).unwrap(),
-        feedback: Vec::new(),
-    }
+    R { run: RunRecord::create(id, SessionId::new_v4(), w, Timestamp::now()).unwrap(), feedback: Vec::new() }
 }
 
 impl R {
@@ -53,8 +48,8 @@ impl R {
 
     fn end(mut self, secs: f64) -> Self {
         let start = self.run.start_time.micros();
-        self.run.end_time = chrono::DateTime::from_timestamp_micros(start + (secs * 1e6) as i64)
-            .map(Timestamp::from_datetime);
+        self.run.end_time =
+            chrono::DateTime::from_timestamp_micros(start + (secs * 1e6) as i64).map(Timestamp::from_datetime);
         self
     }
 }
@@ -78,16 +73,10 @@ fn child() -> R {
 fn check(filter: &str, yes: &[R], no: &[R]) {
     let f = Filter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
     for (i, r) in yes.iter().enumerate() {
-        assert!(
-            f.matches(&r.run, &r.feedback),
-            "{filter}: run #{i} should match"
-        );
+        assert!(f.matches(&r.run, &r.feedback), "{filter}: run #{i} should match");
     }
     for (i, r) in no.iter().enumerate() {
-        assert!(
-            !f.matches(&r.run, &r.feedback),
-            "{filter}: run #{i} should not match"
-        );
+        assert!(!f.matches(&r.run, &r.feedback), "{filter}: run #{i} should not match");
     }
 }
 
@@ -111,28 +100,19 @@ fn doc_examples() {
             .end(11.0),
         ],
     );
-    check(
-        r#"eq(name, "extractor")"#,
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("other".into()))],
-    );
+    check(r#"eq(name, "extractor")"#, &[run(|_| {})], &[run(|w| w.name = Some("other".into()))]);
     check(
         r#"and(eq(feedback_key, "user_score"), eq(feedback_score, 1))"#,
         &[run(|_| {}).fb("user_score", Some(1.0), None)],
         &[
             run(|_| {}).fb("user_score", Some(0.0), None),
-            run(|_| {})
-                .fb("other", Some(1.0), None)
-                .fb("user_score", Some(0.0), None),
+            run(|_| {}).fb("other", Some(1.0), None).fb("user_score", Some(0.0), None),
             run(|_| {}),
         ],
     );
     check(
         r#"and(gt(start_time, "2023-07-15T12:34:56Z"), or(neq(error, null), and(eq(feedback_key, "Correctness"), eq(feedback_score, 0.0))))"#,
-        &[
-            run(|w| w.error = Some("boom".into())),
-            run(|_| {}).fb("Correctness", Some(0.0), None),
-        ],
+        &[run(|w| w.error = Some("boom".into())), run(|_| {}).fb("Correctness", Some(0.0), None)],
         &[
             run(|_| {}),
             run(|w| {
@@ -145,43 +125,22 @@ fn doc_examples() {
     check(
         r#"and(or(has(tags, "experimental"), has(tags, "beta")), gt(latency, 2))"#,
         &[run(|w| w.tags = Some(vec!["beta".into()])).end(3.0)],
-        &[
-            run(|w| w.tags = Some(vec!["beta".into()])).end(1.0),
-            run(|w| w.tags = Some(vec!["prod".into()])).end(3.0),
-        ],
+        &[run(|w| w.tags = Some(vec!["beta".into()])).end(1.0), run(|w| w.tags = Some(vec!["prod".into()])).end(3.0)],
     );
     check(
         r#"and(eq(feedback_key, "star_rating"), gt(feedback_score, 4))"#,
         &[run(|_| {}).fb("star_rating", Some(5.0), None)],
         &[run(|_| {}).fb("star_rating", Some(4.0), None)],
     );
-    check(
-        r#"gt(latency, "5s")"#,
-        &[run(|_| {}).end(6.0)],
-        &[run(|_| {}).end(4.0), run(|w| w.end_time = None)],
-    );
-    check(
-        r#"lt(latency, "250ms")"#,
-        &[run(|_| {}).end(0.1)],
-        &[run(|_| {}).end(0.3)],
-    );
-    check(
-        r#"neq(error, null)"#,
-        &[run(|w| w.error = Some("e".into()))],
-        &[run(|_| {})],
-    );
+    check(r#"gt(latency, "5s")"#, &[run(|_| {}).end(6.0)], &[run(|_| {}).end(4.0), run(|w| w.end_time = None)]);
+    check(r#"lt(latency, "250ms")"#, &[run(|_| {}).end(0.1)], &[run(|_| {}).end(0.3)]);
+    check(r#"neq(error, null)"#, &[run(|w| w.error = Some("e".into()))], &[run(|_| {})]);
     check(
         r#"search("image classification")"#,
-        &[run(|w| {
-            w.inputs = Some(json!({"q": "An Image Classification task"}))
-        })],
+        &[run(|w| w.inputs = Some(json!({"q": "An Image Classification task"})))],
         &[run(|w| w.inputs = Some(json!({"q": "image segmentation"})))],
     );
-    check(
-        r#"has(tags, "2aa1cf4")"#,
-        &[run(|w| w.tags = Some(vec!["2aa1cf4".into()]))],
-        &[run(|_| {})],
-    );
+    check(r#"has(tags, "2aa1cf4")"#, &[run(|w| w.tags = Some(vec!["2aa1cf4".into()]))], &[run(|_| {})]);
     check(
         r#"and(in(metadata_key, ["session_id","conversation_id","thread_id"]), eq(metadata_value, "abc"))"#,
         &[run(meta(json!({"conversation_id": "abc"})))],
@@ -190,9 +149,7 @@ fn doc_examples() {
     check(
         r#"and(eq(metadata_key, 'environment'), eq(metadata_value, 'production'))"#,
         &[run(meta(json!({"environment": "production"})))],
-        &[run(meta(
-            json!({"environment": "staging", "tier": "production"}),
-        ))],
+        &[run(meta(json!({"environment": "staging", "tier": "production"})))],
     );
     check(
         r#"and(eq(name, 'ChatOpenAI'), eq(metadata_key, 'conversation_id'), eq(metadata_value, '69b12c91-0000'))"#,
@@ -218,10 +175,7 @@ fn doc_examples() {
     check(
         r#"and(eq(is_root, true), and(eq(feedback_key, "user_score"), eq(feedback_score, 1)))"#,
         &[run(|_| {}).fb("user_score", Some(1.0), None)],
-        &[
-            child().fb("user_score", Some(1.0), None),
-            run(|_| {}).fb("user_score", Some(2.0), None),
-        ],
+        &[child().fb("user_score", Some(1.0), None), run(|_| {}).fb("user_score", Some(2.0), None)],
     );
     // The webhook doc's filters.
     check(
@@ -233,17 +187,11 @@ fn doc_examples() {
         r#"has(feedback_key, "answer_usefulness") and feedback_score < 0.5"#,
         &[
             run(|_| {}).fb("answer_usefulness", Some(0.2), None),
-            run(|_| {}).fb("answer_usefulness", Some(0.9), None).fb(
-                "answer_usefulness",
-                Some(0.1),
-                None,
-            ),
+            run(|_| {}).fb("answer_usefulness", Some(0.9), None).fb("answer_usefulness", Some(0.1), None),
         ],
         &[
             run(|_| {}).fb("answer_usefulness", Some(0.9), None),
-            run(|_| {})
-                .fb("answer_usefulness", Some(0.9), None)
-                .fb("other", Some(0.1), None),
+            run(|_| {}).fb("answer_usefulness", Some(0.9), None).fb("other", Some(0.1), None),
             run(|_| {}),
         ],
     );
@@ -261,73 +209,38 @@ fn negative_key_value_forms() {
     let other_v = run(meta(json!({"other": "v"})));
     let none = run(meta(json!({"other": "x"})));
     // key exists
-    check(
-        "eq(metadata_key, 'k')",
-        &[run(meta(json!({"k": 1})))],
-        &[run(meta(json!({"other": 1})))],
-    );
+    check("eq(metadata_key, 'k')", &[run(meta(json!({"k": 1})))], &[run(meta(json!({"other": 1})))]);
     // key exists and its value is not v
     check(
         "and(eq(metadata_key,'k'), neq(metadata_value,'v'))",
         &[run(meta(json!({"k": "w"})))],
-        &[
-            run(meta(json!({"k": "v"}))),
-            run(meta(json!({"other": "w"}))),
-        ],
+        &[run(meta(json!({"k": "v"}))), run(meta(json!({"other": "w"})))],
     );
     // key absent
-    check(
-        "neq(metadata_key,'k')",
-        &[run(meta(json!({"other": "v"}))), run(|_| {})],
-        &[run(meta(json!({"k": "v"})))],
-    );
+    check("neq(metadata_key,'k')", &[run(meta(json!({"other": "v"}))), run(|_| {})], &[run(meta(json!({"k": "v"})))]);
     // no key k, and value v appears under no key
     check(
         "and(neq(metadata_key,'k'), neq(metadata_value,'v'))",
         &[run(meta(json!({"other": "x"})))],
-        &[
-            run(meta(json!({"k": "w"}))),
-            run(meta(json!({"other": "v"}))),
-        ],
+        &[run(meta(json!({"k": "w"}))), run(meta(json!({"other": "v"})))],
     );
     // no key k, but some other key has value v
-    check(
-        "and(neq(metadata_key,'k'), eq(metadata_value,'v'))",
-        &[other_v],
-        &[k_v, k_w, none],
-    );
+    check("and(neq(metadata_key,'k'), eq(metadata_value,'v'))", &[other_v], &[k_v, k_w, none]);
     // value v under no key
-    check(
-        "neq(metadata_value, 'v')",
-        &[run(meta(json!({"k": "w"})))],
-        &[run(meta(json!({"k": "v"})))],
-    );
+    check("neq(metadata_value, 'v')", &[run(meta(json!({"k": "w"})))], &[run(meta(json!({"k": "v"})))]);
     // JSON types are kept: true is not "true"
-    check(
-        "eq(metadata_value, true)",
-        &[run(meta(json!({"flag": true})))],
-        &[run(meta(json!({"flag": "true"})))],
-    );
-    check(
-        "gte(metadata_value, 0.5)",
-        &[run(meta(json!({"p": 0.7})))],
-        &[run(meta(json!({"p": 0.2})))],
-    );
+    check("eq(metadata_value, true)", &[run(meta(json!({"flag": true})))], &[run(meta(json!({"flag": "true"})))]);
+    check("gte(metadata_value, 0.5)", &[run(meta(json!({"p": 0.7})))], &[run(meta(json!({"p": 0.2})))]);
     // nested keys flatten with dots; arrays repeat the key
     check(
         "and(eq(metadata_key, 'user.plan'), eq(metadata_value, 'pro'))",
-        &[
-            run(meta(json!({"user": {"plan": "pro"}}))),
-            run(meta(json!({"user": [{"plan": "free"}, {"plan": "pro"}]}))),
-        ],
+        &[run(meta(json!({"user": {"plan": "pro"}}))), run(meta(json!({"user": [{"plan": "free"}, {"plan": "pro"}]})))],
         &[run(meta(json!({"user": {"plan": "free"}, "plan": "pro"})))],
     );
     check(
         "and(eq(output_key, 'answer'), like(output_value, 'Yes%'))",
         &[run(|w| w.outputs = Some(json!({"answer": "Yes, indeed"})))],
-        &[run(|w| {
-            w.outputs = Some(json!({"answer": "No", "other": "Yes"}))
-        })],
+        &[run(|w| w.outputs = Some(json!({"answer": "No", "other": "Yes"})))],
     );
     // feedback negative forms
     check(
@@ -344,61 +257,21 @@ fn negative_key_value_forms() {
 
 #[test]
 fn other_fields_and_operators() {
-    check(
-        "eq(status, 'error')",
-        &[run(|w| w.error = Some("x".into()))],
-        &[run(|_| {})],
-    );
-    check(
-        "eq(status, 'pending')",
-        &[run(|w| w.end_time = None)],
-        &[run(|_| {})],
-    );
-    check(
-        "not(eq(run_type, 'llm'))",
-        &[run(|_| {})],
-        &[run(|w| w.run_type = Some(RunType::Llm))],
-    );
-    check(
-        "not eq(run_type, 'chain') or eq(name, 'extractor')",
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("y".into()))],
-    );
-    check(
-        "in(name, ['a', 'extractor'])",
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("b".into()))],
-    );
-    check(
-        "like(name, 'ext%or')",
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("extract".into()))],
-    );
-    check(
-        "like(name, 'e_tractor')",
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("eextractor".into()))],
-    );
-    check(
-        "search(name, 'TRACT')",
-        &[run(|_| {})],
-        &[run(|w| w.name = Some("x".into()))],
-    );
-    check(
-        "exists(metadata, 'tenant_id')",
-        &[run(meta(json!({"tenant_id": "t"})))],
-        &[run(meta(json!({"x": 1})))],
-    );
+    check("eq(status, 'error')", &[run(|w| w.error = Some("x".into()))], &[run(|_| {})]);
+    check("eq(status, 'pending')", &[run(|w| w.end_time = None)], &[run(|_| {})]);
+    check("not(eq(run_type, 'llm'))", &[run(|_| {})], &[run(|w| w.run_type = Some(RunType::Llm))]);
+    check("not eq(run_type, 'chain') or eq(name, 'extractor')", &[run(|_| {})], &[run(|w| w.name = Some("y".into()))]);
+    check("in(name, ['a', 'extractor'])", &[run(|_| {})], &[run(|w| w.name = Some("b".into()))]);
+    check("like(name, 'ext%or')", &[run(|_| {})], &[run(|w| w.name = Some("extract".into()))]);
+    check("like(name, 'e_tractor')", &[run(|_| {})], &[run(|w| w.name = Some("eextractor".into()))]);
+    check("search(name, 'TRACT')", &[run(|_| {})], &[run(|w| w.name = Some("x".into()))]);
+    check("exists(metadata, 'tenant_id')", &[run(meta(json!({"tenant_id": "t"})))], &[run(meta(json!({"x": 1})))]);
     check(
         "has(metadata, '{\"env\": \"prod\"}')",
         &[run(meta(json!({"env": "prod", "x": 1})))],
         &[run(meta(json!({"env": "dev"})))],
     );
-    check(
-        "eq(thread_id, 't-1')",
-        &[run(meta(json!({"thread_id": "t-1"})))],
-        &[run(|_| {})],
-    );
+    check("eq(thread_id, 't-1')", &[run(meta(json!({"thread_id": "t-1"})))], &[run(|_| {})]);
     check(
         "eq(tags, 'a') and neq(tags, 'b')",
         &[run(|w| w.tags = Some(vec!["a".into()]))],
@@ -417,31 +290,19 @@ fn other_fields_and_operators() {
         &[run(|w| w.total_cost = Some(json!("0.25")))],
         &[run(|w| w.total_cost = Some(json!(0.75))), run(|_| {})],
     );
-    check(
-        "lte(end_time, '2023-07-16T00:00:01Z')",
-        &[run(|_| {})],
-        &[run(|_| {}).end(5.0)],
-    );
+    check("lte(end_time, '2023-07-16T00:00:01Z')", &[run(|_| {})], &[run(|_| {}).end(5.0)]);
     check("eq(is_root, false)", &[child()], &[run(|_| {})]);
     check("eq(parent_run_id, null)", &[run(|_| {})], &[child()]);
     let r = run(|_| {});
     let id = r.run.id;
-    check(
-        &format!("eq(id, '{id}') and eq(trace_id, \"{id}\")"),
-        &[r],
-        &[run(|_| {})],
-    );
+    check(&format!("eq(id, '{id}') and eq(trace_id, \"{id}\")"), &[r], &[run(|_| {})]);
     check(
         "(eq(name, 'x') or eq(name, 'extractor')) and eq(run_type, 'chain')",
         &[run(|_| {})],
         &[run(|w| w.run_type = Some(RunType::Tool))],
     );
     check("and(eq(name, 'extractor'))", &[run(|_| {})], &[]);
-    check(
-        "eq(name, \"quote \\\" and \\u00e9\")",
-        &[run(|w| w.name = Some("quote \" and é".into()))],
-        &[],
-    );
+    check("eq(name, \"quote \\\" and \\u00e9\")", &[run(|w| w.name = Some("quote \" and é".into()))], &[]);
 }
 
 #[test]
@@ -451,58 +312,22 @@ fn errors_name_position_and_expectation() {
     assert_eq!(e.position, 18);
     assert!(e.message.contains("expected ',' or ')'"), "{e}");
     assert!(e.to_string().contains("\n                    ^"), "{e}");
-    assert!(
-        err("eq(nam, 'x')")
-            .message
-            .contains("unknown field \"nam\"")
-    );
-    assert!(
-        err("gt(name, 'x')")
-            .message
-            .contains("operator gt does not apply to field name")
-    );
-    assert!(
-        err("gt(start_time, 'yesterday')")
-            .message
-            .contains("malformed datetime")
-    );
-    assert!(
-        err("gt(latency, '5 parsecs')")
-            .message
-            .contains("malformed duration")
-    );
+    assert!(err("eq(nam, 'x')").message.contains("unknown field \"nam\""));
+    assert!(err("gt(name, 'x')").message.contains("operator gt does not apply to field name"));
+    assert!(err("gt(start_time, 'yesterday')").message.contains("malformed datetime"));
+    assert!(err("gt(latency, '5 parsecs')").message.contains("malformed duration"));
     assert!(err("eq(id, 'abc')").message.contains("not a valid UUID"));
-    assert!(
-        err("eq(run_type, 'banana')")
-            .message
-            .contains("expected one of")
-    );
+    assert!(err("eq(run_type, 'banana')").message.contains("expected one of"));
     assert!(err("eq(is_root, 'yes')").message.contains("true or false"));
-    assert!(
-        err("eq(name, 'unterminated)")
-            .message
-            .contains("unterminated string")
-    );
-    assert!(
-        err("frobnicate(name, 'x')")
-            .message
-            .contains("unknown function")
-    );
+    assert!(err("eq(name, 'unterminated)").message.contains("unterminated string"));
+    assert!(err("frobnicate(name, 'x')").message.contains("unknown function"));
     assert!(err("eq(name)").message.contains("takes 2 arguments"));
     assert!(err("").message.contains("empty filter"));
-    assert!(
-        err("eq(name, 'a') extra")
-            .message
-            .contains("expected 'and', 'or'")
-    );
+    assert!(err("eq(name, 'a') extra").message.contains("expected 'and', 'or'"));
     assert!(err("eq(name, x)").message.contains("quote strings"));
     assert!(err("eq(name, null)").message.contains("never null"));
     assert!(err(&"not(".repeat(100)).message.contains("nests deeper"));
-    assert!(
-        err("eq(name, 'a') # comment")
-            .message
-            .contains("unexpected character")
-    );
+    assert!(err("eq(name, 'a') # comment").message.contains("unexpected character"));
 }
 
 /// Random token soup and random bytes never panic: every input parses or is
@@ -554,17 +379,10 @@ fn random_input_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    let r = run(|w| w.extra = Some(json!({"metadata": {"a": [1, {"b": "c"}]}}))).fb(
-        "k",
-        Some(1.0),
-        None,
-    );
+    let r = run(|w| w.extra = Some(json!({"metadata": {"a": [1, {"b": "c"}]}}))).fb("k", Some(1.0), None);
     for _ in 0..20_000 {
         let n = (next() % 12) as usize;
-        let text: String = (0..n)
-            .map(|_| atoms[(next() % atoms.len() as u64) as usize])
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text: String = (0..n).map(|_| atoms[(next() % atoms.len() as u64) as usize]).collect::<Vec<_>>().join(" ");
         if let Ok(f) = Filter::parse(&text) {
             let _ = f.matches(&r.run, &r.feedback);
         }

@@ -27,20 +27,12 @@ fn api() -> String {
 impl FeedbackSource {
     /// Feedback written through the API.
     pub fn api() -> Self {
-        Self {
-            kind: api(),
-            metadata: None,
-            user_id: None,
-        }
+        Self { kind: api(), metadata: None, user_id: None }
     }
 
     /// Feedback written by an evaluator plugin.
     pub fn model(plugin: &str) -> Self {
-        Self {
-            kind: "model".into(),
-            metadata: Some(serde_json::json!({"plugin": plugin})),
-            user_id: None,
-        }
+        Self { kind: "model".into(), metadata: Some(serde_json::json!({"plugin": plugin})), user_id: None }
     }
 }
 
@@ -112,30 +104,21 @@ pub struct InvalidFeedback(pub String);
 impl Feedback {
     /// Validates a create request into stored feedback.
     pub fn create(c: FeedbackCreate, now: Timestamp) -> Result<Self, InvalidFeedback> {
-        let key = c
-            .key
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty());
+        let key = c.key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
         let key = key.ok_or_else(|| InvalidFeedback("missing required field \"key\"".into()))?;
         if key.len() > 256 {
-            return Err(InvalidFeedback(
-                "\"key\" is longer than 256 characters".into(),
-            ));
+            return Err(InvalidFeedback("\"key\" is longer than 256 characters".into()));
         }
         let score = match c.score {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(f64::from(u8::from(b))),
             Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite()),
             Some(other) => {
-                return Err(InvalidFeedback(format!(
-                    "\"score\" must be a number or boolean, got {other}"
-                )));
+                return Err(InvalidFeedback(format!("\"score\" must be a number or boolean, got {other}")));
             }
         };
         if c.run_id.is_none() && c.session_id.is_none() {
-            return Err(InvalidFeedback(
-                "needs a \"run_id\" (or a \"session_id\" for project feedback)".into(),
-            ));
+            return Err(InvalidFeedback("needs a \"run_id\" (or a \"session_id\" for project feedback)".into()));
         }
         Ok(Feedback {
             id: c.id.unwrap_or_else(FeedbackId::new_v4),

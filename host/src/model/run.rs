@@ -209,22 +209,10 @@ pub struct RunRecord {
 impl RunRecord {
     /// A new run from its first write. `id` and `session_id` are resolved by
     /// the caller; `seq` is set when it is stored.
-    pub fn create(
-        id: RunId,
-        session_id: SessionId,
-        w: RunWrite,
-        now: Timestamp,
-    ) -> Result<Self, InvalidRun> {
+    pub fn create(id: RunId, session_id: SessionId, w: RunWrite, now: Timestamp) -> Result<Self, InvalidRun> {
         let run = id.to_string();
-        let missing = |field| InvalidRun::Missing {
-            run: run.clone(),
-            field,
-        };
-        let name = w
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| missing("name"))?;
+        let missing = |field| InvalidRun::Missing { run: run.clone(), field };
+        let name = w.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| missing("name"))?;
         let run_type = w.run_type.ok_or_else(|| missing("run_type"))?;
         let start_time = w.start_time.ok_or_else(|| missing("start_time"))?;
         let trace_id = w.trace_id.unwrap_or(id);
@@ -302,20 +290,12 @@ impl RunRecord {
             }
         }
         let run = self.id.to_string();
-        for (field, value) in [
-            ("inputs", &w.inputs),
-            ("outputs", &w.outputs),
-            ("extra", &w.extra),
-        ] {
+        for (field, value) in [("inputs", &w.inputs), ("outputs", &w.outputs), ("extra", &w.extra)] {
             if let Some(v) = value
                 && !v.is_object()
                 && !v.is_null()
             {
-                return Err(InvalidRun::Invalid {
-                    run,
-                    field,
-                    problem: "must be a JSON object".into(),
-                });
+                return Err(InvalidRun::Invalid { run, field, problem: "must be a JSON object".into() });
             }
         }
         if overwrite {
@@ -336,33 +316,13 @@ impl RunRecord {
             });
         }
         set(&mut self.end_time, w.end_time, overwrite);
-        set(
-            &mut self.error,
-            w.error.filter(|e| !e.is_empty()),
-            overwrite,
-        );
-        set(
-            &mut self.inputs,
-            w.inputs.filter(|v| !v.is_null()),
-            overwrite,
-        );
-        set(
-            &mut self.outputs,
-            w.outputs.filter(|v| !v.is_null()),
-            overwrite,
-        );
+        set(&mut self.error, w.error.filter(|e| !e.is_empty()), overwrite);
+        set(&mut self.inputs, w.inputs.filter(|v| !v.is_null()), overwrite);
+        set(&mut self.outputs, w.outputs.filter(|v| !v.is_null()), overwrite);
         set(&mut self.extra, w.extra.filter(|v| !v.is_null()), overwrite);
         set(&mut self.events, w.events.map(Value::Array), overwrite);
-        set(
-            &mut self.serialized,
-            w.serialized.filter(|v| !v.is_null()),
-            overwrite,
-        );
-        set(
-            &mut self.reference_example_id,
-            w.reference_example_id,
-            overwrite,
-        );
+        set(&mut self.serialized, w.serialized.filter(|v| !v.is_null()), overwrite);
+        set(&mut self.reference_example_id, w.reference_example_id, overwrite);
         set(&mut self.first_token_time, w.first_token_time, overwrite);
         if let Some(tags) = w.tags
             && (overwrite || self.tags.is_empty())
@@ -372,21 +332,9 @@ impl RunRecord {
         set(&mut self.prompt_tokens, w.prompt_tokens, overwrite);
         set(&mut self.completion_tokens, w.completion_tokens, overwrite);
         set(&mut self.total_tokens, w.total_tokens, overwrite);
-        set(
-            &mut self.prompt_cost,
-            decimal(&run, "prompt_cost", w.prompt_cost)?,
-            overwrite,
-        );
-        set(
-            &mut self.completion_cost,
-            decimal(&run, "completion_cost", w.completion_cost)?,
-            overwrite,
-        );
-        set(
-            &mut self.total_cost,
-            decimal(&run, "total_cost", w.total_cost)?,
-            overwrite,
-        );
+        set(&mut self.prompt_cost, decimal(&run, "prompt_cost", w.prompt_cost)?, overwrite);
+        set(&mut self.completion_cost, decimal(&run, "completion_cost", w.completion_cost)?, overwrite);
+        set(&mut self.total_cost, decimal(&run, "total_cost", w.total_cost)?, overwrite);
         self.derive();
         Ok(())
     }
@@ -402,12 +350,10 @@ impl RunRecord {
             self.completion_tokens = usage.1;
         }
         if self.total_tokens.is_none() {
-            self.total_tokens = usage
-                .2
-                .or(match (self.prompt_tokens, self.completion_tokens) {
-                    (Some(p), Some(c)) => Some(p + c),
-                    _ => None,
-                });
+            self.total_tokens = usage.2.or(match (self.prompt_tokens, self.completion_tokens) {
+                (Some(p), Some(c)) => Some(p + c),
+                _ => None,
+            });
         }
         self.thread_id = self.metadata().and_then(|m| {
             ["thread_id", "session_id", "conversation_id"]
@@ -420,32 +366,19 @@ impl RunRecord {
     fn validate_tree(&self) -> Result<(), InvalidRun> {
         let run = self.id.to_string();
         let segments: Vec<&str> = self.dotted_order.split('.').collect();
-        let bad = |problem: String| InvalidRun::Invalid {
-            run: run.clone(),
-            field: "dotted_order",
-            problem,
-        };
+        let bad = |problem: String| InvalidRun::Invalid { run: run.clone(), field: "dotted_order", problem };
         let mut ids = Vec::with_capacity(segments.len());
         for seg in &segments {
             // YYYYMMDDTHHMMSSffffffZ + uuid (36)
-            let id = seg
-                .get(22..)
-                .and_then(|s| s.parse::<RunId>().ok())
-                .filter(|_| seg.as_bytes().get(21) == Some(&b'Z'));
-            ids.push(id.ok_or_else(|| {
-                bad(format!(
-                    "segment {seg:?} is not <YYYYMMDDTHHMMSSffffff>Z<uuid>"
-                ))
-            })?);
+            let id =
+                seg.get(22..).and_then(|s| s.parse::<RunId>().ok()).filter(|_| seg.as_bytes().get(21) == Some(&b'Z'));
+            ids.push(id.ok_or_else(|| bad(format!("segment {seg:?} is not <YYYYMMDDTHHMMSSffffff>Z<uuid>")))?);
         }
         if ids.last() != Some(&self.id) {
             return Err(bad("must end with this run's id".into()));
         }
         if ids.first() != Some(&self.trace_id) {
-            return Err(bad(format!(
-                "must start with the trace id {}",
-                self.trace_id
-            )));
+            return Err(bad(format!("must start with the trace id {}", self.trace_id)));
         }
         let parent = ids.len().checked_sub(2).map(|i| ids[i]);
         if parent != self.parent_run_id {
@@ -478,10 +411,7 @@ impl RunRecord {
     /// The ancestors' ids, root first, read from the dotted order.
     pub fn parent_run_ids(&self) -> Vec<RunId> {
         let segments: Vec<&str> = self.dotted_order.split('.').collect();
-        segments[..segments.len().saturating_sub(1)]
-            .iter()
-            .filter_map(|s| s.get(22..)?.parse().ok())
-            .collect()
+        segments[..segments.len().saturating_sub(1)].iter().filter_map(|s| s.get(22..)?.parse().ok()).collect()
     }
 
     /// `extra.metadata`, when it is an object.
@@ -499,9 +429,7 @@ fn decimal(run: &str, field: &'static str, v: Option<Value>) -> Result<Option<St
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
-            Ok(Some(s.trim().to_string()))
-        }
+        Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => Ok(Some(s.trim().to_string())),
         Some(other) => Err(InvalidRun::Invalid {
             run: run.into(),
             field,
@@ -512,10 +440,7 @@ fn decimal(run: &str, field: &'static str, v: Option<Value>) -> Result<Option<St
 
 /// Token usage as LangChain and the OpenAI wrappers report it: `(prompt,
 /// completion, total)`.
-fn usage(
-    outputs: Option<&Value>,
-    extra: Option<&Value>,
-) -> (Option<i64>, Option<i64>, Option<i64>) {
+fn usage(outputs: Option<&Value>, extra: Option<&Value>) -> (Option<i64>, Option<i64>, Option<i64>) {
     let candidates = [
         outputs.and_then(|o| o.get("usage_metadata")),
         extra.and_then(|e| e.pointer("/metadata/usage_metadata")),
@@ -566,18 +491,13 @@ mod tests {
         assert!(!r.fill(write(id), now).unwrap());
         let end = RunWrite {
             end_time: Some("2026-11-22T10:00:02Z".parse().unwrap()),
-            outputs: Some(
-                serde_json::json!({"usage_metadata": {"input_tokens": 3, "output_tokens": 4}}),
-            ),
+            outputs: Some(serde_json::json!({"usage_metadata": {"input_tokens": 3, "output_tokens": 4}})),
             error: Some("boom".into()),
             ..RunWrite::default()
         };
         assert!(r.patch(end, now).unwrap());
         assert_eq!((r.status(), r.latency()), ("error", Some(2.0)));
-        assert_eq!(
-            (r.prompt_tokens, r.completion_tokens, r.total_tokens),
-            (Some(3), Some(4), Some(7))
-        );
+        assert_eq!((r.prompt_tokens, r.completion_tokens, r.total_tokens), (Some(3), Some(4), Some(7)));
     }
 
     #[test]
@@ -593,10 +513,7 @@ mod tests {
         w.dotted_order = Some("garbage".into());
         assert!(matches!(
             RunRecord::create(id, SessionId::new_v4(), w, Timestamp::now()),
-            Err(InvalidRun::Invalid {
-                field: "dotted_order",
-                ..
-            })
+            Err(InvalidRun::Invalid { field: "dotted_order", .. })
         ));
         let mut w = write(id);
         w.inputs = Some(serde_json::json!([1, 2]));
@@ -614,11 +531,7 @@ mod tests {
         let mut w = write(child);
         w.trace_id = Some(root);
         w.parent_run_id = Some(root);
-        w.dotted_order = Some(format!(
-            "{}.{}",
-            dotted_segment(start, root),
-            dotted_segment(start, child)
-        ));
+        w.dotted_order = Some(format!("{}.{}", dotted_segment(start, root), dotted_segment(start, child)));
         let r = RunRecord::create(child, SessionId::new_v4(), w, Timestamp::now()).unwrap();
         assert_eq!(r.parent_run_ids(), vec![root]);
         assert!(!r.is_root());

@@ -45,10 +45,7 @@ impl Timestamp {
 
     /// The run form: `2024-04-05T01:28:54.085646` (UTC, no offset).
     pub fn to_naive_string(&self) -> String {
-        self.0
-            .naive_utc()
-            .format("%Y-%m-%dT%H:%M:%S%.6f")
-            .to_string()
+        self.0.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
     }
 
     /// The window form: `2024-04-05T01:28:54.734491+00:00`.
@@ -70,20 +67,13 @@ impl FromStr for Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
             return Ok(Self::from_datetime(dt.with_timezone(&Utc)));
         }
-        for fmt in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-        ] {
+        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
                 return Ok(Self::from_datetime(naive.and_utc()));
             }
         }
         if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            return Ok(Self::from_datetime(
-                date.and_time(chrono::NaiveTime::MIN).and_utc(),
-            ));
+            return Ok(Self::from_datetime(date.and_time(chrono::NaiveTime::MIN).and_utc()));
         }
         Err(TimestampError(s.chars().take(64).collect()))
     }
@@ -122,16 +112,9 @@ mod tests {
             "2026-11-22T20:58:35.755832",
             "2026-11-22 20:58:35.755832",
         ] {
-            assert_eq!(
-                input.parse::<Timestamp>().unwrap().to_naive_string(),
-                want,
-                "{input}"
-            );
+            assert_eq!(input.parse::<Timestamp>().unwrap().to_naive_string(), want, "{input}");
         }
-        assert_eq!(
-            "2026-11-22".parse::<Timestamp>().unwrap().to_naive_string(),
-            "2026-11-22T00:00:00.000000"
-        );
+        assert_eq!("2026-11-22".parse::<Timestamp>().unwrap().to_naive_string(), "2026-11-22T00:00:00.000000");
         assert!("yesterday".parse::<Timestamp>().is_err());
         assert!("".parse::<Timestamp>().is_err());
     }
@@ -141,10 +124,7 @@ mod tests {
         let t: Timestamp = "2024-04-05T01:28:54.734491Z".parse().unwrap();
         assert_eq!(t.to_naive_string(), "2024-04-05T01:28:54.734491");
         assert_eq!(t.to_offset_string(), "2024-04-05T01:28:54.734491+00:00");
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            "\"2024-04-05T01:28:54.734491\""
-        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2024-04-05T01:28:54.734491\"");
     }
 
     #[test]

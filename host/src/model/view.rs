@@ -46,12 +46,7 @@ pub fn run_json(run: &RunRecord, ctx: &RunContext<'_>) -> Map<String, Value> {
     let s3_urls: Map<String, Value> = ctx
         .attachments
         .iter()
-        .map(|(name, mime, url)| {
-            (
-                format!("attachment.{name}"),
-                json!({"presigned_url": url, "mime_type": mime}),
-            )
-        })
+        .map(|(name, mime, url)| (format!("attachment.{name}"), json!({"presigned_url": url, "mime_type": mime})))
         .collect();
     let stats = feedback_stats(&ctx.feedback);
     let json = json!({
@@ -131,15 +126,8 @@ pub fn feedback_stats(feedback: &[&Feedback]) -> Map<String, Value> {
     by_key
         .into_iter()
         .map(|(key, a)| {
-            let avg = if a.n > 0 {
-                json!(a.sum / a.n as f64)
-            } else {
-                Value::Null
-            };
-            (
-                key.to_string(),
-                json!({"n": a.n, "avg": avg, "show_feedback_arrow": a.arrow, "values": a.values}),
-            )
+            let avg = if a.n > 0 { json!(a.sum / a.n as f64) } else { Value::Null };
+            (key.to_string(), json!({"n": a.n, "avg": avg, "show_feedback_arrow": a.arrow, "values": a.values}))
         })
         .collect()
 }
@@ -160,11 +148,7 @@ mod tests {
             value: value.map(|v| json!(v)),
             comment: None,
             correction: None,
-            feedback_source: FeedbackSource {
-                kind: source.into(),
-                metadata: None,
-                user_id: None,
-            },
+            feedback_source: FeedbackSource { kind: source.into(), metadata: None, user_id: None },
             extra: None,
             created_at: Timestamp::now(),
             modified_at: Timestamp::now(),
@@ -181,17 +165,11 @@ mod tests {
         ];
         let refs: Vec<&Feedback> = all.iter().collect();
         let stats = Value::Object(feedback_stats(&refs));
-        assert_eq!(
-            stats["about_langchain"],
-            json!({"n": 1, "avg": 0.0, "show_feedback_arrow": true, "values": {}})
-        );
+        assert_eq!(stats["about_langchain"], json!({"n": 1, "avg": 0.0, "show_feedback_arrow": true, "values": {}}));
         assert_eq!(
             stats["category"],
             json!({"n": 0, "avg": null, "show_feedback_arrow": true, "values": {"CONCEPTUAL": 1}})
         );
-        assert_eq!(
-            stats["user_score"],
-            json!({"n": 2, "avg": 0.5, "show_feedback_arrow": false, "values": {}})
-        );
+        assert_eq!(stats["user_score"], json!({"n": 2, "avg": 0.5, "show_feedback_arrow": false, "values": {}}));
     }
 }

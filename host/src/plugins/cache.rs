@@ -65,16 +65,10 @@ impl CompileCache {
     /// `None` disables caching.
     pub fn new(engine: &PluginEngine, dir: Option<PathBuf>) -> Result<Self, PluginError> {
         if let Some(dir) = &dir {
-            create_private_dir(dir).map_err(|source| PluginError::Cache {
-                path: dir.clone(),
-                source,
-            })?;
+            create_private_dir(dir).map_err(|source| PluginError::Cache { path: dir.clone(), source })?;
         }
         let mut hasher = ShaHasher(Sha256::new());
-        std::hash::Hash::hash(
-            &engine.engine().precompile_compatibility_hash(),
-            &mut hasher,
-        );
+        std::hash::Hash::hash(&engine.engine().precompile_compatibility_hash(), &mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
         Ok(Self { dir, engine_key })
     }
@@ -86,9 +80,7 @@ impl CompileCache {
 
     /// The file an entry for `wasm_hash` lives in.
     pub fn entry_path(&self, wasm_hash: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{wasm_hash}-{}.cwasm", self.engine_key)))
+        self.dir.as_ref().map(|d| d.join(format!("{wasm_hash}-{}.cwasm", self.engine_key)))
     }
 
     /// Returns the compiled component for `wasm`, from the cache when it
@@ -105,12 +97,7 @@ impl CompileCache {
             let started = Instant::now();
             match deserialize(engine, path) {
                 Ok(component) => {
-                    return Ok((
-                        component,
-                        LoadOrigin::Cache {
-                            elapsed: started.elapsed(),
-                        },
-                    ));
+                    return Ok((component, LoadOrigin::Cache { elapsed: started.elapsed() }));
                 }
                 Err(err) => {
                     tracing::warn!(plugin, path = %path.display(), error = %describe(&err), "discarding unusable compile-cache entry");
@@ -120,14 +107,9 @@ impl CompileCache {
         }
         check_is_component(plugin, wasm)?;
         let started = Instant::now();
-        let component =
-            Component::new(engine.engine(), wasm).map_err(|e| PluginError::Compile {
-                plugin: plugin.to_string(),
-                reason: describe(&e),
-            })?;
-        let origin = LoadOrigin::Compiled {
-            elapsed: started.elapsed(),
-        };
+        let component = Component::new(engine.engine(), wasm)
+            .map_err(|e| PluginError::Compile { plugin: plugin.to_string(), reason: describe(&e) })?;
+        let origin = LoadOrigin::Compiled { elapsed: started.elapsed() };
         if let Some(path) = entry {
             // A failed write costs a recompile next start, nothing more.
             if let Err(err) = store(&component, &path) {
@@ -154,9 +136,7 @@ fn deserialize(engine: &PluginEngine, path: &Path) -> wasmtime::Result<Component
 }
 
 fn store(component: &Component, path: &Path) -> std::io::Result<()> {
-    let bytes = component
-        .serialize()
-        .map_err(|e| std::io::Error::other(describe(&e)))?;
+    let bytes = component.serialize().map_err(|e| std::io::Error::other(describe(&e)))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -175,20 +155,14 @@ fn check_is_component(plugin: &str, wasm: &[u8]) -> Result<(), PluginError> {
         _ if wasm.starts_with(b"\0asm") => "unsupported WebAssembly binary version",
         _ => "the file does not start with the WebAssembly magic bytes",
     };
-    Err(PluginError::Compile {
-        plugin: plugin.to_string(),
-        reason: reason.to_string(),
-    })
+    Err(PluginError::Compile { plugin: plugin.to_string(), reason: reason.to_string() })
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o022 != 0 {
             return Err(std::io::Error::other(format!(
@@ -225,18 +199,13 @@ mod tests {
         let core = [0, b'a', b's', b'm', 1, 0, 0, 0];
         let err = check_is_component("p", &core).unwrap_err().to_string();
         assert!(err.contains("core WebAssembly module"), "{err}");
-        let err = check_is_component("p", b"#!/bin/sh\n")
-            .unwrap_err()
-            .to_string();
+        let err = check_is_component("p", b"#!/bin/sh\n").unwrap_err().to_string();
         assert!(err.contains("magic bytes"), "{err}");
         assert!(check_is_component("p", &[0, b'a', b's', b'm', 0x0d, 0, 1, 0]).is_ok());
     }
 
     #[test]
     fn content_hash_is_stable_hex() {
-        assert_eq!(
-            content_hash(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(content_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

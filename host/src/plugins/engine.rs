@@ -36,11 +36,7 @@ pub struct EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self {
-            epoch_tick: Duration::from_millis(10),
-            pooling: true,
-            max_instances: 256,
-        }
+        Self { epoch_tick: Duration::from_millis(10), pooling: true, max_instances: 256 }
     }
 }
 
@@ -86,12 +82,7 @@ impl PluginEngine {
         };
         spawn_ticker(&engine, settings.epoch_tick)?;
         let linker = linker(&engine)?;
-        Ok(Self {
-            engine,
-            linker: Arc::new(linker),
-            epoch_tick: settings.epoch_tick,
-            pooling,
-        })
+        Ok(Self { engine, linker: Arc::new(linker), epoch_tick: settings.epoch_tick, pooling })
     }
 
     /// The wasmtime engine.
@@ -169,8 +160,7 @@ fn linker(engine: &Engine) -> Result<Linker<SandboxState>, PluginError> {
     // guests that import WASI 0.2.12 resources (see wasm-plugins.md). A guest
     // importing something we do not offer is refused at load instead, which
     // is the clearer outcome anyway.
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| PluginError::Engine(super::error::describe(&e)))?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(super::error::describe(&e)))?;
     host::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
         .map_err(|e| PluginError::Engine(super::error::describe(&e)))?;
     Ok(linker)
@@ -182,11 +172,7 @@ mod tests {
 
     #[test]
     fn deadlines_round_up_and_add_one_tick() {
-        let engine = PluginEngine::new(&EngineSettings {
-            pooling: false,
-            ..EngineSettings::default()
-        })
-        .unwrap();
+        let engine = PluginEngine::new(&EngineSettings { pooling: false, ..EngineSettings::default() }).unwrap();
         assert_eq!(engine.ticks_for(Duration::from_millis(100)), 11);
         assert_eq!(engine.ticks_for(Duration::from_millis(101)), 12);
         assert_eq!(engine.ticks_for(Duration::from_nanos(1)), 2);
@@ -195,13 +181,7 @@ mod tests {
 
     #[test]
     fn refuses_an_unusable_tick() {
-        let settings = EngineSettings {
-            epoch_tick: Duration::ZERO,
-            ..EngineSettings::default()
-        };
-        assert!(matches!(
-            PluginEngine::new(&settings),
-            Err(PluginError::Engine(_))
-        ));
+        let settings = EngineSettings { epoch_tick: Duration::ZERO, ..EngineSettings::default() };
+        assert!(matches!(PluginEngine::new(&settings), Err(PluginError::Engine(_))));
     }
 }

@@ -189,16 +189,10 @@ pub(crate) fn describe(err: &wasmtime::Error) -> String {
     for cause in err.chain() {
         let text = cause.to_string();
         let first = text.lines().next().unwrap_or_default().trim().to_string();
-        if !first.is_empty()
-            && !first.starts_with("error while executing at wasm backtrace")
-            && !parts.contains(&first)
+        if !first.is_empty() && !first.starts_with("error while executing at wasm backtrace") && !parts.contains(&first)
         {
             parts.push(first);
         }
     }
-    if parts.is_empty() {
-        err.to_string()
-    } else {
-        parts.join(": ")
-    }
+    if parts.is_empty() { err.to_string() } else { parts.join(": ") }
 }

@@ -38,7 +38,7 @@ pub use cache::{CompileCache, LoadOrigin};
 pub use engine::{EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use plugin::{LoadedPlugin, PluginLimits};
-pub use registry::{PluginHandle, PluginRegistry, PluginSpec, PluginSlot};
+pub use registry::{PluginHandle, PluginRegistry, PluginSlot, PluginSpec};
 pub use session::{Evaluation, PluginSession};
 
 use std::fmt;
@@ -56,11 +56,7 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in pipeline order.
-    pub const ALL: [Capability; 3] = [
-        Capability::Match,
-        Capability::Transform,
-        Capability::Evaluate,
-    ];
+    pub const ALL: [Capability; 3] = [Capability::Match, Capability::Transform, Capability::Evaluate];
 
     /// The WIT interface that provides this capability.
     pub fn interface(self) -> &'static str {
@@ -130,16 +126,13 @@ impl Capabilities {
 
     /// The members, in pipeline order.
     pub fn iter(self) -> impl Iterator<Item = Capability> {
-        Capability::ALL
-            .into_iter()
-            .filter(move |c| self.contains(*c))
+        Capability::ALL.into_iter().filter(move |c| self.contains(*c))
     }
 }
 
 impl FromIterator<Capability> for Capabilities {
     fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
-        iter.into_iter()
-            .fold(Capabilities::NONE, Capabilities::with)
+        iter.into_iter().fold(Capabilities::NONE, Capabilities::with)
     }
 }
 
@@ -162,9 +155,7 @@ mod tests {
         let mt = Capabilities::of(Capability::Match).with(Capability::Transform);
         assert!(mt.contains(Capability::Match) && !mt.contains(Capability::Evaluate));
         assert_eq!(
-            Capabilities::of(Capability::Evaluate)
-                .with(Capability::Match)
-                .missing_from(mt),
+            Capabilities::of(Capability::Evaluate).with(Capability::Match).missing_from(mt),
             vec![Capability::Evaluate]
         );
         assert_eq!(mt.to_string(), "match, transform");

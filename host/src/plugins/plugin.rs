@@ -36,10 +36,7 @@ impl PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        Self {
-            deadline: Self::DEFAULT_DEADLINE,
-            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
-        }
+        Self { deadline: Self::DEFAULT_DEADLINE, memory_bytes: Self::DEFAULT_MEMORY_BYTES }
     }
 }
 
@@ -110,11 +107,7 @@ impl LoadedPlugin {
         if capabilities.is_empty() {
             return Err(PluginError::NoCapability {
                 plugin: name.to_string(),
-                exports: if exports.is_empty() {
-                    "nothing".into()
-                } else {
-                    exports.join(", ")
-                },
+                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
             });
         }
         let missing = required.missing_from(capabilities);
@@ -125,27 +118,14 @@ impl LoadedPlugin {
                 provided: capabilities.to_string(),
             });
         }
-        let link_err = |e: wasmtime::Error| PluginError::Link {
-            plugin: name.to_string(),
-            reason: describe(&e),
-        };
-        let pre = engine
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(link_err)?;
+        let link_err = |e: wasmtime::Error| PluginError::Link { plugin: name.to_string(), reason: describe(&e) };
+        let pre = engine.linker().instantiate_pre(&component).map_err(link_err)?;
         let indices = Exports {
-            matcher: index(capabilities, Capability::Match, || {
-                matcher::GuestIndices::new(&pre)
-            })
-            .map_err(link_err)?,
-            transformer: index(capabilities, Capability::Transform, || {
-                transformer::GuestIndices::new(&pre)
-            })
-            .map_err(link_err)?,
-            evaluator: index(capabilities, Capability::Evaluate, || {
-                evaluator::GuestIndices::new(&pre)
-            })
-            .map_err(link_err)?,
+            matcher: index(capabilities, Capability::Match, || matcher::GuestIndices::new(&pre)).map_err(link_err)?,
+            transformer: index(capabilities, Capability::Transform, || transformer::GuestIndices::new(&pre))
+                .map_err(link_err)?,
+            evaluator: index(capabilities, Capability::Evaluate, || evaluator::GuestIndices::new(&pre))
+                .map_err(link_err)?,
         };
         Ok(Self {
             name: name.to_string(),
@@ -207,28 +187,15 @@ fn index<T>(
     cap: Capability,
     new: impl FnOnce() -> wasmtime::Result<T>,
 ) -> wasmtime::Result<Option<T>> {
-    if caps.contains(cap) {
-        new().map(Some)
-    } else {
-        Ok(None)
-    }
+    if caps.contains(cap) { new().map(Some) } else { Ok(None) }
 }
 
 /// Reads capabilities from export names such as `runhook:plugin/matcher@0.1.0`.
 /// Any 0.1.x version counts, as semver promises.
-fn inspect(
-    engine: &PluginEngine,
-    component: &Component,
-) -> (Capabilities, Vec<String>, Vec<String>) {
+fn inspect(engine: &PluginEngine, component: &Component) -> (Capabilities, Vec<String>, Vec<String>) {
     let ty = component.component_type();
-    let exports: Vec<String> = ty
-        .exports(engine.engine())
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let imports: Vec<String> = ty
-        .imports(engine.engine())
-        .map(|(name, _)| name.to_string())
-        .collect();
+    let exports: Vec<String> = ty.exports(engine.engine()).map(|(name, _)| name.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine.engine()).map(|(name, _)| name.to_string()).collect();
     let capabilities = exports
         .iter()
         .filter_map(|name| {

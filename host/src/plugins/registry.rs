@@ -65,10 +65,7 @@ struct FileStamp {
 impl PluginSlot {
     /// The version new sessions get.
     pub fn current(&self) -> Arc<LoadedPlugin> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The plugin's name.
@@ -77,12 +74,7 @@ impl PluginSlot {
     }
 
     /// A session on the current version.
-    pub fn session(
-        &self,
-        engine: &PluginEngine,
-        limits: PluginLimits,
-        context: &str,
-    ) -> PluginSession {
+    pub fn session(&self, engine: &PluginEngine, limits: PluginLimits, context: &str) -> PluginSession {
         PluginSession::new(engine, self.current(), limits, context)
     }
 
@@ -121,11 +113,7 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// An empty registry.
     pub fn new(engine: PluginEngine, cache: CompileCache) -> Self {
-        Self {
-            engine,
-            cache,
-            slots: Mutex::new(HashMap::new()),
-        }
+        Self { engine, cache, slots: Mutex::new(HashMap::new()) }
     }
 
     /// The shared engine.
@@ -152,14 +140,7 @@ impl PluginRegistry {
             return Ok(slot.clone());
         }
         let (bytes, stamp) = read(&spec.name, &key)?;
-        let plugin = LoadedPlugin::from_bytes(
-            &self.engine,
-            &self.cache,
-            &spec.name,
-            &key,
-            &bytes,
-            spec.required,
-        )?;
+        let plugin = LoadedPlugin::from_bytes(&self.engine, &self.cache, &spec.name, &key, &bytes, spec.required)?;
         log_loaded(&plugin, "loaded");
         let slot = Arc::new(PluginSlot {
             name: spec.name.clone(),
@@ -174,22 +155,13 @@ impl PluginRegistry {
     }
 
     fn slot(&self, key: &Path) -> Option<PluginHandle> {
-        self.slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
     }
 
     /// Checks every plugin file once and reloads the changed ones. Blocking.
     pub fn poll_changes(&self) -> Vec<ReloadOutcome> {
-        let slots: Vec<PluginHandle> = self
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let slots: Vec<PluginHandle> =
+            self.slots.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         slots.iter().filter_map(|slot| self.check(slot)).collect()
     }
 
@@ -206,44 +178,23 @@ impl PluginRegistry {
         let (bytes, stamp) = match read(&slot.name, &slot.path) {
             Ok(read) => read,
             Err(error) => {
-                return Some(ReloadOutcome::Refused {
-                    name: slot.name.clone(),
-                    error,
-                });
+                return Some(ReloadOutcome::Refused { name: slot.name.clone(), error });
             }
         };
-        let unchanged = slot
-            .stamp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .hash
-            == stamp.hash;
+        let unchanged = slot.stamp.lock().unwrap_or_else(PoisonError::into_inner).hash == stamp.hash;
         *slot.stamp.lock().unwrap_or_else(PoisonError::into_inner) = stamp.clone();
         if unchanged {
             return None;
         }
-        match LoadedPlugin::from_bytes(
-            &self.engine,
-            &self.cache,
-            &slot.name,
-            &slot.path,
-            &bytes,
-            slot.required(),
-        ) {
+        match LoadedPlugin::from_bytes(&self.engine, &self.cache, &slot.name, &slot.path, &bytes, slot.required()) {
             Ok(plugin) => {
                 log_loaded(&plugin, "reloaded");
                 *slot.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(plugin);
-                Some(ReloadOutcome::Reloaded {
-                    name: slot.name.clone(),
-                    hash: stamp.hash,
-                })
+                Some(ReloadOutcome::Reloaded { name: slot.name.clone(), hash: stamp.hash })
             }
             Err(error) => {
                 tracing::error!(plugin = %slot.name, error = %error, "new plugin version refused; the previous version stays live");
-                Some(ReloadOutcome::Refused {
-                    name: slot.name.clone(),
-                    error,
-                })
+                Some(ReloadOutcome::Refused { name: slot.name.clone(), error })
             }
         }
     }
@@ -263,8 +214,7 @@ impl PluginRegistry {
                     _ = ticker.tick() => {}
                 }
                 let registry = self.clone();
-                if let Err(err) = tokio::task::spawn_blocking(move || registry.poll_changes()).await
-                {
+                if let Err(err) = tokio::task::spawn_blocking(move || registry.poll_changes()).await {
                     tracing::error!(error = %err, "plugin watcher pass failed");
                 }
             }
@@ -273,18 +223,10 @@ impl PluginRegistry {
 }
 
 fn read(name: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), PluginError> {
-    let read_err = |source| PluginError::Read {
-        plugin: name.to_string(),
-        path: path.to_path_buf(),
-        source,
-    };
+    let read_err = |source| PluginError::Read { plugin: name.to_string(), path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(read_err)?;
     let bytes = std::fs::read(path).map_err(read_err)?;
-    let stamp = FileStamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        hash: content_hash(&bytes),
-    };
+    let stamp = FileStamp { len: meta.len(), modified: meta.modified().ok(), hash: content_hash(&bytes) };
     Ok((bytes, stamp))
 }
 

@@ -116,10 +116,7 @@ impl SandboxState {
 
 fn emit_stream(tag: &LogTag, stream: &str, bytes: &[u8], dropped: usize) {
     if !bytes.is_empty() {
-        for line in String::from_utf8_lossy(bytes)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-        {
+        for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
             tracing::info!(plugin = %tag.plugin, context = %tag.context, stream, "{}", line);
         }
     }
@@ -142,20 +139,12 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl wasmtime::ResourceLimiter for SandboxState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             // Refuse the growth the way the spec allows (memory.grow returns
             // -1) and remember why, for the error the caller will see.
@@ -165,12 +154,7 @@ impl wasmtime::ResourceLimiter for SandboxState {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= TABLE_ELEMENTS_CAP)
     }
 }
@@ -268,11 +252,7 @@ impl Pollable for GuestOutput {
 }
 
 impl tokio::io::AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }

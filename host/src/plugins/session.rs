@@ -88,23 +88,9 @@ impl std::fmt::Debug for PluginSession {
 impl PluginSession {
     /// A session on `plugin`; `context` tags its log lines (a rule id, `cli`).
     /// Nothing is instantiated until the first call.
-    pub fn new(
-        engine: &PluginEngine,
-        plugin: Arc<LoadedPlugin>,
-        limits: PluginLimits,
-        context: &str,
-    ) -> Self {
-        let tag = LogTag {
-            plugin: Arc::from(plugin.name()),
-            context: Arc::from(context),
-        };
-        Self {
-            plugin,
-            engine: engine.clone(),
-            limits,
-            tag,
-            live: None,
-        }
+    pub fn new(engine: &PluginEngine, plugin: Arc<LoadedPlugin>, limits: PluginLimits, context: &str) -> Self {
+        let tag = LogTag { plugin: Arc::from(plugin.name()), context: Arc::from(context) };
+        Self { plugin, engine: engine.clone(), limits, tag, live: None }
     }
 
     /// The plugin version this session calls.
@@ -124,13 +110,7 @@ impl PluginSession {
     pub fn instantiate(&mut self) -> Result<(), PluginError> {
         if self.live.is_none() {
             let ticks = self.engine.ticks_for(self.limits.deadline);
-            self.live = Some(instantiate(
-                &self.engine,
-                &self.plugin,
-                &self.tag,
-                self.limits,
-                ticks,
-            )?);
+            self.live = Some(instantiate(&self.engine, &self.plugin, &self.tag, self.limits, ticks)?);
         }
         Ok(())
     }
@@ -170,33 +150,20 @@ impl PluginSession {
         if evaluations.len() > MAX_EVALUATIONS {
             return Err(self.invalid(
                 Capability::Evaluate,
-                format!(
-                    "{} feedback entries; at most {MAX_EVALUATIONS} are allowed",
-                    evaluations.len()
-                ),
+                format!("{} feedback entries; at most {MAX_EVALUATIONS} are allowed", evaluations.len()),
             ));
         }
         if let Some(i) = evaluations.iter().position(|e| e.key.trim().is_empty()) {
             return Err(self.invalid(Capability::Evaluate, format!("entry {i} has an empty key")));
         }
-        if let Some(e) = evaluations
-            .iter()
-            .find(|e| e.score.is_some_and(|s| !s.is_finite()))
-        {
-            return Err(self.invalid(
-                Capability::Evaluate,
-                format!("entry {:?} has a non-finite score", e.key),
-            ));
+        if let Some(e) = evaluations.iter().find(|e| e.score.is_some_and(|s| !s.is_finite())) {
+            return Err(self.invalid(Capability::Evaluate, format!("entry {:?} has a non-finite score", e.key)));
         }
         Ok(evaluations)
     }
 
     fn invalid(&self, capability: Capability, reason: String) -> PluginError {
-        PluginError::InvalidOutput {
-            plugin: self.plugin.name().to_string(),
-            capability,
-            reason,
-        }
+        PluginError::InvalidOutput { plugin: self.plugin.name().to_string(), capability, reason }
     }
 
     /// Runs one export under the deadline and maps every outcome to a
@@ -213,13 +180,7 @@ impl PluginSession {
         let ticks = self.engine.ticks_for(self.limits.deadline);
         let live = match &mut self.live {
             Some(live) => live,
-            None => self.live.insert(instantiate(
-                &self.engine,
-                &self.plugin,
-                &self.tag,
-                self.limits,
-                ticks,
-            )?),
+            None => self.live.insert(instantiate(&self.engine, &self.plugin, &self.tag, self.limits, ticks)?),
         };
         live.store.data_mut().memory_exceeded = false;
         live.store.set_epoch_deadline(ticks);
@@ -229,22 +190,11 @@ impl PluginSession {
         match outcome {
             Err(()) => Err(PluginError::NotExported { plugin, capability }),
             Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(message))) => Err(PluginError::Rejected {
-                plugin,
-                capability,
-                message,
-            }),
+            Ok(Ok(Err(message))) => Err(PluginError::Rejected { plugin, capability, message }),
             Ok(Err(err)) => {
                 // A trapped instance cannot be entered again: start afresh next call.
                 self.live = None;
-                Err(classify(
-                    &err,
-                    plugin,
-                    capability,
-                    self.limits,
-                    memory_exceeded,
-                    last_stderr,
-                ))
+                Err(classify(&err, plugin, capability, self.limits, memory_exceeded, last_stderr))
             }
         }
     }
@@ -257,10 +207,7 @@ fn instantiate(
     limits: PluginLimits,
     ticks: u64,
 ) -> Result<Live, PluginError> {
-    let mut store = Store::new(
-        engine.engine(),
-        SandboxState::new(tag.clone(), limits.memory_bytes),
-    );
+    let mut store = Store::new(engine.engine(), SandboxState::new(tag.clone(), limits.memory_bytes));
     store.limiter(|state| state);
     // Start functions (a Go runtime's init, a Python interpreter's) run under
     // the same deadline as a call.
@@ -271,53 +218,18 @@ fn instantiate(
         Err(err) => {
             let last_stderr = store.data_mut().flush_output();
             let exceeded = store.data().memory_exceeded;
-            return Err(
-                match classify(
-                    &err,
-                    name.clone(),
-                    Capability::Match,
-                    limits,
-                    exceeded,
-                    last_stderr,
-                ) {
-                    e @ (PluginError::Timeout { .. } | PluginError::MemoryLimit { .. }) => e,
-                    _ => PluginError::Instantiate {
-                        plugin: name,
-                        reason: describe(&err),
-                    },
-                },
-            );
+            return Err(match classify(&err, name.clone(), Capability::Match, limits, exceeded, last_stderr) {
+                e @ (PluginError::Timeout { .. } | PluginError::MemoryLimit { .. }) => e,
+                _ => PluginError::Instantiate { plugin: name, reason: describe(&err) },
+            });
         }
     };
-    let load_err = |e: wasmtime::Error| PluginError::Instantiate {
-        plugin: name.clone(),
-        reason: describe(&e),
-    };
+    let load_err = |e: wasmtime::Error| PluginError::Instantiate { plugin: name.clone(), reason: describe(&e) };
     let ix = &plugin.indices;
-    let matcher = ix
-        .matcher
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(load_err)?;
-    let transformer = ix
-        .transformer
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(load_err)?;
-    let evaluator = ix
-        .evaluator
-        .as_ref()
-        .map(|i| i.load(&mut store, &instance))
-        .transpose()
-        .map_err(load_err)?;
-    Ok(Live {
-        store,
-        matcher,
-        transformer,
-        evaluator,
-    })
+    let matcher = ix.matcher.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load_err)?;
+    let transformer = ix.transformer.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load_err)?;
+    let evaluator = ix.evaluator.as_ref().map(|i| i.load(&mut store, &instance)).transpose().map_err(load_err)?;
+    Ok(Live { store, matcher, transformer, evaluator })
 }
 
 fn classify(
@@ -329,28 +241,16 @@ fn classify(
     last_stderr: Option<String>,
 ) -> PluginError {
     if memory_exceeded {
-        return PluginError::MemoryLimit {
-            plugin,
-            capability,
-            limit_bytes: limits.memory_bytes,
-        };
+        return PluginError::MemoryLimit { plugin, capability, limit_bytes: limits.memory_bytes };
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => PluginError::Timeout {
-            plugin,
-            capability,
-            deadline: limits.deadline,
-        },
+        Some(Trap::Interrupt) => PluginError::Timeout { plugin, capability, deadline: limits.deadline },
         _ => {
             let mut reason = describe(err);
             if let Some(line) = last_stderr {
                 reason.push_str(&format!(" (guest stderr: {line})"));
             }
-            PluginError::Trap {
-                plugin,
-                capability,
-                reason,
-            }
+            PluginError::Trap { plugin, capability, reason }
         }
     }
 }

@@ -59,7 +59,11 @@ pub struct CycleReport {
 }
 
 /// Runs one cycle of `rule`.
-pub async fn run_cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, rule: &Rule) -> Result<CycleReport, CycleError> {
+pub async fn run_cycle(
+    store: &Arc<dyn Store>,
+    plugins: &Arc<PluginRegistry>,
+    rule: &Rule,
+) -> Result<CycleReport, CycleError> {
     let Some(state) = store.rule_state(rule.id).await? else {
         return Ok(CycleReport::default()); // deleted meanwhile
     };
@@ -67,7 +71,8 @@ pub async fn run_cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, ru
     let window_start = state.window_end;
     let window_end = Timestamp::now();
     let spec = &rule.spec;
-    let selection = Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
+    let selection =
+        Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
     let matcher = load(plugins, &spec.plugins.matcher, Capability::Match).await?;
     let transformer = load(plugins, &spec.plugins.transform, Capability::Transform).await?;
     let evaluator = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?;
@@ -96,7 +101,14 @@ pub async fn run_cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, ru
             let record = &selected[i];
             match verdicts.as_ref().map(|v| &v[i]) {
                 Some(Err(e)) => {
-                    logs.push(log(rule, record, window_start, window_end, Some(ActionOutcome::error(format!("match plugin: {e}"))), None));
+                    logs.push(log(
+                        rule,
+                        record,
+                        window_start,
+                        window_end,
+                        Some(ActionOutcome::error(format!("match plugin: {e}"))),
+                        None,
+                    ));
                     continue;
                 }
                 Some(Ok(Value::Bool(false))) => continue,
@@ -116,12 +128,19 @@ pub async fn run_cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, ru
                 Some((handle, r)) => {
                     let as_runs: Vec<RenderedRun> = parts
                         .iter()
-                        .map(|p| RenderedRun { id: p.run_ids[0], json: p.body.as_object().cloned().unwrap_or_default(), feedback: vec![] })
+                        .map(|p| RenderedRun {
+                            id: p.run_ids[0],
+                            json: p.body.as_object().cloned().unwrap_or_default(),
+                            feedback: vec![],
+                        })
                         .collect();
                     call_each(plugins, handle, r, rule, &as_runs, Capability::Transform)
                         .await?
                         .into_iter()
-                        .map(|r| r.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).map_err(|e| e.to_string()))
+                        .map(|r| {
+                            r.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                                .map_err(|e| e.to_string())
+                        })
                         .collect()
                 }
                 None => parts.iter().map(|p| Ok(p.body.to_string())).collect(),
@@ -313,9 +332,14 @@ async fn call_each(
             .map(|t| match cap {
                 Capability::Match => session.matches(t, &config).map(Value::Bool),
                 Capability::Transform => session.transform(t, &config).map(Value::String),
-                Capability::Evaluate => session
-                    .evaluate(t, &config)
-                    .map(|evals| Value::Array(evals.into_iter().map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment})).collect())),
+                Capability::Evaluate => session.evaluate(t, &config).map(|evals| {
+                    Value::Array(
+                        evals
+                            .into_iter()
+                            .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
+                            .collect(),
+                    )
+                }),
             })
             .collect()
     })

@@ -211,10 +211,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError>;
 
     /// A page of runs, newest first, and the cursor after its last run.
-    async fn query_runs(
-        &self,
-        query: &RunQuery,
-    ) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError>;
+    async fn query_runs(&self, query: &RunQuery) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError>;
 
     /// Every run of these traces.
     async fn runs_in_traces(&self, traces: &[RunId]) -> Result<Vec<RunRecord>, StoreError>;
@@ -248,11 +245,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_session(&self, session: Session) -> Result<Session, StoreError>;
 
     /// One attachment of a run: `(mime, bytes)`.
-    async fn get_attachment(
-        &self,
-        run: RunId,
-        name: &str,
-    ) -> Result<Option<(String, Bytes)>, StoreError>;
+    async fn get_attachment(&self, run: RunId, name: &str) -> Result<Option<(String, Bytes)>, StoreError>;
 
     /// Names and MIME types of a run's attachments.
     async fn list_attachments(&self, run: RunId) -> Result<Vec<(String, String)>, StoreError>;
@@ -282,7 +275,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Finished runs of the rule's project whose change sequence is in
     /// `(after, upto]`, oldest change first, at most `limit`.
-    async fn cycle_candidates(&self, rule: &Rule, after: i64, upto: i64, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    async fn cycle_candidates(
+        &self,
+        rule: &Rule,
+        after: i64,
+        upto: i64,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
 
     /// Which of `runs` the rule has already acted on.
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError>;

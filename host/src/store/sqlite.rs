@@ -16,23 +16,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use std::collections::HashSet;
 
 use super::{
-    CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState,
-    DEFAULT_PROJECT, FeedbackQuery, IngestBatch, IngestSummary, RunCursor, RunQuery, SessionQuery,
-    Store, StoreError, TreeNode,
+    CycleCommit, CycleSummary, DEFAULT_PROJECT, DeliveryStatus, FeedbackQuery, IngestBatch, IngestSummary, OutboxRow,
+    RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store, StoreError, TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
-    DeliveryId, Rule, RuleId, RuleSpec,
-    Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, Session, SessionId,
-    TenantId, Timestamp,
+    DeliveryId, Feedback, FeedbackId, FeedbackSource, Rule, RuleId, RuleSpec, RunId, RunRecord, RunType, RunWrite,
+    Session, SessionId, TenantId, Timestamp,
 };
 
 /// SQLite's limit on bound parameters is far above this; chunks keep
@@ -57,10 +53,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, and migrates it.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("runhook.db"))
             .create_if_missing(true)
@@ -68,35 +61,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         let tenant = tenant_id(&write).await?;
-        Ok(Self {
-            write,
-            read,
-            tenant,
-        })
+        Ok(Self { write, read, tenant })
     }
 }
 
 async fn tenant_id(pool: &SqlitePool) -> Result<TenantId, StoreError> {
     let fresh = TenantId::new_v4().to_string();
-    sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ('tenant_id', ?) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&fresh)
-    .execute(pool)
-    .await?;
-    let value: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'tenant_id'")
-        .fetch_one(pool)
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('tenant_id', ?) ON CONFLICT (key) DO NOTHING")
+        .bind(&fresh)
+        .execute(pool)
         .await?;
+    let value: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'tenant_id'").fetch_one(pool).await?;
     parse_id(&value, "meta.tenant_id")
 }
 
@@ -104,10 +83,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
     }
     #[cfg(not(unix))]
     std::fs::create_dir_all(dir)
@@ -130,26 +106,15 @@ impl Store for SqliteStore {
     async fn ingest(&self, batch: IngestBatch) -> Result<IngestSummary, StoreError> {
         let now = Timestamp::now();
         let mut tx = self.write.begin().await?;
-        let mut ids: Vec<RunId> = batch
-            .posts
-            .iter()
-            .chain(&batch.patches)
-            .filter_map(|w| w.id)
-            .collect();
+        let mut ids: Vec<RunId> = batch.posts.iter().chain(&batch.patches).filter_map(|w| w.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut runs: HashMap<RunId, (RunRecord, State)> = load_runs(&mut tx, &ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, (r, State::Unchanged)))
-            .collect();
+        let mut runs: HashMap<RunId, (RunRecord, State)> =
+            load_runs(&mut tx, &ids).await?.into_iter().map(|r| (r.id, (r, State::Unchanged))).collect();
         let mut sessions = SessionCache::default();
 
         for w in batch.posts {
-            let id = w.id.ok_or(InvalidRun::Missing {
-                run: "(post)".into(),
-                field: "id",
-            })?;
+            let id = w.id.ok_or(InvalidRun::Missing { run: "(post)".into(), field: "id" })?;
             match runs.get_mut(&id) {
                 Some((run, state)) => {
                     if run.fill(w, now)? && *state == State::Unchanged {
@@ -163,10 +128,7 @@ impl Store for SqliteStore {
             }
         }
         for w in batch.patches {
-            let id = w.id.ok_or(InvalidRun::Missing {
-                run: "(patch)".into(),
-                field: "id",
-            })?;
+            let id = w.id.ok_or(InvalidRun::Missing { run: "(patch)".into(), field: "id" })?;
             match runs.get_mut(&id) {
                 Some((run, state)) => {
                     if run.patch(w, now)? && *state == State::Unchanged {
@@ -186,10 +148,7 @@ impl Store for SqliteStore {
         }
 
         let mut summary = IngestSummary::default();
-        let changed: Vec<&mut (RunRecord, State)> = runs
-            .values_mut()
-            .filter(|(_, s)| *s != State::Unchanged)
-            .collect();
+        let changed: Vec<&mut (RunRecord, State)> = runs.values_mut().filter(|(_, s)| *s != State::Unchanged).collect();
         let mut seq = next_seq(&mut tx, changed.len()).await?;
         for (run, state) in changed {
             run.seq = seq;
@@ -201,10 +160,7 @@ impl Store for SqliteStore {
                 summary.updated += 1;
             }
         }
-        summary.unchanged = runs
-            .values()
-            .filter(|(_, s)| *s == State::Unchanged)
-            .count();
+        summary.unchanged = runs.values().filter(|(_, s)| *s == State::Unchanged).count();
 
         for f in &batch.feedback {
             if insert_feedback(&mut tx, f).await? {
@@ -215,14 +171,16 @@ impl Store for SqliteStore {
             }
         }
         for a in &batch.attachments {
-            sqlx::query("INSERT INTO attachments (run_id, name, mime, data) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (run_id, name) DO UPDATE SET mime = excluded.mime, data = excluded.data")
-                .bind(a.run_id.to_string())
-                .bind(&a.name)
-                .bind(&a.mime)
-                .bind(a.data.as_ref())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO attachments (run_id, name, mime, data) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (run_id, name) DO UPDATE SET mime = excluded.mime, data = excluded.data",
+            )
+            .bind(a.run_id.to_string())
+            .bind(&a.name)
+            .bind(&a.mime)
+            .bind(a.data.as_ref())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(summary)
@@ -230,35 +188,23 @@ impl Store for SqliteStore {
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.read).await?;
         row.as_ref().map(run_from_row).transpose()
     }
 
-    async fn query_runs(
-        &self,
-        q: &RunQuery,
-    ) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError> {
-        let mut b: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+    async fn query_runs(&self, q: &RunQuery) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
         if !q.ids.is_empty() {
             push_in(&mut b, "id", q.ids.iter().map(ToString::to_string));
         } else {
             if !q.sessions.is_empty() {
-                push_in(
-                    &mut b,
-                    "session_id",
-                    q.sessions.iter().map(ToString::to_string),
-                );
+                push_in(&mut b, "session_id", q.sessions.iter().map(ToString::to_string));
             }
             if let Some(trace) = q.trace {
                 b.push(" AND trace_id = ").push_bind(trace.to_string());
             }
             if let Some(parent) = q.parent_run {
-                b.push(" AND parent_run_id = ")
-                    .push_bind(parent.to_string());
+                b.push(" AND parent_run_id = ").push_bind(parent.to_string());
             }
             if let Some(t) = q.run_type {
                 b.push(" AND run_type = ").push_bind(t.as_str());
@@ -274,36 +220,23 @@ impl Store for SqliteStore {
                 None => {}
             }
             if let Some(start) = q.start_time {
-                b.push(" AND start_time >= ")
-                    .push_bind(start.to_naive_string());
+                b.push(" AND start_time >= ").push_bind(start.to_naive_string());
             }
             if !q.reference_examples.is_empty() {
-                push_in(
-                    &mut b,
-                    "reference_example_id",
-                    q.reference_examples.iter().map(ToString::to_string),
-                );
+                push_in(&mut b, "reference_example_id", q.reference_examples.iter().map(ToString::to_string));
             }
         }
         if let Some(c) = &q.cursor {
-            b.push(" AND (start_time, id) < (")
-                .push_bind(c.start_time.to_naive_string());
+            b.push(" AND (start_time, id) < (").push_bind(c.start_time.to_naive_string());
             b.push(", ").push_bind(c.id.to_string()).push(")");
         }
         let limit = q.limit.max(1);
-        b.push(" ORDER BY start_time DESC, id DESC LIMIT ")
-            .push_bind((limit + 1) as i64);
+        b.push(" ORDER BY start_time DESC, id DESC LIMIT ").push_bind((limit + 1) as i64);
         let rows = b.build().fetch_all(&self.read).await?;
-        let mut runs = rows
-            .iter()
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
         let next = if runs.len() > limit {
             runs.truncate(limit);
-            runs.last().map(|r| RunCursor {
-                start_time: r.start_time,
-                id: r.id,
-            })
+            runs.last().map(|r| RunCursor { start_time: r.start_time, id: r.id })
         } else {
             None
         };
@@ -313,8 +246,7 @@ impl Store for SqliteStore {
     async fn runs_in_traces(&self, traces: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::new();
         for chunk in traces.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
             push_in(&mut b, "trace_id", chunk.iter().map(ToString::to_string));
             for row in b.build().fetch_all(&self.read).await? {
                 out.push(run_from_row(&row)?);
@@ -326,8 +258,7 @@ impl Store for SqliteStore {
     async fn runs_by_ids(&self, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
             push_in(&mut b, "id", chunk.iter().map(ToString::to_string));
             for row in b.build().fetch_all(&self.read).await? {
                 out.push(run_from_row(&row)?);
@@ -371,19 +302,15 @@ impl Store for SqliteStore {
             bump_run(&mut tx, run, Timestamp::now()).await?;
         }
         let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(feedback.id.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(&sql).bind(feedback.id.to_string()).fetch_one(&mut *tx).await?;
         let stored = feedback_from_row(&row)?;
         tx.commit().await?;
         Ok(stored)
     }
 
     async fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<Feedback>, StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE 1 = 1"
-        ));
+        let mut b: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE 1 = 1"));
         if !q.runs.is_empty() {
             push_in(&mut b, "run_id", q.runs.iter().map(ToString::to_string));
         }
@@ -391,21 +318,12 @@ impl Store for SqliteStore {
             push_in(&mut b, "key", q.keys.iter().cloned());
         }
         if !q.sessions.is_empty() {
-            push_in(
-                &mut b,
-                "session_id",
-                q.sessions.iter().map(ToString::to_string),
-            );
+            push_in(&mut b, "session_id", q.sessions.iter().map(ToString::to_string));
         }
         if !q.sources.is_empty() {
-            push_in(
-                &mut b,
-                "json_extract(feedback_source, '$.type')",
-                q.sources.iter().cloned(),
-            );
+            push_in(&mut b, "json_extract(feedback_source, '$.type')", q.sources.iter().cloned());
         }
-        b.push(" ORDER BY created_at, id LIMIT ")
-            .push_bind(q.limit.max(1) as i64);
+        b.push(" ORDER BY created_at, id LIMIT ").push_bind(q.limit.max(1) as i64);
         b.push(" OFFSET ").push_bind(q.offset as i64);
         let rows = b.build().fetch_all(&self.read).await?;
         rows.iter().map(feedback_from_row).collect()
@@ -414,9 +332,8 @@ impl Store for SqliteStore {
     async fn feedback_for_runs(&self, runs: &[RunId]) -> Result<Vec<Feedback>, StoreError> {
         let mut out = Vec::new();
         for chunk in runs.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE 1 = 1"
-            ));
+            let mut b: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE 1 = 1"));
             push_in(&mut b, "run_id", chunk.iter().map(ToString::to_string));
             b.push(" ORDER BY created_at, id");
             for row in b.build().fetch_all(&self.read).await? {
@@ -428,81 +345,63 @@ impl Store for SqliteStore {
 
     async fn get_feedback(&self, id: FeedbackId) -> Result<Option<Feedback>, StoreError> {
         let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.read).await?;
         row.as_ref().map(feedback_from_row).transpose()
     }
 
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, description, extra, start_time FROM sessions WHERE id = ?",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await?;
+        let row = sqlx::query("SELECT id, name, description, extra, start_time FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
     async fn list_sessions(&self, q: &SessionQuery) -> Result<Vec<Session>, StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, name, description, extra, start_time FROM sessions WHERE 1 = 1",
-        );
+        let mut b: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT id, name, description, extra, start_time FROM sessions WHERE 1 = 1");
         if let Some(name) = &q.name {
             b.push(" AND name = ").push_bind(name.clone());
         }
         if let Some(part) = &q.name_contains {
-            b.push(" AND instr(lower(name), lower(")
-                .push_bind(part.clone())
-                .push(")) > 0");
+            b.push(" AND instr(lower(name), lower(").push_bind(part.clone()).push(")) > 0");
         }
         if !q.ids.is_empty() {
             push_in(&mut b, "id", q.ids.iter().map(ToString::to_string));
         }
-        b.push(" ORDER BY start_time DESC, id LIMIT ")
-            .push_bind(q.limit.max(1) as i64);
+        b.push(" ORDER BY start_time DESC, id LIMIT ").push_bind(q.limit.max(1) as i64);
         b.push(" OFFSET ").push_bind(q.offset as i64);
         let rows = b.build().fetch_all(&self.read).await?;
         rows.iter().map(session_from_row).collect()
     }
 
     async fn create_session(&self, s: Session) -> Result<Session, StoreError> {
-        let result = sqlx::query("INSERT INTO sessions (id, name, description, extra, start_time) VALUES (?, ?, ?, ?, ?)")
-            .bind(s.id.to_string())
-            .bind(&s.name)
-            .bind(&s.description)
-            .bind(s.extra.as_ref().map(Value::to_string))
-            .bind(s.start_time.to_naive_string())
-            .execute(&self.write)
-            .await;
+        let result =
+            sqlx::query("INSERT INTO sessions (id, name, description, extra, start_time) VALUES (?, ?, ?, ?, ?)")
+                .bind(s.id.to_string())
+                .bind(&s.name)
+                .bind(&s.description)
+                .bind(s.extra.as_ref().map(Value::to_string))
+                .bind(s.start_time.to_naive_string())
+                .execute(&self.write)
+                .await;
         match result {
             Ok(_) => Ok(s),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict(format!(
-                    "a project named {:?} (or with id {}) already exists",
-                    s.name, s.id
-                )))
+                Err(StoreError::Conflict(format!("a project named {:?} (or with id {}) already exists", s.name, s.id)))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn get_attachment(
-        &self,
-        run: RunId,
-        name: &str,
-    ) -> Result<Option<(String, Bytes)>, StoreError> {
+    async fn get_attachment(&self, run: RunId, name: &str) -> Result<Option<(String, Bytes)>, StoreError> {
         let row = sqlx::query("SELECT mime, data FROM attachments WHERE run_id = ? AND name = ?")
             .bind(run.to_string())
             .bind(name)
             .fetch_optional(&self.read)
             .await?;
         Ok(match row {
-            Some(row) => Some((
-                row.try_get("mime")?,
-                Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
-            )),
+            Some(row) => Some((row.try_get("mime")?, Bytes::from(row.try_get::<Vec<u8>, _>("data")?))),
             None => None,
         })
     }
@@ -512,17 +411,11 @@ impl Store for SqliteStore {
             .bind(run.to_string())
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("mime")?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("mime")?))).collect()
     }
 
     async fn change_seq(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change_seq'")
-                .fetch_one(&self.read)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change_seq'").fetch_one(&self.read).await?)
     }
 
     async fn create_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
@@ -549,7 +442,13 @@ impl Store for SqliteStore {
         self.rule_state_impl(id).await
     }
 
-    async fn cycle_candidates(&self, rule: &Rule, after: i64, upto: i64, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    async fn cycle_candidates(
+        &self,
+        rule: &Rule,
+        after: i64,
+        upto: i64,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         self.cycle_candidates_impl(rule, after, upto, limit).await
     }
 
@@ -612,19 +511,12 @@ impl SessionCache {
             self.known_ids.push(id);
             return Ok(id);
         }
-        let name = w
-            .session_name
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_PROJECT);
+        let name = w.session_name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(DEFAULT_PROJECT);
         if let Some(id) = self.by_name.get(name) {
             return Ok(*id);
         }
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE name = ?").bind(name).fetch_optional(&mut **tx).await?;
         let id = match found {
             Some(id) => parse_id(&id, "sessions.id")?,
             None => {
@@ -645,20 +537,15 @@ impl SessionCache {
 
 /// Reserves `n` consecutive values of the change sequence; returns the first.
 pub(super) async fn next_seq(tx: &mut Transaction<'_, Sqlite>, n: usize) -> Result<i64, StoreError> {
-    let last: i64 = sqlx::query_scalar(
-        "UPDATE counters SET value = value + ? WHERE name = 'change_seq' RETURNING value",
-    )
-    .bind(n as i64)
-    .fetch_one(&mut **tx)
-    .await?;
+    let last: i64 =
+        sqlx::query_scalar("UPDATE counters SET value = value + ? WHERE name = 'change_seq' RETURNING value")
+            .bind(n as i64)
+            .fetch_one(&mut **tx)
+            .await?;
     Ok(last - n as i64 + 1)
 }
 
-async fn bump_run(
-    tx: &mut Transaction<'_, Sqlite>,
-    run: RunId,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+async fn bump_run(tx: &mut Transaction<'_, Sqlite>, run: RunId, now: Timestamp) -> Result<(), StoreError> {
     let seq = next_seq(tx, 1).await?;
     sqlx::query("UPDATE runs SET seq = ?, modified_at = ? WHERE id = ?")
         .bind(seq)
@@ -669,14 +556,10 @@ async fn bump_run(
     Ok(())
 }
 
-async fn load_runs(
-    tx: &mut Transaction<'_, Sqlite>,
-    ids: &[RunId],
-) -> Result<Vec<RunRecord>, StoreError> {
+async fn load_runs(tx: &mut Transaction<'_, Sqlite>, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut b: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
         push_in(&mut b, "id", chunk.iter().map(ToString::to_string));
         for row in b.build().fetch_all(&mut **tx).await? {
             out.push(run_from_row(&row)?);
@@ -685,21 +568,14 @@ async fn load_runs(
     Ok(out)
 }
 
-async fn write_run(
-    tx: &mut Transaction<'_, Sqlite>,
-    r: &RunRecord,
-    insert: bool,
-) -> Result<(), StoreError> {
+async fn write_run(tx: &mut Transaction<'_, Sqlite>, r: &RunRecord, insert: bool) -> Result<(), StoreError> {
     let sql = if insert {
         format!(
             "INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
     } else {
         // Same bind order as the insert; the trailing id selects the row.
-        let sets: Vec<String> = RUN_COLUMNS
-            .split(',')
-            .map(|c| format!("{} = ?", c.trim()))
-            .collect();
+        let sets: Vec<String> = RUN_COLUMNS.split(',').map(|c| format!("{} = ?", c.trim())).collect();
         format!("UPDATE runs SET {} WHERE id = ?", sets.join(", "))
     };
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
@@ -741,15 +617,11 @@ async fn write_run(
 }
 
 /// Inserts feedback unless its id exists; returns whether it was new.
-pub(super) async fn insert_feedback(
-    tx: &mut Transaction<'_, Sqlite>,
-    f: &Feedback,
-) -> Result<bool, StoreError> {
+pub(super) async fn insert_feedback(tx: &mut Transaction<'_, Sqlite>, f: &Feedback) -> Result<bool, StoreError> {
     let sql = format!(
         "INSERT INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
     );
-    let source =
-        serde_json::to_string(&f.feedback_source).unwrap_or_else(|_| r#"{"type":"api"}"#.into());
+    let source = serde_json::to_string(&f.feedback_source).unwrap_or_else(|_| r#"{"type":"api"}"#.into());
     let done = sqlx::query(&sql)
         .bind(f.id.to_string())
         .bind(f.run_id.map(|r| r.to_string()))
@@ -779,10 +651,7 @@ pub(super) fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: im
 }
 
 pub(super) fn parse_id<T: FromStr>(s: &str, column: &'static str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt {
-        column,
-        detail: format!("{s:?} is not a UUID"),
-    })
+    s.parse().map_err(|_| StoreError::Corrupt { column, detail: format!("{s:?} is not a UUID") })
 }
 
 fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Result<Option<T>, StoreError> {
@@ -791,31 +660,17 @@ fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Result<Option<
 
 pub(super) fn ts(s: Option<String>, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
     s.map(|s| {
-        s.parse().map_err(
-            |e: crate::model::time::TimestampError| StoreError::Corrupt {
-                column,
-                detail: e.to_string(),
-            },
-        )
+        s.parse().map_err(|e: crate::model::time::TimestampError| StoreError::Corrupt { column, detail: e.to_string() })
     })
     .transpose()
 }
 
 fn json(s: Option<String>, column: &'static str) -> Result<Option<Value>, StoreError> {
-    s.map(|s| {
-        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-            column,
-            detail: e.to_string(),
-        })
-    })
-    .transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { column, detail: e.to_string() })).transpose()
 }
 
 fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
-    v.ok_or(StoreError::Corrupt {
-        column,
-        detail: "missing".into(),
-    })
+    v.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
 }
 
 pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
@@ -828,14 +683,9 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         parent_run_id: opt_id(row.try_get("parent_run_id")?, "runs.parent_run_id")?,
         dotted_order: row.try_get("dotted_order")?,
         name: row.try_get("name")?,
-        run_type: RunType::parse(&run_type).ok_or(StoreError::Corrupt {
-            column: "runs.run_type",
-            detail: run_type.clone(),
-        })?,
-        start_time: required(
-            ts(row.try_get("start_time")?, "runs.start_time")?,
-            "runs.start_time",
-        )?,
+        run_type: RunType::parse(&run_type)
+            .ok_or(StoreError::Corrupt { column: "runs.run_type", detail: run_type.clone() })?,
+        start_time: required(ts(row.try_get("start_time")?, "runs.start_time")?, "runs.start_time")?,
         end_time: ts(row.try_get("end_time")?, "runs.end_time")?,
         error: row.try_get("error")?,
         inputs: json(row.try_get("inputs")?, "runs.inputs")?,
@@ -843,14 +693,9 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         extra: json(row.try_get("extra")?, "runs.extra")?,
         events: json(row.try_get("events")?, "runs.events")?,
         serialized: json(row.try_get("serialized")?, "runs.serialized")?,
-        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt {
-            column: "runs.tags",
-            detail: e.to_string(),
-        })?,
-        reference_example_id: opt_id(
-            row.try_get("reference_example_id")?,
-            "runs.reference_example_id",
-        )?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Corrupt { column: "runs.tags", detail: e.to_string() })?,
+        reference_example_id: opt_id(row.try_get("reference_example_id")?, "runs.reference_example_id")?,
         prompt_tokens: row.try_get("prompt_tokens")?,
         completion_tokens: row.try_get("completion_tokens")?,
         total_tokens: row.try_get("total_tokens")?,
@@ -860,14 +705,8 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         first_token_time: ts(row.try_get("first_token_time")?, "runs.first_token_time")?,
         thread_id: row.try_get("thread_id")?,
         seq: row.try_get("seq")?,
-        inserted_at: required(
-            ts(row.try_get("inserted_at")?, "runs.inserted_at")?,
-            "runs.inserted_at",
-        )?,
-        modified_at: required(
-            ts(row.try_get("modified_at")?, "runs.modified_at")?,
-            "runs.modified_at",
-        )?,
+        inserted_at: required(ts(row.try_get("inserted_at")?, "runs.inserted_at")?, "runs.inserted_at")?,
+        modified_at: required(ts(row.try_get("modified_at")?, "runs.modified_at")?, "runs.modified_at")?,
     })
 }
 
@@ -883,21 +722,11 @@ fn feedback_from_row(row: &SqliteRow) -> Result<Feedback, StoreError> {
         value: json(row.try_get("value")?, "feedback.value")?,
         comment: row.try_get("comment")?,
         correction: json(row.try_get("correction")?, "feedback.correction")?,
-        feedback_source: serde_json::from_str::<FeedbackSource>(&source).map_err(|e| {
-            StoreError::Corrupt {
-                column: "feedback.feedback_source",
-                detail: e.to_string(),
-            }
-        })?,
+        feedback_source: serde_json::from_str::<FeedbackSource>(&source)
+            .map_err(|e| StoreError::Corrupt { column: "feedback.feedback_source", detail: e.to_string() })?,
         extra: json(row.try_get("extra")?, "feedback.extra")?,
-        created_at: required(
-            ts(row.try_get("created_at")?, "feedback.created_at")?,
-            "feedback.created_at",
-        )?,
-        modified_at: required(
-            ts(row.try_get("modified_at")?, "feedback.modified_at")?,
-            "feedback.modified_at",
-        )?,
+        created_at: required(ts(row.try_get("created_at")?, "feedback.created_at")?, "feedback.created_at")?,
+        modified_at: required(ts(row.try_get("modified_at")?, "feedback.modified_at")?, "feedback.modified_at")?,
     })
 }
 
@@ -907,9 +736,6 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         extra: json(row.try_get("extra")?, "sessions.extra")?,
-        start_time: required(
-            ts(row.try_get("start_time")?, "sessions.start_time")?,
-            "sessions.start_time",
-        )?,
+        start_time: required(ts(row.try_get("start_time")?, "sessions.start_time")?, "sessions.start_time")?,
     })
 }

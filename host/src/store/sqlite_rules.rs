@@ -36,7 +36,8 @@ impl SqliteStore {
     pub(super) async fn create_rule_impl(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
         let now = Timestamp::now();
         let mut tx = self.write.begin().await?;
-        let seq: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change_seq'").fetch_one(&mut *tx).await?;
+        let seq: i64 =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change_seq'").fetch_one(&mut *tx).await?;
         let watermark = if spec.backfill_from.is_some() { 0 } else { seq };
         sqlx::query(
             "INSERT INTO rules (id, spec, created_at, updated_at, created_seq, watermark, window_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -72,9 +73,15 @@ impl SqliteStore {
         let mut tx = self.write.begin().await?;
         let done = sqlx::query("DELETE FROM rules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
         for table in ["rule_runs", "rule_cycles"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = ?")).bind(id.to_string()).execute(&mut *tx).await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = ?"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM outbox WHERE rule_id = ? AND status = 'pending'").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM outbox WHERE rule_id = ? AND status = 'pending'")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -88,7 +95,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn list_rules_impl(&self) -> Result<Vec<Rule>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY created_at, id")).fetch_all(&self.read).await?;
+        let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY created_at, id"))
+            .fetch_all(&self.read)
+            .await?;
         rows.iter().map(rule_from_row).collect()
     }
 
@@ -113,9 +122,8 @@ impl SqliteStore {
         upto: i64,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = "
-        ));
+        let mut b: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = "));
         b.push_bind(rule.spec.session_id.to_string());
         b.push(" AND seq > ").push_bind(after).push(" AND seq <= ").push_bind(upto);
         // Runs from before the rule existed only count when backfilling.
@@ -217,7 +225,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn rule_logs_impl(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
+    pub(super) async fn rule_logs_impl(
+        &self,
+        rule: RuleId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<RuleRunLog>, StoreError> {
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
              webhooks, evaluators FROM rule_runs WHERE rule_id = ? ORDER BY applied_at DESC, run_id LIMIT ? OFFSET ?",
@@ -297,7 +310,12 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn record_delivery_impl(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError> {
+    pub(super) async fn record_delivery_impl(
+        &self,
+        id: DeliveryId,
+        attempts: u32,
+        status: DeliveryStatus,
+    ) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let mut tx = self.write.begin().await?;
         let (state, next, error, outcome) = match &status {
@@ -307,10 +325,15 @@ impl SqliteStore {
                 None,
                 Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts}))),
             ),
-            DeliveryStatus::Failed(msg) => ("failed", now, Some(msg.clone()), Some(ActionOutcome {
-                outcome: "error".into(),
-                payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
-            })),
+            DeliveryStatus::Failed(msg) => (
+                "failed",
+                now,
+                Some(msg.clone()),
+                Some(ActionOutcome {
+                    outcome: "error".into(),
+                    payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
+                }),
+            ),
             DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone()), None),
         };
         let finished = if state == "pending" { None } else { Some(now.to_naive_string()) };
@@ -324,7 +347,10 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         if let Some(outcome) = outcome {
-            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?").bind(id.to_string()).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
             if let Some(row) = row {
                 let rule: String = row.try_get("rule_id")?;
                 let runs: Vec<RunId> = serde_json::from_str(&row.try_get::<String, _>("run_ids")?).unwrap_or_default();

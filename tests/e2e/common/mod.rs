@@ -9,10 +9,7 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
 }
 
 /// Directory of the built plugins. Builds `plugins/rust` for wasm32-wasip2
@@ -24,14 +21,7 @@ pub fn plugins_dir() -> &'static Path {
         let root = repo().join("plugins/rust");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--quiet",
-                "--manifest-path",
-            ])
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "--manifest-path"])
             .arg(root.join("Cargo.toml"))
             .arg("--target-dir")
             .arg(root.join("target"))
@@ -41,10 +31,7 @@ pub fn plugins_dir() -> &'static Path {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .expect("run cargo to build the plugins");
-        assert!(
-            status.success(),
-            "building plugins/rust failed (is the wasm32-wasip2 target installed?)"
-        );
+        assert!(status.success(), "building plugins/rust failed (is the wasm32-wasip2 target installed?)");
         root.join("target/wasm32-wasip2/release")
     })
 }
@@ -59,8 +46,7 @@ pub fn plugin(name: &str) -> PathBuf {
 /// The `runhook` binary under test.
 pub fn runhook() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runhook"));
-    cmd.env_remove("RUNHOOK_PLUGIN_CACHE_DIR")
-        .env("NO_COLOR", "1");
+    cmd.env_remove("RUNHOOK_PLUGIN_CACHE_DIR").env("NO_COLOR", "1");
     cmd
 }
 

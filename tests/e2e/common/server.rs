@@ -42,25 +42,10 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("start runhook serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            url.starts_with("http://"),
-            "runhook did not report its address: {line:?}"
-        );
-        Server {
-            child,
-            url,
-            data: data.to_path_buf(),
-            _dir: None,
-        }
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+        assert!(url.starts_with("http://"), "runhook did not report its address: {line:?}");
+        Server { child, url, data: data.to_path_buf(), _dir: None }
     }
 
     /// Kills the process (SIGKILL, no shutdown) and starts it again on the
@@ -83,10 +68,7 @@ impl Server {
     pub fn client(&self) -> reqwest::blocking::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-api-key", API_KEY.parse().unwrap());
-        reqwest::blocking::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap()
+        reqwest::blocking::Client::builder().default_headers(headers).build().unwrap()
     }
 }
 

@@ -23,22 +23,12 @@ pub struct Feedback {
 impl Feedback {
     /// Feedback with a numeric score.
     pub fn score(key: impl Into<String>, score: f64) -> Self {
-        Self {
-            key: key.into(),
-            score: Some(score),
-            value: None,
-            comment: None,
-        }
+        Self { key: key.into(), score: Some(score), value: None, comment: None }
     }
 
     /// Feedback with a categorical value.
     pub fn value(key: impl Into<String>, value: impl Into<Value>) -> Self {
-        Self {
-            key: key.into(),
-            score: None,
-            value: Some(value.into()),
-            comment: None,
-        }
+        Self { key: key.into(), score: None, value: Some(value.into()), comment: None }
     }
 
     /// Adds a comment.

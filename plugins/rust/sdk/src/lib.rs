@@ -167,21 +167,13 @@ pub mod __private {
         T::matches(&parse("run", run)?, &parse("config", config)?)
     }
 
-    pub fn transform<T: Transformer>(
-        sink: log::Sink,
-        payload: &str,
-        config: &str,
-    ) -> Result<String, String> {
+    pub fn transform<T: Transformer>(sink: log::Sink, payload: &str, config: &str) -> Result<String, String> {
         log::install(sink);
         let out = T::transform(parse("payload", payload)?, &parse("config", config)?)?;
         serde_json::to_string(&out).map_err(|e| format!("cannot serialise the payload: {e}"))
     }
 
-    pub fn evaluate<T: Evaluator>(
-        sink: log::Sink,
-        run: &str,
-        config: &str,
-    ) -> Result<String, String> {
+    pub fn evaluate<T: Evaluator>(sink: log::Sink, run: &str, config: &str) -> Result<String, String> {
         log::install(sink);
         let out = T::evaluate(&parse("run", run)?, &parse("config", config)?)?;
         serde_json::to_string(&out).map_err(|e| format!("cannot serialise the feedback: {e}"))

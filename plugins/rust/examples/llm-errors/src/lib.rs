@@ -17,9 +17,7 @@ impl Matcher for LlmErrors {
             Value::Null => run_type == "llm",
             Value::Array(types) => types.iter().any(|t| t.as_str() == Some(run_type)),
             other => {
-                return Err(format!(
-                    "config.run_types must be a list of strings, got {other}"
-                ));
+                return Err(format!("config.run_types must be a list of strings, got {other}"));
             }
         };
         let error = match &run["error"] {
@@ -32,9 +30,7 @@ impl Matcher for LlmErrors {
             Value::Null => true,
             Value::String(needle) => error.contains(&needle.to_lowercase()),
             other => {
-                return Err(format!(
-                    "config.error_contains must be a string, got {other}"
-                ));
+                return Err(format!("config.error_contains must be a string, got {other}"));
             }
         };
         Ok(type_ok && text_ok)

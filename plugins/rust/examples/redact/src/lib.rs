@@ -16,16 +16,10 @@ impl Transformer for Redact {
         let keys: Vec<String> = match &config["keys"] {
             Value::Array(keys) => keys
                 .iter()
-                .map(|k| {
-                    k.as_str()
-                        .map(str::to_lowercase)
-                        .ok_or("config.keys must hold strings")
-                })
+                .map(|k| k.as_str().map(str::to_lowercase).ok_or("config.keys must hold strings"))
                 .collect::<Result<_, _>>()?,
             other => {
-                return Err(format!(
-                    "config.keys must be a list of strings, got {other}"
-                ));
+                return Err(format!("config.keys must be a list of strings, got {other}"));
             }
         };
         let replacement = match &config["replacement"] {

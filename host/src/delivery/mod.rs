@@ -1,0 +1,168 @@
+//! Webhook delivery: drains the outbox the rule engine fills.
+//!
+//! This is the minimal sender: it follows the documented policy (a 5 s
+//! deadline per attempt; transport failures and 5xx retried twice with
+//! exponential backoff; 4xx, timeouts and redirects not retried; the
+//! response body ignored) and records each delivery's outcome in the rule
+//! log. Rows stay in the outbox until their outcome is recorded, so a crash
+//! re-sends them after restart with the same `webhook-id`.
+//!
+//! Layering: layer 2; imports `model`, `store`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::Timestamp;
+use crate::store::{DeliveryStatus, OutboxRow, Store};
+
+/// How often the outbox is polled when idle.
+const POLL: Duration = Duration::from_millis(200);
+/// Deliveries in flight at once.
+const CONCURRENCY: usize = 16;
+/// Total deadline of one attempt.
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(5);
+/// Retries after the first attempt, for transport failures and 5xx.
+const RETRIES: u32 = 2;
+/// First backoff; doubled per retry.
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptClass {
+    /// 2xx.
+    Success(u16),
+    /// 5xx within the deadline: retry.
+    ServerError(u16),
+    /// 4xx: no retry.
+    ClientError(u16),
+    /// 3xx: not followed, no retry.
+    Redirect(u16),
+    /// No response within the deadline: no retry.
+    Timeout,
+    /// No response at all (refused, reset, DNS, TLS): retry.
+    Transport(String),
+}
+
+impl AttemptClass {
+    /// Whether the policy retries after this outcome.
+    pub fn retryable(&self) -> bool {
+        matches!(self, AttemptClass::ServerError(_) | AttemptClass::Transport(_))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AttemptClass::Success(s) => format!("HTTP {s}"),
+            AttemptClass::ServerError(s) => format!("server error HTTP {s}"),
+            AttemptClass::ClientError(s) => format!("client error HTTP {s} (not retried)"),
+            AttemptClass::Redirect(s) => format!("redirect HTTP {s} (not followed)"),
+            AttemptClass::Timeout => format!("no response within {}s (not retried)", ATTEMPT_DEADLINE.as_secs()),
+            AttemptClass::Transport(e) => format!("transport error: {e}"),
+        }
+    }
+}
+
+/// Runs the delivery worker until `shutdown`.
+pub async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(ATTEMPT_DEADLINE)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; webhooks will not be delivered");
+            return;
+        }
+    };
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut busy: std::collections::HashSet<crate::model::DeliveryId> = Default::default();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    loop {
+        while let Ok(id) = done_rx.try_recv() {
+            busy.remove(&id);
+        }
+        let room = CONCURRENCY.saturating_sub(in_flight.len());
+        if room > 0 {
+            match store.due_deliveries(Timestamp::now(), CONCURRENCY * 2).await {
+                Ok(rows) => {
+                    let fresh: Vec<OutboxRow> = rows.into_iter().filter(|r| !busy.contains(&r.id)).take(room).collect();
+                    for row in fresh {
+                        busy.insert(row.id);
+                        let (store, client, done) = (store.clone(), client.clone(), done_tx.clone());
+                        in_flight.spawn(async move {
+                            let id = row.id;
+                            deliver(store.as_ref(), &client, row).await;
+                            let _ = done.send(id);
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+    // Let attempts in flight finish and record their outcome.
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn deliver(store: &dyn Store, client: &reqwest::Client, row: OutboxRow) {
+    let attempt = row.attempts + 1;
+    let class = attempt_once(client, &row, attempt).await;
+    let status = match &class {
+        AttemptClass::Success(_) => DeliveryStatus::Delivered,
+        c if c.retryable() && attempt <= RETRIES => {
+            let wait = BACKOFF * 2u32.pow(attempt - 1);
+            let jitter = Duration::from_millis(rand::random::<u64>() % (wait.as_millis() as u64 / 4 + 1));
+            let at = chrono::Utc::now() + chrono::Duration::from_std(wait + jitter).unwrap_or_default();
+            DeliveryStatus::Retry { at: Timestamp::from_datetime(at), error: c.describe() }
+        }
+        c => DeliveryStatus::Failed(c.describe()),
+    };
+    tracing::info!(delivery = %row.id, rule = %row.rule_id, attempt, outcome = %class.describe(), "webhook attempt");
+    if let Err(e) = store.record_delivery(row.id, attempt, status).await {
+        tracing::error!(delivery = %row.id, error = %e, "cannot record the delivery outcome; it will be retried");
+    }
+}
+
+async fn attempt_once(client: &reqwest::Client, row: &OutboxRow, attempt: u32) -> AttemptClass {
+    let mut req = client
+        .post(&row.url)
+        .timeout(ATTEMPT_DEADLINE)
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("runhook/", env!("CARGO_PKG_VERSION")))
+        .header("webhook-id", row.id.to_string())
+        .header("runhook-attempt", attempt.to_string());
+    for (k, v) in &row.headers {
+        req = req.header(k, v);
+    }
+    match req.body(row.body.clone()).send().await {
+        Ok(resp) => {
+            let s = resp.status().as_u16();
+            // The body is ignored; dropping the response closes it.
+            match s {
+                200..=299 => AttemptClass::Success(s),
+                300..=399 => AttemptClass::Redirect(s),
+                400..=499 => AttemptClass::ClientError(s),
+                _ => AttemptClass::ServerError(s),
+            }
+        }
+        Err(e) if e.is_timeout() => AttemptClass::Timeout,
+        Err(e) => AttemptClass::Transport(root_cause(&e)),
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
