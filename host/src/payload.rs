@@ -3,8 +3,8 @@
 //! `{rule_id, start_time, end_time, runs, feedback_stats}`: the window
 //! times in UTC with `+00:00`, each run with the keys of the doc's example
 //! (timestamps without offset), and `feedback_stats` aggregated over the
-//! payload's runs. Runs are also rendered this way for plugins, so a plugin
-//! sees what the receiver will see.
+//! payload's runs. Plugins see the full run object of the read API (a
+//! superset: it adds `error`, `tags`, `parent_run_id`, `latency` ...).
 //!
 //! Layering: layer 2; imports `model`, `store`.
 
@@ -60,7 +60,8 @@ pub const RUN_KEYS: [&str; 34] = [
 pub struct RenderedRun {
     /// The run's id.
     pub id: RunId,
-    /// The run object.
+    /// The full run object, as `GET /runs/{id}` returns it: what plugins
+    /// see (a superset of the webhook's run object).
     pub json: Map<String, Value>,
     /// Its feedback (for the payload's `feedback_stats`).
     pub feedback: Vec<Feedback>,
@@ -104,9 +105,7 @@ pub async fn render(store: &dyn Store, runs: &[RunRecord]) -> Result<Vec<Rendere
                 feedback: fb.iter().collect(),
                 attachments: Vec::new(),
             };
-            let mut json = run_json(run, &ctx);
-            json.retain(|k, _| RUN_KEYS.contains(&k.as_str()));
-            RenderedRun { id: run.id, json, feedback: fb }
+            RenderedRun { id: run.id, json: run_json(run, &ctx), feedback: fb }
         })
         .collect())
 }
@@ -120,6 +119,11 @@ pub struct Payload {
     pub body: Value,
 }
 
+/// The run object as the webhook carries it: the doc's keys only.
+pub fn webhook_run(full: &Map<String, Value>) -> Map<String, Value> {
+    RUN_KEYS.iter().filter_map(|k| full.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+}
+
 /// Splits a window's runs into payloads of at most `max_runs` runs.
 pub fn payloads(rule: RuleId, start: Timestamp, end: Timestamp, runs: &[RenderedRun], max_runs: usize) -> Vec<Payload> {
     runs.chunks(max_runs.max(1))
@@ -131,7 +135,7 @@ pub fn payloads(rule: RuleId, start: Timestamp, end: Timestamp, runs: &[Rendered
                     "rule_id": rule,
                     "start_time": start.to_offset_string(),
                     "end_time": end.to_offset_string(),
-                    "runs": chunk.iter().map(|r| Value::Object(r.json.clone())).collect::<Vec<_>>(),
+                    "runs": chunk.iter().map(|r| Value::Object(webhook_run(&r.json))).collect::<Vec<_>>(),
                     "feedback_stats": Value::Object(feedback_stats(&fb)),
                 }),
             }

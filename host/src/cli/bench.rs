@@ -28,6 +28,8 @@ pub(super) enum BenchCommand {
     Ingest(super::bench_ingest::IngestBenchArgs),
     /// Filter evaluations per second for representative filters.
     Filters(super::bench_filter::FilterBenchArgs),
+    /// Rule-cycle throughput and ingest-to-receiver latency.
+    Rules(super::bench_rules::RulesBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +47,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Plugins(args) => plugins(&args),
         BenchCommand::Ingest(args) => super::bench_ingest::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Filters(args) => super::bench_filter::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Rules(args) => super::bench_rules::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_filter;
 mod bench_ingest;
+mod bench_rules;
 mod plugin;
 mod serve;
 
