@@ -50,7 +50,7 @@ fn config(dir: &std::path::Path) -> Config {
 
 fn run_write(i: usize, session: &str) -> RunWrite {
     let id = RunId::new_v7();
-    let errored = i % 5 == 0;
+    let errored = i.is_multiple_of(5);
     RunWrite {
         id: Some(id),
         name: Some(if errored { "ChatOpenAI".into() } else { "Retriever".into() }),
