@@ -55,6 +55,12 @@ impl App {
             plugins: Arc::new(PluginRegistry::new(engine, cache)),
             signals: Arc::new(RuleSignals::default()),
         };
+        if !config.rules.is_empty() {
+            let n = api::rules::apply_config_rules(&state, &config.rules)
+                .await
+                .map_err(|e| anyhow::anyhow!("config file rules: {e}"))?;
+            tracing::info!(rules = n, "rules from the config file applied");
+        }
         Ok(Self { config, state })
     }
 

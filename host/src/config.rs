@@ -24,6 +24,9 @@ pub struct Config {
     pub api_key: Option<String>,
     /// Request size limits.
     pub limits: Limits,
+    /// Rules defined in the file (`[[rules]]`), in the rules API's JSON
+    /// shape; applied at start (created, or updated to match).
+    pub rules: Vec<serde_json::Value>,
 }
 
 /// Request size limits.
@@ -48,6 +51,7 @@ impl Default for Config {
             data_dir: PathBuf::from("runhook-data"),
             api_key: None,
             limits: Limits::default(),
+            rules: Vec::new(),
         }
     }
 }
@@ -93,6 +97,8 @@ struct FileConfig {
     api_key: Option<String>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    rules: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +140,7 @@ impl Config {
                 config.data_dir = dir;
             }
             config.api_key = parsed.api_key;
+            config.rules = parsed.rules;
             if let Some(v) = parsed.limits.max_body_bytes {
                 config.limits.max_body_bytes = v;
             }

@@ -204,3 +204,51 @@ def test_invalid_rules_are_refused_with_a_message(server, body, needle):
     resp = api(server, "POST", "/runs/rules", json=body)
     assert resp.status_code == 400, resp.text
     assert needle in resp.json()["detail"]
+
+
+def test_rules_from_the_config_file(tmp_path, receiver):
+    """[[rules]] in the TOML file are applied at start, kept stable across
+    restarts, and a bad one stops the start with a message naming it."""
+    config = tmp_path / "runhook.toml"
+    config.write_text(f'''
+[[rules]]
+display_name = "errors to webhook"
+session_name = "from-config"
+interval_seconds = 1
+filter = 'eq(status, "error")'
+webhooks = [{{ url = "{receiver.url}/cfg" }}]
+''')
+    data = tmp_path / "data"
+    server = Server(data, env={"RUNHOOK_CONFIG": str(config)})
+    try:
+        from langsmith import Client
+        client = Client(api_url=server.url, api_key=API_KEY, auto_batch_tracing=False)
+
+        @traceable(run_type="tool", name="flaky")
+        def flaky(ok):
+            if not ok:
+                raise ValueError("boom")
+            return {"ok": True}
+
+        with tracing_context(client=client, project_name="from-config", enabled=True):
+            flaky(True)
+            try:
+                flaky(False)
+            except ValueError:
+                pass
+        wait_for(lambda: len(receiver.requests) == 1, timeout=30)
+        assert [r["status"] for r in receiver.requests[0]["body"]["runs"]] == ["error"]
+        rules = api(server, "GET", "/runs/rules").json()
+        assert [r["display_name"] for r in rules] == ["errors to webhook"]
+    finally:
+        server.stop()
+    # Same id after a restart: no second rule.
+    server = Server(data, env={"RUNHOOK_CONFIG": str(config)})
+    try:
+        assert len(api(server, "GET", "/runs/rules").json()) == 1
+    finally:
+        server.stop()
+    config.write_text('[[rules]]\ndisplay_name = "broken"\nsession_name = "x"\nfilter = "eq(nam, 1)"\nwebhooks = [{ url = "http://h/" }]\n')
+    with pytest.raises(RuntimeError) as err:
+        Server(tmp_path / "data2", env={"RUNHOOK_CONFIG": str(config)})
+    assert "rules[0] (broken)" in str(err.value) and "unknown field" in str(err.value)

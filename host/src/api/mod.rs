@@ -17,7 +17,7 @@ mod feedback;
 mod info;
 mod ingest;
 mod multipart;
-mod rules;
+pub mod rules;
 mod runs;
 mod sessions;
 

@@ -426,3 +426,40 @@ mod tests {
         assert_eq!(mask_url("not a url"), "***");
     }
 }
+
+/// The id a config-file rule gets when it names none: stable across
+/// restarts, derived from its display name.
+fn config_rule_id(map: &Map<String, Value>) -> Result<RuleId, String> {
+    match map.get("id") {
+        Some(Value::String(s)) => s.parse().map_err(|_| format!("id {s:?} is not a UUID")),
+        Some(_) => Err("id must be a UUID string".into()),
+        None => {
+            let name = map.get("display_name").and_then(Value::as_str).ok_or("display_name is required")?;
+            Ok(RuleId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("runhook-rule:{name}").as_bytes())))
+        }
+    }
+}
+
+/// Applies the `[[rules]]` of the config file: each is validated like an
+/// API create, then created, or updated when its definition changed.
+/// Errors name the rule by its position and display name.
+pub async fn apply_config_rules(state: &AppState, rules: &[Value]) -> Result<usize, String> {
+    let mut applied = 0;
+    for (i, rule) in rules.iter().enumerate() {
+        let Value::Object(map) = rule else { return Err(format!("rules[{i}]: expected a table")) };
+        let name = map.get("display_name").and_then(Value::as_str).unwrap_or("?").to_string();
+        let at = |e: String| format!("rules[{i}] ({name}): {e}");
+        let id = config_rule_id(map).map_err(at)?;
+        let mut map = map.clone();
+        map.remove("id");
+        let spec = validate(state, map).await.map_err(|e| at(e.to_string()))?;
+        match state.store.get_rule(id).await.map_err(|e| at(e.to_string()))? {
+            Some(existing) if existing.spec == spec => {}
+            Some(_) => drop(state.store.update_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
+            None => drop(state.store.create_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
+        }
+        applied += 1;
+    }
+    state.signals.rules_changed();
+    Ok(applied)
+}
