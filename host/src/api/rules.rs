@@ -415,18 +415,6 @@ pub(super) async fn trigger(State(state): State<AppState>, Path(raw): Path<Strin
     Ok(Json(view(&state, &rule).await?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_masked() {
-        assert_eq!(mask_url("https://h.example/hook?secret=abc&x=1"), "https://h.example/hook?secret=***&x=***");
-        assert_eq!(mask_url("http://h.example/p"), "http://h.example/p");
-        assert_eq!(mask_url("not a url"), "***");
-    }
-}
-
 /// The id a config-file rule gets when it names none: stable across
 /// restarts, derived from its display name.
 fn config_rule_id(map: &Map<String, Value>) -> Result<RuleId, String> {
@@ -462,4 +450,16 @@ pub async fn apply_config_rules(state: &AppState, rules: &[Value]) -> Result<usi
     }
     state.signals.rules_changed();
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_masked() {
+        assert_eq!(mask_url("https://h.example/hook?secret=abc&x=1"), "https://h.example/hook?secret=***&x=***");
+        assert_eq!(mask_url("http://h.example/p"), "http://h.example/p");
+        assert_eq!(mask_url("not a url"), "***");
+    }
 }
