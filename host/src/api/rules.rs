@@ -232,7 +232,7 @@ async fn check_plugin(state: &AppState, field: &str, r: &PluginRef, cap: Capabil
     }
     let registry = state.plugins.clone();
     let spec = PluginSpec {
-        name: crate::rules::pipeline::plugin_name(&r.path),
+        name: crate::plugins::name_from_path(&r.path),
         path: r.path.clone().into(),
         required: Capabilities::of(cap),
     };

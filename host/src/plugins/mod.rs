@@ -43,6 +43,11 @@ pub use session::{Evaluation, PluginSession};
 
 use std::fmt;
 
+/// A plugin's name in logs and errors: its file name without the extension.
+pub fn name_from_path(path: &str) -> String {
+    std::path::Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string())
+}
+
 /// One thing a plugin can do for a rule, as exported by its component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Capability {

@@ -294,7 +294,7 @@ async fn load(
 
 /// A plugin's name in logs: its file name without the extension.
 pub fn plugin_name(path: &str) -> String {
-    std::path::Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string())
+    crate::plugins::name_from_path(path)
 }
 
 /// The limits a rule gives a plugin.
