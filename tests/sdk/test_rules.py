@@ -252,3 +252,34 @@ webhooks = [{{ url = "{receiver.url}/cfg" }}]
     with pytest.raises(RuntimeError) as err:
         Server(tmp_path / "data2", env={"RUNHOOK_CONFIG": str(config)})
     assert "rules[0] (broken)" in str(err.value) and "unknown field" in str(err.value)
+
+
+def test_a_run_patched_after_it_was_sent_is_not_sent_again(server, client, project, receiver):
+    create_rule(server, {"display_name": "once", "session_name": project, "interval_seconds": 1,
+                         "webhooks": [{"url": receiver.url + "/once"}]})
+    trace_answers(client, project, ["original"])
+    wait_for(lambda: len(receiver.requests) == 1, timeout=30)
+    run = list(client.list_runs(project_name=project))[0]
+    resp = api(server, "PATCH", f"/runs/{run.id}", json={"outputs": {"output": "patched"}, "end_time": run.end_time.isoformat()})
+    assert resp.status_code == 200, resp.text
+    assert client.read_run(run.id).outputs == {"output": "patched"}
+    time.sleep(3)
+    assert len(receiver.requests) == 1
+
+
+def test_backfill_processes_history_once(server, client, project, receiver):
+    trace_answers(client, project, ["old one", "old two"])
+    wait_for(lambda: len(list(client.list_runs(project_name=project))) == 2)
+    create_rule(server, {"display_name": "live only", "session_name": project, "interval_seconds": 1,
+                         "webhooks": [{"url": receiver.url + "/live"}]})
+    create_rule(server, {"display_name": "with backfill", "session_name": project, "interval_seconds": 1,
+                         "backfill_from": "2020-01-01T00:00:00Z", "webhooks": [{"url": receiver.url + "/backfill"}]})
+    trace_answers(client, project, ["new"])
+
+    def outputs(path):
+        return sorted(r["outputs"]["output"] for q in receiver.requests if q["path"] == path for r in q["body"]["runs"])
+
+    wait_for(lambda: outputs("/backfill") == ["new", "old one", "old two"], timeout=30)
+    wait_for(lambda: outputs("/live") == ["new"], timeout=30)
+    time.sleep(2.5)
+    assert outputs("/backfill") == ["new", "old one", "old two"]
