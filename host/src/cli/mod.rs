@@ -8,6 +8,7 @@ mod bench;
 mod bench_filter;
 mod bench_ingest;
 mod bench_rules;
+mod demo;
 mod plugin;
 mod serve;
 
@@ -43,6 +44,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show the main job end to end: rules, plugins, webhooks, on a temporary store.
+    Demo(demo::DemoArgs),
     /// Run the service: the LangSmith-compatible API (and, as they land, rules and delivery).
     Serve(serve::ServeArgs),
     /// Build, inspect and try out plugins.
@@ -83,19 +86,29 @@ fn engine() -> anyhow::Result<PluginEngine> {
     Ok(PluginEngine::new(&EngineSettings::default())?)
 }
 
+impl Cli {
+    /// The log level when neither `-v` nor `RUST_LOG` says otherwise: the
+    /// demo and benchmarks print their own report, so they log only warnings.
+    pub fn quiet_by_default(&self) -> bool {
+        matches!(self.command, Command::Demo(_) | Command::Bench(_))
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Demo(args) => demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }
 
 /// Sets up logging to stderr; `RUST_LOG` wins over `-v`.
-pub fn init_logging(format: LogFormat, verbose: u8) {
+pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
