@@ -15,6 +15,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
 use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
 use crate::delivery;
@@ -54,6 +56,7 @@ impl App {
             key: Arc::new(ApiKey::new(&key)),
             plugins: Arc::new(PluginRegistry::new(engine, cache)),
             signals: Arc::new(RuleSignals::default()),
+            metrics: metrics_handle(),
         };
         if !config.rules.is_empty() {
             let n = api::rules::apply_config_rules(&state, &config.rules)
@@ -83,6 +86,19 @@ impl App {
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), workers.clone()));
         let watcher = state.plugins.clone().spawn_watcher(DEFAULT_RELOAD_INTERVAL, workers.clone());
+        if let Some(handle) = state.metrics.clone() {
+            // Histograms buffer samples until rendered; drain them even when
+            // nobody scrapes.
+            let stop = workers.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => handle.run_upkeep(),
+                    }
+                }
+            });
+        }
         let router = api::router(self.state);
         let addr = listener.local_addr().context("listener has no local address")?;
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
@@ -95,6 +111,26 @@ impl App {
         tracing::info!("runhook stopped");
         Ok(())
     }
+}
+
+/// The Prometheus recorder's handle. The `metrics` crate records into one
+/// process-wide recorder by design; it is installed once, on first use, and
+/// every `App` in the process renders the same registry.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+            let builder = PrometheusBuilder::new().set_buckets(&buckets);
+            match builder.and_then(PrometheusBuilder::install_recorder) {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics is disabled");
+                    None
+                }
+            }
+        })
+        .clone()
 }
 
 /// The API key kept in the data directory, generated at first start.

@@ -7,5 +7,6 @@
 
 mod api_input;
 mod common;
+mod ops;
 mod plugin_cli;
 mod plugin_host;

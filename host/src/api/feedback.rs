@@ -22,7 +22,9 @@ pub(super) async fn create(
     let bytes = body::read(&headers, body, state.limits).await?;
     let c: FeedbackCreate = body::json(&bytes, "feedback")?;
     let f = Feedback::create(c, Timestamp::now()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    Ok(Json(state.store.create_feedback(f).await?))
+    let stored = state.store.create_feedback(f).await?;
+    metrics::counter!("runhook_feedback_ingested_total", "endpoint" => "/feedback").increment(1);
+    Ok(Json(stored))
 }
 
 pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Feedback>, ApiError> {

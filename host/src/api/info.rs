@@ -35,6 +35,26 @@ pub(super) async fn info(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// Prometheus text format. The outbox gauges are read from the store at
+/// scrape time; everything else is counted where it happens.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    let Some(handle) = &state.metrics else {
+        return (StatusCode::NOT_FOUND, content_type, "metrics are not enabled in this process\n".into());
+    };
+    match state.store.outbox_stats().await {
+        Ok((depth, oldest)) => {
+            metrics::gauge!("runhook_outbox_depth").set(depth as f64);
+            let age = oldest.map_or(0.0, |t| t.seconds_until(&crate::model::Timestamp::now()).max(0.0));
+            metrics::gauge!("runhook_outbox_oldest_age_seconds").set(age);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read outbox stats for /metrics"),
+    }
+    (StatusCode::OK, content_type, handle.render())
+}
+
 pub(super) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

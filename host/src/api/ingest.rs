@@ -30,6 +30,10 @@ fn accepted(path: &str, headers: &HeaderMap, summary: &IngestSummary) -> (Status
         feedback = summary.feedback,
         "ingested"
     );
+    metrics::counter!("runhook_runs_ingested_total", "endpoint" => path.to_string())
+        .increment((summary.created + summary.updated) as u64);
+    metrics::counter!("runhook_feedback_ingested_total", "endpoint" => path.to_string())
+        .increment(summary.feedback as u64);
     (StatusCode::ACCEPTED, Json(json!({})))
 }
 

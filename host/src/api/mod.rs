@@ -49,6 +49,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     /// How rule changes and triggers reach the scheduler.
     pub signals: Arc<RuleSignals>,
+    /// Renders the process's metrics for `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The full router, with state applied.
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/info", get(info::info))
         .route("/healthz", get(info::healthz))
         .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
         .route("/attachments/{run}/{name}", get(runs::attachment));
     let api = open.merge(protected);
     Router::new()

@@ -52,6 +52,18 @@ impl AttemptClass {
         matches!(self, AttemptClass::ServerError(_) | AttemptClass::Transport(_))
     }
 
+    /// The class's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptClass::Success(_) => "success",
+            AttemptClass::ServerError(_) => "server_error",
+            AttemptClass::ClientError(_) => "client_error",
+            AttemptClass::Redirect(_) => "redirect",
+            AttemptClass::Timeout => "timeout",
+            AttemptClass::Transport(_) => "transport",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             AttemptClass::Success(s) => format!("HTTP {s}"),
@@ -115,7 +127,10 @@ pub async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
 
 async fn deliver(store: &dyn Store, client: &reqwest::Client, row: OutboxRow) {
     let attempt = row.attempts + 1;
+    let started = std::time::Instant::now();
     let class = attempt_once(client, &row, attempt).await;
+    metrics::histogram!("runhook_delivery_attempt_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("runhook_delivery_attempts_total", "class" => class.label()).increment(1);
     let status = match &class {
         AttemptClass::Success(_) => DeliveryStatus::Delivered,
         c if c.retryable() && attempt <= RETRIES => {
@@ -126,6 +141,16 @@ async fn deliver(store: &dyn Store, client: &reqwest::Client, row: OutboxRow) {
         }
         c => DeliveryStatus::Failed(c.describe()),
     };
+    let outcome = match &status {
+        DeliveryStatus::Delivered => Some("delivered"),
+        DeliveryStatus::Failed(_) => Some("failed"),
+        DeliveryStatus::Retry { .. } => None,
+    };
+    if let Some(outcome) = outcome {
+        metrics::counter!("runhook_deliveries_total", "outcome" => outcome).increment(1);
+        let age = chrono::Utc::now().signed_duration_since(row.created_at.as_datetime());
+        metrics::histogram!("runhook_delivery_latency_seconds").record(age.num_milliseconds().max(0) as f64 / 1e3);
+    }
     tracing::info!(delivery = %row.id, rule = %row.rule_id, attempt, outcome = %class.describe(), "webhook attempt");
     if let Err(e) = store.record_delivery(row.id, attempt, status).await {
         tracing::error!(delivery = %row.id, error = %e, "cannot record the delivery outcome; it will be retried");

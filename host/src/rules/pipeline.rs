@@ -327,21 +327,49 @@ async fn call_each(
     let context = rule.id.to_string();
     Ok(tokio::task::spawn_blocking(move || {
         let mut session = handle.session(&engine, limits, &context);
-        texts
+        let name = handle.name().to_string();
+        // Metric handles are looked up once per batch; recording is then an
+        // atomic add, far below a plugin call's own cost.
+        let duration =
+            metrics::histogram!("runhook_plugin_call_duration_seconds", "plugin" => name.clone(), "capability" => cap.to_string());
+        let results: Vec<Result<Value, PluginError>> = texts
             .iter()
-            .map(|t| match cap {
-                Capability::Match => session.matches(t, &config).map(Value::Bool),
-                Capability::Transform => session.transform(t, &config).map(Value::String),
-                Capability::Evaluate => session.evaluate(t, &config).map(|evals| {
-                    Value::Array(
-                        evals
-                            .into_iter()
-                            .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
-                            .collect(),
-                    )
-                }),
+            .map(|t| {
+                let started = std::time::Instant::now();
+                let r = call_one(&mut session, cap, t, &config);
+                duration.record(started.elapsed().as_secs_f64());
+                r
             })
-            .collect()
+            .collect();
+        let mut by_outcome: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        for r in &results {
+            *by_outcome.entry(r.as_ref().map_or_else(PluginError::kind, |_| "ok")).or_default() += 1;
+        }
+        for (outcome, n) in by_outcome {
+            metrics::counter!("runhook_plugin_calls_total", "plugin" => name.clone(), "capability" => cap.to_string(), "outcome" => outcome)
+                .increment(n);
+        }
+        results
     })
     .await?)
+}
+
+fn call_one(
+    session: &mut crate::plugins::PluginSession,
+    cap: Capability,
+    t: &str,
+    config: &str,
+) -> Result<Value, PluginError> {
+    match cap {
+        Capability::Match => session.matches(t, config).map(Value::Bool),
+        Capability::Transform => session.transform(t, config).map(Value::String),
+        Capability::Evaluate => session.evaluate(t, config).map(|evals| {
+            Value::Array(
+                evals
+                    .into_iter()
+                    .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
+                    .collect(),
+            )
+        }),
+    }
 }

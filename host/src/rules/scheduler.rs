@@ -93,17 +93,33 @@ async fn rule_loop(
     tracing::info!(rule = %rule.id, name = %rule.spec.display_name, interval_s = interval.as_secs(), "rule scheduled");
     loop {
         let started = std::time::Instant::now();
-        match run_cycle(&store, &plugins, &rule).await {
-            Ok(report) if report.candidates > 0 => tracing::info!(
-                rule = %rule.id,
-                candidates = report.candidates,
-                actioned = report.actioned,
-                deliveries = report.deliveries,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "rule cycle"
-            ),
-            Ok(_) => tracing::debug!(rule = %rule.id, "rule cycle: no new runs"),
-            Err(e) => tracing::error!(rule = %rule.id, error = %e, "rule cycle failed; retrying next interval"),
+        let result = run_cycle(&store, &plugins, &rule).await;
+        let rule_label = rule.id.to_string();
+        metrics::histogram!("runhook_rule_cycle_duration_seconds", "rule" => rule_label.clone())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(report) => {
+                metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label.clone(), "outcome" => "ok")
+                    .increment(1);
+                metrics::counter!("runhook_rule_runs_seen_total", "rule" => rule_label.clone())
+                    .increment(report.candidates as u64);
+                metrics::counter!("runhook_rule_runs_matched_total", "rule" => rule_label)
+                    .increment(report.actioned as u64);
+                if report.candidates > 0 {
+                    tracing::info!(
+                        rule = %rule.id,
+                        candidates = report.candidates,
+                        actioned = report.actioned,
+                        deliveries = report.deliveries,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "rule cycle"
+                    );
+                }
+            }
+            Err(e) => {
+                metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "error").increment(1);
+                tracing::error!(rule = %rule.id, error = %e, "rule cycle failed; retrying next interval");
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => break,

@@ -302,6 +302,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records an attempt's outcome, and the final one in the rule log.
     async fn record_delivery(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError>;
 
+    /// Undelivered webhooks: how many, and when the oldest was queued.
+    async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError>;
+
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

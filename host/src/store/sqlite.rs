@@ -476,6 +476,13 @@ impl Store for SqliteStore {
         self.record_delivery_impl(id, attempts, status).await
     }
 
+    async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
+        let row = sqlx::query("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status = 'pending'")
+            .fetch_one(&self.read)
+            .await?;
+        Ok((row.try_get("n")?, ts(row.try_get("oldest")?, "outbox.created_at")?))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
