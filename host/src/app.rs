@@ -21,7 +21,6 @@ use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
 use crate::delivery;
 use crate::model::signals::RuleSignals;
-use crate::plugins::registry::DEFAULT_RELOAD_INTERVAL;
 use crate::plugins::{CompileCache, EngineSettings, PluginEngine, PluginRegistry};
 use crate::rules::scheduler;
 use crate::store::sqlite::SqliteStore;
@@ -48,7 +47,11 @@ impl App {
             Some(key) => key.clone(),
             None => stored_api_key(&config.data_dir)?,
         };
-        let engine = PluginEngine::new(&EngineSettings::default())?;
+        let engine = PluginEngine::new(&EngineSettings {
+            epoch_tick: config.plugins.epoch_tick,
+            max_instances: config.plugins.max_instances,
+            ..EngineSettings::default()
+        })?;
         let cache = CompileCache::new(&engine, Some(config.data_dir.join("plugin-cache")))?;
         let state = AppState {
             store: Arc::new(store),
@@ -85,7 +88,7 @@ impl App {
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), workers.clone()));
-        let watcher = state.plugins.clone().spawn_watcher(DEFAULT_RELOAD_INTERVAL, workers.clone());
+        let watcher = state.plugins.clone().spawn_watcher(self.config.plugins.reload_interval, workers.clone());
         if let Some(handle) = state.metrics.clone() {
             // Histograms buffer samples until rendered; drain them even when
             // nobody scrapes.

@@ -24,9 +24,32 @@ pub struct Config {
     pub api_key: Option<String>,
     /// Request size limits.
     pub limits: Limits,
+    /// The plugin host.
+    pub plugins: PluginSettings,
     /// Rules defined in the file (`[[rules]]`), in the rules API's JSON
     /// shape; applied at start (created, or updated to match).
     pub rules: Vec<serde_json::Value>,
+}
+
+/// Plugin host settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginSettings {
+    /// How often plugin files are checked for changes (hot reload).
+    pub reload_interval: std::time::Duration,
+    /// Granularity of call deadlines.
+    pub epoch_tick: std::time::Duration,
+    /// Plugin instances alive at once (pre-reserved slots).
+    pub max_instances: u32,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            reload_interval: std::time::Duration::from_secs(1),
+            epoch_tick: std::time::Duration::from_millis(10),
+            max_instances: 256,
+        }
+    }
 }
 
 /// Request size limits.
@@ -51,6 +74,7 @@ impl Default for Config {
             data_dir: PathBuf::from("runhook-data"),
             api_key: None,
             limits: Limits::default(),
+            plugins: PluginSettings::default(),
             rules: Vec::new(),
         }
     }
@@ -98,7 +122,17 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
+    plugins: FilePlugins,
+    #[serde(default)]
     rules: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlugins {
+    reload_interval_ms: Option<u64>,
+    epoch_tick_ms: Option<u64>,
+    max_instances: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +175,15 @@ impl Config {
             }
             config.api_key = parsed.api_key;
             config.rules = parsed.rules;
+            if let Some(ms) = parsed.plugins.reload_interval_ms {
+                config.plugins.reload_interval = std::time::Duration::from_millis(ms);
+            }
+            if let Some(ms) = parsed.plugins.epoch_tick_ms {
+                config.plugins.epoch_tick = std::time::Duration::from_millis(ms);
+            }
+            if let Some(n) = parsed.plugins.max_instances {
+                config.plugins.max_instances = n;
+            }
             if let Some(v) = parsed.limits.max_body_bytes {
                 config.limits.max_body_bytes = v;
             }
@@ -202,6 +245,16 @@ impl Config {
         if self.limits.max_decompressed_bytes < self.limits.max_body_bytes {
             return Err(invalid("limits.max_decompressed_bytes", "must be at least limits.max_body_bytes".into()));
         }
+        let p = &self.plugins;
+        if !(100..=60_000).contains(&p.reload_interval.as_millis()) {
+            return Err(invalid("plugins.reload_interval_ms", "must be between 100 and 60000".into()));
+        }
+        if !(1..=1000).contains(&p.epoch_tick.as_millis()) {
+            return Err(invalid("plugins.epoch_tick_ms", "must be between 1 and 1000".into()));
+        }
+        if !(1..=10_000).contains(&p.max_instances) {
+            return Err(invalid("plugins.max_instances", "must be between 1 and 10000".into()));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
@@ -227,6 +280,28 @@ mod tests {
         std::fs::write(&path, toml).unwrap();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::load(Some(&path), |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), &Overrides::default())
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_documents_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/runhook.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // Every key appears in the example, commented or not.
+        for key in [
+            "listen",
+            "data_dir",
+            "api_key",
+            "max_body_bytes",
+            "max_decompressed_bytes",
+            "reload_interval_ms",
+            "epoch_tick_ms",
+            "max_instances",
+            "[[rules]]",
+        ] {
+            assert!(text.contains(key), "runhook.example.toml does not document {key}");
+        }
+        let c = Config::load(Some(std::path::Path::new(path)), |_| None, &Overrides::default()).unwrap();
+        assert_eq!(c.rules.len(), 1);
     }
 
     #[test]
