@@ -96,28 +96,14 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let required: Capabilities = args.require.iter().copied().collect();
     let plugin = match LoadedPlugin::load(&engine, &cache, &name, &args.file, required) {
         Ok(plugin) => plugin,
-        Err(err) => {
-            if args.json {
-                println!("{}", json!({"ok": false, "plugin": name, "error": err.to_string()}));
-            } else {
-                eprintln!("FAILED {err}");
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(err) => return Ok(check_failed(args.json, &name, &err)),
     };
     // Instantiating once proves the sandbox can host it (start functions run).
     let mut session = PluginSession::new(&engine, std::sync::Arc::new(plugin), PluginLimits::default(), "check");
     let started = Instant::now();
     let (plugin, inst_time) = match session.instantiate() {
         Ok(()) => (session.plugin().clone(), started.elapsed()),
-        Err(err) => {
-            if args.json {
-                println!("{}", json!({"ok": false, "plugin": name, "error": err.to_string()}));
-            } else {
-                eprintln!("FAILED {err}");
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(err) => return Ok(check_failed(args.json, &name, &err)),
     };
     let origin = plugin.origin();
     if args.json {
@@ -158,6 +144,16 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         println!("OK");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports a failed check, as JSON or text; exit code 1.
+fn check_failed(as_json: bool, name: &str, err: &crate::plugins::PluginError) -> ExitCode {
+    if as_json {
+        println!("{}", json!({"ok": false, "plugin": name, "error": err.to_string(), "kind": err.kind()}));
+    } else {
+        eprintln!("FAILED {err}");
+    }
+    ExitCode::from(1)
 }
 
 fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {

@@ -244,27 +244,11 @@ impl Store for SqliteStore {
     }
 
     async fn runs_in_traces(&self, traces: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in traces.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
-            push_in(&mut b, "trace_id", chunk.iter().map(ToString::to_string));
-            for row in b.build().fetch_all(&self.read).await? {
-                out.push(run_from_row(&row)?);
-            }
-        }
-        Ok(out)
+        self.runs_where_in("trace_id", traces).await
     }
 
     async fn runs_by_ids(&self, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
-            push_in(&mut b, "id", chunk.iter().map(ToString::to_string));
-            for row in b.build().fetch_all(&self.read).await? {
-                out.push(run_from_row(&row)?);
-            }
-        }
-        Ok(out)
+        self.runs_where_in("id", ids).await
     }
 
     async fn trace_nodes(&self, traces: &[RunId]) -> Result<Vec<TreeNode>, StoreError> {
@@ -486,6 +470,21 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Runs whose `column` is one of `ids`, read in chunks.
+    async fn runs_where_in(&self, column: &str, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+            push_in(&mut b, column, chunk.iter().map(ToString::to_string));
+            for row in b.build().fetch_all(&self.read).await? {
+                out.push(run_from_row(&row)?);
+            }
+        }
+        Ok(out)
     }
 }
 
