@@ -218,6 +218,26 @@ impl Config {
                 }
             }
         }
+        for (key, var) in [
+            ("plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS"),
+            ("plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS"),
+            ("plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES"),
+        ] {
+            if let Some(v) = env(var) {
+                let n = v.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
+                    key: key.into(),
+                    source_name: format!("env {var}"),
+                    message: format!("{v:?} is not a whole number: {e}"),
+                })?;
+                match key {
+                    "plugins.reload_interval_ms" => {
+                        config.plugins.reload_interval = std::time::Duration::from_millis(n.into())
+                    }
+                    "plugins.epoch_tick_ms" => config.plugins.epoch_tick = std::time::Duration::from_millis(n.into()),
+                    _ => config.plugins.max_instances = n,
+                }
+            }
+        }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
@@ -325,6 +345,10 @@ mod tests {
         assert!(err.contains("max_body_bytes"), "{err}");
         let err = load("", &[("RUNHOOK_MAX_BODY_BYTES", "lots")]).unwrap_err().to_string();
         assert!(err.contains("RUNHOOK_MAX_BODY_BYTES"), "{err}");
+        let err = load("", &[("RUNHOOK_PLUGIN_EPOCH_TICK_MS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("plugins.epoch_tick_ms"), "{err}");
+        let c = load("[plugins]\nmax_instances = 8\n", &[("RUNHOOK_PLUGIN_MAX_INSTANCES", "16")]).unwrap();
+        assert_eq!(c.plugins.max_instances, 16);
         let err = load("api_key = \"short\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("api_key"), "{err}");
     }
