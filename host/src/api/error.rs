@@ -73,6 +73,14 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = %cause, "request failed");
         }
-        (status, Json(json!({"detail": self.to_string()}))).into_response()
+        let mut response = (status, Json(json!({"detail": self.to_string()}))).into_response();
+        if let ApiError::TooLarge(_) = self {
+            // The rest of the body was never read, so the connection cannot
+            // carry another request; say so, or a keep-alive client reuses it.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
