@@ -283,3 +283,34 @@ def test_backfill_processes_history_once(server, client, project, receiver):
     wait_for(lambda: outputs("/live") == ["new"], timeout=30)
     time.sleep(2.5)
     assert outputs("/backfill") == ["new", "old one", "old two"]
+
+
+def test_signed_webhooks_verify_with_the_standardwebhooks_package(server, client, project):
+    """With a signing secret, every attempt carries Standard Webhooks headers
+    that the reference verifier accepts, and a retry keeps the webhook-id."""
+    import base64
+    import os as _os
+
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(_os.urandom(24)).decode()
+    receiver = Receiver(status=lambda n: 500 if n == 1 else 200)  # the first attempt fails
+    try:
+        create_rule(server, {"display_name": "signed", "session_name": project, "interval_seconds": 1,
+                             "signing_secret": secret, "webhooks": [{"url": receiver.url + "/signed"}]})
+        trace_answers(client, project, ["signed answer"])
+        wait_for(lambda: len(receiver.requests) == 2, timeout=30)
+        verifier = Webhook(secret)
+        ids = set()
+        for req in receiver.requests:
+            headers = {k.lower(): v for k, v in req["headers"].items()}
+            payload = verifier.verify(req["raw"], headers)
+            assert payload["runs"][0]["outputs"] == {"output": "signed answer"}
+            ids.add(headers["webhook-id"])
+        assert len(ids) == 1, "the retry keeps its webhook-id"
+        # A tampered body fails verification.
+        headers = {k.lower(): v for k, v in receiver.requests[1]["headers"].items()}
+        with pytest.raises(Exception):
+            verifier.verify(receiver.requests[1]["raw"] + b" ", headers)
+    finally:
+        receiver.close()
