@@ -201,42 +201,20 @@ impl Config {
         if let Some(v) = env("RUNHOOK_API_KEY") {
             config.api_key = Some(v);
         }
-        for (key, var) in [
-            ("limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES"),
-            ("limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES"),
-        ] {
-            if let Some(v) = env(var) {
-                let n = v.trim().parse::<usize>().map_err(|e| ConfigError::Invalid {
-                    key: key.into(),
-                    source_name: format!("env {var}"),
-                    message: format!("{v:?} is not a byte count: {e}"),
-                })?;
-                if key == "limits.max_body_bytes" {
-                    config.limits.max_body_bytes = n;
-                } else {
-                    config.limits.max_decompressed_bytes = n;
-                }
-            }
+        if let Some(n) = env_number(&env, "limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES")? {
+            config.limits.max_body_bytes = n;
         }
-        for (key, var) in [
-            ("plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS"),
-            ("plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS"),
-            ("plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES"),
-        ] {
-            if let Some(v) = env(var) {
-                let n = v.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
-                    key: key.into(),
-                    source_name: format!("env {var}"),
-                    message: format!("{v:?} is not a whole number: {e}"),
-                })?;
-                match key {
-                    "plugins.reload_interval_ms" => {
-                        config.plugins.reload_interval = std::time::Duration::from_millis(n.into())
-                    }
-                    "plugins.epoch_tick_ms" => config.plugins.epoch_tick = std::time::Duration::from_millis(n.into()),
-                    _ => config.plugins.max_instances = n,
-                }
-            }
+        if let Some(n) = env_number(&env, "limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES")? {
+            config.limits.max_decompressed_bytes = n;
+        }
+        if let Some(ms) = env_number(&env, "plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS")? {
+            config.plugins.reload_interval = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number(&env, "plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS")? {
+            config.plugins.epoch_tick = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = env_number(&env, "plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES")? {
+            config.plugins.max_instances = n;
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -280,6 +258,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A whole-number environment override of `key`, if `var` is set.
+fn env_number<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    var: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    env(var)
+        .map(|v| {
+            v.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
+                key: key.into(),
+                source_name: format!("env {var}"),
+                message: format!("{v:?} is not a whole number: {e}"),
+            })
+        })
+        .transpose()
 }
 
 fn parse_addr(key: &str, origin: &str, v: &str) -> Result<SocketAddr, ConfigError> {

@@ -67,13 +67,33 @@ pub struct RenderedRun {
     pub feedback: Vec<Feedback>,
 }
 
-/// Renders runs as the webhook carries them, loading their trees and
-/// feedback in two queries.
-pub async fn render(store: &dyn Store, runs: &[RunRecord]) -> Result<Vec<RenderedRun>, StoreError> {
+/// Which derived fields [`render`] loads; each costs one query per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// `child_run_ids` and `direct_child_run_ids` (the trace trees).
+    pub tree: bool,
+    /// `feedback_stats` (the runs' feedback).
+    pub feedback: bool,
+}
+
+impl Needs {
+    /// Everything: what webhooks and plugins get.
+    pub const ALL: Needs = Needs { tree: true, feedback: true };
+}
+
+/// A run object as JSON text (for plugins and logs).
+pub fn json_text(run: &Map<String, Value>) -> String {
+    // A map of JSON values always serialises.
+    serde_json::to_string(run).unwrap_or_else(|_| "{}".into())
+}
+
+/// Renders runs with their derived fields, loading the trees and the
+/// feedback `needs` asks for (one query each for the whole batch).
+pub async fn render(store: &dyn Store, runs: &[RunRecord], needs: Needs) -> Result<Vec<RenderedRun>, StoreError> {
     let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
     traces.sort_unstable();
     traces.dedup();
-    let nodes = store.trace_nodes(&traces).await?;
+    let nodes = if needs.tree { store.trace_nodes(&traces).await? } else { Vec::new() };
     let mut by_trace: HashMap<RunId, Vec<&TreeNode>> = HashMap::new();
     for n in &nodes {
         if let Some(trace) = n.dotted_order.get(22..58).and_then(|s| s.parse::<RunId>().ok()) {
@@ -82,7 +102,8 @@ pub async fn render(store: &dyn Store, runs: &[RunRecord]) -> Result<Vec<Rendere
     }
     let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
     let mut feedback: HashMap<RunId, Vec<Feedback>> = HashMap::new();
-    for f in store.feedback_for_runs(&ids).await? {
+    let all_feedback = if needs.feedback { store.feedback_for_runs(&ids).await? } else { Vec::new() };
+    for f in all_feedback {
         if let Some(run) = f.run_id {
             feedback.entry(run).or_default().push(f);
         }
@@ -103,7 +124,6 @@ pub async fn render(store: &dyn Store, runs: &[RunRecord]) -> Result<Vec<Rendere
                     below.iter().filter(|n| n.parent_run_id == Some(run.id)).map(|n| n.id).collect(),
                 ),
                 feedback: fb.iter().collect(),
-                attachments: Vec::new(),
             };
             RenderedRun { id: run.id, json: run_json(run, &ctx), feedback: fb }
         })

@@ -7,7 +7,8 @@
 //! themselves through [`body`], which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
-//! Layering: layer 3; imports `model`, `config`, `store`, `select`, `plugins`;
+//! Layering: layer 3; imports `model`, `config`, `store`, `select`, `payload`,
+//! `plugins`;
 //! never `rules` (they meet in the store and through `RuleSignals`).
 
 mod auth;

@@ -5,8 +5,6 @@
 //! per page with one query for the page's trace trees and one for its
 //! feedback. `/runs/query` pages newest first with an opaque cursor.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -20,8 +18,9 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, body, path_id, query_pairs};
-use crate::model::view::{RunContext, run_json};
-use crate::model::{Feedback, RunId, RunRecord, RunType, SessionId, Timestamp};
+use crate::model::view::s3_urls;
+use crate::model::{RunId, RunRecord, RunType, SessionId, Timestamp};
+use crate::payload::{self, Needs};
 use crate::select::Selection;
 use crate::store::{RunCursor, RunQuery};
 
@@ -42,58 +41,33 @@ pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>)
     Ok(Json(Value::Object(rendered.pop().unwrap_or_default())))
 }
 
-/// Renders runs with their derived fields, keeping only `select` (when given).
+/// Renders runs with their derived fields, keeping only `select` (when
+/// given); trees, feedback and attachments are loaded only when selected.
 pub(super) async fn render(
     state: &AppState,
     runs: &[RunRecord],
     select: Option<&[String]>,
 ) -> Result<Vec<Map<String, Value>>, ApiError> {
     let wants = |f: &str| select.is_none_or(|s| s.iter().any(|x| x == f));
-    let mut children: HashMap<RunId, Vec<RunId>> = HashMap::new();
-    let mut direct: HashMap<RunId, Vec<RunId>> = HashMap::new();
-    if wants("child_run_ids") || wants("direct_child_run_ids") {
-        let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
-        traces.sort_unstable();
-        traces.dedup();
-        let nodes = state.store.trace_nodes(&traces).await?;
-        for run in runs {
-            let prefix = format!("{}.", run.dotted_order);
-            let mut all: Vec<&crate::store::TreeNode> =
-                nodes.iter().filter(|n| n.dotted_order.starts_with(&prefix)).collect();
-            all.sort_by(|a, b| a.dotted_order.cmp(&b.dotted_order));
-            direct.insert(run.id, all.iter().filter(|n| n.parent_run_id == Some(run.id)).map(|n| n.id).collect());
-            children.insert(run.id, all.iter().map(|n| n.id).collect());
-        }
-    }
-    let feedback: Vec<Feedback> = if wants("feedback_stats") {
-        state.store.feedback_for_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>()).await?
-    } else {
-        Vec::new()
-    };
+    let needs =
+        Needs { tree: wants("child_run_ids") || wants("direct_child_run_ids"), feedback: wants("feedback_stats") };
+    let rendered = payload::render(state.store.as_ref(), runs, needs).await?;
     let mut out = Vec::with_capacity(runs.len());
-    for run in runs {
-        let attachments = if wants("s3_urls") {
-            state
+    for r in rendered {
+        let mut map = r.json;
+        if wants("s3_urls") {
+            let attachments: Vec<(String, String, String)> = state
                 .store
-                .list_attachments(run.id)
+                .list_attachments(r.id)
                 .await?
                 .into_iter()
                 .map(|(name, mime)| {
-                    let url = state.key.attachment_url(run.id, &name);
+                    let url = state.key.attachment_url(r.id, &name);
                     (name, mime, url)
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ctx = RunContext {
-            tenant: Some(state.store.tenant_id()),
-            child_run_ids: children.remove(&run.id),
-            direct_child_run_ids: direct.remove(&run.id),
-            feedback: feedback.iter().filter(|f| f.run_id == Some(run.id)).collect(),
-            attachments,
-        };
-        let mut map = run_json(run, &ctx);
+                .collect();
+            map.insert("s3_urls".into(), s3_urls(&attachments));
+        }
         if let Some(select) = select {
             map.retain(|k, _| ALWAYS.contains(&k.as_str()) || select.iter().any(|s| s == k));
         }

@@ -96,6 +96,18 @@ pub(crate) enum Expr {
     Search(String),
 }
 
+impl Expr {
+    /// Whether evaluating this reads the run's feedback.
+    pub(crate) fn reads_feedback(&self) -> bool {
+        match self {
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().any(Expr::reads_feedback),
+            Expr::Not(inner) => inner.reads_feedback(),
+            Expr::Group(g) => g.family == Family::Feedback,
+            Expr::Cond(..) | Expr::Search(_) => false,
+        }
+    }
+}
+
 /// A leaf before grouping.
 enum Item {
     Plain(Expr),

@@ -99,7 +99,7 @@ impl Filter {
 
     /// Whether the filter reads feedback (so callers need to load it).
     pub fn uses_feedback(&self) -> bool {
-        self.source.contains("feedback_")
+        self.expr.reads_feedback()
     }
 }
 

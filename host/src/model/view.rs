@@ -24,8 +24,6 @@ pub struct RunContext<'a> {
     pub direct_child_run_ids: Option<Vec<RunId>>,
     /// The run's feedback.
     pub feedback: Vec<&'a Feedback>,
-    /// Attachments: `(name, mime, url)`.
-    pub attachments: Vec<(String, String, String)>,
 }
 
 /// The full JSON object of a run.
@@ -43,11 +41,7 @@ pub fn run_json(run: &RunRecord, ctx: &RunContext<'_>) -> Map<String, Value> {
         Some(v) if !v.is_empty() => json!(v),
         _ => Value::Null,
     };
-    let s3_urls: Map<String, Value> = ctx
-        .attachments
-        .iter()
-        .map(|(name, mime, url)| (format!("attachment.{name}"), json!({"presigned_url": url, "mime_type": mime})))
-        .collect();
+
     let stats = feedback_stats(&ctx.feedback);
     let json = json!({
         "id": run.id,
@@ -91,12 +85,26 @@ pub fn run_json(run: &RunRecord, ctx: &RunContext<'_>) -> Map<String, Value> {
         "share_token": null,
         "inputs_s3_urls": null,
         "outputs_s3_urls": null,
-        "s3_urls": if s3_urls.is_empty() { Value::Null } else { Value::Object(s3_urls) },
+        // Attachments need signed URLs; the API fills this in when asked.
+        "s3_urls": null,
     });
     match json {
         Value::Object(map) => map,
         _ => Map::new(), // `json!({..})` is always an object
     }
+}
+
+/// The `s3_urls` field: `{"attachment.<name>": {presigned_url, mime_type}}`
+/// for `(name, mime, url)` attachments, or null when there are none.
+pub fn s3_urls(attachments: &[(String, String, String)]) -> Value {
+    if attachments.is_empty() {
+        return Value::Null;
+    }
+    attachments
+        .iter()
+        .map(|(name, mime, url)| (format!("attachment.{name}"), json!({"presigned_url": url, "mime_type": mime})))
+        .collect::<Map<String, Value>>()
+        .into()
 }
 
 /// Aggregates feedback per key, in the webhook's v1 shape: `n` counts

@@ -13,17 +13,20 @@
 //! match, but one already sent is not sent again. A plugin that fails on a
 //! run fails that run's action, recorded in the log; the cycle goes on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::sample::sampled;
 use crate::model::{
-    ActionOutcome, DeliveryId, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunRecord, Timestamp,
+    ActionOutcome, DeliveryId, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
 };
-use crate::payload::{self, RenderedRun};
-use crate::plugins::{Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSpec};
+use crate::payload::{self, Needs, RenderedRun};
+use crate::plugins::{
+    Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
+};
 use crate::select::{Selection, SelectionError};
 use crate::store::{CycleCommit, OutboxRow, RuleRunLog, Store, StoreError};
 
@@ -88,65 +91,49 @@ pub async fn run_cycle(
         let done = store.actioned(rule.id, &ids).await?;
         let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
         let selected = selection.retain(store.as_ref(), fresh).await?;
-        let rendered = payload::render(store.as_ref(), &selected).await?;
+        let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
 
-        // The match plugin, then sampling.
+        // The match plugin, then sampling. `chosen` and `records` stay parallel.
         let mut logs: Vec<RuleRunLog> = Vec::new();
-        let mut chosen: Vec<RenderedRun> = Vec::new();
         let verdicts = match &matcher {
-            Some((handle, r)) => Some(call_each(plugins, handle, r, rule, &rendered, Capability::Match).await?),
+            Some((handle, r)) => {
+                let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
+                Some(call_each(plugins, handle, r, rule, texts, Capability::Match, PluginSession::matches).await?)
+            }
             None => None,
         };
-        for (i, run) in rendered.into_iter().enumerate() {
-            let record = &selected[i];
+        let mut chosen: Vec<RenderedRun> = Vec::new();
+        let mut records: Vec<&RunRecord> = Vec::new();
+        for (i, (run, record)) in rendered.into_iter().zip(&selected).enumerate() {
             match verdicts.as_ref().map(|v| &v[i]) {
                 Some(Err(e)) => {
-                    logs.push(log(
-                        rule,
-                        record,
-                        window_start,
-                        window_end,
-                        Some(ActionOutcome::error(format!("match plugin: {e}"))),
-                        None,
-                    ));
+                    let outcome = ActionOutcome::error(format!("match plugin: {e}"));
+                    logs.push(log(rule, record, window_start, window_end, Some(outcome), None));
                     continue;
                 }
-                Some(Ok(Value::Bool(false))) => continue,
+                Some(Ok(false)) => continue,
                 _ => {}
             }
             if sampled(rule.id, run.id, spec.sampling_rate) {
                 chosen.push(run);
+                records.push(record);
             }
         }
 
         // Webhook: payloads, transform plugin, outbox rows.
         let mut outbox: Vec<OutboxRow> = Vec::new();
-        let mut webhook_outcome: std::collections::HashMap<crate::model::RunId, ActionOutcome> = Default::default();
+        let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
         if !spec.webhooks.is_empty() && !chosen.is_empty() {
             let parts = payload::payloads(rule.id, window_start, window_end, &chosen, spec.max_runs_per_payload);
-            let bodies: Vec<Result<String, String>> = match &transformer {
+            let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
+            let bodies: Vec<Result<String, PluginError>> = match &transformer {
                 Some((handle, r)) => {
-                    let as_runs: Vec<RenderedRun> = parts
-                        .iter()
-                        .map(|p| RenderedRun {
-                            id: p.run_ids[0],
-                            json: p.body.as_object().cloned().unwrap_or_default(),
-                            feedback: vec![],
-                        })
-                        .collect();
-                    call_each(plugins, handle, r, rule, &as_runs, Capability::Transform)
-                        .await?
-                        .into_iter()
-                        .map(|r| {
-                            r.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect()
+                    call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
                 }
-                None => parts.iter().map(|p| Ok(p.body.to_string())).collect(),
+                None => texts.into_iter().map(Ok).collect(),
             };
             for (part, body) in parts.iter().zip(bodies) {
-                match body {
+                let outcome = match body {
                     Ok(body) => {
                         let mut ids = Vec::new();
                         for target in &spec.webhooks {
@@ -164,72 +151,56 @@ pub async fn run_cycle(
                                 attempts: 0,
                             });
                         }
-                        for run in &part.run_ids {
-                            webhook_outcome.insert(*run, ActionOutcome::pending(json!({"delivery_ids": ids})));
-                        }
+                        ActionOutcome::pending(json!({"delivery_ids": ids}))
                     }
-                    Err(e) => {
-                        for run in &part.run_ids {
-                            webhook_outcome.insert(*run, ActionOutcome::error(format!("transform plugin: {e}")));
-                        }
-                    }
+                    Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
+                };
+                for run in &part.run_ids {
+                    webhook_outcome.insert(*run, outcome.clone());
                 }
             }
         }
 
         // Evaluator: feedback on each chosen run.
         let mut feedback: Vec<Feedback> = Vec::new();
-        let mut eval_outcome: std::collections::HashMap<crate::model::RunId, ActionOutcome> = Default::default();
+        let mut eval_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
         if let Some((handle, r)) = &evaluator {
-            let results = call_each(plugins, handle, r, rule, &chosen, Capability::Evaluate).await?;
+            let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
+            let results =
+                call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
             let now = Timestamp::now();
-            for (run, result) in chosen.iter().zip(results) {
-                let record = selected.iter().find(|s| s.id == run.id);
-                match result {
-                    Ok(Value::Array(items)) => {
-                        let mut keys = Vec::new();
-                        for item in items {
-                            let Ok(e) = serde_json::from_value::<crate::plugins::Evaluation>(item) else { continue };
-                            keys.push(e.key.clone());
-                            feedback.push(Feedback {
-                                id: FeedbackId::new_v7(),
-                                run_id: Some(run.id),
-                                trace_id: record.map(|r| r.trace_id),
-                                session_id: Some(spec.session_id),
-                                key: e.key,
-                                score: e.score,
-                                value: e.value,
-                                comment: e.comment,
-                                correction: None,
-                                feedback_source: FeedbackSource::model(&plugin_name(&r.path)),
-                                extra: Some(json!({"rule_id": rule.id})),
-                                created_at: now,
-                                modified_at: now,
-                            });
-                        }
-                        eval_outcome.insert(run.id, ActionOutcome::success(json!({"feedback_keys": keys})));
+            let source = FeedbackSource::model(&crate::plugins::name_from_path(&r.path));
+            for (record, result) in records.iter().zip(results) {
+                let outcome = match result {
+                    Ok(evaluations) => {
+                        let keys: Vec<String> = evaluations.iter().map(|e| e.key.clone()).collect();
+                        feedback.extend(evaluations.into_iter().map(|e| Feedback {
+                            id: FeedbackId::new_v7(),
+                            run_id: Some(record.id),
+                            trace_id: Some(record.trace_id),
+                            session_id: Some(spec.session_id),
+                            key: e.key,
+                            score: e.score,
+                            value: e.value,
+                            comment: e.comment,
+                            correction: None,
+                            feedback_source: source.clone(),
+                            extra: Some(json!({"rule_id": rule.id})),
+                            created_at: now,
+                            modified_at: now,
+                        }));
+                        ActionOutcome::success(json!({"feedback_keys": keys}))
                     }
-                    Ok(_) => {
-                        eval_outcome.insert(run.id, ActionOutcome::error("evaluator returned no feedback list"));
-                    }
-                    Err(e) => {
-                        eval_outcome.insert(run.id, ActionOutcome::error(format!("evaluate plugin: {e}")));
-                    }
-                }
+                    Err(e) => ActionOutcome::error(format!("evaluate plugin: {e}")),
+                };
+                eval_outcome.insert(record.id, outcome);
             }
         }
 
-        for run in &chosen {
-            if let Some(record) = selected.iter().find(|s| s.id == run.id) {
-                logs.push(log(
-                    rule,
-                    record,
-                    window_start,
-                    window_end,
-                    webhook_outcome.remove(&run.id),
-                    eval_outcome.remove(&run.id),
-                ));
-            }
+        for record in &records {
+            let webhooks = webhook_outcome.remove(&record.id);
+            let evaluators = eval_outcome.remove(&record.id);
+            logs.push(log(rule, record, window_start, window_end, webhooks, evaluators));
         }
         report.candidates += n;
         report.actioned += chosen.len();
@@ -287,18 +258,17 @@ async fn load(
 ) -> Result<Option<(PluginHandle, PluginRef)>, CycleError> {
     let Some(r) = r.clone() else { return Ok(None) };
     let registry = plugins.clone();
-    let spec = PluginSpec { name: plugin_name(&r.path), path: r.path.clone().into(), required: Capabilities::of(cap) };
+    let spec = PluginSpec {
+        name: crate::plugins::name_from_path(&r.path),
+        path: r.path.clone().into(),
+        required: Capabilities::of(cap),
+    };
     let handle = tokio::task::spawn_blocking(move || registry.load(&spec)).await??;
     Ok(Some((handle, r)))
 }
 
-/// A plugin's name in logs: its file name without the extension.
-pub fn plugin_name(path: &str) -> String {
-    crate::plugins::name_from_path(path)
-}
-
 /// The limits a rule gives a plugin.
-pub fn limits(r: &PluginRef) -> PluginLimits {
+fn limits(r: &PluginRef) -> PluginLimits {
     let d = PluginLimits::default();
     PluginLimits {
         deadline: r.deadline_ms.map_or(d.deadline, Duration::from_millis),
@@ -306,20 +276,21 @@ pub fn limits(r: &PluginRef) -> PluginLimits {
     }
 }
 
-/// Calls one capability on each input on a blocking thread, with one
-/// instance for the whole batch (a fresh instance per rule cycle).
-async fn call_each(
+/// Calls one capability (`call`, a `PluginSession` method) on each input
+/// on a blocking thread, with one instance for the whole batch (a fresh
+/// instance per rule cycle page).
+async fn call_each<R: Send + 'static>(
     plugins: &Arc<PluginRegistry>,
     handle: &PluginHandle,
     r: &PluginRef,
     rule: &Rule,
-    inputs: &[RenderedRun],
+    texts: Vec<String>,
     cap: Capability,
-) -> Result<Vec<Result<Value, PluginError>>, CycleError> {
-    if inputs.is_empty() {
+    call: fn(&mut PluginSession, &str, &str) -> Result<R, PluginError>,
+) -> Result<Vec<Result<R, PluginError>>, CycleError> {
+    if texts.is_empty() {
         return Ok(Vec::new());
     }
-    let texts: Vec<String> = inputs.iter().map(|i| Value::Object(i.json.clone()).to_string()).collect();
     let config = r.config.to_string();
     let engine = plugins.engine().clone();
     let handle = handle.clone();
@@ -332,11 +303,11 @@ async fn call_each(
         // atomic add, far below a plugin call's own cost.
         let duration =
             metrics::histogram!("runhook_plugin_call_duration_seconds", "plugin" => name.clone(), "capability" => cap.to_string());
-        let results: Vec<Result<Value, PluginError>> = texts
+        let results: Vec<Result<R, PluginError>> = texts
             .iter()
             .map(|t| {
                 let started = std::time::Instant::now();
-                let r = call_one(&mut session, cap, t, &config);
+                let r = call(&mut session, t, &config);
                 duration.record(started.elapsed().as_secs_f64());
                 r
             })
@@ -352,24 +323,4 @@ async fn call_each(
         results
     })
     .await?)
-}
-
-fn call_one(
-    session: &mut crate::plugins::PluginSession,
-    cap: Capability,
-    t: &str,
-    config: &str,
-) -> Result<Value, PluginError> {
-    match cap {
-        Capability::Match => session.matches(t, config).map(Value::Bool),
-        Capability::Transform => session.transform(t, config).map(Value::String),
-        Capability::Evaluate => session.evaluate(t, config).map(|evals| {
-            Value::Array(
-                evals
-                    .into_iter()
-                    .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
-                    .collect(),
-            )
-        }),
-    }
 }
