@@ -23,6 +23,8 @@ use crate::delivery;
 use crate::model::signals::RuleSignals;
 use crate::plugins::{CompileCache, EngineSettings, PluginEngine, PluginRegistry};
 use crate::rules::scheduler;
+use crate::secrets::{self, Keyring};
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// Serves the API on `listener` until `shutdown` is cancelled.
@@ -35,14 +37,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 pub struct App {
     config: Config,
     state: AppState,
+    /// Held while the app lives: one process per data directory.
+    _lock: std::fs::File,
 }
 
 impl App {
     /// Opens the store and settles the API key.
     pub async fn prepare(config: Config) -> anyhow::Result<Self> {
-        let store = SqliteStore::open(&config.data_dir)
+        let lock = lock_data_dir(&config.data_dir)?;
+        let keys = load_keys(&config)?;
+        let store = SqliteStore::open(&config.data_dir, keys)
             .await
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        // Values sealed under an older key, or stored before encryption
+        // existed, are re-sealed under the current one.
+        let resealed = store.reseal_secrets().await.context("cannot re-seal stored secrets")?;
+        if resealed > 0 {
+            tracing::info!(values = resealed, "stored secrets re-sealed under the current key");
+        }
         let key = match &config.api_key {
             Some(key) => key.clone(),
             None => stored_api_key(&config.data_dir)?,
@@ -67,7 +79,7 @@ impl App {
                 .map_err(|e| anyhow::anyhow!("config file rules: {e}"))?;
             tracing::info!(rules = n, "rules from the config file applied");
         }
-        Ok(Self { config, state })
+        Ok(Self { config, state, _lock: lock })
     }
 
     /// The shared state (the store, for benchmarks and tools).
@@ -87,7 +99,7 @@ impl App {
             state.signals.clone(),
             workers.clone(),
         ));
-        let sender = tokio::spawn(delivery::run(state.store.clone(), workers.clone()));
+        let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
         let watcher = state.plugins.clone().spawn_watcher(self.config.plugins.reload_interval, workers.clone());
         if let Some(handle) = state.metrics.clone() {
             // Histograms buffer samples until rendered; drain them even when
@@ -134,6 +146,38 @@ fn metrics_handle() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Takes the data directory's lock file, so that two processes never share
+/// it (and `runhook keys rotate` never runs beside a server).
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("{} is in use by another runhook process (stop it first)", data_dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// The secret keys: from `RUNHOOK_SECRET_KEY`, or the key file (created
+/// at first start).
+pub fn load_keys(config: &Config) -> anyhow::Result<Keyring> {
+    let file = config.secret_key_file.clone().unwrap_or_else(|| config.data_dir.join(secrets::KEY_FILE));
+    let keys = match &config.secret_key {
+        Some(v) => Keyring::parse("RUNHOOK_SECRET_KEY", v.split(','))?,
+        None => Keyring::load_file(&file)?,
+    };
+    tracing::debug!(keys = ?keys.ids(), "secret keys loaded");
+    Ok(keys)
 }
 
 /// The API key kept in the data directory, generated at first start.

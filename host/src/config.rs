@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -26,6 +27,13 @@ pub struct Config {
     pub limits: Limits,
     /// The plugin host.
     pub plugins: PluginSettings,
+    /// Webhook delivery: the retry policy, concurrency, allowed networks.
+    pub delivery: DeliverySettings,
+    /// The secret keys (base64, comma-separated, first current) from
+    /// `RUNHOOK_SECRET_KEY`; when unset, keys live in `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// The key file, by default `secret.key` in the data directory.
+    pub secret_key_file: Option<PathBuf>,
     /// Rules defined in the file (`[[rules]]`), in the rules API's JSON
     /// shape; applied at start (created, or updated to match).
     pub rules: Vec<serde_json::Value>,
@@ -48,6 +56,44 @@ impl Default for PluginSettings {
             reload_interval: std::time::Duration::from_secs(1),
             epoch_tick: std::time::Duration::from_millis(10),
             max_instances: 256,
+        }
+    }
+}
+
+/// Webhook delivery settings: the policy's numbers and where webhooks may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// One attempt's total deadline: connect, send, response headers.
+    pub attempt_timeout: Duration,
+    /// Retries after a transport failure (no response at all).
+    pub transport_retries: u32,
+    /// Retries after a 5xx response.
+    pub server_error_retries: u32,
+    /// The first retry's delay; doubled for each further retry, plus up to
+    /// a quarter of random jitter.
+    pub backoff: Duration,
+    /// The longest delay before a retry, also the cap on `Retry-After`.
+    pub max_backoff: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint (scheme, host, port).
+    pub per_endpoint_concurrency: usize,
+    /// Networks webhooks may reach although they are not public (loopback,
+    /// private, link-local ...). Empty: only public addresses.
+    pub allow_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(5),
+            transport_retries: 2,
+            server_error_retries: 2,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            concurrency: 64,
+            per_endpoint_concurrency: 8,
+            allow_networks: Vec::new(),
         }
     }
 }
@@ -75,6 +121,9 @@ impl Default for Config {
             api_key: None,
             limits: Limits::default(),
             plugins: PluginSettings::default(),
+            delivery: DeliverySettings::default(),
+            secret_key: None,
+            secret_key_file: None,
             rules: Vec::new(),
         }
     }
@@ -124,7 +173,23 @@ struct FileConfig {
     #[serde(default)]
     plugins: FilePlugins,
     #[serde(default)]
+    delivery: FileDelivery,
+    secret_key_file: Option<PathBuf>,
+    #[serde(default)]
     rules: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDelivery {
+    attempt_timeout_ms: Option<u64>,
+    transport_retries: Option<u32>,
+    server_error_retries: Option<u32>,
+    backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    concurrency: Option<usize>,
+    per_endpoint_concurrency: Option<usize>,
+    allow_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +255,21 @@ impl Config {
             if let Some(v) = parsed.limits.max_decompressed_bytes {
                 config.limits.max_decompressed_bytes = v;
             }
+            let d = parsed.delivery;
+            let delivery = &mut config.delivery;
+            set_ms(&mut delivery.attempt_timeout, d.attempt_timeout_ms);
+            set_ms(&mut delivery.backoff, d.backoff_ms);
+            set_ms(&mut delivery.max_backoff, d.max_backoff_ms);
+            delivery.transport_retries = d.transport_retries.unwrap_or(delivery.transport_retries);
+            delivery.server_error_retries = d.server_error_retries.unwrap_or(delivery.server_error_retries);
+            delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
+            delivery.per_endpoint_concurrency = d.per_endpoint_concurrency.unwrap_or(delivery.per_endpoint_concurrency);
+            if let Some(nets) = d.allow_networks {
+                delivery.allow_networks = parse_networks(&origin, nets.iter().map(String::as_str))?;
+            }
+            if parsed.secret_key_file.is_some() {
+                config.secret_key_file = parsed.secret_key_file;
+            }
             config.validate(&origin)?;
         }
         if let Some(v) = env("RUNHOOK_LISTEN") {
@@ -215,6 +295,28 @@ impl Config {
         }
         if let Some(n) = env_number(&env, "plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES")? {
             config.plugins.max_instances = n;
+        }
+        let d = &mut config.delivery;
+        if let Some(ms) = env_number(&env, "delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS")? {
+            d.attempt_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number(&env, "delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS")? {
+            d.backoff = Duration::from_millis(ms);
+        }
+        if let Some(n) = env_number(&env, "delivery.concurrency", "RUNHOOK_DELIVERY_CONCURRENCY")? {
+            d.concurrency = n;
+        }
+        if let Some(n) =
+            env_number(&env, "delivery.per_endpoint_concurrency", "RUNHOOK_DELIVERY_PER_ENDPOINT_CONCURRENCY")?
+        {
+            d.per_endpoint_concurrency = n;
+        }
+        if let Some(v) = env("RUNHOOK_ALLOW_NETWORKS") {
+            d.allow_networks =
+                parse_networks("env RUNHOOK_ALLOW_NETWORKS", v.split(',').filter(|s| !s.trim().is_empty()))?;
+        }
+        if let Some(v) = env("RUNHOOK_SECRET_KEY") {
+            config.secret_key = Some(v);
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -253,6 +355,25 @@ impl Config {
         if !(1..=10_000).contains(&p.max_instances) {
             return Err(invalid("plugins.max_instances", "must be between 1 and 10000".into()));
         }
+        let d = &self.delivery;
+        if !(100..=60_000).contains(&d.attempt_timeout.as_millis()) {
+            return Err(invalid("delivery.attempt_timeout_ms", "must be between 100 and 60000".into()));
+        }
+        if d.transport_retries > 10 || d.server_error_retries > 10 {
+            return Err(invalid("delivery.transport_retries / server_error_retries", "must be at most 10".into()));
+        }
+        if d.backoff.is_zero() || d.backoff > d.max_backoff || d.max_backoff > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "delivery.backoff_ms",
+                "must be above 0 and at most delivery.max_backoff_ms (itself at most a day)".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&d.concurrency) || !(1..=d.concurrency).contains(&d.per_endpoint_concurrency) {
+            return Err(invalid(
+                "delivery.concurrency / per_endpoint_concurrency",
+                "concurrency must be between 1 and 10000, per_endpoint_concurrency between 1 and concurrency".into(),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
@@ -278,6 +399,27 @@ where
             })
         })
         .transpose()
+}
+
+fn set_ms(target: &mut Duration, ms: Option<u64>) {
+    if let Some(ms) = ms {
+        *target = Duration::from_millis(ms);
+    }
+}
+
+fn parse_networks<'a>(origin: &str, nets: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    nets.map(|n| {
+        let n = n.trim();
+        // A bare address is a network of one.
+        n.parse::<ipnet::IpNet>().or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+            ConfigError::Invalid {
+                key: "delivery.allow_networks".into(),
+                source_name: origin.into(),
+                message: format!("{n:?} is not a network like 10.0.0.0/8 or an address"),
+            }
+        })
+    })
+    .collect()
 }
 
 fn parse_addr(key: &str, origin: &str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -314,6 +456,17 @@ mod tests {
             "reload_interval_ms",
             "epoch_tick_ms",
             "max_instances",
+            "[delivery]",
+            "attempt_timeout_ms",
+            "transport_retries",
+            "server_error_retries",
+            "backoff_ms",
+            "max_backoff_ms",
+            "per_endpoint_concurrency",
+            "allow_networks",
+            "secret_key_file",
+            "RUNHOOK_SECRET_KEY",
+            "RUNHOOK_ALLOW_NETWORKS",
             "[[rules]]",
         ] {
             assert!(text.contains(key), "runhook.example.toml does not document {key}");
@@ -347,6 +500,14 @@ mod tests {
         assert!(err.contains("plugins.epoch_tick_ms"), "{err}");
         let c = load("[plugins]\nmax_instances = 8\n", &[("RUNHOOK_PLUGIN_MAX_INSTANCES", "16")]).unwrap();
         assert_eq!(c.plugins.max_instances, 16);
+        let c = load("[delivery]\nallow_networks = [\"10.0.0.0/8\", \"::1\"]\n", &[]).unwrap();
+        assert_eq!(c.delivery.allow_networks.len(), 2);
+        let c = load("", &[("RUNHOOK_ALLOW_NETWORKS", "127.0.0.0/8, 192.168.1.7")]).unwrap();
+        assert_eq!(c.delivery.allow_networks[1].to_string(), "192.168.1.7/32");
+        let err = load("", &[("RUNHOOK_ALLOW_NETWORKS", "10.0.0.0/33")]).unwrap_err().to_string();
+        assert!(err.contains("RUNHOOK_ALLOW_NETWORKS") && err.contains("10.0.0.0/33"), "{err}");
+        let err = load("[delivery]\nbackoff_ms = 0\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("delivery.backoff_ms"), "{err}");
         let err = load("api_key = \"short\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("api_key"), "{err}");
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("config", 0),
+    ("secrets", 0),
     ("store", 1),
     ("filter", 1),
     ("plugins", 2),

@@ -35,6 +35,7 @@ pub mod model;
 pub mod payload;
 pub mod plugins;
 pub mod rules;
+pub mod secrets;
 pub mod select;
 pub mod store;
 

@@ -7,6 +7,7 @@
 
 mod api_input;
 mod common;
+mod delivery_faults;
 mod ops;
 mod plugin_cli;
 mod plugin_host;

@@ -24,7 +24,14 @@ class Server:
 
     def __init__(self, data_dir: pathlib.Path, env: dict | None = None):
         binary = os.environ.get("RUNHOOK_BIN", str(REPO / "target" / "debug" / "runhook"))
-        self.env = {**os.environ, "RUNHOOK_API_KEY": API_KEY, "NO_COLOR": "1", "RUST_LOG": "info,runhook=debug"}
+        self.env = {
+            **os.environ,
+            "RUNHOOK_API_KEY": API_KEY,
+            "NO_COLOR": "1",
+            "RUST_LOG": "info,runhook=debug",
+            # Receivers in tests listen on loopback, which webhooks may not reach by default.
+            "RUNHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+        }
         self.env.update(env or {})
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],

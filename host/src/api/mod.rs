@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod deliveries;
 pub mod error;
 mod feedback;
 mod info;
@@ -71,6 +72,9 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/rules/{id}/logs", get(rules::logs))
         .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
         .route("/runs/rules/{id}/trigger", post(rules::trigger))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::read))
+        .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     // Open routes: what the SDK probes before it has a key, health for
     // orchestrators, and attachment downloads (authorised by their signed URL).
@@ -95,6 +99,27 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 /// Parses a UUID path segment, naming what it should have been.
+/// A webhook URL as the API shows it: every query value and any password
+/// masked (`?secret=***`). Header values are never shown at all.
+fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let pairs: Vec<(String, String)> =
+                u.query_pairs().map(|(k, _)| (k.into_owned(), "***".to_string())).collect();
+            if pairs.is_empty() {
+                u.set_query(None);
+            } else {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string().replace("%2A%2A%2A", "***")
+        }
+        Err(_) => "***".into(),
+    }
+}
+
 fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::BadRequest(format!("{what} {raw:?} is not a UUID")))
 }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::mask_url;
 use super::{AppState, body, path_id, query_pairs, query_usize};
 use crate::model::rule::defaults;
 use crate::model::{PluginRef, Rule, RuleId, RulePlugins, RuleSpec, Session, SessionId, Timestamp, WebhookTarget};
@@ -241,23 +242,6 @@ async fn check_plugin(state: &AppState, field: &str, r: &PluginRef, cap: Capabil
     loaded.map(|_| ()).map_err(|e| bad(format!("{field}: {e}")))
 }
 
-/// A webhook URL with every query value masked (`?secret=***`).
-fn mask_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let pairs: Vec<(String, String)> =
-                u.query_pairs().map(|(k, _)| (k.into_owned(), "***".to_string())).collect();
-            if pairs.is_empty() {
-                u.set_query(None);
-            } else {
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string().replace("%2A%2A%2A", "***")
-        }
-        Err(_) => "***".into(),
-    }
-}
-
 async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
     let s = &rule.spec;
     let session = state.store.get_session(s.session_id).await?;
@@ -461,5 +445,6 @@ mod tests {
         assert_eq!(mask_url("https://h.example/hook?secret=abc&x=1"), "https://h.example/hook?secret=***&x=***");
         assert_eq!(mask_url("http://h.example/p"), "http://h.example/p");
         assert_eq!(mask_url("not a url"), "***");
+        assert_eq!(mask_url("https://u:pw@h.example/p"), "https://u:***@h.example/p");
     }
 }

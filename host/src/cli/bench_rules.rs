@@ -45,7 +45,12 @@ pub(super) struct RulesBenchArgs {
 const KEY: &str = "rh_bench_key_0123456789abcdef";
 
 fn config(dir: &std::path::Path) -> Config {
-    Config { data_dir: dir.join("data"), api_key: Some(KEY.into()), ..Config::default() }
+    Config {
+        data_dir: dir.join("data"),
+        api_key: Some(KEY.into()),
+        delivery: super::loopback_allowed(),
+        ..Config::default()
+    }
 }
 
 fn run_write(i: usize, session: &str) -> RunWrite {

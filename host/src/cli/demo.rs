@@ -113,7 +113,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     });
 
     // 2. runhook itself, on the embedded store.
-    let config = Config { data_dir: data_dir.clone(), api_key: Some(KEY.into()), ..Config::default() };
+    let config = Config {
+        data_dir: data_dir.clone(),
+        api_key: Some(KEY.into()),
+        delivery: super::loopback_allowed(),
+        ..Config::default()
+    };
     let app = App::prepare(config).await?;
     let store = app.state().store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

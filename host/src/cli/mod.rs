@@ -8,7 +8,9 @@ mod bench;
 mod bench_filter;
 mod bench_ingest;
 mod bench_rules;
+mod deliveries;
 mod demo;
+mod keys;
 mod plugin;
 mod serve;
 
@@ -17,6 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::DeliverySettings;
 use crate::plugins::{CompileCache, EngineSettings, PluginEngine};
 
 /// runhook: automation rules for LLM-application traces, with WebAssembly plugins.
@@ -51,6 +54,12 @@ enum Command {
     /// Build, inspect and try out plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Inspect webhook deliveries and redeliver them (a client of a running server).
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
+    /// Manage the keys that seal webhook URLs, headers and signing secrets at rest.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print performance figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +91,13 @@ fn default_cache_dir() -> PathBuf {
     base.join("runhook").join("plugins")
 }
 
+/// Delivery settings for in-process tools (demo, benchmarks) whose
+/// receivers listen on loopback, which webhooks may not reach by default.
+fn loopback_allowed() -> DeliverySettings {
+    let loopback = ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).map(ipnet::IpNet::V4);
+    DeliverySettings { allow_networks: loopback.into_iter().collect(), ..DeliverySettings::default() }
+}
+
 fn engine() -> anyhow::Result<PluginEngine> {
     Ok(PluginEngine::new(&EngineSettings::default())?)
 }
@@ -100,6 +116,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Demo(args) => demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Deliveries(cmd) => deliveries::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -12,13 +12,16 @@
 //!
 //! Layering: layer 1; imports `model` only.
 
+pub mod outbox;
 pub mod rules;
 pub mod sqlite;
+mod sqlite_outbox;
 mod sqlite_rules;
 
 use std::collections::HashSet;
 
-pub use rules::{CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState};
+pub use outbox::{AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, OutboxRow, endpoint_key};
+pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -296,11 +299,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
 
-    /// Deliveries due by `now`, oldest first.
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Pending deliveries due by `now`, oldest first, skipping those bound
+    /// for the endpoints in `busy` (see [`endpoint_key`]).
+    async fn due_deliveries(&self, now: Timestamp, limit: usize, busy: &[String])
+    -> Result<Vec<OutboxRow>, StoreError>;
 
-    /// Records an attempt's outcome, and the final one in the rule log.
-    async fn record_delivery(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError>;
+    /// Records one attempt and the delivery's state after it (`attempts`
+    /// counts since queued or redelivered); a final state also lands in the
+    /// rule log of the runs carried.
+    async fn record_delivery(
+        &self,
+        id: DeliveryId,
+        attempts: u32,
+        attempt: &AttemptRecord,
+        status: DeliveryStatus,
+    ) -> Result<(), StoreError>;
+
+    /// Deliveries, newest first, with their attempts.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+
+    /// One delivery with its attempts.
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+
+    /// Puts a finished delivery back in the queue, due now, keeping its id
+    /// (so receivers deduplicate it) and its history. `Ok(false)` when it
+    /// is unknown; `Conflict` when it is still pending.
+    async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError>;
+
+    /// Re-seals every stored secret not sealed under the current key;
+    /// returns how many values changed.
+    async fn reseal_secrets(&self) -> Result<usize, StoreError>;
 
     /// Undelivered webhooks: how many, and when the oldest was queued.
     async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError>;

@@ -1,11 +1,10 @@
 //! The rule engine's records: what the rules table, the per-(rule, run)
 //! log and the outbox hold, and what one cycle commits.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
-use crate::model::{ActionOutcome, DeliveryId, Feedback, RuleId, RunId, SessionId, Timestamp};
+use super::outbox::OutboxRow;
+use crate::model::{ActionOutcome, Feedback, RuleId, RunId, SessionId, Timestamp};
 
 /// Where a rule stands: the change sequence processed and the window end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,45 +40,6 @@ pub struct RuleRunLog {
     pub webhooks: Option<ActionOutcome>,
     /// The evaluator action's outcome.
     pub evaluators: Option<ActionOutcome>,
-}
-
-/// A webhook delivery waiting in (or done with) the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxRow {
-    /// The delivery id (`webhook-id`).
-    pub id: DeliveryId,
-    /// The rule that produced it.
-    pub rule_id: RuleId,
-    /// The target URL.
-    pub url: String,
-    /// Custom headers.
-    pub headers: BTreeMap<String, String>,
-    /// The JSON body.
-    pub body: String,
-    /// The runs it carries (to update their log lines).
-    pub run_ids: Vec<RunId>,
-    /// Signing secret, when the rule signs.
-    pub signing_secret: Option<String>,
-    /// When queued.
-    pub created_at: Timestamp,
-    /// Attempts made so far.
-    pub attempts: u32,
-}
-
-/// The final or interim state of a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryStatus {
-    /// Delivered (2xx).
-    Delivered,
-    /// Given up; the message says why.
-    Failed(String),
-    /// Try again at this time.
-    Retry {
-        /// When.
-        at: Timestamp,
-        /// Why the last attempt failed.
-        error: String,
-    },
 }
 
 /// One cycle's result for one rule, committed atomically with the

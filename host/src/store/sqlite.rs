@@ -22,14 +22,16 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::HashSet;
 
 use super::{
-    CycleCommit, CycleSummary, DEFAULT_PROJECT, DeliveryStatus, FeedbackQuery, IngestBatch, IngestSummary, OutboxRow,
-    RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store, StoreError, TreeNode,
+    AttemptRecord, CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryStatus, FeedbackQuery,
+    IngestBatch, IngestSummary, OutboxRow, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store, StoreError,
+    TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
     DeliveryId, Feedback, FeedbackId, FeedbackSource, Rule, RuleId, RuleSpec, RunId, RunRecord, RunType, RunWrite,
     Session, SessionId, TenantId, Timestamp,
 };
+use crate::secrets::Keyring;
 
 /// SQLite's limit on bound parameters is far above this; chunks keep
 /// statements small.
@@ -47,12 +49,15 @@ const FEEDBACK_COLUMNS: &str = "id, run_id, trace_id, session_id, key, score, va
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
+    /// Seals URLs, headers and signing secrets before they are written.
+    pub(super) keys: Keyring,
     tenant: TenantId,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`, and migrates it.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the store in `data_dir`, and migrates it;
+    /// secrets are sealed with `keys`.
+    pub async fn open(data_dir: &Path, keys: Keyring) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("runhook.db"))
@@ -65,7 +70,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         let tenant = tenant_id(&write).await?;
-        Ok(Self { write, read, tenant })
+        Ok(Self { write, read, keys, tenant })
     }
 }
 
@@ -452,12 +457,39 @@ impl Store for SqliteStore {
         self.rule_cycles_impl(rule, limit).await
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        self.due_deliveries_impl(now, limit).await
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.due_deliveries_impl(now, limit, busy).await
     }
 
-    async fn record_delivery(&self, id: DeliveryId, attempts: u32, status: DeliveryStatus) -> Result<(), StoreError> {
-        self.record_delivery_impl(id, attempts, status).await
+    async fn record_delivery(
+        &self,
+        id: DeliveryId,
+        attempts: u32,
+        attempt: &AttemptRecord,
+        status: DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        self.record_delivery_impl(id, attempts, attempt, status).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        self.list_deliveries_impl(query).await
+    }
+
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.get_delivery_impl(id).await
+    }
+
+    async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        self.redeliver_impl(id).await
+    }
+
+    async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+        self.reseal_secrets_impl().await
     }
 
     async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError> {

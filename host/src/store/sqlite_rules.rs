@@ -1,21 +1,24 @@
 //! The SQLite store's rule engine tables: rules, rule logs, cycles, outbox.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rules::{outcome_from, outcome_json};
 use super::sqlite::{CHUNK, RUN_COLUMNS, SqliteStore, insert_feedback, next_seq, parse_id, push_in, run_from_row, ts};
-use super::{CycleCommit, CycleSummary, DeliveryStatus, OutboxRow, RuleRunLog, RuleState, StoreError};
-use crate::model::{ActionOutcome, DeliveryId, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+use super::sqlite_outbox::insert_outbox;
+use super::{CycleCommit, CycleSummary, RuleRunLog, RuleState, StoreError};
+use crate::model::{Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+use crate::secrets::Keyring;
 
-fn rule_from_row(row: &SqliteRow) -> Result<Rule, StoreError> {
+fn rule_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Rule, StoreError> {
     let spec: String = row.try_get("spec")?;
+    let spec = serde_json::from_str::<RuleSpec>(&spec)
+        .map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })?;
     Ok(Rule {
         id: parse_id(&row.try_get::<String, _>("id")?, "rules.id")?,
-        spec: serde_json::from_str::<RuleSpec>(&spec)
-            .map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })?,
+        spec: open_spec(keys, spec)?,
         created_at: req_ts(row.try_get("created_at")?, "rules.created_at")?,
         updated_at: req_ts(row.try_get("updated_at")?, "rules.updated_at")?,
         created_seq: row.try_get("created_seq")?,
@@ -26,8 +29,35 @@ fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestamp, StoreErr
     ts(s, column)?.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
 }
 
-fn spec_json(spec: &RuleSpec) -> Result<String, StoreError> {
-    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })
+/// The spec as stored: URLs, header values and the signing secret sealed.
+pub(super) fn spec_json(keys: &Keyring, spec: &RuleSpec) -> Result<String, StoreError> {
+    let mut sealed = spec.clone();
+    map_secrets(&mut sealed, |v| Ok(keys.seal(v)))?;
+    serde_json::to_string(&sealed).map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })
+}
+
+fn open_spec(keys: &Keyring, mut spec: RuleSpec) -> Result<RuleSpec, StoreError> {
+    map_secrets(&mut spec, |v| {
+        keys.open(v).map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })
+    })?;
+    Ok(spec)
+}
+
+/// Applies `f` to every secret a spec holds.
+pub(super) fn map_secrets(
+    spec: &mut RuleSpec,
+    mut f: impl FnMut(&str) -> Result<String, StoreError>,
+) -> Result<(), StoreError> {
+    for w in &mut spec.webhooks {
+        w.url = f(&w.url)?;
+        for v in w.headers.iter_mut().flat_map(|h| h.values_mut()) {
+            *v = f(v)?;
+        }
+    }
+    if let Some(s) = &mut spec.signing_secret {
+        *s = f(s)?;
+    }
+    Ok(())
 }
 
 const RULE_COLUMNS: &str = "id, spec, created_at, updated_at, created_seq";
@@ -43,7 +73,7 @@ impl SqliteStore {
             "INSERT INTO rules (id, spec, created_at, updated_at, created_seq, watermark, window_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
-        .bind(spec_json(spec)?)
+        .bind(spec_json(&self.keys, spec)?)
         .bind(now.to_naive_string())
         .bind(now.to_naive_string())
         .bind(seq)
@@ -58,7 +88,7 @@ impl SqliteStore {
     pub(super) async fn update_rule_impl(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
         let now = Timestamp::now();
         let done = sqlx::query("UPDATE rules SET spec = ?, updated_at = ? WHERE id = ?")
-            .bind(spec_json(spec)?)
+            .bind(spec_json(&self.keys, spec)?)
             .bind(now.to_naive_string())
             .bind(id.to_string())
             .execute(&self.write)
@@ -91,14 +121,14 @@ impl SqliteStore {
             .bind(id.to_string())
             .fetch_optional(&self.read)
             .await?;
-        row.as_ref().map(rule_from_row).transpose()
+        row.as_ref().map(|r| rule_from_row(&self.keys, r)).transpose()
     }
 
     pub(super) async fn list_rules_impl(&self) -> Result<Vec<Rule>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY created_at, id"))
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(rule_from_row).collect()
+        rows.iter().map(|r| rule_from_row(&self.keys, r)).collect()
     }
 
     pub(super) async fn rule_state_impl(&self, id: RuleId) -> Result<Option<RuleState>, StoreError> {
@@ -182,21 +212,7 @@ impl SqliteStore {
             .await?;
         }
         for o in &c.outbox {
-            sqlx::query(
-                "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, status, attempts, \
-                 next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
-            )
-            .bind(o.id.to_string())
-            .bind(o.rule_id.to_string())
-            .bind(&o.url)
-            .bind(serde_json::to_string(&o.headers).unwrap_or_else(|_| "{}".into()))
-            .bind(&o.body)
-            .bind(serde_json::to_string(&o.run_ids).unwrap_or_else(|_| "[]".into()))
-            .bind(&o.signing_secret)
-            .bind(o.created_at.to_naive_string())
-            .bind(o.created_at.to_naive_string())
-            .execute(&mut *tx)
-            .await?;
+            insert_outbox(&mut tx, &self.keys, o).await?;
         }
         let now = Timestamp::now();
         for f in &c.feedback {
@@ -278,94 +294,5 @@ impl SqliteStore {
                 })
             })
             .collect()
-    }
-
-    pub(super) async fn due_deliveries_impl(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, rule_id, url, headers, body, run_ids, signing_secret, created_at, attempts FROM outbox \
-             WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
-        )
-        .bind(now.to_naive_string())
-        .bind(limit as i64)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let headers: String = row.try_get("headers")?;
-                let run_ids: String = row.try_get("run_ids")?;
-                Ok(OutboxRow {
-                    id: parse_id(&row.try_get::<String, _>("id")?, "outbox.id")?,
-                    rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "outbox.rule_id")?,
-                    url: row.try_get("url")?,
-                    headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
-                        .map_err(|e| StoreError::Corrupt { column: "outbox.headers", detail: e.to_string() })?,
-                    body: row.try_get("body")?,
-                    run_ids: serde_json::from_str(&run_ids)
-                        .map_err(|e| StoreError::Corrupt { column: "outbox.run_ids", detail: e.to_string() })?,
-                    signing_secret: row.try_get("signing_secret")?,
-                    created_at: req_ts(row.try_get("created_at")?, "outbox.created_at")?,
-                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn record_delivery_impl(
-        &self,
-        id: DeliveryId,
-        attempts: u32,
-        status: DeliveryStatus,
-    ) -> Result<(), StoreError> {
-        let now = Timestamp::now();
-        let mut tx = self.write.begin().await?;
-        let (state, next, error, outcome) = match &status {
-            DeliveryStatus::Delivered => (
-                "delivered",
-                now,
-                None,
-                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts}))),
-            ),
-            DeliveryStatus::Failed(msg) => (
-                "failed",
-                now,
-                Some(msg.clone()),
-                Some(ActionOutcome {
-                    outcome: "error".into(),
-                    payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
-                }),
-            ),
-            DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone()), None),
-        };
-        let finished = if state == "pending" { None } else { Some(now.to_naive_string()) };
-        sqlx::query("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, finished_at = ? WHERE id = ?")
-            .bind(state)
-            .bind(i64::from(attempts))
-            .bind(next.to_naive_string())
-            .bind(error)
-            .bind(finished)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(outcome) = outcome {
-            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = row {
-                let rule: String = row.try_get("rule_id")?;
-                let runs: Vec<RunId> = serde_json::from_str(&row.try_get::<String, _>("run_ids")?).unwrap_or_default();
-                let text = outcome_json(&Some(outcome));
-                for run in runs {
-                    sqlx::query("UPDATE rule_runs SET webhooks = ? WHERE rule_id = ? AND run_id = ?")
-                        .bind(&text)
-                        .bind(&rule)
-                        .bind(run.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -35,6 +35,9 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUNHOOK_API_KEY", API_KEY)
+            // Receivers in tests listen on loopback, which webhooks may not
+            // reach by default.
+            .env("RUNHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in env {

@@ -1,0 +1,236 @@
+//! One delivery, from its next attempt to an outcome: attempt, decide by
+//! the policy, record, wait, and again.
+//!
+//! Every attempt is recorded (with the state it leaves the delivery in)
+//! before the next one starts, so a crash at any point leaves a pending row
+//! with the right attempt count and due time, completed after restart with
+//! the same `webhook-id`. A retry's wait happens here, in the delivery's
+//! task, so its timing is exact; shutdown interrupts the wait and leaves
+//! the row due at the recorded time.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::policy::{Step, next_step};
+use super::send::{AttemptReport, Sender};
+use crate::config::DeliverySettings;
+use crate::model::Timestamp;
+use crate::store::{AttemptRecord, DeliveryStatus, OutboxRow, Store};
+
+/// Makes attempts: the real [`Sender`], or a script in tests.
+pub trait Attempts: Send + Sync {
+    /// Makes attempt `n` of `row`.
+    fn attempt(&self, row: &OutboxRow, n: u32) -> impl Future<Output = AttemptReport> + Send;
+}
+
+impl Attempts for Sender {
+    fn attempt(&self, row: &OutboxRow, n: u32) -> impl Future<Output = AttemptReport> + Send {
+        Sender::attempt(self, row, n)
+    }
+}
+
+/// Records attempts: the store, or a list in tests.
+pub trait Journal: Send + Sync {
+    /// Records attempt `n` of `row` and the state it leaves the delivery in.
+    fn record(&self, row: &OutboxRow, n: u32, report: &AttemptReport, status: DeliveryStatus)
+    -> BoxFuture<'static, ()>;
+}
+
+impl Journal for Arc<dyn Store> {
+    fn record(
+        &self,
+        row: &OutboxRow,
+        n: u32,
+        report: &AttemptReport,
+        status: DeliveryStatus,
+    ) -> BoxFuture<'static, ()> {
+        let error = match &status {
+            DeliveryStatus::Failed(e) | DeliveryStatus::Retry { error: e, .. } => Some(e.clone()),
+            DeliveryStatus::Delivered => None,
+        };
+        let record = AttemptRecord {
+            attempt: n,
+            started_at: report.started_at,
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            class: report.class.label().into(),
+            status_code: report.class.status(),
+            error,
+        };
+        // Owned values only: the future outlives no borrow.
+        let (store, id) = (self.clone(), row.id);
+        Box::pin(async move {
+            if let Err(e) = store.record_delivery(id, n, &record, status).await {
+                tracing::error!(delivery = %id, error = %e, "cannot record a delivery attempt; it will be repeated");
+            }
+        })
+    }
+}
+
+/// How a delivery's drive ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// A 2xx arrived.
+    Delivered,
+    /// The policy gave up.
+    Failed,
+    /// Shutdown came during a retry's wait; the row is due later.
+    Interrupted,
+}
+
+/// Drives `row` to an outcome.
+pub async fn drive(
+    sender: &impl Attempts,
+    journal: &impl Journal,
+    settings: &DeliverySettings,
+    mut row: OutboxRow,
+    stop: &CancellationToken,
+) -> DeliveryOutcome {
+    loop {
+        let n = row.attempts + 1;
+        let report = sender.attempt(&row, n).await;
+        let step = next_step(settings, n, &report.class, report.retry_after, rand::random());
+        metrics::histogram!("runhook_delivery_attempt_duration_seconds").record(report.duration.as_secs_f64());
+        metrics::counter!("runhook_delivery_attempts_total", "class" => report.class.label()).increment(1);
+        let message = report.class.describe(settings);
+        tracing::info!(
+            delivery = %row.id, rule = %row.rule_id, attempt = n, class = report.class.label(),
+            duration_ms = report.duration.as_millis() as u64, next = ?step, "webhook attempt: {message}"
+        );
+        let status = match step {
+            Step::Delivered => DeliveryStatus::Delivered,
+            Step::Fail => DeliveryStatus::Failed(message),
+            Step::Retry(wait) => {
+                let at = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                DeliveryStatus::Retry { at: Timestamp::from_datetime(at), error: message }
+            }
+        };
+        journal.record(&row, n, &report, status).await;
+        row.attempts = n;
+        let outcome = match step {
+            Step::Retry(wait) => {
+                tokio::select! {
+                    _ = stop.cancelled() => DeliveryOutcome::Interrupted,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+            Step::Delivered => DeliveryOutcome::Delivered,
+            Step::Fail => DeliveryOutcome::Failed,
+        };
+        if outcome != DeliveryOutcome::Interrupted {
+            let label = if outcome == DeliveryOutcome::Delivered { "delivered" } else { "failed" };
+            metrics::counter!("runhook_deliveries_total", "outcome" => label).increment(1);
+            let age = chrono::Utc::now().signed_duration_since(row.created_at.as_datetime());
+            metrics::histogram!("runhook_delivery_latency_seconds").record(age.num_milliseconds().max(0) as f64 / 1e3);
+        }
+        return outcome;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::delivery::policy::AttemptClass;
+    use crate::model::{DeliveryId, RuleId};
+
+    /// Answers attempts from a script, noting when each was made.
+    struct Script {
+        answers: Mutex<Vec<(AttemptClass, Option<Duration>)>>,
+        times: Mutex<Vec<Instant>>,
+    }
+
+    impl Attempts for Script {
+        async fn attempt(&self, _row: &OutboxRow, _n: u32) -> AttemptReport {
+            self.times.lock().unwrap().push(Instant::now());
+            let (class, retry_after) = self.answers.lock().unwrap().remove(0);
+            AttemptReport { class, started_at: Timestamp::now(), duration: Duration::ZERO, retry_after }
+        }
+    }
+
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<(u32, String)>>);
+
+    impl Journal for Notes {
+        fn record(
+            &self,
+            _row: &OutboxRow,
+            n: u32,
+            report: &AttemptReport,
+            _: DeliveryStatus,
+        ) -> BoxFuture<'static, ()> {
+            self.0.lock().unwrap().push((n, report.class.label().into()));
+            Box::pin(async {})
+        }
+    }
+
+    fn row() -> OutboxRow {
+        OutboxRow {
+            id: DeliveryId::new_v4(),
+            rule_id: RuleId::new_v4(),
+            url: "http://receiver.invalid/".into(),
+            headers: BTreeMap::new(),
+            body: "{}".into(),
+            run_ids: vec![],
+            signing_secret: None,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        }
+    }
+
+    async fn run(
+        answers: Vec<(AttemptClass, Option<Duration>)>,
+    ) -> (DeliveryOutcome, Vec<Duration>, Vec<(u32, String)>) {
+        let script = Script { answers: Mutex::new(answers), times: Mutex::new(vec![]) };
+        let notes = Notes::default();
+        let outcome = drive(&script, &notes, &DeliverySettings::default(), row(), &CancellationToken::new()).await;
+        let times = script.times.into_inner().unwrap();
+        let gaps = times.windows(2).map(|w| w[1] - w[0]).collect();
+        (outcome, gaps, notes.0.into_inner().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backs_off_exponentially_with_bounded_jitter() {
+        let (outcome, gaps, notes) = run(vec![
+            (AttemptClass::ServerError(500), None),
+            (AttemptClass::ServerError(502), None),
+            (AttemptClass::ServerError(500), None),
+        ])
+        .await;
+        assert_eq!(outcome, DeliveryOutcome::Failed);
+        assert_eq!(notes.len(), 3);
+        assert!(gaps[0] >= Duration::from_millis(500) && gaps[0] <= Duration::from_millis(625), "{gaps:?}");
+        assert!(gaps[1] >= Duration::from_millis(1000) && gaps[1] <= Duration::from_millis(1250), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_stops_at_success() {
+        let (outcome, gaps, notes) = run(vec![
+            (AttemptClass::ServerError(503), Some(Duration::from_secs(3))),
+            (AttemptClass::Transport("connection reset".into()), None),
+            (AttemptClass::Success(200), None),
+        ])
+        .await;
+        assert_eq!(outcome, DeliveryOutcome::Delivered);
+        assert_eq!(notes, vec![(1, "server_error".into()), (2, "transport".into()), (3, "success".into())]);
+        assert!(gaps[0] >= Duration::from_secs(3) && gaps[0] < Duration::from_millis(3100), "{gaps:?}");
+        assert!(gaps[1] >= Duration::from_millis(1000) && gaps[1] <= Duration::from_millis(1250), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_4xx_timeouts_or_redirects() {
+        for class in [AttemptClass::ClientError(404), AttemptClass::Timeout, AttemptClass::Redirect(302)] {
+            let (outcome, gaps, notes) = run(vec![(class, None)]).await;
+            assert_eq!(outcome, DeliveryOutcome::Failed);
+            assert!(gaps.is_empty());
+            assert_eq!(notes.len(), 1);
+        }
+    }
+}

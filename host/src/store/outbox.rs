@@ -1,0 +1,130 @@
+//! The outbox's records: webhook deliveries, their attempts, and the
+//! queries the delivery worker and the deliveries API make.
+//!
+//! A delivery is created by a rule cycle (in the cycle's transaction), is
+//! `pending` until an attempt succeeds (`delivered`) or the policy gives up
+//! (`failed`), and can be put back to `pending` by a redelivery. Every
+//! attempt is kept. URLs, headers and signing secrets are plain here; the
+//! store seals them before they reach the database.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::model::{DeliveryId, RuleId, RunId, Timestamp};
+
+/// A webhook delivery waiting in (or done with) the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// The delivery id (`webhook-id`).
+    pub id: DeliveryId,
+    /// The rule that produced it.
+    pub rule_id: RuleId,
+    /// The target URL.
+    pub url: String,
+    /// Custom headers.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body.
+    pub body: String,
+    /// The runs it carries (to update their log lines).
+    pub run_ids: Vec<RunId>,
+    /// Signing secret, when the rule signs.
+    pub signing_secret: Option<String>,
+    /// When queued.
+    pub created_at: Timestamp,
+    /// Attempts made since it was queued (or redelivered).
+    pub attempts: u32,
+}
+
+impl OutboxRow {
+    /// The endpoint this delivery goes to, for per-endpoint concurrency.
+    pub fn endpoint(&self) -> String {
+        endpoint_key(&self.url)
+    }
+}
+
+/// A stable, non-reversible name of a URL's origin (scheme, host, port):
+/// deliveries to one origin share a concurrency bound. Hashed so that the
+/// database holds no part of the sealed URL in clear.
+pub fn endpoint_key(url: &str) -> String {
+    let origin = match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => url.to_string(),
+    };
+    hex::encode(&sha2::Sha256::digest(origin.as_bytes())[..8])
+}
+
+/// The final or interim state of a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryStatus {
+    /// Delivered (2xx).
+    Delivered,
+    /// Given up; the message says why.
+    Failed(String),
+    /// Try again at this time.
+    Retry {
+        /// When.
+        at: Timestamp,
+        /// Why the last attempt failed.
+        error: String,
+    },
+}
+
+/// One HTTP attempt of a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// Its number over the delivery's life, from 1 (filled in by the store).
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// Its class: `success`, `server_error`, `client_error`, `redirect`,
+    /// `timeout`, `transport`, `forbidden`.
+    pub class: String,
+    /// The HTTP status, when a response arrived.
+    pub status_code: Option<u16>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    /// Only this rule's.
+    pub rule: Option<RuleId>,
+    /// Only in this state (`pending`, `delivered`, `failed`).
+    pub status: Option<String>,
+    /// Page size.
+    pub limit: usize,
+    /// Page offset.
+    pub offset: usize,
+}
+
+/// A delivery as the deliveries API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The delivery id (`webhook-id`).
+    pub id: DeliveryId,
+    /// The rule.
+    pub rule_id: RuleId,
+    /// The target URL (plain; the API masks it).
+    pub url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts since queued or redelivered.
+    pub attempts: u32,
+    /// The runs carried.
+    pub run_ids: Vec<RunId>,
+    /// When queued.
+    pub created_at: Timestamp,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// When it was delivered or given up.
+    pub finished_at: Option<Timestamp>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Every attempt, oldest first.
+    pub history: Vec<AttemptRecord>,
+}

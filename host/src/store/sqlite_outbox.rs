@@ -1,0 +1,330 @@
+//! The SQLite store's outbox: queueing, claiming and recording webhook
+//! deliveries, listing them, redelivery, and re-sealing secrets.
+//!
+//! URLs, header values and signing secrets are sealed with the store's
+//! keyring on the way in and opened on the way out; nothing above the
+//! store sees a sealed value, nothing in the file holds a plain one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::outbox::endpoint_key;
+use super::rules::outcome_json;
+use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, ts};
+use super::sqlite_rules::{map_secrets, spec_json};
+use super::{AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, OutboxRow, StoreError};
+use crate::model::{ActionOutcome, DeliveryId, RuleSpec, RunId, Timestamp};
+use crate::secrets::Keyring;
+
+const OUTBOX_COLUMNS: &str = "id, rule_id, url, headers, body, run_ids, signing_secret, created_at, attempts, status, \
+     next_attempt_at, finished_at, last_error";
+
+fn corrupt(column: &'static str) -> impl Fn(String) -> StoreError {
+    move |detail| StoreError::Corrupt { column, detail }
+}
+
+fn seal_headers(keys: &Keyring, headers: &BTreeMap<String, String>) -> String {
+    let sealed: BTreeMap<&String, String> = headers.iter().map(|(k, v)| (k, keys.seal(v))).collect();
+    serde_json::to_string(&sealed).unwrap_or_else(|_| "{}".into())
+}
+
+/// Queues one delivery inside a cycle's transaction.
+pub(super) async fn insert_outbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    keys: &Keyring,
+    o: &OutboxRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, status, attempts, \
+         next_attempt_at, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+    )
+    .bind(o.id.to_string())
+    .bind(o.rule_id.to_string())
+    .bind(keys.seal(&o.url))
+    .bind(seal_headers(keys, &o.headers))
+    .bind(&o.body)
+    .bind(serde_json::to_string(&o.run_ids).unwrap_or_else(|_| "[]".into()))
+    .bind(o.signing_secret.as_deref().map(|s| keys.seal(s)))
+    .bind(o.created_at.to_naive_string())
+    .bind(o.created_at.to_naive_string())
+    .bind(endpoint_key(&o.url))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn outbox_from_row(keys: &Keyring, row: &SqliteRow) -> Result<OutboxRow, StoreError> {
+    let open = |column: &'static str, v: &str| keys.open(v).map_err(|e| corrupt(column)(e.to_string()));
+    let headers: String = row.try_get("headers")?;
+    let headers = serde_json::from_str::<BTreeMap<String, String>>(&headers)
+        .map_err(|e| corrupt("outbox.headers")(e.to_string()))?
+        .into_iter()
+        .map(|(k, v)| Ok((k, open("outbox.headers", &v)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let run_ids: String = row.try_get("run_ids")?;
+    let secret: Option<String> = row.try_get("signing_secret")?;
+    Ok(OutboxRow {
+        id: parse_id(&row.try_get::<String, _>("id")?, "outbox.id")?,
+        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "outbox.rule_id")?,
+        url: open("outbox.url", &row.try_get::<String, _>("url")?)?,
+        headers,
+        body: row.try_get("body")?,
+        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+        signing_secret: secret.map(|s| open("outbox.signing_secret", &s)).transpose()?,
+        created_at: ts(row.try_get("created_at")?, "outbox.created_at")?
+            .ok_or_else(|| corrupt("outbox.created_at")("missing".into()))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), StoreError> {
+    Ok((
+        parse_id(&row.try_get::<String, _>("delivery_id")?, "delivery_attempts.delivery_id")?,
+        AttemptRecord {
+            attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(0),
+            started_at: ts(row.try_get("started_at")?, "delivery_attempts.started_at")?
+                .ok_or_else(|| corrupt("delivery_attempts.started_at")("missing".into()))?,
+            duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
+            class: row.try_get("class")?,
+            status_code: row.try_get::<Option<i64>, _>("status_code")?.and_then(|s| u16::try_from(s).ok()),
+            error: row.try_get("error")?,
+        },
+    ))
+}
+
+impl SqliteStore {
+    pub(super) async fn due_deliveries_impl(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= "
+        ));
+        b.push_bind(now.to_naive_string());
+        if !busy.is_empty() {
+            b.push(" AND endpoint NOT IN (");
+            let mut list = b.separated(", ");
+            for e in busy.iter().take(CHUNK) {
+                list.push_bind(e);
+            }
+            b.push(")");
+        }
+        b.push(" ORDER BY next_attempt_at, created_at LIMIT ").push_bind(limit as i64);
+        let rows = b.build().fetch_all(&self.read).await?;
+        rows.iter().map(|r| outbox_from_row(&self.keys, r)).collect()
+    }
+
+    pub(super) async fn record_delivery_impl(
+        &self,
+        id: DeliveryId,
+        attempts: u32,
+        attempt: &AttemptRecord,
+        status: DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.write.begin().await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(attempt), 0) + 1 FROM delivery_attempts WHERE delivery_id = ?")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(number)
+        .bind(attempt.started_at.to_naive_string())
+        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+        .bind(&attempt.class)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await?;
+        let (state, next, error, outcome) = match &status {
+            DeliveryStatus::Delivered => (
+                "delivered",
+                now,
+                None,
+                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts}))),
+            ),
+            DeliveryStatus::Failed(msg) => (
+                "failed",
+                now,
+                Some(msg.clone()),
+                Some(ActionOutcome {
+                    outcome: "error".into(),
+                    payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
+                }),
+            ),
+            DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone()), None),
+        };
+        let finished = if state == "pending" { None } else { Some(now.to_naive_string()) };
+        sqlx::query("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, finished_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(i64::from(attempts))
+            .bind(next.to_naive_string())
+            .bind(error)
+            .bind(finished)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(outcome) = outcome {
+            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                let rule: String = row.try_get("rule_id")?;
+                let runs: Vec<RunId> = serde_json::from_str(&row.try_get::<String, _>("run_ids")?).unwrap_or_default();
+                let text = outcome_json(&Some(outcome));
+                for run in runs {
+                    sqlx::query("UPDATE rule_runs SET webhooks = ? WHERE rule_id = ? AND run_id = ?")
+                        .bind(&text)
+                        .bind(&rule)
+                        .bind(run.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn list_deliveries_impl(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE 1 = 1"));
+        if let Some(rule) = q.rule {
+            b.push(" AND rule_id = ").push_bind(rule.to_string());
+        }
+        if let Some(status) = &q.status {
+            b.push(" AND status = ").push_bind(status.clone());
+        }
+        b.push(" ORDER BY created_at DESC, id LIMIT ").push_bind(q.limit as i64);
+        b.push(" OFFSET ").push_bind(q.offset as i64);
+        let rows = b.build().fetch_all(&self.read).await?;
+        self.deliveries_from_rows(&rows).await
+    }
+
+    pub(super) async fn get_delivery_impl(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        Ok(self.deliveries_from_rows(&rows).await?.pop())
+    }
+
+    async fn deliveries_from_rows(&self, rows: &[SqliteRow]) -> Result<Vec<Delivery>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let o = outbox_from_row(&self.keys, row)?;
+            let status: String = row.try_get("status")?;
+            let next = ts(row.try_get("next_attempt_at")?, "outbox.next_attempt_at")?;
+            out.push(Delivery {
+                id: o.id,
+                rule_id: o.rule_id,
+                url: o.url,
+                next_attempt_at: next.filter(|_| status == "pending"),
+                status,
+                attempts: o.attempts,
+                run_ids: o.run_ids,
+                created_at: o.created_at,
+                finished_at: ts(row.try_get("finished_at")?, "outbox.finished_at")?,
+                last_error: row.try_get("last_error")?,
+                history: Vec::new(),
+            });
+        }
+        let ids: Vec<String> = out.iter().map(|d| d.id.to_string()).collect();
+        let mut history: HashMap<DeliveryId, Vec<AttemptRecord>> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT delivery_id, attempt, started_at, duration_ms, class, status_code, error FROM delivery_attempts \
+                 WHERE 1 = 1",
+            );
+            push_in(&mut b, "delivery_id", chunk.iter().cloned());
+            b.push(" ORDER BY attempt");
+            for row in b.build().fetch_all(&self.read).await? {
+                let (id, a) = attempt_from_row(&row)?;
+                history.entry(id).or_default().push(a);
+            }
+        }
+        for d in &mut out {
+            d.history = history.remove(&d.id).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn redeliver_impl(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        let now = Timestamp::now().to_naive_string();
+        let mut tx = self.write.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Ok(false),
+            Some("pending") => return Err(StoreError::Conflict(format!("delivery {id} is still pending"))),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn reseal_secrets_impl(&self) -> Result<usize, StoreError> {
+        let keys = &self.keys;
+        let mut changed = 0;
+        let mut tx = self.write.begin().await?;
+        for row in sqlx::query("SELECT id, spec FROM rules").fetch_all(&mut *tx).await? {
+            let text: String = row.try_get("spec")?;
+            let mut spec: RuleSpec = serde_json::from_str(&text).map_err(|e| corrupt("rules.spec")(e.to_string()))?;
+            let mut stale = 0;
+            map_secrets(&mut spec, |v| {
+                stale += usize::from(!keys.is_current(v));
+                keys.open(v).map_err(|e| corrupt("rules.spec")(e.to_string()))
+            })?;
+            if stale > 0 {
+                changed += stale;
+                sqlx::query("UPDATE rules SET spec = ? WHERE id = ?")
+                    .bind(spec_json(keys, &spec)?)
+                    .bind(row.try_get::<String, _>("id")?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let rows = sqlx::query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox")).fetch_all(&mut *tx).await?;
+        for row in rows {
+            let mut stored: Vec<String> = vec![row.try_get("url")?];
+            stored.extend(row.try_get::<Option<String>, _>("signing_secret")?);
+            let headers: BTreeMap<String, String> = serde_json::from_str(&row.try_get::<String, _>("headers")?)
+                .map_err(|e| corrupt("outbox.headers")(e.to_string()))?;
+            stored.extend(headers.into_values());
+            let stale = stored.iter().filter(|v| !keys.is_current(v)).count();
+            if stale == 0 {
+                continue;
+            }
+            changed += stale;
+            let o = outbox_from_row(keys, &row)?;
+            sqlx::query("UPDATE outbox SET url = ?, headers = ?, signing_secret = ?, endpoint = ? WHERE id = ?")
+                .bind(keys.seal(&o.url))
+                .bind(seal_headers(keys, &o.headers))
+                .bind(o.signing_secret.as_deref().map(|s| keys.seal(s)))
+                .bind(endpoint_key(&o.url))
+                .bind(o.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}

@@ -1,0 +1,289 @@
+//! Delivery under faults: the real sender (reqwest, the SSRF guard, the
+//! policy) against real sockets that misbehave in every way the policy
+//! names. Each case asserts the attempts made, their classes, and the outcome.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use runhook::config::DeliverySettings;
+use runhook::delivery::drive::Journal;
+use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, drive};
+use runhook::model::{DeliveryId, RuleId, Timestamp};
+use runhook::store::{DeliveryStatus, OutboxRow};
+
+/// What the receiver does with its `n`th request (from 0).
+#[derive(Clone)]
+enum Act {
+    Respond(&'static str),
+    Reset,
+    Stall(Duration, &'static str),
+    EndlessBody,
+    HugeBody(u64),
+}
+
+struct Receiver {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    written: Arc<AtomicU64>,
+}
+
+/// A receiver on a real socket that acts out `script` (the last act repeats).
+async fn receiver(script: Vec<Act>) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook?token=s3cret", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let written = Arc::new(AtomicU64::new(0));
+    let (count, bytes) = (requests.clone(), written.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (script, count, bytes) = (script.clone(), count.clone(), bytes.clone());
+            tokio::spawn(async move { connection(stream, &script, &count, &bytes).await });
+        }
+    });
+    Receiver { url, requests, written }
+}
+
+async fn connection(mut s: TcpStream, script: &[Act], count: &AtomicUsize, written: &AtomicU64) {
+    while read_request(&mut s).await {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let act = script[n.min(script.len() - 1)].clone();
+        match act {
+            Act::Respond(raw) => {
+                if s.write_all(raw.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Act::Reset => {
+                // A zero linger makes the close a reset (RST); it never blocks.
+                #[allow(deprecated)]
+                let _ = s.set_linger(Some(Duration::ZERO));
+                return;
+            }
+            Act::Stall(wait, raw) => {
+                tokio::time::sleep(wait).await;
+                let _ = s.write_all(raw.as_bytes()).await;
+                return;
+            }
+            Act::EndlessBody => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+                while s.write_all(b"5\r\nhello\r\n").await.is_ok() {
+                    written.fetch_add(5, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return;
+            }
+            Act::HugeBody(len) => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+                let _ = s.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = 0u64;
+                while sent < len && s.write_all(&chunk).await.is_ok() {
+                    sent += chunk.len() as u64;
+                    written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request (headers and a content-length body); false at EOF.
+async fn read_request(s: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte).await {
+            Ok(1) => buf.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.is_ok()
+}
+
+/// One recorded attempt: class, status, when recorded, how long it took.
+type Note = (String, Option<u16>, Instant, Duration);
+
+#[derive(Default)]
+struct Notes(Mutex<Vec<Note>>);
+
+impl Journal for Notes {
+    fn record(&self, _row: &OutboxRow, _n: u32, r: &AttemptReport, _status: DeliveryStatus) -> BoxFuture<'static, ()> {
+        self.0.lock().unwrap().push((r.class.label().to_string(), r.class.status(), Instant::now(), r.duration));
+        Box::pin(async {})
+    }
+}
+
+fn row(url: &str) -> OutboxRow {
+    OutboxRow {
+        id: DeliveryId::new_v4(),
+        rule_id: RuleId::new_v4(),
+        url: url.into(),
+        headers: Default::default(),
+        body: r#"{"rule_id":"x","runs":[]}"#.into(),
+        run_ids: vec![],
+        signing_secret: None,
+        created_at: Timestamp::now(),
+        attempts: 0,
+    }
+}
+
+fn loopback_allowed() -> DeliverySettings {
+    DeliverySettings { allow_networks: vec!["127.0.0.0/8".parse().unwrap()], ..DeliverySettings::default() }
+}
+
+/// Delivers one row to `url`; returns the outcome and the attempt classes.
+async fn deliver(url: &str, settings: &DeliverySettings) -> (DeliveryOutcome, Vec<String>, Arc<Notes>) {
+    let sender = Sender::new(settings).unwrap();
+    let notes = Arc::new(Notes::default());
+    let outcome = drive(&sender, notes.as_ref(), settings, row(url), &CancellationToken::new()).await;
+    let classes = notes.0.lock().unwrap().iter().map(|n| n.0.clone()).collect();
+    (outcome, classes, notes)
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+const E500: &str = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+
+#[tokio::test]
+async fn connection_refused_is_retried_twice_then_fails() {
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let (outcome, classes, _) = deliver(&format!("http://127.0.0.1:{port}/hook"), &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Failed);
+    assert_eq!(classes, ["transport", "transport", "transport"]);
+}
+
+#[tokio::test]
+async fn reset_before_response_is_retried_twice_then_fails() {
+    let r = receiver(vec![Act::Reset]).await;
+    let (outcome, classes, _) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Failed);
+    assert_eq!(classes, ["transport", "transport", "transport"]);
+    assert_eq!(r.requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn headers_after_six_seconds_time_out_without_retry() {
+    let r = receiver(vec![Act::Stall(Duration::from_secs(6), OK)]).await;
+    let (outcome, classes, notes) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Failed);
+    assert_eq!(classes, ["timeout"]);
+    assert_eq!(r.requests.load(Ordering::SeqCst), 1);
+    // The deadline, not the receiver, ended the attempt.
+    assert!(notes.0.lock().unwrap()[0].3 < Duration::from_secs(6));
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_not_waited_for() {
+    let r = receiver(vec![Act::EndlessBody]).await;
+    let (outcome, classes, notes) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(classes, ["success"]);
+    // The attempt ended long before the 5 s deadline would have.
+    assert!(notes.0.lock().unwrap()[0].3 < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_500_then_200_is_delivered_on_the_retry() {
+    let r = receiver(vec![Act::Respond(E500), Act::Respond(OK)]).await;
+    let (outcome, classes, notes) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(classes, ["server_error", "success"]);
+    let notes = notes.0.lock().unwrap();
+    assert_eq!((notes[0].1, notes[1].1), (Some(500), Some(200)));
+}
+
+#[tokio::test]
+async fn three_500s_fail_after_two_retries() {
+    let r = receiver(vec![Act::Respond(E500)]).await;
+    let (outcome, classes, notes) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Failed);
+    assert_eq!(classes, ["server_error", "server_error", "server_error"]);
+    assert_eq!(r.requests.load(Ordering::SeqCst), 3);
+    // Exponential backoff: the second wait is longer than the first.
+    let n = notes.0.lock().unwrap();
+    let (first, second) = (n[1].2 - n[0].2, n[2].2 - n[1].2);
+    assert!(first >= Duration::from_millis(500) && second >= Duration::from_millis(1000), "{first:?} {second:?}");
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_waits_as_asked() {
+    let r = receiver(vec![
+        Act::Respond("HTTP/1.1 503 Service Unavailable\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n"),
+        Act::Respond(OK),
+    ])
+    .await;
+    let (outcome, classes, notes) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(classes, ["server_error", "success"]);
+    let n = notes.0.lock().unwrap();
+    assert!(n[1].2 - n[0].2 >= Duration::from_secs(2), "retried before Retry-After");
+}
+
+#[tokio::test]
+async fn a_404_and_a_429_fail_without_retry() {
+    for raw in [
+        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n",
+    ] {
+        let r = receiver(vec![Act::Respond(raw)]).await;
+        let (outcome, classes, _) = deliver(&r.url, &loopback_allowed()).await;
+        assert_eq!(outcome, DeliveryOutcome::Failed, "{raw}");
+        assert_eq!(classes, ["client_error"], "{raw}");
+        assert_eq!(r.requests.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_302_is_not_followed() {
+    let elsewhere = receiver(vec![Act::Respond(OK)]).await;
+    let location = format!("HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\n\r\n", elsewhere.url);
+    let r = receiver(vec![Act::Respond(Box::leak(location.into_boxed_str()))]).await;
+    let (outcome, classes, _) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Failed);
+    assert_eq!(classes, ["redirect"]);
+    assert_eq!(elsewhere.requests.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_one_gigabyte_body_is_not_read() {
+    let r = receiver(vec![Act::HugeBody(1 << 30)]).await;
+    let (outcome, classes, _) = deliver(&r.url, &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(classes, ["success"]);
+    // Let the receiver notice the closed connection, then count what it sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = r.written.load(Ordering::SeqCst);
+    assert!(sent < 64 << 20, "the sender accepted {sent} bytes of a body it should ignore");
+}
+
+#[tokio::test]
+async fn loopback_and_private_targets_are_refused_by_default() {
+    let r = receiver(vec![Act::Respond(OK)]).await;
+    let port = r.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_string();
+    let closed = DeliverySettings::default();
+    for url in [
+        r.url.clone(),
+        format!("http://localhost:{port}/hook"),
+        "http://10.0.0.1/hook".into(),
+        "http://169.254.169.254/latest/meta-data".into(),
+        "http://[::1]/hook".into(),
+    ] {
+        let (outcome, classes, _) = deliver(&url, &closed).await;
+        assert_eq!(outcome, DeliveryOutcome::Failed, "{url}");
+        assert_eq!(classes, ["forbidden"], "{url}");
+    }
+    assert_eq!(r.requests.load(Ordering::SeqCst), 0, "a refused target was contacted");
+    // Allowed when the operator lists the network; names resolve through the guard.
+    let (outcome, _, _) = deliver(&format!("http://localhost:{port}/hook"), &loopback_allowed()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(r.requests.load(Ordering::SeqCst), 1);
+}
