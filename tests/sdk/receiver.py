@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, status=200):
+    def __init__(self, status=200, headers=None):
         self.status = status
+        self.headers = headers or {}
         self.requests = []
         self.lock = threading.Lock()
         outer = self
@@ -24,6 +25,8 @@ class Receiver:
                     )
                     status = outer.status(len(outer.requests)) if callable(outer.status) else outer.status
                 self.send_response(status)
+                for name, value in outer.headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

@@ -123,7 +123,7 @@ fn print_table(list: &[Value]) {
             "{:<36}  {:<9}  {:>8}  {:<17}  {:<32}  {}",
             text(d, "id"),
             text(d, "status"),
-            d["attempts"],
+            d["attempts"].as_u64().unwrap_or(0),
             last_class(d),
             text(d, "created_at"),
             text(d, "url"),
@@ -145,9 +145,9 @@ fn print_one(server: &ServerArgs, d: &Value) -> anyhow::Result<()> {
     for a in d["history"].as_array().map(Vec::as_slice).unwrap_or_default() {
         println!(
             "  attempt {:>2}  {}  {:>6} ms  {:<17} {}",
-            a["attempt"],
+            a["attempt"].as_u64().unwrap_or(0),
             text(a, "started_at"),
-            a["duration_ms"],
+            a["duration_ms"].as_u64().unwrap_or(0),
             text(a, "class"),
             a.get("error").and_then(Value::as_str).unwrap_or(""),
         );

@@ -1,0 +1,188 @@
+"""Webhook delivery through the real binary: secrets at rest, SSRF refusal,
+deliveries API and CLI, redelivery, and pending deliveries surviving kill -9."""
+
+import os
+import subprocess
+
+import pytest
+import requests
+from langsmith import Client
+
+from conftest import API_KEY, REPO, Server, wait_for
+from receiver import Receiver
+from test_rules import api, create_rule, trace_answers
+
+BINARY = os.environ.get("RUNHOOK_BIN", str(REPO / "target" / "debug" / "runhook"))
+
+URL_SECRET = "urltoken-7f3a9c1e5b"
+HEADER_SECRET = "headervalue-2d8e4b6a0c"
+SIGNING_SECRET = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTAxMjM0NTY3ODk="
+
+
+def client_for(server):
+    c = Client(api_url=server.url, api_key=API_KEY)
+    wait_for(lambda: c.compressed_traces is not None)
+    return c
+
+
+def deliveries(server, **params):
+    resp = api(server, "GET", "/deliveries", params=params)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):
+    data = tmp_path / "data"
+    server = Server(data)
+    try:
+        client = client_for(server)
+        project = "secrets"
+        rule = create_rule(server, {
+            "display_name": "secret target", "session_name": project, "interval_seconds": 1,
+            "signing_secret": SIGNING_SECRET,
+            "webhooks": [{"url": f"{receiver.url}/hook?token={URL_SECRET}", "headers": {"x-auth": HEADER_SECRET}}],
+        })
+        trace_answers(client, project, ["one"])
+        wait_for(lambda: receiver.requests, timeout=30)
+        # The receiver got the real values ...
+        req = receiver.requests[0]
+        assert req["path"].endswith(URL_SECRET)
+        assert {k.lower(): v for k, v in req["headers"].items()}["x-auth"] == HEADER_SECRET
+        wait_for(lambda: deliveries(server, rule_id=rule["id"], status="delivered"))
+        # ... the API shows them masked, or not at all ...
+        shown = api(server, "GET", f"/runs/rules/{rule['id']}").text + api(server, "GET", "/deliveries").text
+        assert "token=***" in shown
+        for secret in (URL_SECRET, HEADER_SECRET, SIGNING_SECRET):
+            assert secret not in shown
+    finally:
+        server.stop()
+    # ... and neither the database files nor the log hold them in clear.
+    stored = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and p.name != "secret.key")
+    assert b"enc:v1:" in stored
+    log = server.log_text()
+    assert "webhook attempt" in log
+    for secret in (URL_SECRET, HEADER_SECRET, SIGNING_SECRET):
+        assert secret.encode() not in stored, f"{secret} stored in clear"
+        assert secret not in log, f"{secret} logged"
+    assert oct((data / "secret.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_keys_rotate_reseals_everything_under_a_new_key(tmp_path, receiver):
+    data = tmp_path / "data"
+    server = Server(data)
+    try:
+        create_rule(server, {"display_name": "rotating", "session_name": "rot", "interval_seconds": 1,
+                             "webhooks": [{"url": f"{receiver.url}/hook?token={URL_SECRET}"}]})
+    finally:
+        server.stop()
+    old_key = (data / "secret.key").read_text()
+    # Refused while a server holds the data directory.
+    running = Server(data)
+    try:
+        busy = subprocess.run([BINARY, "keys", "rotate", "--data-dir", str(data)], capture_output=True, text=True)
+        assert busy.returncode != 0 and "in use" in busy.stderr
+    finally:
+        running.stop()
+    out = subprocess.run([BINARY, "keys", "rotate", "--data-dir", str(data)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "re-sealed" in out.stdout
+    new_key = (data / "secret.key").read_text()
+    assert new_key != old_key and old_key.splitlines()[-1] not in new_key
+    # The rule still works under the new key alone.
+    server = Server(data)
+    try:
+        client = client_for(server)
+        trace_answers(client, "rot", ["after rotation"])
+        wait_for(lambda: receiver.requests, timeout=30)
+        assert receiver.requests[0]["path"].endswith(URL_SECRET)
+    finally:
+        server.stop()
+
+
+def test_loopback_targets_are_refused_unless_allowed(tmp_path, receiver):
+    server = Server(tmp_path / "data", env={"RUNHOOK_ALLOW_NETWORKS": ""})
+    try:
+        client = client_for(server)
+        rule = create_rule(server, {"display_name": "ssrf", "session_name": "ssrf", "interval_seconds": 1,
+                                    "webhooks": [{"url": receiver.url + "/hook"}]})
+        trace_answers(client, "ssrf", ["to loopback"])
+        failed = wait_for(lambda: deliveries(server, rule_id=rule["id"], status="failed"), timeout=30)
+        assert failed[0]["history"][0]["class"] == "forbidden"
+        assert "loopback" in failed[0]["last_error"] and "RUNHOOK_ALLOW_NETWORKS" in failed[0]["last_error"]
+        logs = api(server, "GET", f"/runs/rules/{rule['id']}/logs").json()
+        assert logs[0]["webhooks"]["outcome"] == "error"
+        assert receiver.requests == []
+    finally:
+        server.stop()
+
+
+def test_failed_deliveries_are_listed_and_redelivered_with_the_same_id(server, client, project):
+    receiver = Receiver(status=500)
+    try:
+        rule = create_rule(server, {"display_name": "redeliver", "session_name": project, "interval_seconds": 1,
+                                    "webhooks": [{"url": receiver.url + "/hook"}]})
+        trace_answers(client, project, ["flaky receiver"])
+        failed = wait_for(lambda: deliveries(server, rule_id=rule["id"], status="failed"), timeout=30)[0]
+        assert failed["attempts"] == 3
+        assert [a["class"] for a in failed["history"]] == ["server_error"] * 3
+        assert [a["status_code"] for a in failed["history"]] == [500] * 3
+        # The CLI lists it.
+        env = {**os.environ, "RUNHOOK_SERVER": server.url, "RUNHOOK_API_KEY": API_KEY}
+        listed = subprocess.run([BINARY, "deliveries", "list", "--rule", rule["id"]], capture_output=True, text=True,
+                                env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert failed["id"] in listed.stdout and "failed" in listed.stdout
+        # Redelivery of a pending one is refused; of a failed one, queued.
+        receiver.status = 200
+        redone = subprocess.run([BINARY, "deliveries", "redeliver", failed["id"]], capture_output=True, text=True,
+                                env=env)
+        assert redone.returncode == 0, redone.stderr
+        done = wait_for(lambda: deliveries(server, rule_id=rule["id"], status="delivered"), timeout=30)[0]
+        assert [a["class"] for a in done["history"]] == ["server_error"] * 3 + ["success"]
+        ids = {webhook_id(r) for r in receiver.requests}
+        assert ids == {failed["id"]}, "every attempt and the redelivery carry the same webhook-id"
+        shown = subprocess.run([BINARY, "deliveries", "show", failed["id"]], capture_output=True, text=True, env=env)
+        assert "attempt  4" in shown.stdout and "success" in shown.stdout
+        bad = api(server, "POST", "/deliveries/not-a-uuid/redeliver")
+        assert bad.status_code == 400 and "not a UUID" in bad.json()["detail"]
+        assert api(server, "GET", "/deliveries", params={"status": "lost"}).status_code == 400
+    finally:
+        receiver.close()
+
+
+def webhook_id(request):
+    return {k.lower(): v for k, v in request["headers"].items()}["webhook-id"]
+
+
+def test_pending_deliveries_complete_after_kill_with_their_ids(tmp_path):
+    """Deliveries waiting for a retry when the host is killed are completed
+    after restart, each with its original webhook-id."""
+    receiver = Receiver(status=503, headers={"retry-after": "4"})
+    data = tmp_path / "data"
+    server = Server(data)
+    try:
+        client = client_for(server)
+        create_rule(server, {"display_name": "pending", "session_name": "pending", "interval_seconds": 1,
+                             "max_runs_per_payload": 1, "webhooks": [{"url": receiver.url + "/hook"}]})
+        trace_answers(client, "pending", [f"answer {i}" for i in range(5)])
+        wait_for(lambda: len({webhook_id(r) for r in receiver.requests}) == 5, timeout=30)
+        first_ids = {webhook_id(r) for r in receiver.requests}
+        assert len(deliveries(server, status="pending")) == 5
+        server.proc.kill()
+        server.proc.wait()
+        receiver.status = 200
+        server = Server(data)
+        wait_for(lambda: len(deliveries(server, status="delivered")) == 5, timeout=40)
+        assert {d["id"] for d in deliveries(server, status="delivered")} == first_ids
+        assert {webhook_id(r) for r in receiver.requests if r.get("status") == 200} <= first_ids
+        assert deliveries(server, status="pending") == []
+    finally:
+        server.stop()
+        receiver.close()
