@@ -30,6 +30,8 @@ pub(super) enum BenchCommand {
     Filters(super::bench_filter::FilterBenchArgs),
     /// Rule-cycle throughput and ingest-to-receiver latency.
     Rules(super::bench_rules::RulesBenchArgs),
+    /// Webhook deliveries per second beside a bare reqwest loop.
+    Deliveries(super::bench_delivery::DeliveryBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +50,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Ingest(args) => super::bench_ingest::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Filters(args) => super::bench_filter::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Rules(args) => super::bench_rules::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Deliveries(args) => super::bench_delivery::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -5,6 +5,7 @@
 //! command itself could not run (bad arguments, unreadable files).
 
 mod bench;
+mod bench_delivery;
 mod bench_filter;
 mod bench_ingest;
 mod bench_rules;

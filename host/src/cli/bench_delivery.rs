@@ -1,0 +1,178 @@
+//! `runhook bench deliveries`: webhook deliveries per second to a local
+//! receiver, beside a bare reqwest loop to the same receiver.
+//!
+//! runhook's side is the whole delivery path: N deliveries are queued in a
+//! fresh store's outbox (sealed URL and header, as a rule cycle writes
+//! them), then the delivery worker claims, unseals, signs, sends and
+//! records each one; the clock stops when the outbox holds no pending row.
+//! The baseline posts the same body N times with a bare `reqwest::Client`
+//! at the same concurrency (the per-endpoint bound, since all deliveries go
+//! to one endpoint). Both run in this process against one axum receiver;
+//! the ratio is the figure to compare across machines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeliverySettings;
+use crate::model::{DeliveryId, RuleId, RuleSpec, SessionId, Timestamp, WebhookTarget};
+use crate::secrets::Keyring;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{CycleCommit, OutboxRow, Store};
+
+#[derive(Debug, Args)]
+pub(super) struct DeliveryBenchArgs {
+    /// Deliveries per measurement.
+    #[arg(long, default_value_t = 5_000)]
+    deliveries: usize,
+    /// Sign every delivery (Standard Webhooks), as a rule with a secret does.
+    #[arg(long)]
+    signed: bool,
+}
+
+pub(super) fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(bench(args))
+}
+
+/// A local receiver answering 200 to every POST; returns its URL.
+async fn receiver(stop: CancellationToken) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook?token=bench-secret", listener.local_addr()?);
+    let app = axum::Router::new().route("/hook", axum::routing::post(|_body: axum::body::Bytes| async { "ok" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    });
+    Ok(url)
+}
+
+fn body() -> String {
+    serde_json::json!({"rule_id": RuleId::new_v4(), "runs": [super::bench::sample_run()], "feedback_stats": {}})
+        .to_string()
+}
+
+async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, next, url, body) = (client.clone(), next.clone(), url.to_string(), body.to_string());
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let resp =
+                    client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+                anyhow::ensure!(resp.status().is_success(), "receiver answered {}", resp.status());
+                let _ = resp.bytes().await;
+            }
+            Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+async fn runhook_path(args: &DeliveryBenchArgs, url: &str, body: &str) -> anyhow::Result<Duration> {
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), Keyring::generate()).await?);
+    let headers = [("x-team".to_string(), "bench-header-secret".to_string())].into_iter().collect();
+    let spec = RuleSpec {
+        display_name: "bench".into(),
+        session_id: SessionId::new_v4(),
+        filter: None,
+        trace_filter: None,
+        tree_filter: None,
+        sampling_rate: 1.0,
+        is_enabled: false,
+        backfill_from: None,
+        webhooks: vec![WebhookTarget { url: url.into(), headers: Some(headers) }],
+        plugins: Default::default(),
+        interval_seconds: 60,
+        max_runs_per_payload: 1,
+        signing_secret: args.signed.then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+    };
+    let rule = store.create_rule(RuleId::new_v4(), &spec).await?;
+    let state = store.rule_state(rule.id).await?.ok_or_else(|| anyhow::anyhow!("rule vanished"))?;
+    let target = &spec.webhooks[0];
+    for chunk in (0..args.deliveries).collect::<Vec<_>>().chunks(1000) {
+        let outbox = chunk
+            .iter()
+            .map(|_| OutboxRow {
+                id: DeliveryId::new_v7(),
+                rule_id: rule.id,
+                url: target.url.clone(),
+                headers: target.headers.clone().unwrap_or_default(),
+                body: body.to_string(),
+                run_ids: vec![],
+                signing_secret: spec.signing_secret.clone(),
+                created_at: Timestamp::now(),
+                attempts: 0,
+            })
+            .collect();
+        store
+            .commit_cycle(CycleCommit {
+                rule_id: rule.id,
+                from_watermark: state.watermark,
+                to_watermark: state.watermark,
+                window_start: state.window_end,
+                window_end: state.window_end,
+                candidates: 0,
+                logs: vec![],
+                outbox,
+                feedback: vec![],
+                error: None,
+            })
+            .await?;
+    }
+    let settings = super::loopback_allowed();
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(crate::delivery::run(store.clone(), settings, stop.clone()));
+    loop {
+        let (pending, _) = store.outbox_stats().await?;
+        if pending == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "{pending} deliveries still pending after 10 min"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    worker.await?;
+    let failed = store
+        .list_deliveries(&crate::store::DeliveryQuery { status: Some("failed".into()), limit: 1, ..Default::default() })
+        .await?;
+    anyhow::ensure!(failed.is_empty(), "a delivery failed: {:?}", failed[0].last_error);
+    Ok(took)
+}
+
+async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let url = receiver(stop.clone()).await?;
+    let body = body();
+    let concurrency = DeliverySettings::default().per_endpoint_concurrency;
+    let n = args.deliveries;
+    // Warm up both paths' connections and the receiver.
+    bare_loop(&url, &body, 200, concurrency).await?;
+    let bare = bare_loop(&url, &body, n, concurrency).await?;
+    let ours = runhook_path(args, &url, &body).await?;
+    stop.cancel();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "runhook bench deliveries: {n} webhooks of {} bytes to a local receiver, concurrency {concurrency}{}",
+        body.len(),
+        if args.signed { ", signed" } else { "" }
+    );
+    println!("  bare reqwest loop (baseline)          {:>9.0} deliveries/s", rate(bare));
+    println!("  runhook outbox -> worker -> receiver  {:>9.0} deliveries/s", rate(ours));
+    println!("  ratio (target >= 0.70)                {:>9.2}", rate(ours) / rate(bare));
+    Ok(())
+}
