@@ -4,7 +4,7 @@
 # that the sandbox stops. Everything runs locally; nothing is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-plugins/build.sh >/dev/null
+plugins/build.sh rust >/dev/null
 cargo build --quiet --locked -p runhook
 runhook=target/debug/runhook
 wasm=plugins/rust/target/wasm32-wasip2/release

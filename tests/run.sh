@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and end-to-end tests (which build the
-# example plugins from source on first use), then the LangSmith SDK suite
-# (the real Python SDK against the real binary). Works on a fresh machine
-# with the Rust toolchain and Python 3: installs the wasm32-wasip2 target and
-# a virtualenv with the pinned SDK (.venv) when missing.
+# Runs every test: builds the plugin examples in every language from source,
+# then the Rust unit and end-to-end tests, then the LangSmith SDK suite (the
+# real Python SDK against the real binary). Works on a fresh Debian machine
+# with the Rust toolchain, Python 3 and Node.js: installs the wasm32-wasip2
+# target, Debian's clang and wasi-libc (for the C example; with sudo unless
+# root), the guest toolchains (plugins/toolchains.sh) and a virtualenv with
+# the pinned SDK (.venv) when missing. The first run takes a few minutes more
+# (wit-bindgen's C generator is built from source once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+if ! command -v clang-19 >/dev/null || [ ! -d /usr/lib/wasm32-wasi ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+fi
+plugins/build.sh >/dev/null
 cargo test --workspace --locked "$@"
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -8,6 +8,7 @@
 mod api_input;
 mod common;
 mod delivery_faults;
+mod languages;
 mod ops;
 mod plugin_cli;
 mod plugin_host;

@@ -13,6 +13,7 @@ mod deliveries;
 mod demo;
 mod keys;
 mod plugin;
+mod scaffold;
 mod serve;
 
 use std::path::PathBuf;

@@ -23,6 +23,8 @@ pub(super) enum PluginCommand {
     Check(CheckArgs),
     /// Call one capability of a plugin on a JSON file and print the result.
     Run(RunArgs),
+    /// Create a plugin project in Rust, Python, JavaScript, C or Go that builds with ./build.sh.
+    New(super::scaffold::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +84,14 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Check(args) => check(&args),
         PluginCommand::Run(args) => run_plugin(&args),
+        PluginCommand::New(args) => {
+            let root = super::scaffold::create(&args)?;
+            println!("created {}", root.display());
+            println!("  build:  {}/build.sh", root.display());
+            println!("  check:  runhook plugin check {}/*.wasm --require match,evaluate", root.display());
+            println!("  try:    runhook plugin run PLUGIN.wasm --match run.json --config '{{}}'");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -105,11 +105,11 @@ impl PluginSession {
     }
 
     /// Instantiates now if no instance is live (start functions run under
-    /// the call deadline). Calls do this on demand; `plugin check` uses it
+    /// the instantiation budget, see [`instantiation_budget`]). Calls do this on demand; `plugin check` uses it
     /// to prove the sandbox can host the plugin.
     pub fn instantiate(&mut self) -> Result<(), PluginError> {
         if self.live.is_none() {
-            let ticks = self.engine.ticks_for(self.limits.deadline);
+            let ticks = self.engine.ticks_for(instantiation_budget(self.limits));
             self.live = Some(instantiate(&self.engine, &self.plugin, &self.tag, self.limits, ticks)?);
         }
         Ok(())
@@ -177,11 +177,14 @@ impl PluginSession {
         if !self.plugin.capabilities().contains(capability) {
             return Err(PluginError::NotExported { plugin, capability });
         }
-        let ticks = self.engine.ticks_for(self.limits.deadline);
         let live = match &mut self.live {
             Some(live) => live,
-            None => self.live.insert(instantiate(&self.engine, &self.plugin, &self.tag, self.limits, ticks)?),
+            None => {
+                let budget = self.engine.ticks_for(instantiation_budget(self.limits));
+                self.live.insert(instantiate(&self.engine, &self.plugin, &self.tag, self.limits, budget)?)
+            }
         };
+        let ticks = self.engine.ticks_for(self.limits.deadline);
         live.store.data_mut().memory_exceeded = false;
         live.store.set_epoch_deadline(ticks);
         let outcome = f(live);
@@ -253,4 +256,14 @@ fn classify(
             PluginError::Trap { plugin, capability, reason }
         }
     }
+}
+
+/// The least time instantiation gets, whatever the call deadline: guests
+/// that carry a language runtime (Python, JavaScript) start it there, once
+/// per rule cycle, and a 100 ms call deadline must not fail them on a busy
+/// machine. Calls keep their own deadline.
+pub const MIN_INSTANTIATION_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn instantiation_budget(limits: PluginLimits) -> std::time::Duration {
+    limits.deadline.max(MIN_INSTANTIATION_BUDGET)
 }

@@ -1,0 +1,3 @@
+module runhook.example/plugin
+
+go 1.24

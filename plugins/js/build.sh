@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the JavaScript example plugin with componentize-qjs (QuickJS; npm,
+# pinned in package-lock.json). Output: plugins/js/example/example.wasm
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+[ -x node_modules/.bin/componentize-qjs ] || npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
+ls -l example/example.wasm
