@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use runhook::config::DeliverySettings;
 use runhook::delivery::drive::Journal;
-use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, drive};
+use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
 use runhook::model::{DeliveryId, RuleId, Timestamp};
 use runhook::store::{DeliveryStatus, OutboxRow};
 
@@ -145,7 +145,8 @@ fn loopback_allowed() -> DeliverySettings {
 async fn deliver(url: &str, settings: &DeliverySettings) -> (DeliveryOutcome, Vec<String>, Arc<Notes>) {
     let sender = Sender::new(settings).unwrap();
     let notes = Arc::new(Notes::default());
-    let outcome = drive(&sender, notes.as_ref(), settings, row(url), &CancellationToken::new()).await;
+    let outcome =
+        drive(&sender, notes.as_ref(), settings, row(url), &CancellationToken::new(), SlotGuard::untracked()).await;
     let classes = notes.0.lock().unwrap().iter().map(|n| n.0.clone()).collect();
     (outcome, classes, notes)
 }

@@ -6,6 +6,11 @@
 ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
 CREATE INDEX outbox_by_rule ON outbox (rule_id, created_at DESC);
 CREATE INDEX outbox_by_time ON outbox (created_at DESC);
+-- The worker's query skips busy endpoints without reading rows (bodies are
+-- large); the outbox depth and age (metrics) come from an index alone.
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at, endpoint);
+CREATE INDEX outbox_pending_age ON outbox (status, created_at);
 
 CREATE TABLE delivery_attempts (
     delivery_id TEXT NOT NULL,

@@ -237,9 +237,11 @@ async fn check_plugin(state: &AppState, field: &str, r: &PluginRef, cap: Capabil
         path: r.path.clone().into(),
         required: Capabilities::of(cap),
     };
-    let loaded =
-        tokio::task::spawn_blocking(move || registry.load(&spec)).await.map_err(|e| ApiError::Internal(Box::new(e)))?;
-    loaded.map(|_| ()).map_err(|e| bad(format!("{field}: {e}")))
+    // Checked without compiling; a first compilation runs in the background.
+    let prepared = tokio::task::spawn_blocking(move || registry.prepare(&spec))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    prepared.map_err(|e| bad(format!("{field}: {e}")))
 }
 
 async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {

@@ -77,6 +77,40 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
     Ok(started.elapsed())
 }
 
+/// runhook's HTTP attempt alone (guard, signing headers, deadline, body
+/// drain), without the outbox: what the store's share of the cost is.
+async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
+    let sender = crate::delivery::Sender::new(&super::loopback_allowed())?;
+    let row = OutboxRow {
+        id: DeliveryId::new_v7(),
+        rule_id: RuleId::new_v4(),
+        url: url.to_string(),
+        headers: Default::default(),
+        body: body.to_string(),
+        run_ids: vec![],
+        signing_secret: None,
+        created_at: Timestamp::now(),
+        attempts: 0,
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (sender, row, next) = (sender.clone(), row.clone(), next.clone());
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let report = sender.attempt(&row, 1).await;
+                anyhow::ensure!(report.class.label() == "success", "attempt failed: {:?}", report.class);
+            }
+            Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
 async fn runhook_path(args: &DeliveryBenchArgs, url: &str, body: &str) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), Keyring::generate()).await?);
@@ -163,6 +197,7 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
     // Warm up both paths' connections and the receiver.
     bare_loop(&url, &body, 200, concurrency).await?;
     let bare = bare_loop(&url, &body, n, concurrency).await?;
+    let sender_only = sender_loop(&url, &body, n, concurrency).await?;
     let ours = runhook_path(args, &url, &body).await?;
     stop.cancel();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
@@ -172,6 +207,7 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         if args.signed { ", signed" } else { "" }
     );
     println!("  bare reqwest loop (baseline)          {:>9.0} deliveries/s", rate(bare));
+    println!("  runhook sender alone (no outbox)      {:>9.0} deliveries/s", rate(sender_only));
     println!("  runhook outbox -> worker -> receiver  {:>9.0} deliveries/s", rate(ours));
     println!("  ratio (target >= 0.70)                {:>9.2}", rate(ours) / rate(bare));
     Ok(())

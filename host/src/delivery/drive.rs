@@ -9,7 +9,6 @@
 //! the row due at the recorded time.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +17,7 @@ use super::policy::{Step, next_step};
 use super::send::{AttemptReport, Sender};
 use crate::config::DeliverySettings;
 use crate::model::Timestamp;
-use crate::store::{AttemptRecord, DeliveryStatus, OutboxRow, Store};
+use crate::store::{DeliveryStatus, OutboxRow};
 
 /// Makes attempts: the real [`Sender`], or a script in tests.
 pub trait Attempts: Send + Sync {
@@ -32,40 +31,38 @@ impl Attempts for Sender {
     }
 }
 
-/// Records attempts: the store, or a list in tests.
+/// Records attempts: the store (through [`StoreJournal`](super::journal::StoreJournal)), or a list in tests.
 pub trait Journal: Send + Sync {
     /// Records attempt `n` of `row` and the state it leaves the delivery in.
     fn record(&self, row: &OutboxRow, n: u32, report: &AttemptReport, status: DeliveryStatus)
     -> BoxFuture<'static, ()>;
 }
 
-impl Journal for Arc<dyn Store> {
-    fn record(
-        &self,
-        row: &OutboxRow,
-        n: u32,
-        report: &AttemptReport,
-        status: DeliveryStatus,
-    ) -> BoxFuture<'static, ()> {
-        let error = match &status {
-            DeliveryStatus::Failed(e) | DeliveryStatus::Retry { error: e, .. } => Some(e.clone()),
-            DeliveryStatus::Delivered => None,
-        };
-        let record = AttemptRecord {
-            attempt: n,
-            started_at: report.started_at,
-            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
-            class: report.class.label().into(),
-            status_code: report.class.status(),
-            error,
-        };
-        // Owned values only: the future outlives no borrow.
-        let (store, id) = (self.clone(), row.id);
-        Box::pin(async move {
-            if let Err(e) = store.record_delivery(id, n, &record, status).await {
-                tracing::error!(delivery = %id, error = %e, "cannot record a delivery attempt; it will be repeated");
-            }
-        })
+/// A delivery's hold on its endpoint's concurrency slot; dropping it frees
+/// the slot (the worker learns it through a channel).
+#[derive(Debug)]
+pub struct SlotGuard {
+    freed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    endpoint: String,
+}
+
+impl SlotGuard {
+    /// A slot of `endpoint`, reported to `freed` when dropped.
+    pub fn new(freed: tokio::sync::mpsc::UnboundedSender<String>, endpoint: String) -> Self {
+        Self { freed: Some(freed), endpoint }
+    }
+
+    /// A slot nobody counts (tests, tools).
+    pub fn untracked() -> Self {
+        Self { freed: None, endpoint: String::new() }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.freed.take() {
+            let _ = tx.send(std::mem::take(&mut self.endpoint));
+        }
     }
 }
 
@@ -87,7 +84,9 @@ pub async fn drive(
     settings: &DeliverySettings,
     mut row: OutboxRow,
     stop: &CancellationToken,
+    slot: SlotGuard,
 ) -> DeliveryOutcome {
+    let mut slot = Some(slot);
     loop {
         let n = row.attempts + 1;
         let report = sender.attempt(&row, n).await;
@@ -107,6 +106,11 @@ pub async fn drive(
                 DeliveryStatus::Retry { at: Timestamp::from_datetime(at), error: message }
             }
         };
+        if !matches!(step, Step::Retry(_)) {
+            // No more requests: the endpoint's slot goes to the next
+            // delivery while this one waits for its record to commit.
+            drop(slot.take());
+        }
         journal.record(&row, n, &report, status).await;
         row.attempts = n;
         let outcome = match step {
@@ -190,7 +194,15 @@ mod tests {
     ) -> (DeliveryOutcome, Vec<Duration>, Vec<(u32, String)>) {
         let script = Script { answers: Mutex::new(answers), times: Mutex::new(vec![]) };
         let notes = Notes::default();
-        let outcome = drive(&script, &notes, &DeliverySettings::default(), row(), &CancellationToken::new()).await;
+        let outcome = drive(
+            &script,
+            &notes,
+            &DeliverySettings::default(),
+            row(),
+            &CancellationToken::new(),
+            SlotGuard::untracked(),
+        )
+        .await;
         let times = script.times.into_inner().unwrap();
         let gaps = times.windows(2).map(|w| w[1] - w[0]).collect();
         (outcome, gaps, notes.0.into_inner().unwrap())

@@ -30,6 +30,7 @@ pub mod cache;
 pub mod engine;
 mod error;
 pub mod plugin;
+pub mod probe;
 pub mod registry;
 pub mod sandbox;
 pub mod session;

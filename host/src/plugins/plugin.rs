@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{PACKAGE, evaluator, matcher, transformer};
+use super::bindings::{evaluator, matcher, transformer};
 use super::cache::{CompileCache, LoadOrigin, content_hash};
 use super::engine::PluginEngine;
 use super::error::describe;
@@ -196,16 +196,6 @@ fn inspect(engine: &PluginEngine, component: &Component) -> (Capabilities, Vec<S
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine.engine()).map(|(name, _)| name.to_string()).collect();
     let imports: Vec<String> = ty.imports(engine.engine()).map(|(name, _)| name.to_string()).collect();
-    let capabilities = exports
-        .iter()
-        .filter_map(|name| {
-            let (iface, version) = name.split_once('@')?;
-            let (package, iface) = iface.rsplit_once('/')?;
-            if package != PACKAGE || !version.starts_with("0.1.") {
-                return None;
-            }
-            Capability::ALL.into_iter().find(|c| c.interface() == iface)
-        })
-        .collect();
+    let capabilities = super::probe::capabilities_of(exports.iter().map(String::as_str));
     (capabilities, exports, imports)
 }

@@ -30,6 +30,10 @@ use super::{Capabilities, PluginError};
 /// How often the service checks plugin files for changes unless configured.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Components up to this size are compiled when a rule is saved; larger
+/// ones (language runtimes) are probed, and compiled in the background.
+const SYNC_LOAD_MAX_BYTES: u64 = 1 << 20;
+
 /// What a rule asks of a plugin file.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
@@ -108,12 +112,38 @@ pub struct PluginRegistry {
     engine: PluginEngine,
     cache: CompileCache,
     slots: Mutex<HashMap<PathBuf, PluginHandle>>,
+    /// One gate per file: concurrent first loads of a file compile it once.
+    loading: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 impl PluginRegistry {
     /// An empty registry.
     pub fn new(engine: PluginEngine, cache: CompileCache) -> Self {
-        Self { engine, cache, slots: Mutex::new(HashMap::new()) }
+        Self { engine, cache, slots: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
+    }
+
+    /// Checks, without compiling, that `spec.path` is a component offering
+    /// `spec.required` (or that the loaded version does), and starts loading
+    /// it on a background thread when it is not loaded yet. Saving a rule
+    /// calls this: it answers in milliseconds even for a Python or
+    /// JavaScript plugin whose first compilation takes seconds; the rule's
+    /// first cycle waits for that compilation (see [`load`](Self::load)).
+    pub fn prepare(self: &Arc<Self>, spec: &PluginSpec) -> Result<(), PluginError> {
+        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        // Small components compile in well under a second: load them now, so
+        // that a link error is reported when the rule is saved.
+        let small = std::fs::metadata(&key).is_ok_and(|m| m.len() <= SYNC_LOAD_MAX_BYTES);
+        if small || self.slot(&key).is_some() {
+            return self.load(spec).map(|_| ());
+        }
+        super::probe::probe(&spec.name, &key, spec.required)?;
+        let (registry, spec) = (self.clone(), spec.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = registry.load(&spec) {
+                tracing::warn!(plugin = %spec.name, error = %e, "plugin failed to load; its rules will report it");
+            }
+        });
+        Ok(())
     }
 
     /// The shared engine.
@@ -123,9 +153,13 @@ impl PluginRegistry {
 
     /// Returns the handle for `spec.path`, loading it on first use. A file
     /// already in use must also provide `spec.required`, now and after every
-    /// reload. Blocking (may compile).
+    /// reload. Blocking (may compile, or wait for a compilation in progress).
     pub fn load(&self, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
         let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        // Whoever comes second waits here for the first compilation, then
+        // finds the slot it made.
+        let gate = self.loading.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
+        let _loading = gate.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = self.slot(&key) {
             let missing = spec.required.missing_from(slot.current().capabilities());
             if !missing.is_empty() {

@@ -20,7 +20,10 @@ mod sqlite_rules;
 
 use std::collections::HashSet;
 
-pub use outbox::{AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, OutboxRow, endpoint_key};
+pub use outbox::{
+    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
+    endpoint_key,
+};
 pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState};
 
 use async_trait::async_trait;
@@ -299,21 +302,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
 
-    /// Pending deliveries due by `now`, oldest first, skipping those bound
-    /// for the endpoints in `busy` (see [`endpoint_key`]).
-    async fn due_deliveries(&self, now: Timestamp, limit: usize, busy: &[String])
-    -> Result<Vec<OutboxRow>, StoreError>;
+    /// Pending deliveries due by `query.now`, oldest first (see [`DueQuery`]).
+    async fn due_deliveries(&self, query: &DueQuery) -> Result<DuePage, StoreError>;
 
-    /// Records one attempt and the delivery's state after it (`attempts`
-    /// counts since queued or redelivered); a final state also lands in the
-    /// rule log of the runs carried.
-    async fn record_delivery(
-        &self,
-        id: DeliveryId,
-        attempts: u32,
-        attempt: &AttemptRecord,
-        status: DeliveryStatus,
-    ) -> Result<(), StoreError>;
+    /// Records attempts, each with the delivery's state after it, in one
+    /// transaction (the delivery worker commits them in groups); a final
+    /// state also lands in the rule log of the runs carried.
+    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<(), StoreError>;
 
     /// Deliveries, newest first, with their attempts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;

@@ -55,6 +55,36 @@ pub fn endpoint_key(url: &str) -> String {
     hex::encode(&sha2::Sha256::digest(origin.as_bytes())[..8])
 }
 
+/// Which due deliveries the worker reads.
+#[derive(Debug, Clone)]
+pub struct DueQuery {
+    /// Due by this time.
+    pub now: Timestamp,
+    /// At most this many.
+    pub limit: usize,
+    /// Not bound for these endpoints (see [`endpoint_key`]).
+    pub busy: Vec<String>,
+    /// After this position in due order (the previous page's end), so a
+    /// worker with many deliveries in flight does not read them again.
+    pub after: Option<DueCursor>,
+}
+
+/// A position in due order: (due time, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    pub(crate) due: String,
+    pub(crate) id: String,
+}
+
+/// A page of due deliveries.
+#[derive(Debug, Clone)]
+pub struct DuePage {
+    /// The deliveries, in due order.
+    pub rows: Vec<OutboxRow>,
+    /// Where the page ended.
+    pub end: Option<DueCursor>,
+}
+
 /// The final or interim state of a delivery after an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryStatus {
@@ -87,6 +117,19 @@ pub struct AttemptRecord {
     pub status_code: Option<u16>,
     /// What went wrong, when something did.
     pub error: Option<String>,
+}
+
+/// One attempt to record, and the state it leaves its delivery in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Attempts made since queued or redelivered, this one included.
+    pub attempts: u32,
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The delivery's state after it.
+    pub status: DeliveryStatus,
 }
 
 /// Which deliveries to list.

@@ -22,9 +22,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::HashSet;
 
 use super::{
-    AttemptRecord, CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryStatus, FeedbackQuery,
-    IngestBatch, IngestSummary, OutboxRow, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store, StoreError,
-    TreeNode,
+    CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
+    FeedbackQuery, IngestBatch, IngestSummary, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store,
+    StoreError, TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
@@ -457,23 +457,12 @@ impl Store for SqliteStore {
         self.rule_cycles_impl(rule, limit).await
     }
 
-    async fn due_deliveries(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        busy: &[String],
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.due_deliveries_impl(now, limit, busy).await
+    async fn due_deliveries(&self, query: &DueQuery) -> Result<DuePage, StoreError> {
+        self.due_deliveries_impl(query).await
     }
 
-    async fn record_delivery(
-        &self,
-        id: DeliveryId,
-        attempts: u32,
-        attempt: &AttemptRecord,
-        status: DeliveryStatus,
-    ) -> Result<(), StoreError> {
-        self.record_delivery_impl(id, attempts, attempt, status).await
+    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<(), StoreError> {
+        self.record_deliveries_impl(batch).await
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {

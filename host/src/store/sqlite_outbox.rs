@@ -14,9 +14,16 @@ use super::outbox::endpoint_key;
 use super::rules::outcome_json;
 use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, ts};
 use super::sqlite_rules::{map_secrets, spec_json};
-use super::{AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, OutboxRow, StoreError};
-use crate::model::{ActionOutcome, DeliveryId, RuleSpec, RunId, Timestamp};
+use super::{
+    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
+    StoreError,
+};
+use crate::model::{ActionOutcome, DeliveryId, RuleSpec, Timestamp};
 use crate::secrets::Keyring;
+
+/// Deliveries recorded per statement: 8 bound values each, far below
+/// SQLite's limit of 32766.
+const GROUP_CHUNK: usize = 512;
 
 const OUTBOX_COLUMNS: &str = "id, rule_id, url, headers, body, run_ids, signing_secret, created_at, attempts, status, \
      next_attempt_at, finished_at, last_error";
@@ -95,101 +102,111 @@ fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), Stor
 }
 
 impl SqliteStore {
-    pub(super) async fn due_deliveries_impl(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        busy: &[String],
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    pub(super) async fn due_deliveries_impl(&self, q: &DueQuery) -> Result<DuePage, StoreError> {
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= "
         ));
-        b.push_bind(now.to_naive_string());
-        if !busy.is_empty() {
+        b.push_bind(q.now.to_naive_string());
+        if let Some(after) = &q.after {
+            b.push(" AND (next_attempt_at, id) > (").push_bind(after.due.clone());
+            b.push(", ").push_bind(after.id.clone()).push(")");
+        }
+        if !q.busy.is_empty() {
             b.push(" AND endpoint NOT IN (");
             let mut list = b.separated(", ");
-            for e in busy.iter().take(CHUNK) {
-                list.push_bind(e);
+            for e in q.busy.iter().take(CHUNK) {
+                list.push_bind(e.clone());
             }
             b.push(")");
         }
-        b.push(" ORDER BY next_attempt_at, created_at LIMIT ").push_bind(limit as i64);
+        b.push(" ORDER BY next_attempt_at, id LIMIT ").push_bind(q.limit as i64);
         let rows = b.build().fetch_all(&self.read).await?;
-        rows.iter().map(|r| outbox_from_row(&self.keys, r)).collect()
+        let end = match rows.last() {
+            Some(last) => Some(DueCursor { due: last.try_get("next_attempt_at")?, id: last.try_get("id")? }),
+            None => None,
+        };
+        let rows = rows.iter().map(|r| outbox_from_row(&self.keys, r)).collect::<Result<_, _>>()?;
+        Ok(DuePage { rows, end })
     }
 
-    pub(super) async fn record_delivery_impl(
-        &self,
-        id: DeliveryId,
-        attempts: u32,
-        attempt: &AttemptRecord,
-        status: DeliveryStatus,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn record_deliveries_impl(&self, batch: &[DeliveryRecord]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let now = Timestamp::now();
         let mut tx = self.write.begin().await?;
-        let number: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(attempt), 0) + 1 FROM delivery_attempts WHERE delivery_id = ?")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(number)
-        .bind(attempt.started_at.to_naive_string())
-        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
-        .bind(&attempt.class)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await?;
-        let (state, next, error, outcome) = match &status {
-            DeliveryStatus::Delivered => (
-                "delivered",
-                now,
-                None,
-                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts}))),
-            ),
-            DeliveryStatus::Failed(msg) => (
-                "failed",
-                now,
-                Some(msg.clone()),
-                Some(ActionOutcome {
-                    outcome: "error".into(),
-                    payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
-                }),
-            ),
-            DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone()), None),
-        };
-        let finished = if state == "pending" { None } else { Some(now.to_naive_string()) };
-        sqlx::query("UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, finished_at = ? WHERE id = ?")
-            .bind(state)
-            .bind(i64::from(attempts))
-            .bind(next.to_naive_string())
-            .bind(error)
-            .bind(finished)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(outcome) = outcome {
-            let row = sqlx::query("SELECT rule_id, run_ids FROM outbox WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = row {
-                let rule: String = row.try_get("rule_id")?;
-                let runs: Vec<RunId> = serde_json::from_str(&row.try_get::<String, _>("run_ids")?).unwrap_or_default();
-                let text = outcome_json(&Some(outcome));
-                for run in runs {
-                    sqlx::query("UPDATE rule_runs SET webhooks = ? WHERE rule_id = ? AND run_id = ?")
-                        .bind(&text)
-                        .bind(&rule)
-                        .bind(run.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+        // Three statements per group, whatever its size: the attempts, the
+        // deliveries' states, and the rule log of the finished ones.
+        for chunk in batch.chunks(GROUP_CHUNK) {
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) ",
+            );
+            b.push_values(chunk, |mut row, r| {
+                let a = &r.attempt;
+                // The attempt's number continues the delivery's history.
+                row.push_bind(r.id.to_string())
+                    .push("COALESCE((SELECT MAX(attempt) FROM delivery_attempts WHERE delivery_id = ")
+                    .push_bind_unseparated(r.id.to_string())
+                    .push_unseparated("), 0) + 1")
+                    .push_bind(a.started_at.to_naive_string())
+                    .push_bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
+                    .push_bind(a.class.clone())
+                    .push_bind(a.status_code.map(i64::from))
+                    .push_bind(a.error.clone());
+            });
+            b.build().execute(&mut *tx).await?;
+
+            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE outbox SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
+                 last_error = v.column5, finished_at = v.column6 FROM (",
+            );
+            b.push_values(chunk, |mut row, r| {
+                let (state, next, error) = match &r.status {
+                    DeliveryStatus::Delivered => ("delivered", now, None),
+                    DeliveryStatus::Failed(msg) => ("failed", now, Some(msg.clone())),
+                    DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone())),
+                };
+                let finished = (state != "pending").then(|| now.to_naive_string());
+                row.push_bind(r.id.to_string())
+                    .push_bind(state)
+                    .push_bind(i64::from(r.attempts))
+                    .push_bind(next.to_naive_string())
+                    .push_bind(error)
+                    .push_bind(finished);
+            });
+            // Planned as a lookup by primary key per value row.
+            b.push(") AS v WHERE outbox.id = v.column1");
+            b.build().execute(&mut *tx).await?;
+
+            let finished: Vec<(String, String)> = chunk
+                .iter()
+                .filter_map(|r| {
+                    let outcome = match &r.status {
+                        DeliveryStatus::Delivered => {
+                            ActionOutcome::success(serde_json::json!({"delivery_id": r.id, "attempts": r.attempts}))
+                        }
+                        DeliveryStatus::Failed(msg) => ActionOutcome {
+                            outcome: "error".into(),
+                            payload: Some(
+                                serde_json::json!({"delivery_id": r.id, "attempts": r.attempts, "error": msg}),
+                            ),
+                        },
+                        DeliveryStatus::Retry { .. } => return None,
+                    };
+                    Some((r.id.to_string(), outcome_json(&Some(outcome))?))
+                })
+                .collect();
+            if !finished.is_empty() {
+                // The outcome lands on the log line of every run the delivery carried.
+                let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE rule_runs SET webhooks = v.column2 FROM (");
+                b.push_values(&finished, |mut row, (id, outcome)| {
+                    row.push_bind(id.clone()).push_bind(outcome.clone());
+                });
+                b.push(
+                    ") AS v, outbox o, json_each(o.run_ids) j WHERE o.id = v.column1 \
+                     AND rule_runs.rule_id = o.rule_id AND rule_runs.run_id = j.value",
+                );
+                b.build().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
