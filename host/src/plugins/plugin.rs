@@ -104,20 +104,7 @@ impl LoadedPlugin {
         let hash = content_hash(wasm);
         let (component, origin) = cache.load(engine, name, wasm, &hash)?;
         let (capabilities, exports, imports) = inspect(engine, &component);
-        if capabilities.is_empty() {
-            return Err(PluginError::NoCapability {
-                plugin: name.to_string(),
-                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
-            });
-        }
-        let missing = required.missing_from(capabilities);
-        if !missing.is_empty() {
-            return Err(PluginError::MissingCapability {
-                plugin: name.to_string(),
-                missing,
-                provided: capabilities.to_string(),
-            });
-        }
+        super::probe::check(name, &exports, capabilities, required)?;
         let link_err = |e: wasmtime::Error| PluginError::Link { plugin: name.to_string(), reason: describe(&e) };
         let pre = engine.linker().instantiate_pre(&component).map_err(link_err)?;
         let indices = Exports {

@@ -64,6 +64,17 @@ pub fn probe(name: &str, path: &Path, required: Capabilities) -> Result<Capabili
     })?;
     let exports = component_exports(name, &wasm)?;
     let capabilities = capabilities_of(exports.iter().map(String::as_str));
+    check(name, &exports, capabilities, required)?;
+    Ok(capabilities)
+}
+
+/// Refuses a component that offers no capability, or not all of `required`.
+pub fn check(
+    name: &str,
+    exports: &[String],
+    capabilities: Capabilities,
+    required: Capabilities,
+) -> Result<(), PluginError> {
     if capabilities.is_empty() {
         return Err(PluginError::NoCapability {
             plugin: name.to_string(),
@@ -78,5 +89,29 @@ pub fn probe(name: &str, path: &Path, required: Capabilities) -> Result<Capabili
             provided: capabilities.to_string(),
         });
     }
-    Ok(capabilities)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_core_modules_and_non_wasm() {
+        let core = b"\0asm\x01\0\0\0";
+        let err = component_exports("m", core).unwrap_err().to_string();
+        assert!(err.contains("core WebAssembly module") && err.contains("wasm-tools component new"), "{err}");
+        assert!(component_exports("x", b"not wasm at all").is_err());
+    }
+
+    #[test]
+    fn reads_capabilities_from_export_names() {
+        let caps =
+            capabilities_of(["runhook:plugin/matcher@0.1.0", "runhook:plugin/evaluator@0.1.3", "other:x/y@1.0.0"]);
+        assert!(caps.contains(Capability::Match) && caps.contains(Capability::Evaluate));
+        assert!(!caps.contains(Capability::Transform));
+        assert!(capabilities_of(["runhook:plugin/matcher@0.2.0"]).is_empty());
+        let none = check("p", &[], Capabilities::default(), Capabilities::of(Capability::Match)).unwrap_err();
+        assert!(none.to_string().contains("exports: nothing"), "{none}");
+    }
 }

@@ -30,10 +30,6 @@ use super::{Capabilities, PluginError};
 /// How often the service checks plugin files for changes unless configured.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Components up to this size are compiled when a rule is saved; larger
-/// ones (language runtimes) are probed, and compiled in the background.
-const SYNC_LOAD_MAX_BYTES: u64 = 1 << 20;
-
 /// What a rule asks of a plugin file.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
@@ -126,14 +122,15 @@ impl PluginRegistry {
     /// `spec.required` (or that the loaded version does), and starts loading
     /// it on a background thread when it is not loaded yet. Saving a rule
     /// calls this: it answers in milliseconds even for a Python or
-    /// JavaScript plugin whose first compilation takes seconds; the rule's
-    /// first cycle waits for that compilation (see [`load`](Self::load)).
+    /// JavaScript plugin whose first compilation takes seconds (and even for
+    /// a small plugin, whose compilation would queue behind a large one's on
+    /// the shared compiler threads); the rule's first cycle waits for the
+    /// compilation (see [`load`](Self::load)), and a plugin that fails to
+    /// compile or link fails that cycle, with the reason in the rule's cycle
+    /// history and the log.
     pub fn prepare(self: &Arc<Self>, spec: &PluginSpec) -> Result<(), PluginError> {
         let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
-        // Small components compile in well under a second: load them now, so
-        // that a link error is reported when the rule is saved.
-        let small = std::fs::metadata(&key).is_ok_and(|m| m.len() <= SYNC_LOAD_MAX_BYTES);
-        if small || self.slot(&key).is_some() {
+        if self.slot(&key).is_some() {
             return self.load(spec).map(|_| ());
         }
         super::probe::probe(&spec.name, &key, spec.required)?;
