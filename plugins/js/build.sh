@@ -4,6 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-[ -x node_modules/.bin/componentize-qjs ] || npm ci --no-audit --no-fund --loglevel=error
+# `npm install`, not `npm ci`: npm leaves other platforms' optional bindings out of the lock file.
+[ -x node_modules/.bin/componentize-qjs ] || npm install --no-audit --no-fund --loglevel=error
 npm run --silent build
 ls -l example/example.wasm

@@ -151,6 +151,7 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
     });
 
     let mut rows = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for (name, path, capability, input, config) in cases {
         let name = name.as_str();
         let wasm = std::fs::read(&path)
@@ -186,11 +187,18 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
         call(&mut session)?;
         let mut samples = Vec::with_capacity(warm_n as usize);
         let started = Instant::now();
+        let mut failure = None;
         while samples.len() < warm_n as usize && started.elapsed() < BUDGET {
             let t = Instant::now();
-            call(&mut session)?;
+            if let Err(e) = call(&mut session) {
+                // Reported, not fatal: a guest that fails after many calls
+                // in one instance is a finding the table must show.
+                failure = Some(format!("{name}: failed after {} warm calls in one instance: {e}", samples.len()));
+                break;
+            }
             samples.push(t.elapsed());
         }
+        failures.extend(failure);
         let warm = started.elapsed() / samples.len().max(1) as u32;
         samples.sort_unstable();
         let warm_p50 = samples[samples.len() / 2];
@@ -232,6 +240,9 @@ fn plugins(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
             r.warm.as_secs_f64() / native.as_secs_f64().max(1e-12),
         );
         let _ = r.capability;
+    }
+    for f in &failures {
+        println!("note: {f}");
     }
     println!();
     if let Some(noop) = rows.first() {
