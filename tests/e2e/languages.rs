@@ -148,3 +148,18 @@ fn new_projects_build_and_pass_check_in_every_language() {
         assert!(!again.status.success());
     }
 }
+
+/// A Go instance once crashed in Go's collector after a few hundred calls
+/// (its heap grew over the WASI adapter's page); the build now keeps them
+/// apart. One instance must serve a whole page of a rule cycle and more.
+#[test]
+fn a_go_instance_serves_thousands_of_calls() {
+    let engine = PluginEngine::new(&EngineSettings::default()).unwrap();
+    let both = Capabilities::of(Capability::Match).with(Capability::Evaluate);
+    let mut guest = session(&engine, "go", &example("go"), both);
+    let run = runs()[0].to_string();
+    for i in 0..3000 {
+        assert!(guest.matches(&run, "null").unwrap_or_else(|e| panic!("call {i}: {e}")));
+        guest.evaluate(&run, "null").unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+}

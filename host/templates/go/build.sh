@@ -10,6 +10,10 @@ if ! command -v go >/dev/null || ! command -v wasm-tools >/dev/null; then
     PATH="$PWD/.venv/bin:$PATH"
 fi
 GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o core.wasm .
+# Go's allocator assumes it owns all memory above its data, while the WASI
+# adapter takes a page at the end of memory: starting with 32 MiB keeps the
+# adapter's page above the Go heap (which must stay below about 20 MiB).
+wasm-tools print core.wasm | sed -E '0,/\(memory \(;0;\) [0-9]+\)/s//(memory (;0;) 512)/' | wasm-tools parse - -o core.wasm
 wasm-tools component embed wit --world match-evaluate-plugin core.wasm -o embedded.wasm
 wasm-tools component new embedded.wasm --realloc-via-memory-grow \
     --adapt wasi_snapshot_preview1=wasi_snapshot_preview1.reactor.wasm -o {{name}}.wasm
