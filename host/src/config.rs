@@ -43,20 +43,16 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginSettings {
     /// How often plugin files are checked for changes (hot reload).
-    pub reload_interval: std::time::Duration,
+    pub reload_interval: Duration,
     /// Granularity of call deadlines.
-    pub epoch_tick: std::time::Duration,
+    pub epoch_tick: Duration,
     /// Plugin instances alive at once (pre-reserved slots).
     pub max_instances: u32,
 }
 
 impl Default for PluginSettings {
     fn default() -> Self {
-        Self {
-            reload_interval: std::time::Duration::from_secs(1),
-            epoch_tick: std::time::Duration::from_millis(10),
-            max_instances: 256,
-        }
+        Self { reload_interval: Duration::from_secs(1), epoch_tick: Duration::from_millis(10), max_instances: 256 }
     }
 }
 
@@ -240,12 +236,8 @@ impl Config {
             }
             config.api_key = parsed.api_key;
             config.rules = parsed.rules;
-            if let Some(ms) = parsed.plugins.reload_interval_ms {
-                config.plugins.reload_interval = std::time::Duration::from_millis(ms);
-            }
-            if let Some(ms) = parsed.plugins.epoch_tick_ms {
-                config.plugins.epoch_tick = std::time::Duration::from_millis(ms);
-            }
+            set_ms(&mut config.plugins.reload_interval, parsed.plugins.reload_interval_ms);
+            set_ms(&mut config.plugins.epoch_tick, parsed.plugins.epoch_tick_ms);
             if let Some(n) = parsed.plugins.max_instances {
                 config.plugins.max_instances = n;
             }
@@ -287,22 +279,21 @@ impl Config {
         if let Some(n) = env_number(&env, "limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES")? {
             config.limits.max_decompressed_bytes = n;
         }
-        if let Some(ms) = env_number(&env, "plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS")? {
-            config.plugins.reload_interval = std::time::Duration::from_millis(ms);
-        }
-        if let Some(ms) = env_number(&env, "plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS")? {
-            config.plugins.epoch_tick = std::time::Duration::from_millis(ms);
-        }
+        let p = &mut config.plugins;
+        set_ms(
+            &mut p.reload_interval,
+            env_number(&env, "plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS")?,
+        );
+        set_ms(&mut p.epoch_tick, env_number(&env, "plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS")?);
         if let Some(n) = env_number(&env, "plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES")? {
             config.plugins.max_instances = n;
         }
         let d = &mut config.delivery;
-        if let Some(ms) = env_number(&env, "delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS")? {
-            d.attempt_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = env_number(&env, "delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS")? {
-            d.backoff = Duration::from_millis(ms);
-        }
+        set_ms(
+            &mut d.attempt_timeout,
+            env_number(&env, "delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS")?,
+        );
+        set_ms(&mut d.backoff, env_number(&env, "delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS")?);
         if let Some(n) = env_number(&env, "delivery.concurrency", "RUNHOOK_DELIVERY_CONCURRENCY")? {
             d.concurrency = n;
         }

@@ -54,21 +54,22 @@ fn body() -> String {
         .to_string()
 }
 
-async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
+/// Runs `one` `n` times from `concurrency` tasks; the time it all took.
+async fn concurrently<F, Fut>(n: usize, concurrency: usize, one: F) -> anyhow::Result<Duration>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, next, url, body) = (client.clone(), next.clone(), url.to_string(), body.to_string());
+        let (one, next) = (one.clone(), next.clone());
         tasks.spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                let resp =
-                    client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
-                anyhow::ensure!(resp.status().is_success(), "receiver answered {}", resp.status());
-                let _ = resp.bytes().await;
+                one().await?;
             }
-            Ok(())
+            anyhow::Ok(())
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -77,8 +78,21 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
     Ok(started.elapsed())
 }
 
-/// runhook's HTTP attempt alone (guard, signing headers, deadline, body
-/// drain), without the outbox: what the store's share of the cost is.
+async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let (url, body) = (url.to_string(), body.to_string());
+    concurrently(n, concurrency, move || {
+        let request = client.post(&url).header("content-type", "application/json").body(body.clone());
+        async move {
+            let resp = request.send().await?;
+            anyhow::ensure!(resp.status().is_success(), "receiver answered {}", resp.status());
+            let _ = resp.bytes().await;
+            Ok(())
+        }
+    })
+    .await
+}
+
 async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
     let sender = crate::delivery::Sender::new(&super::loopback_allowed())?;
     let row = OutboxRow {
@@ -92,23 +106,16 @@ async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> any
         created_at: Timestamp::now(),
         attempts: 0,
     };
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (sender, row, next) = (sender.clone(), row.clone(), next.clone());
-        tasks.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let report = sender.attempt(&row, 1).await;
-                anyhow::ensure!(report.class.label() == "success", "attempt failed: {:?}", report.class);
-            }
+    let row = Arc::new(row);
+    concurrently(n, concurrency, move || {
+        let (sender, row) = (sender.clone(), row.clone());
+        async move {
+            let report = sender.attempt(&row, 1).await;
+            anyhow::ensure!(report.class.label() == "success", "attempt failed: {:?}", report.class);
             Ok(())
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    Ok(started.elapsed())
+        }
+    })
+    .await
 }
 
 async fn runhook_path(args: &DeliveryBenchArgs, url: &str, body: &str) -> anyhow::Result<Duration> {

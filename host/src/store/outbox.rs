@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::Digest;
 
-use crate::model::{DeliveryId, RuleId, RunId, Timestamp};
+use crate::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp};
 
 /// A webhook delivery waiting in (or done with) the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +130,24 @@ pub struct DeliveryRecord {
     pub attempt: AttemptRecord,
     /// The delivery's state after it.
     pub status: DeliveryStatus,
+}
+
+impl DeliveryRecord {
+    /// What the rule log of the carried runs says once the delivery is
+    /// finished; `None` while it will be retried.
+    pub fn log_outcome(&self) -> Option<ActionOutcome> {
+        let (id, attempts) = (self.id, self.attempts);
+        match &self.status {
+            DeliveryStatus::Delivered => {
+                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts})))
+            }
+            DeliveryStatus::Failed(msg) => Some(ActionOutcome {
+                outcome: "error".into(),
+                payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
+            }),
+            DeliveryStatus::Retry { .. } => None,
+        }
+    }
 }
 
 /// Which deliveries to list.

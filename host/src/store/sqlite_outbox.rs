@@ -18,7 +18,7 @@ use super::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
     StoreError,
 };
-use crate::model::{ActionOutcome, DeliveryId, RuleSpec, Timestamp};
+use crate::model::{DeliveryId, RuleSpec, Timestamp};
 use crate::secrets::Keyring;
 
 /// Deliveries recorded per statement: 8 bound values each, far below
@@ -178,24 +178,8 @@ impl SqliteStore {
             b.push(") AS v WHERE outbox.id = v.column1");
             b.build().execute(&mut *tx).await?;
 
-            let finished: Vec<(String, String)> = chunk
-                .iter()
-                .filter_map(|r| {
-                    let outcome = match &r.status {
-                        DeliveryStatus::Delivered => {
-                            ActionOutcome::success(serde_json::json!({"delivery_id": r.id, "attempts": r.attempts}))
-                        }
-                        DeliveryStatus::Failed(msg) => ActionOutcome {
-                            outcome: "error".into(),
-                            payload: Some(
-                                serde_json::json!({"delivery_id": r.id, "attempts": r.attempts, "error": msg}),
-                            ),
-                        },
-                        DeliveryStatus::Retry { .. } => return None,
-                    };
-                    Some((r.id.to_string(), outcome_json(&Some(outcome))?))
-                })
-                .collect();
+            let finished: Vec<(String, String)> =
+                chunk.iter().filter_map(|r| Some((r.id.to_string(), outcome_json(&Some(r.log_outcome()?))?))).collect();
             if !finished.is_empty() {
                 // The outcome lands on the log line of every run the delivery carried.
                 let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE rule_runs SET webhooks = v.column2 FROM (");
@@ -319,25 +303,33 @@ impl SqliteStore {
                     .await?;
             }
         }
-        let rows = sqlx::query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox")).fetch_all(&mut *tx).await?;
+        // Only the sealed columns: every start runs this, and the outbox
+        // keeps delivered rows with their bodies.
+        let rows = sqlx::query("SELECT id, url, headers, signing_secret FROM outbox").fetch_all(&mut *tx).await?;
         for row in rows {
-            let mut stored: Vec<String> = vec![row.try_get("url")?];
-            stored.extend(row.try_get::<Option<String>, _>("signing_secret")?);
+            let url: String = row.try_get("url")?;
+            let secret: Option<String> = row.try_get("signing_secret")?;
             let headers: BTreeMap<String, String> = serde_json::from_str(&row.try_get::<String, _>("headers")?)
                 .map_err(|e| corrupt("outbox.headers")(e.to_string()))?;
-            stored.extend(headers.into_values());
-            let stale = stored.iter().filter(|v| !keys.is_current(v)).count();
+            let stale = std::iter::once(&url).chain(&secret).chain(headers.values()).filter(|v| !keys.is_current(v));
+            let stale = stale.count();
             if stale == 0 {
                 continue;
             }
             changed += stale;
-            let o = outbox_from_row(keys, &row)?;
+            let open = |column: &'static str, v: &str| keys.open(v).map_err(|e| corrupt(column)(e.to_string()));
+            let url = open("outbox.url", &url)?;
+            let headers: BTreeMap<String, String> = headers
+                .into_iter()
+                .map(|(k, v)| Ok((k, open("outbox.headers", &v)?)))
+                .collect::<Result<_, StoreError>>()?;
+            let secret = secret.map(|s| open("outbox.signing_secret", &s)).transpose()?;
             sqlx::query("UPDATE outbox SET url = ?, headers = ?, signing_secret = ?, endpoint = ? WHERE id = ?")
-                .bind(keys.seal(&o.url))
-                .bind(seal_headers(keys, &o.headers))
-                .bind(o.signing_secret.as_deref().map(|s| keys.seal(s)))
-                .bind(endpoint_key(&o.url))
-                .bind(o.id.to_string())
+                .bind(keys.seal(&url))
+                .bind(seal_headers(keys, &headers))
+                .bind(secret.as_deref().map(|s| keys.seal(s)))
+                .bind(endpoint_key(&url))
+                .bind(row.try_get::<String, _>("id")?)
                 .execute(&mut *tx)
                 .await?;
         }
