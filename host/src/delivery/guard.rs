@@ -38,8 +38,9 @@ impl NetworkGuard {
     }
 
     /// Checks a URL whose host is an IP literal; names are checked when
-    /// resolved. Also refuses schemes other than http and https.
-    pub fn check_url(&self, url: &str) -> Result<(), Refused> {
+    /// resolved. Also refuses schemes other than http and https. Returns
+    /// the parsed URL, so the request does not parse it again.
+    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, Refused> {
         let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!("scheme {:?} is not http or https", parsed.scheme())));
@@ -47,11 +48,11 @@ impl NetworkGuard {
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
             Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            _ => return Ok(()),
+            _ => return Ok(parsed),
         };
         match self.refusal(ip) {
             Some(reason) => Err(Refused(refusal_message(&ip.to_string(), ip, reason))),
-            None => Ok(()),
+            None => Ok(parsed),
         }
     }
 }

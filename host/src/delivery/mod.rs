@@ -135,7 +135,10 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                 slots.in_flight.remove(&id);
             }
         }
-        ready.retain(|(_, _, at)| at.elapsed() < STALE);
+        // Oldest first, so the stale ones are at the front.
+        while ready.front().is_some_and(|(_, _, at)| at.elapsed() >= STALE) {
+            ready.pop_front();
+        }
         if fetch.is_none() {
             let startable = ready.iter().any(|(_, e, _)| !slots.endpoint_full(e));
             let polled_long_ago = last_fetch.is_none_or(|t| t.elapsed() >= POLL);
@@ -199,11 +202,8 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                         // Rows started or finished while the query ran are not taken again.
                         ready.extend(
                             rows.into_iter()
-                                .filter(|r| !skip.contains(&r.id) && !slots.in_flight.contains(&r.id))
-                                .map(|r| {
-                                    let e = r.endpoint();
-                                    (r, e, now)
-                                }),
+                                .filter(|(r, _)| !skip.contains(&r.id) && !slots.in_flight.contains(&r.id))
+                                .map(|(r, e)| (r, e, now)),
                         );
                     }
                     Ok(Fetched { page: Err(e), .. }) => tracing::error!(error = %e, "cannot read the outbox"),

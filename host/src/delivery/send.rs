@@ -65,7 +65,7 @@ impl Sender {
         let mut retry_after = None;
         let class = match self.guard.check_url(&row.url) {
             Err(refused) => AttemptClass::Forbidden(refused.0),
-            Ok(()) => match self.request(row, attempt) {
+            Ok(url) => match self.request(url, row, attempt) {
                 Err(class) => class,
                 Ok(req) => match tokio::time::timeout(self.deadline, req.send()).await {
                     Err(_) => AttemptClass::Timeout,
@@ -86,10 +86,15 @@ impl Sender {
         AttemptReport { class, started_at, duration: started.elapsed(), retry_after }
     }
 
-    fn request(&self, row: &OutboxRow, attempt: u32) -> Result<reqwest::RequestBuilder, AttemptClass> {
+    fn request(
+        &self,
+        url: reqwest::Url,
+        row: &OutboxRow,
+        attempt: u32,
+    ) -> Result<reqwest::RequestBuilder, AttemptClass> {
         let mut req = self
             .client
-            .post(&row.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("user-agent", concat!("runhook/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", row.id.to_string())

@@ -14,6 +14,7 @@
 
 pub mod outbox;
 pub mod rules;
+mod sealed;
 pub mod sqlite;
 mod sqlite_outbox;
 mod sqlite_rules;

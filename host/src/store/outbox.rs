@@ -37,13 +37,6 @@ pub struct OutboxRow {
     pub attempts: u32,
 }
 
-impl OutboxRow {
-    /// The endpoint this delivery goes to, for per-endpoint concurrency.
-    pub fn endpoint(&self) -> String {
-        endpoint_key(&self.url)
-    }
-}
-
 /// A stable, non-reversible name of a URL's origin (scheme, host, port):
 /// deliveries to one origin share a concurrency bound. Hashed so that the
 /// database holds no part of the sealed URL in clear.
@@ -79,8 +72,8 @@ pub struct DueCursor {
 /// A page of due deliveries.
 #[derive(Debug, Clone)]
 pub struct DuePage {
-    /// The deliveries, in due order.
-    pub rows: Vec<OutboxRow>,
+    /// The deliveries, in due order, each with its endpoint (see [`endpoint_key`]).
+    pub rows: Vec<(OutboxRow, String)>,
     /// Where the page ended.
     pub end: Option<DueCursor>,
 }

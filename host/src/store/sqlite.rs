@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use std::collections::HashSet;
 
+use super::sealed::TargetMemo;
 use super::{
     CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
     FeedbackQuery, IngestBatch, IngestSummary, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store,
@@ -51,6 +53,8 @@ pub struct SqliteStore {
     pub(super) read: SqlitePool,
     /// Seals URLs, headers and signing secrets before they are written.
     pub(super) keys: Keyring,
+    /// Sealings of recent delivery targets, both ways (see [`super::sealed`]).
+    pub(super) targets: Arc<TargetMemo>,
     tenant: TenantId,
 }
 
@@ -66,11 +70,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        // The writer checkpoints the WAL into the database every 8000 pages
+        // (32 MiB) rather than SQLite's 1000: delivery state is a small set
+        // of pages rewritten again and again, and a rarer checkpoint copies
+        // each of them once instead of many times.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "8000"))
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         let tenant = tenant_id(&write).await?;
-        Ok(Self { write, read, keys, tenant })
+        Ok(Self { write, read, keys, targets: Arc::default(), tenant })
     }
 }
 
@@ -482,10 +493,11 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
-        let row = sqlx::query("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status = 'pending'")
-            .fetch_one(&self.read)
-            .await?;
-        Ok((row.try_get("n")?, ts(row.try_get("oldest")?, "outbox.created_at")?))
+        let row =
+            sqlx::query("SELECT count(*) AS n, min(created_at) AS oldest FROM delivery_state WHERE status = 'pending'")
+                .fetch_one(&self.read)
+                .await?;
+        Ok((row.try_get("n")?, ts(row.try_get("oldest")?, "delivery_state.created_at")?))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::outbox::endpoint_key;
 use super::rules::outcome_json;
+use super::sealed::{SealedTarget, Target, open, open_target};
 use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, ts};
 use super::sqlite_rules::{map_secrets, spec_json};
 use super::{
@@ -21,68 +22,100 @@ use super::{
 use crate::model::{DeliveryId, RuleSpec, Timestamp};
 use crate::secrets::Keyring;
 
-/// Deliveries recorded per statement: 8 bound values each, far below
-/// SQLite's limit of 32766.
-const GROUP_CHUNK: usize = 512;
+/// What a listing shows of a delivery: its state, target and runs; not its
+/// body or headers, which it never shows.
+const LISTED_COLUMNS: &str = "s.id, s.rule_id, o.url, o.run_ids, s.created_at, s.attempts, s.status, s.next_attempt_at, \
+     s.finished_at, s.last_error";
 
-const OUTBOX_COLUMNS: &str = "id, rule_id, url, headers, body, run_ids, signing_secret, created_at, attempts, status, \
-     next_attempt_at, finished_at, last_error";
+/// What the worker reads of a due delivery: all it sends, too.
+const DUE_COLUMNS: &str = "o.headers, o.body, o.signing_secret, s.endpoint";
+
+/// The two tables a delivery lives in, joined.
+const DELIVERIES: &str = "delivery_state s JOIN outbox o ON o.id = s.id";
 
 fn corrupt(column: &'static str) -> impl Fn(String) -> StoreError {
     move |detail| StoreError::Corrupt { column, detail }
 }
 
-fn seal_headers(keys: &Keyring, headers: &BTreeMap<String, String>) -> String {
-    let sealed: BTreeMap<&String, String> = headers.iter().map(|(k, v)| (k, keys.seal(v))).collect();
-    serde_json::to_string(&sealed).unwrap_or_else(|_| "{}".into())
-}
-
-/// Queues one delivery inside a cycle's transaction.
+/// Queues one delivery inside a cycle's transaction: its payload in
+/// `outbox`, its state (pending, due now) in `delivery_state`.
 pub(super) async fn insert_outbox(
     tx: &mut Transaction<'_, Sqlite>,
-    keys: &Keyring,
+    store: &SqliteStore,
     o: &OutboxRow,
 ) -> Result<(), StoreError> {
+    let (id, rule_id, created) = (o.id.to_string(), o.rule_id.to_string(), o.created_at.to_naive_string());
+    let target = Target { url: o.url.clone(), headers: o.headers.clone(), secret: o.signing_secret.clone() };
+    let sealed = store.targets.seal(&store.keys, &target);
     sqlx::query(
-        "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, status, attempts, \
-         next_attempt_at, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+        "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(o.id.to_string())
-    .bind(o.rule_id.to_string())
-    .bind(keys.seal(&o.url))
-    .bind(seal_headers(keys, &o.headers))
+    .bind(&id)
+    .bind(&rule_id)
+    .bind(sealed.url)
+    .bind(sealed.headers)
     .bind(&o.body)
     .bind(serde_json::to_string(&o.run_ids).unwrap_or_else(|_| "[]".into()))
-    .bind(o.signing_secret.as_deref().map(|s| keys.seal(s)))
-    .bind(o.created_at.to_naive_string())
-    .bind(o.created_at.to_naive_string())
+    .bind(sealed.secret)
+    .bind(&created)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO delivery_state (id, rule_id, endpoint, status, attempts, next_attempt_at, created_at) \
+         VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&rule_id)
     .bind(endpoint_key(&o.url))
+    .bind(&created)
+    .bind(&created)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-fn outbox_from_row(keys: &Keyring, row: &SqliteRow) -> Result<OutboxRow, StoreError> {
-    let open = |column: &'static str, v: &str| keys.open(v).map_err(|e| corrupt(column)(e.to_string()));
-    let headers: String = row.try_get("headers")?;
-    let headers = serde_json::from_str::<BTreeMap<String, String>>(&headers)
-        .map_err(|e| corrupt("outbox.headers")(e.to_string()))?
-        .into_iter()
-        .map(|(k, v)| Ok((k, open("outbox.headers", &v)?)))
-        .collect::<Result<_, StoreError>>()?;
+/// A due row: its state, and its target opened through the store's memory.
+fn outbox_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<OutboxRow, StoreError> {
+    let sealed = SealedTarget {
+        url: row.try_get("url")?,
+        headers: row.try_get("headers")?,
+        secret: row.try_get("signing_secret")?,
+    };
+    let target = store.targets.open(&store.keys, sealed)?;
     let run_ids: String = row.try_get("run_ids")?;
-    let secret: Option<String> = row.try_get("signing_secret")?;
     Ok(OutboxRow {
-        id: parse_id(&row.try_get::<String, _>("id")?, "outbox.id")?,
-        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "outbox.rule_id")?,
-        url: open("outbox.url", &row.try_get::<String, _>("url")?)?,
-        headers,
+        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
+        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
+        url: target.url.clone(),
+        headers: target.headers.clone(),
         body: row.try_get("body")?,
         run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
-        signing_secret: secret.map(|s| open("outbox.signing_secret", &s)).transpose()?,
-        created_at: ts(row.try_get("created_at")?, "outbox.created_at")?
-            .ok_or_else(|| corrupt("outbox.created_at")("missing".into()))?,
+        signing_secret: target.secret.clone(),
+        created_at: ts(row.try_get("created_at")?, "delivery_state.created_at")?
+            .ok_or_else(|| corrupt("delivery_state.created_at")("missing".into()))?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+    })
+}
+
+/// A delivery's state from [`LISTED_COLUMNS`], without its history.
+fn listed_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Delivery, StoreError> {
+    let run_ids: String = row.try_get("run_ids")?;
+    let status: String = row.try_get("status")?;
+    let next = ts(row.try_get("next_attempt_at")?, "delivery_state.next_attempt_at")?;
+    Ok(Delivery {
+        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
+        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
+        url: open(keys, "outbox.url", &row.try_get::<String, _>("url")?)?,
+        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+        created_at: ts(row.try_get("created_at")?, "delivery_state.created_at")?
+            .ok_or_else(|| corrupt("delivery_state.created_at")("missing".into()))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        next_attempt_at: next.filter(|_| status == "pending"),
+        status,
+        finished_at: ts(row.try_get("finished_at")?, "delivery_state.finished_at")?,
+        last_error: row.try_get("last_error")?,
+        history: Vec::new(),
     })
 }
 
@@ -101,31 +134,118 @@ fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), Stor
     ))
 }
 
+/// Deliveries recorded per statement. Every statement has exactly this
+/// many value rows (the last chunk of a group is padded with NULL rows that
+/// match nothing), so each is prepared once and then reused.
+const RECORD_CHUNK: usize = 64;
+
+/// `(?, ?, ...), (?, ?, ...)...`: [`RECORD_CHUNK`] rows of `columns` parameters.
+fn values_sql(columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; RECORD_CHUNK].join(", ")
+}
+
+/// The statements recording a chunk of attempts, as one query (one trip
+/// to the database's thread): the attempts, the deliveries' states, and
+/// the rule log of the finished ones.
+fn record_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            // Each attempt continues its delivery's numbering (a redelivery
+            // starts its attempts at 0 again, its history does not).
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
+             SELECT v.column1, \
+                    COALESCE((SELECT MAX(a.attempt) FROM delivery_attempts a WHERE a.delivery_id = v.column1), 0) + 1, \
+                    v.column2, v.column3, v.column4, v.column5, v.column6 \
+             FROM (VALUES {attempts}) AS v WHERE v.column1 IS NOT NULL; \
+             UPDATE delivery_state SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
+             finished_at = v.column5, last_error = v.column6 FROM (VALUES {states}) AS v \
+             WHERE delivery_state.id = v.column1; \
+             WITH t AS MATERIALIZED ( \
+                 SELECT o.rule_id AS rule_id, j.value AS run_id, v.column2 AS outcome \
+                 FROM (VALUES {logs}) AS v JOIN outbox o ON o.id = v.column1 JOIN json_each(o.run_ids) AS j) \
+             UPDATE rule_runs SET webhooks = t.outcome FROM t \
+             WHERE rule_runs.rule_id = t.rule_id AND rule_runs.run_id = t.run_id",
+            attempts = values_sql(6),
+            states = values_sql(6),
+            logs = values_sql(2),
+        )
+    });
+    &SQL
+}
+
+/// One attempt and the state it leaves its delivery in, as bound values.
+struct RecordValues {
+    id: String,
+    attempts: i64,
+    status: &'static str,
+    next: String,
+    finished: Option<String>,
+    error: Option<String>,
+    started_at: String,
+    duration_ms: i64,
+    class: String,
+    status_code: Option<i64>,
+    attempt_error: Option<String>,
+    /// The rule log's outcome, when the delivery finished.
+    outcome: Option<String>,
+}
+
+impl RecordValues {
+    fn new(r: &DeliveryRecord, now: &str) -> Self {
+        let (status, next, error) = match &r.status {
+            DeliveryStatus::Delivered => ("delivered", now.to_string(), None),
+            DeliveryStatus::Failed(msg) => ("failed", now.to_string(), Some(msg.clone())),
+            DeliveryStatus::Retry { at, error } => ("pending", at.to_naive_string(), Some(error.clone())),
+        };
+        let a = &r.attempt;
+        Self {
+            id: r.id.to_string(),
+            attempts: i64::from(r.attempts),
+            status,
+            next,
+            finished: (status != "pending").then(|| now.to_string()),
+            error,
+            started_at: a.started_at.to_naive_string(),
+            duration_ms: i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+            class: a.class.clone(),
+            status_code: a.status_code.map(i64::from),
+            attempt_error: a.error.clone(),
+            // The log line of every run the delivery carried gets it (materialized
+            // first, so each line is found by its key, not by scanning the rule's log).
+            outcome: r.log_outcome().and_then(|o| outcome_json(&Some(o))),
+        }
+    }
+}
+
 impl SqliteStore {
     pub(super) async fn due_deliveries_impl(&self, q: &DueQuery) -> Result<DuePage, StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= "
-        ));
-        b.push_bind(q.now.to_naive_string());
-        if let Some(after) = &q.after {
-            b.push(" AND (next_attempt_at, id) > (").push_bind(after.due.clone());
-            b.push(", ").push_bind(after.id.clone()).push(")");
-        }
-        if !q.busy.is_empty() {
-            b.push(" AND endpoint NOT IN (");
-            let mut list = b.separated(", ");
-            for e in q.busy.iter().take(CHUNK) {
-                list.push_bind(e.clone());
-            }
-            b.push(")");
-        }
-        b.push(" ORDER BY next_attempt_at, id LIMIT ").push_bind(q.limit as i64);
-        let rows = b.build().fetch_all(&self.read).await?;
+        // One statement text whatever the query, so it is prepared once;
+        // `status = 'pending'` as written selects the partial index
+        // `delivery_due`, which is in this order and holds the endpoint.
+        let (due, id) = q.after.as_ref().map_or((String::new(), String::new()), |c| (c.due.clone(), c.id.clone()));
+        let busy = serde_json::to_string(&q.busy).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(&format!(
+            "SELECT {LISTED_COLUMNS}, {DUE_COLUMNS} FROM {DELIVERIES} \
+             WHERE s.status = 'pending' AND s.next_attempt_at <= ? AND (s.next_attempt_at, s.id) > (?, ?) \
+             AND s.endpoint NOT IN (SELECT value FROM json_each(?)) \
+             ORDER BY s.next_attempt_at, s.id LIMIT ?"
+        ))
+        .bind(q.now.to_naive_string())
+        .bind(due)
+        .bind(id)
+        .bind(busy)
+        .bind(q.limit as i64)
+        .fetch_all(&self.read)
+        .await?;
         let end = match rows.last() {
             Some(last) => Some(DueCursor { due: last.try_get("next_attempt_at")?, id: last.try_get("id")? }),
             None => None,
         };
-        let rows = rows.iter().map(|r| outbox_from_row(&self.keys, r)).collect::<Result<_, _>>()?;
+        let rows = rows
+            .iter()
+            .map(|r| Ok((outbox_from_row(self, r)?, r.try_get("endpoint")?)))
+            .collect::<Result<_, StoreError>>()?;
         Ok(DuePage { rows, end })
     }
 
@@ -133,112 +253,64 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let now = Timestamp::now();
+        let now = Timestamp::now().to_naive_string();
+        let sql = record_sql();
         let mut tx = self.write.begin().await?;
-        // Three statements per group, whatever its size: the attempts, the
-        // deliveries' states, and the rule log of the finished ones.
-        for chunk in batch.chunks(GROUP_CHUNK) {
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) ",
-            );
-            b.push_values(chunk, |mut row, r| {
-                let a = &r.attempt;
-                // The attempt's number continues the delivery's history.
-                row.push_bind(r.id.to_string())
-                    .push("COALESCE((SELECT MAX(attempt) FROM delivery_attempts WHERE delivery_id = ")
-                    .push_bind_unseparated(r.id.to_string())
-                    .push_unseparated("), 0) + 1")
-                    .push_bind(a.started_at.to_naive_string())
-                    .push_bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-                    .push_bind(a.class.clone())
-                    .push_bind(a.status_code.map(i64::from))
-                    .push_bind(a.error.clone());
-            });
-            b.build().execute(&mut *tx).await?;
-
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "UPDATE outbox SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
-                 last_error = v.column5, finished_at = v.column6 FROM (",
-            );
-            b.push_values(chunk, |mut row, r| {
-                let (state, next, error) = match &r.status {
-                    DeliveryStatus::Delivered => ("delivered", now, None),
-                    DeliveryStatus::Failed(msg) => ("failed", now, Some(msg.clone())),
-                    DeliveryStatus::Retry { at, error } => ("pending", *at, Some(error.clone())),
-                };
-                let finished = (state != "pending").then(|| now.to_naive_string());
-                row.push_bind(r.id.to_string())
-                    .push_bind(state)
-                    .push_bind(i64::from(r.attempts))
-                    .push_bind(next.to_naive_string())
-                    .push_bind(error)
-                    .push_bind(finished);
-            });
-            // Planned as a lookup by primary key per value row.
-            b.push(") AS v WHERE outbox.id = v.column1");
-            b.build().execute(&mut *tx).await?;
-
-            let finished: Vec<(String, String)> =
-                chunk.iter().filter_map(|r| Some((r.id.to_string(), outcome_json(&Some(r.log_outcome()?))?))).collect();
-            if !finished.is_empty() {
-                // The outcome lands on the log line of every run the delivery carried.
-                let mut b: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE rule_runs SET webhooks = v.column2 FROM (");
-                b.push_values(&finished, |mut row, (id, outcome)| {
-                    row.push_bind(id.clone()).push_bind(outcome.clone());
-                });
-                b.push(
-                    ") AS v, outbox o, json_each(o.run_ids) j WHERE o.id = v.column1 \
-                     AND rule_runs.rule_id = o.rule_id AND rule_runs.run_id = j.value",
-                );
-                b.build().execute(&mut *tx).await?;
+        for chunk in batch.chunks(RECORD_CHUNK) {
+            let values: Vec<RecordValues> = chunk.iter().map(|r| RecordValues::new(r, &now)).collect();
+            let pad = RECORD_CHUNK - values.len();
+            let mut q = sqlx::query(sql);
+            for v in &values {
+                q = q.bind(&v.id).bind(&v.started_at).bind(v.duration_ms).bind(&v.class).bind(v.status_code);
+                q = q.bind(&v.attempt_error);
             }
+            for _ in 0..pad * 6 {
+                q = q.bind(None::<String>);
+            }
+            for v in &values {
+                q = q.bind(&v.id).bind(v.status).bind(v.attempts).bind(&v.next).bind(&v.finished).bind(&v.error);
+            }
+            for _ in 0..pad * 6 {
+                q = q.bind(None::<String>);
+            }
+            for v in &values {
+                q = q.bind(v.outcome.as_ref().map(|_| &v.id)).bind(&v.outcome);
+            }
+            for _ in 0..pad * 2 {
+                q = q.bind(None::<String>);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     pub(super) async fn list_deliveries_impl(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE 1 = 1"));
+        let mut b: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {LISTED_COLUMNS} FROM {DELIVERIES} WHERE 1 = 1"));
         if let Some(rule) = q.rule {
-            b.push(" AND rule_id = ").push_bind(rule.to_string());
+            b.push(" AND s.rule_id = ").push_bind(rule.to_string());
         }
         if let Some(status) = &q.status {
-            b.push(" AND status = ").push_bind(status.clone());
+            b.push(" AND s.status = ").push_bind(status.clone());
         }
-        b.push(" ORDER BY created_at DESC, id LIMIT ").push_bind(q.limit as i64);
+        b.push(" ORDER BY s.created_at DESC, s.id LIMIT ").push_bind(q.limit as i64);
         b.push(" OFFSET ").push_bind(q.offset as i64);
         let rows = b.build().fetch_all(&self.read).await?;
         self.deliveries_from_rows(&rows).await
     }
 
     pub(super) async fn get_delivery_impl(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"))
+        let rows = sqlx::query(&format!("SELECT {LISTED_COLUMNS} FROM {DELIVERIES} WHERE s.id = ?"))
             .bind(id.to_string())
             .fetch_all(&self.read)
             .await?;
         Ok(self.deliveries_from_rows(&rows).await?.pop())
     }
 
+    /// Listed rows with their attempts.
     async fn deliveries_from_rows(&self, rows: &[SqliteRow]) -> Result<Vec<Delivery>, StoreError> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let o = outbox_from_row(&self.keys, row)?;
-            let status: String = row.try_get("status")?;
-            let next = ts(row.try_get("next_attempt_at")?, "outbox.next_attempt_at")?;
-            out.push(Delivery {
-                id: o.id,
-                rule_id: o.rule_id,
-                url: o.url,
-                next_attempt_at: next.filter(|_| status == "pending"),
-                status,
-                attempts: o.attempts,
-                run_ids: o.run_ids,
-                created_at: o.created_at,
-                finished_at: ts(row.try_get("finished_at")?, "outbox.finished_at")?,
-                last_error: row.try_get("last_error")?,
-                history: Vec::new(),
-            });
-        }
+        let mut out = rows.iter().map(|r| listed_from_row(&self.keys, r)).collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<String> = out.iter().map(|d| d.id.to_string()).collect();
         let mut history: HashMap<DeliveryId, Vec<AttemptRecord>> = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
@@ -262,7 +334,7 @@ impl SqliteStore {
     pub(super) async fn redeliver_impl(&self, id: DeliveryId) -> Result<bool, StoreError> {
         let now = Timestamp::now().to_naive_string();
         let mut tx = self.write.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = ?")
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM delivery_state WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await?;
@@ -272,7 +344,8 @@ impl SqliteStore {
             Some(_) => {}
         }
         sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ?",
+            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL \
+             WHERE id = ?",
         )
         .bind(now)
         .bind(id.to_string())
@@ -307,33 +380,190 @@ impl SqliteStore {
         // keeps delivered rows with their bodies.
         let rows = sqlx::query("SELECT id, url, headers, signing_secret FROM outbox").fetch_all(&mut *tx).await?;
         for row in rows {
-            let url: String = row.try_get("url")?;
-            let secret: Option<String> = row.try_get("signing_secret")?;
-            let headers: BTreeMap<String, String> = serde_json::from_str(&row.try_get::<String, _>("headers")?)
-                .map_err(|e| corrupt("outbox.headers")(e.to_string()))?;
-            let stale = std::iter::once(&url).chain(&secret).chain(headers.values()).filter(|v| !keys.is_current(v));
-            let stale = stale.count();
+            let sealed = SealedTarget {
+                url: row.try_get("url")?,
+                headers: row.try_get("headers")?,
+                secret: row.try_get("signing_secret")?,
+            };
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(&sealed.headers).map_err(|e| corrupt("outbox.headers")(e.to_string()))?;
+            let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
+            let stale = parts.filter(|v| !keys.is_current(v)).count();
             if stale == 0 {
                 continue;
             }
             changed += stale;
-            let open = |column: &'static str, v: &str| keys.open(v).map_err(|e| corrupt(column)(e.to_string()));
-            let url = open("outbox.url", &url)?;
-            let headers: BTreeMap<String, String> = headers
-                .into_iter()
-                .map(|(k, v)| Ok((k, open("outbox.headers", &v)?)))
-                .collect::<Result<_, StoreError>>()?;
-            let secret = secret.map(|s| open("outbox.signing_secret", &s)).transpose()?;
-            sqlx::query("UPDATE outbox SET url = ?, headers = ?, signing_secret = ?, endpoint = ? WHERE id = ?")
-                .bind(keys.seal(&url))
-                .bind(seal_headers(keys, &headers))
-                .bind(secret.as_deref().map(|s| keys.seal(s)))
-                .bind(endpoint_key(&url))
-                .bind(row.try_get::<String, _>("id")?)
+            let target = open_target(keys, &sealed)?;
+            let resealed = self.targets.seal(keys, &target);
+            let id: String = row.try_get("id")?;
+            sqlx::query("UPDATE outbox SET url = ?, headers = ?, signing_secret = ? WHERE id = ?")
+                .bind(resealed.url)
+                .bind(resealed.headers)
+                .bind(resealed.secret)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            // Rows queued before endpoints were kept have none yet.
+            sqlx::query("UPDATE delivery_state SET endpoint = ? WHERE id = ?")
+                .bind(endpoint_key(&target.url))
+                .bind(&id)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::model::RuleId;
+
+    /// A database at migration 0003 (state inside `outbox`), as the
+    /// previous release left it, with a pending and a delivered delivery.
+    async fn release_0003_database(dir: &std::path::Path, keys: &Keyring) -> (DeliveryId, DeliveryId) {
+        let all = sqlx::migrate!("./migrations/sqlite");
+        let upto_3 = sqlx::migrate::Migrator {
+            migrations: Cow::Owned(all.migrations.iter().filter(|m| m.version <= 3).cloned().collect()),
+            ..sqlx::migrate!("./migrations/sqlite")
+        };
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("runhook.db")).create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        upto_3.run(&pool).await.unwrap();
+        let (pending, delivered, rule) = (DeliveryId::new_v7(), DeliveryId::new_v7(), RuleId::new_v4());
+        let url = "http://127.0.0.1:9/hook?token=old";
+        for (id, status, attempts) in [(pending, "pending", 1), (delivered, "delivered", 1)] {
+            sqlx::query(
+                "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, status, \
+                 attempts, next_attempt_at, last_error, finished_at, endpoint) \
+                 VALUES (?, ?, ?, ?, '{}', '[]', NULL, '2026-11-01T00:00:00.000000', ?, ?, '2026-11-01T00:00:01.000000', \
+                 'HTTP 500', NULL, ?)",
+            )
+            .bind(id.to_string())
+            .bind(rule.to_string())
+            .bind(keys.seal(url))
+            .bind(format!(r#"{{"x-team":"{}"}}"#, keys.seal("secret-header")))
+            .bind(status)
+            .bind(attempts)
+            .bind(endpoint_key(url))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO delivery_attempts VALUES (?, 1, '2026-11-01T00:00:00.000000', 3, 'server_error', 500, 'HTTP 500')",
+            )
+            .bind(id.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+        (pending, delivered)
+    }
+
+    fn delivered_record(id: DeliveryId, attempts: u32) -> DeliveryRecord {
+        DeliveryRecord {
+            id,
+            attempts,
+            attempt: AttemptRecord {
+                attempt: attempts,
+                started_at: Timestamp::now(),
+                duration_ms: 4,
+                class: "success".into(),
+                status_code: Some(200),
+                error: None,
+            },
+            status: DeliveryStatus::Delivered,
+        }
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_the_previous_release_survive_the_move_of_their_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::generate();
+        let (pending, delivered) = release_0003_database(dir.path(), &keys).await;
+        let store = SqliteStore::open(dir.path(), keys).await.unwrap();
+
+        let listed = store.list_deliveries_impl(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let old = store.get_delivery_impl(delivered).await.unwrap().unwrap();
+        assert_eq!((old.status.as_str(), old.attempts, old.history.len()), ("delivered", 1, 1));
+        assert_eq!(old.url, "http://127.0.0.1:9/hook?token=old");
+
+        let due = store
+            .due_deliveries_impl(&DueQuery { now: Timestamp::now(), limit: 10, busy: vec![], after: None })
+            .await
+            .unwrap();
+        assert_eq!(due.rows.len(), 1);
+        let (row, endpoint) = &due.rows[0];
+        assert_eq!((row.id, row.attempts), (pending, 1));
+        assert_eq!(row.headers.get("x-team").map(String::as_str), Some("secret-header"));
+        assert_eq!(*endpoint, endpoint_key(&row.url));
+
+        // The next attempt continues the history; the row leaves the due set.
+        store.record_deliveries_impl(&[delivered_record(pending, 2)]).await.unwrap();
+        let now = store.get_delivery_impl(pending).await.unwrap().unwrap();
+        assert_eq!((now.status.as_str(), now.attempts), ("delivered", 2));
+        assert_eq!(now.history.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(now.history[1].class, "success");
+        let due = store
+            .due_deliveries_impl(&DueQuery { now: Timestamp::now(), limit: 10, busy: vec![], after: None })
+            .await
+            .unwrap();
+        assert!(due.rows.is_empty());
+        assert_eq!(crate::store::Store::outbox_stats(&store).await.unwrap().0, 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_a_statement_is_recorded_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keyring::generate();
+        let store = SqliteStore::open(dir.path(), keys).await.unwrap();
+        let rule = RuleId::new_v4();
+        let n = RECORD_CHUNK * 2 + 3;
+        let mut tx = store.write.begin().await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let row = OutboxRow {
+                id: DeliveryId::new_v7(),
+                rule_id: rule,
+                url: "https://hooks.example.com/x".into(),
+                headers: BTreeMap::new(),
+                body: "{}".into(),
+                run_ids: vec![],
+                signing_secret: None,
+                created_at: Timestamp::now(),
+                attempts: 0,
+            };
+            insert_outbox(&mut tx, &store, &row).await.unwrap();
+            ids.push(row.id);
+        }
+        tx.commit().await.unwrap();
+        // Half delivered, half to be retried.
+        let records: Vec<DeliveryRecord> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut r = delivered_record(*id, 1);
+                if i % 2 == 1 {
+                    r.status = DeliveryStatus::Retry { at: Timestamp::now(), error: "HTTP 503".into() };
+                }
+                r
+            })
+            .collect();
+        store.record_deliveries_impl(&records).await.unwrap();
+        let all = store.list_deliveries_impl(&DeliveryQuery { limit: 1000, ..Default::default() }).await.unwrap();
+        assert_eq!(all.len(), n);
+        for d in &all {
+            let i = ids.iter().position(|id| *id == d.id).unwrap();
+            let expected = if i % 2 == 1 { "pending" } else { "delivered" };
+            assert_eq!((d.status.as_str(), d.attempts, d.history.len()), (expected, 1, 1), "delivery {i}");
+            assert_eq!(d.last_error.is_some(), i % 2 == 1);
+        }
+        assert_eq!(crate::store::Store::outbox_stats(&store).await.unwrap().0, i64::try_from(n / 2).unwrap());
     }
 }

@@ -108,7 +108,14 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM outbox WHERE rule_id = ? AND status = 'pending'")
+        // Pending deliveries go with the rule; finished ones stay listed.
+        sqlx::query(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = ? AND status = 'pending')",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM delivery_state WHERE rule_id = ? AND status = 'pending'")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -212,7 +219,7 @@ impl SqliteStore {
             .await?;
         }
         for o in &c.outbox {
-            insert_outbox(&mut tx, &self.keys, o).await?;
+            insert_outbox(&mut tx, self, o).await?;
         }
         let now = Timestamp::now();
         for f in &c.feedback {
