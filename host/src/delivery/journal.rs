@@ -9,6 +9,7 @@
 //! alone, at once; a busy one amortises the commit over many.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,10 @@ use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, OutboxRow, Sto
 
 /// The most attempts committed in one transaction.
 const GROUP: usize = 256;
+/// A group this large means a busy worker; it waits [`LINGER`] for more.
+const LINGER_FROM: usize = 4;
+/// How long a busy worker's group waits for more attempts.
+const LINGER: Duration = Duration::from_millis(2);
 
 type Request = (DeliveryRecord, oneshot::Sender<()>);
 
@@ -36,6 +41,20 @@ impl StoreJournal {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(GROUP);
             while rx.recv_many(&mut batch, GROUP).await > 0 {
+                if batch.len() >= LINGER_FROM {
+                    // Busy: attempts arrive faster than commits finish. Waiting
+                    // a moment for more costs the deliveries nothing (their
+                    // slots are free already) and saves commits.
+                    let more = async {
+                        loop {
+                            let room = GROUP - batch.len();
+                            if room == 0 || rx.recv_many(&mut batch, room).await == 0 {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(LINGER, more).await;
+                }
                 let (records, waiters): (Vec<DeliveryRecord>, Vec<oneshot::Sender<()>>) = batch.drain(..).unzip();
                 if let Err(e) = store.record_deliveries(&records).await {
                     // The rows stay as they were: pending rows are attempted

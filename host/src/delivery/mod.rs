@@ -6,6 +6,7 @@
 //! - [`guard`]: SSRF protection on the addresses actually connected to.
 //! - [`drive`]: one delivery from attempt to outcome, recording each attempt.
 //! - [`journal`]: records attempts in the store, committed in groups.
+//! - `slots`: the concurrency bounds, and the rows read waiting for a slot.
 //! - this file: the worker that claims due rows and bounds concurrency, in
 //!   total and per endpoint, so one slow receiver cannot starve the others.
 //!
@@ -19,8 +20,9 @@ pub mod guard;
 pub mod journal;
 pub mod policy;
 pub mod send;
+mod slots;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,8 @@ pub use send::{AttemptReport, Sender, sign};
 
 use crate::config::DeliverySettings;
 use crate::model::{DeliveryId, Timestamp};
-use crate::store::{DueCursor, DuePage, DueQuery, OutboxRow, Store};
+use crate::store::{DueCursor, DuePage, DueQuery, Store};
+use slots::{Ready, Slots};
 
 /// How often the outbox is polled when nothing finished meanwhile.
 const POLL: Duration = Duration::from_millis(100);
@@ -52,48 +55,6 @@ struct Fetched {
     top_up: bool,
 }
 
-/// Deliveries in flight and the bounds they respect. A delivery holds a
-/// slot of its endpoint while it may still make requests; after its last
-/// attempt it frees the slot and only waits for its record to commit, and
-/// its id stays in `in_flight` until then so it is not read again.
-struct Slots {
-    total: usize,
-    per_endpoint: usize,
-    in_flight: HashSet<DeliveryId>,
-    sending: usize,
-    by_endpoint: HashMap<String, usize>,
-}
-
-impl Slots {
-    fn room(&self) -> usize {
-        self.total.saturating_sub(self.sending)
-    }
-
-    fn endpoint_full(&self, endpoint: &str) -> bool {
-        self.by_endpoint.get(endpoint).is_some_and(|n| *n >= self.per_endpoint)
-    }
-
-    fn full_endpoints(&self) -> Vec<String> {
-        self.by_endpoint.iter().filter(|(_, n)| **n >= self.per_endpoint).map(|(e, _)| e.clone()).collect()
-    }
-
-    fn take(&mut self, id: DeliveryId, endpoint: &str) {
-        self.in_flight.insert(id);
-        self.sending += 1;
-        *self.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
-    }
-
-    fn free(&mut self, endpoint: &str) {
-        self.sending = self.sending.saturating_sub(1);
-        if let Some(n) = self.by_endpoint.get_mut(endpoint) {
-            *n -= 1;
-            if *n == 0 {
-                self.by_endpoint.remove(endpoint);
-            }
-        }
-    }
-}
-
 /// Runs the delivery worker until `shutdown`, then lets attempts in flight
 /// finish and record (retry waits are cut short; their rows stay due).
 pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: CancellationToken) {
@@ -105,18 +66,11 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
         }
     };
     let settings = Arc::new(settings);
-    let mut slots = Slots {
-        total: settings.concurrency,
-        per_endpoint: settings.per_endpoint_concurrency,
-        in_flight: HashSet::new(),
-        sending: 0,
-        by_endpoint: HashMap::new(),
-    };
+    let mut slots = Slots::new(settings.concurrency, settings.per_endpoint_concurrency);
     let (freed_tx, mut freed) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (journal, journal_task) = StoreJournal::spawn(store.clone());
     let mut tasks: JoinSet<DeliveryId> = JoinSet::new();
-    // Due rows read but not started: (row, endpoint, when read), oldest first.
-    let mut ready: VecDeque<(OutboxRow, String, Instant)> = VecDeque::new();
+    let mut ready = Ready::default();
     // The outbox is read in the background, so starting deliveries never
     // waits for a query.
     let mut fetch: Option<tokio::task::JoinHandle<Fetched>> = None;
@@ -135,12 +89,9 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                 slots.in_flight.remove(&id);
             }
         }
-        // Oldest first, so the stale ones are at the front.
-        while ready.front().is_some_and(|(_, _, at)| at.elapsed() >= STALE) {
-            ready.pop_front();
-        }
+        ready.drop_stale(STALE);
         if fetch.is_none() {
-            let startable = ready.iter().any(|(_, e, _)| !slots.endpoint_full(e));
+            let startable = ready.any_startable(&slots);
             let polled_long_ago = last_fetch.is_none_or(|t| t.elapsed() >= POLL);
             // Top up below half a batch (at once while the outbox has more);
             // when nothing read can start, look for other endpoints' rows.
@@ -148,8 +99,7 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
             let other_endpoints = slots.room() > 0 && !startable && polled_long_ago;
             if top_up || other_endpoints {
                 last_fetch = Some(Instant::now());
-                let skip: HashSet<DeliveryId> =
-                    ready.iter().map(|(r, _, _)| r.id).chain(slots.in_flight.iter().copied()).collect();
+                let skip: HashSet<DeliveryId> = ready.ids().chain(slots.in_flight.iter().copied()).collect();
                 let query = if top_up {
                     DueQuery { now: Timestamp::now(), limit: BATCH, busy: Vec::new(), after: cursor.clone() }
                 } else {
@@ -163,15 +113,8 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                 }));
             }
         }
-        // Start what fits, oldest first, skipping endpoints at their bound.
-        let mut i = 0;
-        while slots.room() > 0 && i < ready.len() {
-            if slots.endpoint_full(&ready[i].1) {
-                i += 1;
-                continue;
-            }
-            let Some((row, endpoint, _)) = ready.remove(i) else { break };
-            slots.take(row.id, &endpoint);
+        // Start what fits, each endpoint within its bound.
+        for (row, endpoint) in ready.start(&mut slots) {
             let (journal, sender, settings, stop) =
                 (journal.clone(), sender.clone(), settings.clone(), shutdown.clone());
             let slot = SlotGuard::new(freed_tx.clone(), endpoint);
@@ -181,7 +124,7 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                 id
             });
         }
-        metrics::gauge!("runhook_deliveries_in_flight").set(slots.sending as f64);
+        metrics::gauge!("runhook_deliveries_in_flight").set(slots.sending() as f64);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(endpoint) = freed.recv() => slots.free(&endpoint),
@@ -200,11 +143,11 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                         }
                         let now = Instant::now();
                         // Rows started or finished while the query ran are not taken again.
-                        ready.extend(
-                            rows.into_iter()
-                                .filter(|(r, _)| !skip.contains(&r.id) && !slots.in_flight.contains(&r.id))
-                                .map(|(r, e)| (r, e, now)),
-                        );
+                        for (row, endpoint) in rows {
+                            if !skip.contains(&row.id) && !slots.in_flight.contains(&row.id) {
+                                ready.push(row, endpoint, now);
+                            }
+                        }
                     }
                     Ok(Fetched { page: Err(e), .. }) => tracing::error!(error = %e, "cannot read the outbox"),
                     Err(e) => tracing::error!(error = %e, "the outbox reader failed"),

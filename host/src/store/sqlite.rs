@@ -74,12 +74,19 @@ impl SqliteStore {
         // (32 MiB) rather than SQLite's 1000: delivery state is a small set
         // of pages rewritten again and again, and a rarer checkpoint copies
         // each of them once instead of many times.
+        // The database is a local file: checking a connection before each
+        // use (a round trip to its thread) finds nothing a query would not.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone().pragma("wal_autocheckpoint", "8000"))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
+            .await?;
         let tenant = tenant_id(&write).await?;
         Ok(Self { write, read, keys, targets: Arc::default(), tenant })
     }

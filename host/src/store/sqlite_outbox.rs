@@ -134,44 +134,53 @@ fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), Stor
     ))
 }
 
-/// Deliveries recorded per statement. Every statement has exactly this
-/// many value rows (the last chunk of a group is padded with NULL rows that
-/// match nothing), so each is prepared once and then reused.
+/// The most deliveries recorded by one query.
 const RECORD_CHUNK: usize = 64;
 
-/// `(?, ?, ...), (?, ?, ...)...`: [`RECORD_CHUNK`] rows of `columns` parameters.
-fn values_sql(columns: usize) -> String {
+/// The sizes of recording queries: a chunk of `n` deliveries is recorded
+/// by the query for the next size up, its extra value rows bound to NULL
+/// (matching nothing). So there are seven query texts, each prepared once,
+/// and no chunk binds more than twice the values it needs.
+const RECORD_SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, RECORD_CHUNK];
+
+/// `(?, ?, ...), (?, ?, ...)...`: `rows` rows of `columns` parameters.
+fn values_sql(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; RECORD_CHUNK].join(", ")
+    vec![row; rows].join(", ")
 }
 
-/// The statements recording a chunk of attempts, as one query (one trip
+/// The statements recording up to `size` attempts, as one query (one trip
 /// to the database's thread): the attempts, the deliveries' states, and
 /// the rule log of the finished ones.
-fn record_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            // Each attempt continues its delivery's numbering (a redelivery
-            // starts its attempts at 0 again, its history does not).
-            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
-             SELECT v.column1, \
-                    COALESCE((SELECT MAX(a.attempt) FROM delivery_attempts a WHERE a.delivery_id = v.column1), 0) + 1, \
-                    v.column2, v.column3, v.column4, v.column5, v.column6 \
-             FROM (VALUES {attempts}) AS v WHERE v.column1 IS NOT NULL; \
-             UPDATE delivery_state SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
-             finished_at = v.column5, last_error = v.column6 FROM (VALUES {states}) AS v \
-             WHERE delivery_state.id = v.column1; \
-             WITH t AS MATERIALIZED ( \
-                 SELECT o.rule_id AS rule_id, j.value AS run_id, v.column2 AS outcome \
-                 FROM (VALUES {logs}) AS v JOIN outbox o ON o.id = v.column1 JOIN json_each(o.run_ids) AS j) \
-             UPDATE rule_runs SET webhooks = t.outcome FROM t \
-             WHERE rule_runs.rule_id = t.rule_id AND rule_runs.run_id = t.run_id",
-            attempts = values_sql(6),
-            states = values_sql(6),
-            logs = values_sql(2),
-        )
-    });
-    &SQL
+fn record_sql(size: usize) -> String {
+    format!(
+        // Each attempt continues its delivery's numbering (a redelivery
+        // starts its attempts at 0 again, its history does not).
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
+         SELECT v.column1, \
+                COALESCE((SELECT MAX(a.attempt) FROM delivery_attempts a WHERE a.delivery_id = v.column1), 0) + 1, \
+                v.column2, v.column3, v.column4, v.column5, v.column6 \
+         FROM (VALUES {attempts}) AS v WHERE v.column1 IS NOT NULL; \
+         UPDATE delivery_state SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
+         finished_at = v.column5, last_error = v.column6 FROM (VALUES {states}) AS v \
+         WHERE delivery_state.id = v.column1; \
+         WITH t AS MATERIALIZED ( \
+             SELECT o.rule_id AS rule_id, j.value AS run_id, v.column2 AS outcome \
+             FROM (VALUES {logs}) AS v JOIN outbox o ON o.id = v.column1 JOIN json_each(o.run_ids) AS j) \
+         UPDATE rule_runs SET webhooks = t.outcome FROM t \
+         WHERE rule_runs.rule_id = t.rule_id AND rule_runs.run_id = t.run_id",
+        attempts = values_sql(size, 6),
+        states = values_sql(size, 6),
+        logs = values_sql(size, 2),
+    )
+}
+
+/// The recording query for a chunk of `n` deliveries, and its size.
+fn record_query(n: usize) -> (&'static str, usize) {
+    static SQL: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| RECORD_SIZES.iter().map(|size| record_sql(*size)).collect());
+    let i = RECORD_SIZES.iter().position(|size| *size >= n).unwrap_or(RECORD_SIZES.len() - 1);
+    (&SQL[i], RECORD_SIZES[i])
 }
 
 /// One attempt and the state it leaves its delivery in, as bound values.
@@ -254,11 +263,11 @@ impl SqliteStore {
             return Ok(());
         }
         let now = Timestamp::now().to_naive_string();
-        let sql = record_sql();
         let mut tx = self.write.begin().await?;
         for chunk in batch.chunks(RECORD_CHUNK) {
             let values: Vec<RecordValues> = chunk.iter().map(|r| RecordValues::new(r, &now)).collect();
-            let pad = RECORD_CHUNK - values.len();
+            let (sql, size) = record_query(values.len());
+            let pad = size - values.len();
             let mut q = sqlx::query(sql);
             for v in &values {
                 q = q.bind(&v.id).bind(&v.started_at).bind(v.duration_ms).bind(&v.class).bind(v.status_code);

@@ -1,0 +1,210 @@
+//! The worker's concurrency bounds ([`Slots`]: in total and per endpoint)
+//! and the due deliveries read from the outbox waiting for a slot
+//! ([`Ready`], queued per endpoint).
+//!
+//! The worker reads the outbox a page at a time and starts deliveries as
+//! slots free up, at each event. Queued per endpoint, an event costs a look
+//! at the endpoints, not at every row read: with a page of one busy
+//! endpoint's rows waiting, scanning the rows at each event cost more than
+//! the HTTP requests they were waiting for.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::model::DeliveryId;
+use crate::store::OutboxRow;
+
+/// Deliveries in flight and the bounds they respect. A delivery holds a
+/// slot of its endpoint while it may still make requests; after its last
+/// attempt it frees the slot and only waits for its record to commit, and
+/// its id stays in `in_flight` until then so it is not read again.
+pub(super) struct Slots {
+    total: usize,
+    per_endpoint: usize,
+    pub(super) in_flight: HashSet<DeliveryId>,
+    sending: usize,
+    by_endpoint: HashMap<String, usize>,
+}
+
+impl Slots {
+    pub(super) fn new(total: usize, per_endpoint: usize) -> Self {
+        Self { total, per_endpoint, in_flight: HashSet::new(), sending: 0, by_endpoint: HashMap::new() }
+    }
+
+    /// Deliveries sending (holding a slot).
+    pub(super) fn sending(&self) -> usize {
+        self.sending
+    }
+
+    pub(super) fn room(&self) -> usize {
+        self.total.saturating_sub(self.sending)
+    }
+
+    pub(super) fn endpoint_full(&self, endpoint: &str) -> bool {
+        self.by_endpoint.get(endpoint).is_some_and(|n| *n >= self.per_endpoint)
+    }
+
+    pub(super) fn full_endpoints(&self) -> Vec<String> {
+        self.by_endpoint.iter().filter(|(_, n)| **n >= self.per_endpoint).map(|(e, _)| e.clone()).collect()
+    }
+
+    pub(super) fn take(&mut self, id: DeliveryId, endpoint: &str) {
+        self.in_flight.insert(id);
+        self.sending += 1;
+        *self.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
+    }
+
+    pub(super) fn free(&mut self, endpoint: &str) {
+        self.sending = self.sending.saturating_sub(1);
+        if let Some(n) = self.by_endpoint.get_mut(endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_endpoint.remove(endpoint);
+            }
+        }
+    }
+}
+
+/// Rows read, per endpoint, each queue oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Ready {
+    by_endpoint: HashMap<String, VecDeque<(OutboxRow, Instant)>>,
+    len: usize,
+}
+
+impl Ready {
+    /// Rows waiting.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Queues `row`, read at `at` (rows are pushed in the order read).
+    pub(super) fn push(&mut self, row: OutboxRow, endpoint: String, at: Instant) {
+        self.by_endpoint.entry(endpoint).or_default().push_back((row, at));
+        self.len += 1;
+    }
+
+    /// Drops rows read `stale` ago or longer: they are read again rather
+    /// than sent, so a rule deleted meanwhile does not deliver.
+    pub(super) fn drop_stale(&mut self, stale: Duration) {
+        let mut dropped = 0;
+        self.by_endpoint.retain(|_, queue| {
+            while queue.front().is_some_and(|(_, at)| at.elapsed() >= stale) {
+                queue.pop_front();
+                dropped += 1;
+            }
+            !queue.is_empty()
+        });
+        self.len -= dropped;
+    }
+
+    /// The ids of every row waiting.
+    pub(super) fn ids(&self) -> impl Iterator<Item = DeliveryId> + '_ {
+        self.by_endpoint.values().flatten().map(|(r, _)| r.id)
+    }
+
+    /// Whether a row waits whose endpoint has a free slot.
+    pub(super) fn any_startable(&self, slots: &Slots) -> bool {
+        self.by_endpoint.keys().any(|e| !slots.endpoint_full(e))
+    }
+
+    /// Takes slots for as many rows as the bounds allow, one row of each
+    /// endpoint in turn, and returns them with their endpoints.
+    pub(super) fn start(&mut self, slots: &mut Slots) -> Vec<(OutboxRow, String)> {
+        let mut started = Vec::new();
+        let mut endpoints: Vec<String> = self.by_endpoint.keys().cloned().collect();
+        while !endpoints.is_empty() && slots.room() > 0 {
+            let mut next = Vec::with_capacity(endpoints.len());
+            for endpoint in endpoints {
+                if slots.room() == 0 || slots.endpoint_full(&endpoint) {
+                    continue;
+                }
+                let Some(queue) = self.by_endpoint.get_mut(&endpoint) else { continue };
+                let Some((row, _)) = queue.pop_front() else { continue };
+                self.len -= 1;
+                if queue.is_empty() {
+                    self.by_endpoint.remove(&endpoint);
+                } else {
+                    next.push(endpoint.clone());
+                }
+                slots.take(row.id, &endpoint);
+                started.push((row, endpoint));
+            }
+            endpoints = next;
+        }
+        started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RuleId, Timestamp};
+
+    fn row() -> OutboxRow {
+        OutboxRow {
+            id: DeliveryId::new_v7(),
+            rule_id: RuleId::new_v4(),
+            url: "https://hooks.example.com/x".into(),
+            headers: Default::default(),
+            body: "{}".into(),
+            run_ids: vec![],
+            signing_secret: None,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn starts_rows_in_order_within_each_endpoints_bound() {
+        let (mut ready, mut slots) = (Ready::default(), Slots::new(10, 2));
+        let now = Instant::now();
+        let a: Vec<OutboxRow> = (0..5).map(|_| row()).collect();
+        for r in &a {
+            ready.push(r.clone(), "a".into(), now);
+        }
+        for _ in 0..3 {
+            ready.push(row(), "b".into(), now);
+        }
+        // b is at its bound already.
+        slots.take(DeliveryId::new_v7(), "b");
+        slots.take(DeliveryId::new_v7(), "b");
+        let started: Vec<DeliveryId> = ready.start(&mut slots).into_iter().map(|(r, _)| r.id).collect();
+        assert_eq!(started, [a[0].id, a[1].id]);
+        assert_eq!((ready.len(), slots.sending()), (6, 4));
+        assert!(!ready.any_startable(&slots));
+        assert_eq!(ready.ids().count(), 6);
+        // A freed slot of b lets one b row start.
+        slots.free("b");
+        assert!(ready.any_startable(&slots));
+        assert_eq!(ready.start(&mut slots).len(), 1);
+    }
+
+    #[test]
+    fn stops_when_the_total_is_used_sharing_it_between_endpoints() {
+        let (mut ready, mut slots) = (Ready::default(), Slots::new(5, 8));
+        for e in ["a", "b", "c"] {
+            for _ in 0..4 {
+                ready.push(row(), e.into(), Instant::now());
+            }
+        }
+        let started = ready.start(&mut slots);
+        assert_eq!((started.len(), ready.len(), slots.room()), (5, 7, 0));
+        for e in ["a", "b", "c"] {
+            assert!(started.iter().any(|(_, s)| s == e), "endpoint {e} got no slot");
+        }
+    }
+
+    #[test]
+    fn drops_stale_rows_only() {
+        let (mut ready, slots) = (Ready::default(), Slots::new(10, 2));
+        let old = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        ready.push(row(), "a".into(), old);
+        ready.push(row(), "a".into(), Instant::now());
+        ready.push(row(), "b".into(), old);
+        ready.drop_stale(Duration::from_secs(2));
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready.ids().count(), 1);
+        assert!(ready.any_startable(&slots));
+    }
+}
