@@ -288,3 +288,76 @@ async fn loopback_and_private_targets_are_refused_by_default() {
     assert_eq!(outcome, DeliveryOutcome::Delivered);
     assert_eq!(r.requests.load(Ordering::SeqCst), 1);
 }
+
+/// Queues `n` deliveries to each URL, in that order, through a rule cycle.
+async fn queue(store: &runhook::store::sqlite::SqliteStore, targets: &[(&str, usize)]) {
+    use runhook::model::{RuleSpec, SessionId};
+    use runhook::store::{CycleCommit, Store};
+    let spec = RuleSpec {
+        display_name: "fairness".into(),
+        session_id: SessionId::new_v4(),
+        filter: None,
+        trace_filter: None,
+        tree_filter: None,
+        sampling_rate: 1.0,
+        is_enabled: false,
+        backfill_from: None,
+        webhooks: vec![],
+        plugins: Default::default(),
+        interval_seconds: 60,
+        max_runs_per_payload: 1,
+        signing_secret: None,
+    };
+    let rule = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
+    let state = store.rule_state(rule.id).await.unwrap().unwrap();
+    let outbox = targets
+        .iter()
+        .flat_map(|(url, n)| (0..*n).map(|_| OutboxRow { rule_id: rule.id, id: DeliveryId::new_v7(), ..row(url) }))
+        .collect();
+    let commit = CycleCommit {
+        rule_id: rule.id,
+        from_watermark: state.watermark,
+        to_watermark: state.watermark,
+        window_start: state.window_end,
+        window_end: state.window_end,
+        candidates: 0,
+        logs: vec![],
+        outbox,
+        feedback: vec![],
+        error: None,
+    };
+    store.commit_cycle(commit).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_holds_only_its_own_slots() {
+    use runhook::store::{DeliveryQuery, Store};
+    // 40 deliveries to a receiver that answers after 3 s, queued before 10
+    // to a prompt one: the slow one gets its 8 slots, the prompt one is
+    // served meanwhile.
+    let slow = receiver(vec![Act::Stall(Duration::from_secs(3), OK)]).await;
+    let prompt = receiver(vec![Act::Respond(OK)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap();
+    queue(&store, &[(&slow.url, 40), (&prompt.url, 10)]).await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let stop = CancellationToken::new();
+    let settings = loopback_allowed();
+    assert_eq!(settings.per_endpoint_concurrency, 8);
+    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let delivered = DeliveryQuery { status: Some("delivered".into()), limit: 100, ..Default::default() };
+    let started = Instant::now();
+    while store.list_deliveries(&delivered).await.unwrap().len() < 10 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the prompt receiver's deliveries did not complete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = store.list_deliveries(&delivered).await.unwrap();
+    // Every delivery done so far went to the prompt receiver, while the
+    // slow one held exactly its bound of requests.
+    assert!(done.iter().all(|d| d.url == prompt.url), "a slow delivery finished first");
+    assert_eq!(prompt.requests.load(Ordering::SeqCst), 10);
+    assert_eq!(slow.requests.load(Ordering::SeqCst), 8);
+    stop.cancel();
+    worker.await.unwrap();
+}
