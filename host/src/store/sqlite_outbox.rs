@@ -1,9 +1,14 @@
-//! The SQLite store's outbox: queueing, claiming and recording webhook
+//! The SQLite store's outbox: queueing, reading due and recording webhook
 //! deliveries, listing them, redelivery, and re-sealing secrets.
 //!
+//! A delivery lives in two tables (migration 0004): `outbox` holds what it
+//! sends, written once; `delivery_state` holds where it stands, updated by
+//! each attempt's record, so recording never rewrites a body.
+//!
 //! URLs, header values and signing secrets are sealed with the store's
-//! keyring on the way in and opened on the way out; nothing above the
-//! store sees a sealed value, nothing in the file holds a plain one.
+//! keyring on the way in and opened on the way out ([`super::sealed`]);
+//! nothing above the store sees a sealed value, nothing in the file holds a
+//! plain one.
 
 use std::collections::{BTreeMap, HashMap};
 
