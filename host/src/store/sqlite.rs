@@ -715,7 +715,7 @@ fn json(s: Option<String>, column: &'static str) -> Result<Option<Value>, StoreE
     s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { column, detail: e.to_string() })).transpose()
 }
 
-fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
+pub(super) fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
     v.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
 }
 

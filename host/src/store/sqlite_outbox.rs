@@ -18,13 +18,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::outbox::endpoint_key;
 use super::rules::outcome_json;
 use super::sealed::{SealedTarget, Target, open, open_target};
-use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, ts};
+use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, required, ts};
 use super::sqlite_rules::{map_secrets, spec_json};
 use super::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
     StoreError,
 };
-use crate::model::{DeliveryId, RuleSpec, Timestamp};
+use crate::model::{DeliveryId, RuleId, RuleSpec, RunId, Timestamp};
 use crate::secrets::Keyring;
 
 /// What a listing shows of a delivery: its state, target and runs; not its
@@ -80,6 +80,29 @@ pub(super) async fn insert_outbox(
     Ok(())
 }
 
+/// The columns a due row and a listed delivery share.
+struct Common {
+    id: DeliveryId,
+    rule_id: RuleId,
+    run_ids: Vec<RunId>,
+    created_at: Timestamp,
+    attempts: u32,
+}
+
+fn common_from_row(row: &SqliteRow) -> Result<Common, StoreError> {
+    let run_ids: String = row.try_get("run_ids")?;
+    Ok(Common {
+        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
+        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
+        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+        created_at: required(
+            ts(row.try_get("created_at")?, "delivery_state.created_at")?,
+            "delivery_state.created_at",
+        )?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+    })
+}
+
 /// A due row: its state, and its target opened through the store's memory.
 fn outbox_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<OutboxRow, StoreError> {
     let sealed = SealedTarget {
@@ -88,34 +111,32 @@ fn outbox_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<OutboxRow, St
         secret: row.try_get("signing_secret")?,
     };
     let target = store.targets.open(&store.keys, sealed)?;
-    let run_ids: String = row.try_get("run_ids")?;
+    let c = common_from_row(row)?;
     Ok(OutboxRow {
-        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
-        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
+        id: c.id,
+        rule_id: c.rule_id,
         url: target.url.clone(),
         headers: target.headers.clone(),
         body: row.try_get("body")?,
-        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+        run_ids: c.run_ids,
         signing_secret: target.secret.clone(),
-        created_at: ts(row.try_get("created_at")?, "delivery_state.created_at")?
-            .ok_or_else(|| corrupt("delivery_state.created_at")("missing".into()))?,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        created_at: c.created_at,
+        attempts: c.attempts,
     })
 }
 
 /// A delivery's state from [`LISTED_COLUMNS`], without its history.
 fn listed_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Delivery, StoreError> {
-    let run_ids: String = row.try_get("run_ids")?;
+    let c = common_from_row(row)?;
     let status: String = row.try_get("status")?;
     let next = ts(row.try_get("next_attempt_at")?, "delivery_state.next_attempt_at")?;
     Ok(Delivery {
-        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
-        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
+        id: c.id,
+        rule_id: c.rule_id,
         url: open(keys, "outbox.url", &row.try_get::<String, _>("url")?)?,
-        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
-        created_at: ts(row.try_get("created_at")?, "delivery_state.created_at")?
-            .ok_or_else(|| corrupt("delivery_state.created_at")("missing".into()))?,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        run_ids: c.run_ids,
+        created_at: c.created_at,
+        attempts: c.attempts,
         next_attempt_at: next.filter(|_| status == "pending"),
         status,
         finished_at: ts(row.try_get("finished_at")?, "delivery_state.finished_at")?,
