@@ -90,7 +90,14 @@ impl Journal for StoreJournal {
             status_code: report.class.status(),
             error,
         };
-        let record = DeliveryRecord { id: row.id, attempts: n, attempt, status };
+        let record = DeliveryRecord {
+            id: row.id,
+            rule_id: row.rule_id,
+            run_ids: row.run_ids.clone(),
+            attempts: n,
+            attempt,
+            status,
+        };
         let tx = self.tx.clone();
         Box::pin(async move {
             let (done, wait) = oneshot::channel();

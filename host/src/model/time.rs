@@ -45,7 +45,43 @@ impl Timestamp {
 
     /// The run form: `2024-04-05T01:28:54.085646` (UTC, no offset).
     pub fn to_naive_string(&self) -> String {
-        self.0.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+        use chrono::{Datelike, Timelike};
+        let t = self.0.naive_utc();
+        // Written by hand: every stored timestamp goes through here, and
+        // chrono's `format` interprets its pattern on each call. Years
+        // outside four digits keep chrono's spelling.
+        if !(0..=9999).contains(&t.year()) {
+            return t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+        }
+        let (date, micros) = ((t.year(), t.month(), t.day()), t.nanosecond() / 1000);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+            date.0,
+            date.1,
+            date.2,
+            t.hour(),
+            t.minute(),
+            t.second(),
+            // A leap second's nanoseconds run past one second.
+            micros.min(999_999)
+        )
+    }
+
+    /// The stored form (see [`Self::to_naive_string`]) read back, without
+    /// trying the other forms input may come in.
+    fn from_naive_str(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let shape = b.len() == 26 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':';
+        if !shape || b[19] != b'.' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<u32> {
+            let digits = s.get(range)?;
+            digits.bytes().all(|d| d.is_ascii_digit()).then(|| digits.parse().ok())?
+        };
+        let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+        let time = chrono::NaiveTime::from_hms_micro_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?)?;
+        Some(Self(date.and_time(time).and_utc()))
     }
 
     /// The window form: `2024-04-05T01:28:54.734491+00:00`.
@@ -63,6 +99,9 @@ impl FromStr for Timestamp {
     type Err = TimestampError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(stored) = Self::from_naive_str(s) {
+            return Ok(stored);
+        }
         let t = s.trim();
         if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
             return Ok(Self::from_datetime(dt.with_timezone(&Utc)));
@@ -101,6 +140,28 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stored_form_reads_back_as_written() {
+        for text in ["2026-11-22T20:58:35.755832", "0001-01-01T00:00:00.000000", "9999-12-31T23:59:59.999999"] {
+            let t: Timestamp = text.parse().unwrap();
+            assert_eq!(t.to_naive_string(), text);
+            assert_eq!(Timestamp::from_naive_str(text), Some(t));
+            let chrono = t.as_datetime().naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+            assert_eq!(chrono, text);
+        }
+        // Not the stored form: left to the general parser, or refused.
+        for text in [
+            "2026-11-22T20:58:35.7558Z",
+            "2026-13-22T20:58:35.755832",
+            "2026-11-22T20:58:35+755832",
+            "2026-+1-22T20:58:35.755832",
+        ] {
+            assert_eq!(Timestamp::from_naive_str(text), None, "{text}");
+        }
+        let far = Timestamp::from_datetime(DateTime::from_timestamp(253_402_300_800, 0).unwrap());
+        assert_eq!(far.to_naive_string(), "+10000-01-01T00:00:00.000000");
+    }
 
     #[test]
     fn parses_every_form_the_sdk_and_users_send() {

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod rules;
 mod sealed;
 pub mod sqlite;
+mod sqlite_direct;
 mod sqlite_outbox;
 mod sqlite_rules;
 
@@ -61,6 +62,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database failed, on a direct handle ([`sqlite_direct`]).
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
     /// Migrations failed at open.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

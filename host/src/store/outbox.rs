@@ -117,6 +117,10 @@ pub struct AttemptRecord {
 pub struct DeliveryRecord {
     /// The delivery.
     pub id: DeliveryId,
+    /// Its rule (whose log gets the outcome).
+    pub rule_id: RuleId,
+    /// The runs it carries (their log lines get the outcome).
+    pub run_ids: Vec<RunId>,
     /// Attempts made since queued or redelivered, this one included.
     pub attempts: u32,
     /// The attempt.

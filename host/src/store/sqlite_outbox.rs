@@ -19,6 +19,7 @@ use super::outbox::endpoint_key;
 use super::rules::outcome_json;
 use super::sealed::{SealedTarget, Target, open, open_target};
 use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, required, ts};
+use super::sqlite_direct::with_handle;
 use super::sqlite_rules::{map_secrets, spec_json};
 use super::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
@@ -32,8 +33,15 @@ use crate::secrets::Keyring;
 const LISTED_COLUMNS: &str = "s.id, s.rule_id, o.url, o.run_ids, s.created_at, s.attempts, s.status, s.next_attempt_at, \
      s.finished_at, s.last_error";
 
-/// What the worker reads of a due delivery: all it sends, too.
-const DUE_COLUMNS: &str = "o.headers, o.body, o.signing_secret, s.endpoint";
+/// What the worker reads of a due delivery: all it sends, and where it
+/// stands in due order. `status = 'pending'` as written selects the partial
+/// index `delivery_due`, which is in this order and holds the endpoint.
+const DUE_QUERY: &str = "SELECT s.id, s.rule_id, o.url, o.run_ids, s.created_at, s.attempts, s.next_attempt_at, \
+     o.headers, o.body, o.signing_secret, s.endpoint \
+     FROM delivery_state s JOIN outbox o ON o.id = s.id \
+     WHERE s.status = 'pending' AND s.next_attempt_at <= ?1 AND (s.next_attempt_at, s.id) > (?2, ?3) \
+     AND s.endpoint NOT IN (SELECT value FROM json_each(?4)) \
+     ORDER BY s.next_attempt_at, s.id LIMIT ?5";
 
 /// The two tables a delivery lives in, joined.
 const DELIVERIES: &str = "delivery_state s JOIN outbox o ON o.id = s.id";
@@ -89,40 +97,85 @@ struct Common {
     attempts: u32,
 }
 
-fn common_from_row(row: &SqliteRow) -> Result<Common, StoreError> {
-    let run_ids: String = row.try_get("run_ids")?;
-    Ok(Common {
-        id: parse_id(&row.try_get::<String, _>("id")?, "delivery_state.id")?,
-        rule_id: parse_id(&row.try_get::<String, _>("rule_id")?, "delivery_state.rule_id")?,
-        run_ids: serde_json::from_str(&run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
-        created_at: required(
-            ts(row.try_get("created_at")?, "delivery_state.created_at")?,
-            "delivery_state.created_at",
-        )?,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
-    })
+/// [`Common`] as stored, before parsing.
+struct CommonText {
+    id: String,
+    rule_id: String,
+    run_ids: String,
+    created_at: Option<String>,
+    attempts: i64,
 }
 
-/// A due row: its state, and its target opened through the store's memory.
-fn outbox_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<OutboxRow, StoreError> {
-    let sealed = SealedTarget {
-        url: row.try_get("url")?,
-        headers: row.try_get("headers")?,
-        secret: row.try_get("signing_secret")?,
-    };
-    let target = store.targets.open(&store.keys, sealed)?;
-    let c = common_from_row(row)?;
-    Ok(OutboxRow {
-        id: c.id,
-        rule_id: c.rule_id,
-        url: target.url.clone(),
-        headers: target.headers.clone(),
-        body: row.try_get("body")?,
-        run_ids: c.run_ids,
-        signing_secret: target.secret.clone(),
-        created_at: c.created_at,
-        attempts: c.attempts,
-    })
+impl CommonText {
+    fn parse(self) -> Result<Common, StoreError> {
+        Ok(Common {
+            id: parse_id(&self.id, "delivery_state.id")?,
+            rule_id: parse_id(&self.rule_id, "delivery_state.rule_id")?,
+            run_ids: serde_json::from_str(&self.run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+            created_at: required(ts(self.created_at, "delivery_state.created_at")?, "delivery_state.created_at")?,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+        })
+    }
+}
+
+fn common_from_row(row: &SqliteRow) -> Result<Common, StoreError> {
+    CommonText {
+        id: row.try_get("id")?,
+        rule_id: row.try_get("rule_id")?,
+        run_ids: row.try_get("run_ids")?,
+        created_at: row.try_get("created_at")?,
+        attempts: row.try_get("attempts")?,
+    }
+    .parse()
+}
+
+/// A due row as [`DUE_QUERY`] reads it.
+struct DueText {
+    common: CommonText,
+    next_attempt_at: String,
+    sealed: SealedTarget,
+    body: String,
+    endpoint: String,
+}
+
+impl DueText {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            common: CommonText {
+                id: row.get("id")?,
+                rule_id: row.get("rule_id")?,
+                run_ids: row.get("run_ids")?,
+                created_at: row.get("created_at")?,
+                attempts: row.get("attempts")?,
+            },
+            next_attempt_at: row.get("next_attempt_at")?,
+            sealed: SealedTarget {
+                url: row.get("url")?,
+                headers: row.get("headers")?,
+                secret: row.get("signing_secret")?,
+            },
+            body: row.get("body")?,
+            endpoint: row.get("endpoint")?,
+        })
+    }
+
+    /// The row to send, its target opened through the store's memory.
+    fn open(self, store: &SqliteStore) -> Result<(OutboxRow, String), StoreError> {
+        let target = store.targets.open(&store.keys, self.sealed)?;
+        let c = self.common.parse()?;
+        let row = OutboxRow {
+            id: c.id,
+            rule_id: c.rule_id,
+            url: target.url.clone(),
+            headers: target.headers.clone(),
+            body: self.body,
+            run_ids: c.run_ids,
+            signing_secret: target.secret.clone(),
+            created_at: c.created_at,
+            attempts: c.attempts,
+        };
+        Ok((row, self.endpoint))
+    }
 }
 
 /// A delivery's state from [`LISTED_COLUMNS`], without its history.
@@ -160,54 +213,19 @@ fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), Stor
     ))
 }
 
-/// The most deliveries recorded by one query.
-const RECORD_CHUNK: usize = 64;
+/// Records one attempt, numbered after its delivery's history (a
+/// redelivery starts its attempts at 0 again, its history does not).
+const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts \
+     (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
+     VALUES (?1, COALESCE((SELECT MAX(attempt) FROM delivery_attempts WHERE delivery_id = ?1), 0) + 1, \
+     ?2, ?3, ?4, ?5, ?6)";
 
-/// The sizes of recording queries: a chunk of `n` deliveries is recorded
-/// by the query for the next size up, its extra value rows bound to NULL
-/// (matching nothing). So there are seven query texts, each prepared once,
-/// and no chunk binds more than twice the values it needs.
-const RECORD_SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, RECORD_CHUNK];
+/// The state an attempt leaves its delivery in.
+const UPDATE_STATE: &str = "UPDATE delivery_state \
+     SET status = ?2, attempts = ?3, next_attempt_at = ?4, finished_at = ?5, last_error = ?6 WHERE id = ?1";
 
-/// `(?, ?, ...), (?, ?, ...)...`: `rows` rows of `columns` parameters.
-fn values_sql(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; rows].join(", ")
-}
-
-/// The statements recording up to `size` attempts, as one query (one trip
-/// to the database's thread): the attempts, the deliveries' states, and
-/// the rule log of the finished ones.
-fn record_sql(size: usize) -> String {
-    format!(
-        // Each attempt continues its delivery's numbering (a redelivery
-        // starts its attempts at 0 again, its history does not).
-        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, class, status_code, error) \
-         SELECT v.column1, \
-                COALESCE((SELECT MAX(a.attempt) FROM delivery_attempts a WHERE a.delivery_id = v.column1), 0) + 1, \
-                v.column2, v.column3, v.column4, v.column5, v.column6 \
-         FROM (VALUES {attempts}) AS v WHERE v.column1 IS NOT NULL; \
-         UPDATE delivery_state SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
-         finished_at = v.column5, last_error = v.column6 FROM (VALUES {states}) AS v \
-         WHERE delivery_state.id = v.column1; \
-         WITH t AS MATERIALIZED ( \
-             SELECT o.rule_id AS rule_id, j.value AS run_id, v.column2 AS outcome \
-             FROM (VALUES {logs}) AS v JOIN outbox o ON o.id = v.column1 JOIN json_each(o.run_ids) AS j) \
-         UPDATE rule_runs SET webhooks = t.outcome FROM t \
-         WHERE rule_runs.rule_id = t.rule_id AND rule_runs.run_id = t.run_id",
-        attempts = values_sql(size, 6),
-        states = values_sql(size, 6),
-        logs = values_sql(size, 2),
-    )
-}
-
-/// The recording query for a chunk of `n` deliveries, and its size.
-fn record_query(n: usize) -> (&'static str, usize) {
-    static SQL: std::sync::LazyLock<Vec<String>> =
-        std::sync::LazyLock::new(|| RECORD_SIZES.iter().map(|size| record_sql(*size)).collect());
-    let i = RECORD_SIZES.iter().position(|size| *size >= n).unwrap_or(RECORD_SIZES.len() - 1);
-    (&SQL[i], RECORD_SIZES[i])
-}
+/// A finished delivery's outcome in the log line of a run it carried.
+const UPDATE_LOG: &str = "UPDATE rule_runs SET webhooks = ?3 WHERE rule_id = ?1 AND run_id = ?2";
 
 /// One attempt and the state it leaves its delivery in, as bound values.
 struct RecordValues {
@@ -222,6 +240,8 @@ struct RecordValues {
     class: String,
     status_code: Option<i64>,
     attempt_error: Option<String>,
+    rule_id: String,
+    run_ids: Vec<String>,
     /// The rule log's outcome, when the delivery finished.
     outcome: Option<String>,
 }
@@ -246,8 +266,8 @@ impl RecordValues {
             class: a.class.clone(),
             status_code: a.status_code.map(i64::from),
             attempt_error: a.error.clone(),
-            // The log line of every run the delivery carried gets it (materialized
-            // first, so each line is found by its key, not by scanning the rule's log).
+            rule_id: r.rule_id.to_string(),
+            run_ids: r.run_ids.iter().map(ToString::to_string).collect(),
             outcome: r.log_outcome().and_then(|o| outcome_json(&Some(o))),
         }
     }
@@ -255,32 +275,17 @@ impl RecordValues {
 
 impl SqliteStore {
     pub(super) async fn due_deliveries_impl(&self, q: &DueQuery) -> Result<DuePage, StoreError> {
-        // One statement text whatever the query, so it is prepared once;
-        // `status = 'pending'` as written selects the partial index
-        // `delivery_due`, which is in this order and holds the endpoint.
         let (due, id) = q.after.as_ref().map_or((String::new(), String::new()), |c| (c.due.clone(), c.id.clone()));
         let busy = serde_json::to_string(&q.busy).unwrap_or_else(|_| "[]".into());
-        let rows = sqlx::query(&format!(
-            "SELECT {LISTED_COLUMNS}, {DUE_COLUMNS} FROM {DELIVERIES} \
-             WHERE s.status = 'pending' AND s.next_attempt_at <= ? AND (s.next_attempt_at, s.id) > (?, ?) \
-             AND s.endpoint NOT IN (SELECT value FROM json_each(?)) \
-             ORDER BY s.next_attempt_at, s.id LIMIT ?"
-        ))
-        .bind(q.now.to_naive_string())
-        .bind(due)
-        .bind(id)
-        .bind(busy)
-        .bind(q.limit as i64)
-        .fetch_all(&self.read)
+        let (now, limit) = (q.now.to_naive_string(), i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = with_handle(&self.read, move |db| {
+            let mut query = db.prepare(DUE_QUERY)?;
+            let rows = query.query_map((now, due, id, busy, limit), DueText::read)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
         .await?;
-        let end = match rows.last() {
-            Some(last) => Some(DueCursor { due: last.try_get("next_attempt_at")?, id: last.try_get("id")? }),
-            None => None,
-        };
-        let rows = rows
-            .iter()
-            .map(|r| Ok((outbox_from_row(self, r)?, r.try_get("endpoint")?)))
-            .collect::<Result<_, StoreError>>()?;
+        let end = rows.last().map(|last| DueCursor { due: last.next_attempt_at.clone(), id: last.common.id.clone() });
+        let rows = rows.into_iter().map(|r| r.open(self)).collect::<Result<_, _>>()?;
         Ok(DuePage { rows, end })
     }
 
@@ -289,35 +294,28 @@ impl SqliteStore {
             return Ok(());
         }
         let now = Timestamp::now().to_naive_string();
-        let mut tx = self.write.begin().await?;
-        for chunk in batch.chunks(RECORD_CHUNK) {
-            let values: Vec<RecordValues> = chunk.iter().map(|r| RecordValues::new(r, &now)).collect();
-            let (sql, size) = record_query(values.len());
-            let pad = size - values.len();
-            let mut q = sqlx::query(sql);
-            for v in &values {
-                q = q.bind(&v.id).bind(&v.started_at).bind(v.duration_ms).bind(&v.class).bind(v.status_code);
-                q = q.bind(&v.attempt_error);
+        let values: Vec<RecordValues> = batch.iter().map(|r| RecordValues::new(r, &now)).collect();
+        with_handle(&self.write, move |db| {
+            let tx = db.transaction()?;
+            {
+                let mut attempt = tx.prepare(INSERT_ATTEMPT)?;
+                let mut state = tx.prepare(UPDATE_STATE)?;
+                let mut log = tx.prepare(UPDATE_LOG)?;
+                for v in &values {
+                    let a = (&v.id, &v.started_at, v.duration_ms, &v.class, v.status_code, &v.attempt_error);
+                    attempt.execute(a)?;
+                    state.execute((&v.id, v.status, v.attempts, &v.next, &v.finished, &v.error))?;
+                    if let Some(outcome) = &v.outcome {
+                        for run in &v.run_ids {
+                            log.execute((&v.rule_id, run, outcome))?;
+                        }
+                    }
+                }
             }
-            for _ in 0..pad * 6 {
-                q = q.bind(None::<String>);
-            }
-            for v in &values {
-                q = q.bind(&v.id).bind(v.status).bind(v.attempts).bind(&v.next).bind(&v.finished).bind(&v.error);
-            }
-            for _ in 0..pad * 6 {
-                q = q.bind(None::<String>);
-            }
-            for v in &values {
-                q = q.bind(v.outcome.as_ref().map(|_| &v.id)).bind(&v.outcome);
-            }
-            for _ in 0..pad * 2 {
-                q = q.bind(None::<String>);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn list_deliveries_impl(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
@@ -503,6 +501,8 @@ mod tests {
     fn delivered_record(id: DeliveryId, attempts: u32) -> DeliveryRecord {
         DeliveryRecord {
             id,
+            rule_id: RuleId::new_v4(),
+            run_ids: vec![],
             attempts,
             attempt: AttemptRecord {
                 attempt: attempts,
@@ -554,12 +554,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_group_larger_than_a_statement_is_recorded_whole() {
+    async fn a_mixed_group_is_recorded_whole() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keyring::generate();
         let store = SqliteStore::open(dir.path(), keys).await.unwrap();
         let rule = RuleId::new_v4();
-        let n = RECORD_CHUNK * 2 + 3;
+        let n = 131;
         let mut tx = store.write.begin().await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..n {
