@@ -51,3 +51,36 @@ where
     drop(conn);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_batch_rolls_back_and_hands_the_connection_back_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new().filename(dir.path().join("t.db")).create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)").execute(&pool).await.unwrap();
+
+        let failed = with_handle(&pool, |db| {
+            let tx = db.transaction()?;
+            tx.execute("INSERT INTO t (k) VALUES ('a')", [])?;
+            tx.execute("INSERT INTO t (k) VALUES ('a')", [])?; // a duplicate key
+            tx.commit()?;
+            Ok(())
+        })
+        .await;
+        assert!(matches!(failed, Err(StoreError::Direct(_))), "{failed:?}");
+
+        // The one connection is back in the pool, outside any transaction,
+        // and the first insert was rolled back with the batch.
+        sqlx::query("INSERT INTO t (k) VALUES ('b')").execute(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 1);
+        let read = with_handle(&pool, |db| Ok(db.query_row("SELECT k FROM t", [], |r| r.get::<_, String>(0))?)).await;
+        assert_eq!(read.unwrap(), "b");
+    }
+}
