@@ -719,6 +719,11 @@ pub(super) fn required<T>(v: Option<T>, column: &'static str) -> Result<T, Store
     v.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
 }
 
+/// A timestamp column that must hold one.
+pub(super) fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestamp, StoreError> {
+    required(ts(s, column)?, column)
+}
+
 pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     let run_type: String = row.try_get("run_type")?;
     let tags: String = row.try_get("tags")?;

@@ -18,7 +18,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::outbox::endpoint_key;
 use super::rules::outcome_json;
 use super::sealed::{SealedTarget, Target, open, open_target};
-use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, required, ts};
+use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, req_ts, ts};
 use super::sqlite_direct::with_handle;
 use super::sqlite_rules::{map_secrets, spec_json};
 use super::{
@@ -112,7 +112,7 @@ impl CommonText {
             id: parse_id(&self.id, "delivery_state.id")?,
             rule_id: parse_id(&self.rule_id, "delivery_state.rule_id")?,
             run_ids: serde_json::from_str(&self.run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
-            created_at: required(ts(self.created_at, "delivery_state.created_at")?, "delivery_state.created_at")?,
+            created_at: req_ts(self.created_at, "delivery_state.created_at")?,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
         })
     }
@@ -203,8 +203,7 @@ fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), Stor
         parse_id(&row.try_get::<String, _>("delivery_id")?, "delivery_attempts.delivery_id")?,
         AttemptRecord {
             attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(0),
-            started_at: ts(row.try_get("started_at")?, "delivery_attempts.started_at")?
-                .ok_or_else(|| corrupt("delivery_attempts.started_at")("missing".into()))?,
+            started_at: req_ts(row.try_get("started_at")?, "delivery_attempts.started_at")?,
             duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
             class: row.try_get("class")?,
             status_code: row.try_get::<Option<i64>, _>("status_code")?.and_then(|s| u16::try_from(s).ok()),

@@ -6,7 +6,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rules::{outcome_from, outcome_json};
-use super::sqlite::{CHUNK, RUN_COLUMNS, SqliteStore, insert_feedback, next_seq, parse_id, push_in, run_from_row, ts};
+use super::sqlite::{
+    CHUNK, RUN_COLUMNS, SqliteStore, insert_feedback, next_seq, parse_id, push_in, req_ts, run_from_row,
+};
 use super::sqlite_outbox::insert_outbox;
 use super::{CycleCommit, CycleSummary, RuleRunLog, RuleState, StoreError};
 use crate::model::{Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
@@ -23,10 +25,6 @@ fn rule_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Rule, StoreError> {
         updated_at: req_ts(row.try_get("updated_at")?, "rules.updated_at")?,
         created_seq: row.try_get("created_seq")?,
     })
-}
-
-fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestamp, StoreError> {
-    ts(s, column)?.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
 }
 
 /// The spec as stored: URLs, header values and the signing secret sealed.
