@@ -133,12 +133,7 @@ async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> any
     .await
 }
 
-async fn runhook_path(
-    args: &DeliveryBenchArgs,
-    url: &str,
-    received: &AtomicUsize,
-    body: &str,
-) -> anyhow::Result<Duration> {
+async fn runhook_path(args: &DeliveryBenchArgs, url: &str, received: &AtomicUsize, body: &str) -> anyhow::Result<Took> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), Keyring::generate()).await?);
     let headers = [("x-team".to_string(), "bench-header-secret".to_string())].into_iter().collect();
@@ -201,7 +196,7 @@ async fn runhook_path(
         anyhow::ensure!(launched.elapsed() < Duration::from_secs(60), "no delivery arrived in 60 s");
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     loop {
         // Counting the outbox competes with the worker for the database,
         // so it waits until the receiver has had every delivery.
@@ -216,7 +211,7 @@ async fn runhook_path(
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let took = started.elapsed();
+    let took = Took { wall: started.elapsed(), cpu: cpu_before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b)) };
     stop.cancel();
     worker.await?;
     let failed = store
@@ -224,6 +219,34 @@ async fn runhook_path(
         .await?;
     anyhow::ensure!(failed.is_empty(), "a delivery failed: {:?}", failed[0].last_error);
     Ok(took)
+}
+
+/// CPU time this process has used so far (user and system, all threads),
+/// where the system tells it (`/proc/self/stat`, in Linux's fixed 1/100 s
+/// ticks); `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name in parentheses may hold spaces; fields are counted
+    // after it: utime and stime are the 14th and 15th of the line.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// A measurement: its wall time and the CPU time the process used meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+/// Measures `phase`'s wall time and the process's CPU time meanwhile.
+async fn measured(phase: impl std::future::Future<Output = anyhow::Result<Duration>>) -> anyhow::Result<Took> {
+    let before = cpu_time();
+    let wall = phase.await?;
+    let cpu = before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b));
+    Ok(Took { wall, cpu })
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -239,7 +262,9 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
     let n = args.deliveries;
     // Warm up both paths' connections and the receiver.
     bare_loop(&url, &body, 200, concurrency).await?;
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let rate = |t: Took| n as f64 / t.wall.as_secs_f64();
+    // CPU time per delivery, in µs, of the whole process (the receiver too).
+    let cpu = |t: Took| t.cpu.map(|c| c.as_secs_f64() * 1e6 / n as f64);
     println!(
         "runhook bench deliveries: {n} webhooks of {} bytes to a local receiver, concurrency {concurrency}{}, {} rounds",
         body.len(),
@@ -247,21 +272,38 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         args.rounds
     );
     let (mut bare, mut sender, mut ours, mut ratios) = (vec![], vec![], vec![], vec![]);
+    let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
     for round in 1..=args.rounds {
-        let b = rate(bare_loop(&url, &body, n, concurrency).await?);
-        let s = rate(sender_loop(&url, &body, n, concurrency).await?);
-        let o = rate(runhook_path(args, &url, &received, &body).await?);
-        println!("  round {round}: bare {b:>7.0}/s  sender alone {s:>7.0}/s  runhook {o:>7.0}/s  ratio {:.2}", o / b);
-        bare.push(b);
-        sender.push(s);
-        ours.push(o);
-        ratios.push(o / b);
+        let b = measured(bare_loop(&url, &body, n, concurrency)).await?;
+        let s = measured(sender_loop(&url, &body, n, concurrency)).await?;
+        let o = runhook_path(args, &url, &received, &body).await?;
+        let (rb, rs, ro) = (rate(b), rate(s), rate(o));
+        let cpus = cpu(b).zip(cpu(o));
+        let cpu_note =
+            cpus.map_or(String::new(), |(cb, co)| format!("  CPU/delivery bare {cb:.0} µs, runhook {co:.0} µs"));
+        println!(
+            "  round {round}: bare {rb:>7.0}/s  sender alone {rs:>7.0}/s  runhook {ro:>7.0}/s  ratio {:.2}{cpu_note}",
+            ro / rb
+        );
+        bare.push(rb);
+        sender.push(rs);
+        ours.push(ro);
+        ratios.push(ro / rb);
+        if let Some((cb, co)) = cpus {
+            bare_cpu.push(cb);
+            ours_cpu.push(co);
+        }
     }
     stop.cancel();
     println!("  medians:");
     println!("  bare reqwest loop (baseline)          {:>9.0} deliveries/s", median(bare));
     println!("  runhook sender alone (no outbox)      {:>9.0} deliveries/s", median(sender));
     println!("  runhook outbox -> worker -> receiver  {:>9.0} deliveries/s", median(ours));
+    if !ours_cpu.is_empty() {
+        // Both sides keep the machine's cores busy, so the throughput ratio
+        // is close to the inverse ratio of CPU spent per delivery.
+        println!("  CPU per delivery, bare / runhook      {:>6.0} / {:.0} µs", median(bare_cpu), median(ours_cpu));
+    }
     println!("  ratio (target >= 0.70)                {:>9.2}", median(ratios));
     Ok(())
 }

@@ -26,8 +26,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use drive::{DeliveryOutcome, SlotGuard, drive};
 pub use guard::NetworkGuard;
@@ -69,7 +69,13 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
     let mut slots = Slots::new(settings.concurrency, settings.per_endpoint_concurrency);
     let (freed_tx, mut freed) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (journal, journal_task) = StoreJournal::spawn(store.clone());
-    let mut tasks: JoinSet<DeliveryId> = JoinSet::new();
+    // Deliveries' tasks, awaited at shutdown. The worker is not woken when
+    // one ends: a task leaves the in-flight set itself.
+    let tasks = TaskTracker::new();
+    let in_flight_gauge = metrics::gauge!("runhook_deliveries_in_flight");
+    // Wakes the loop to look at the outbox again when nothing else did.
+    let poll = tokio::time::sleep(POLL);
+    tokio::pin!(poll);
     let mut ready = Ready::default();
     // The outbox is read in the background, so starting deliveries never
     // waits for a query.
@@ -84,11 +90,6 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
         while let Ok(endpoint) = freed.try_recv() {
             slots.free(&endpoint);
         }
-        while let Some(done) = tasks.try_join_next() {
-            if let Ok(id) = done {
-                slots.in_flight.remove(&id);
-            }
-        }
         ready.drop_stale(STALE);
         if fetch.is_none() {
             let startable = ready.any_startable(&slots);
@@ -99,7 +100,7 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
             let other_endpoints = slots.room() > 0 && !startable && polled_long_ago;
             if top_up || other_endpoints {
                 last_fetch = Some(Instant::now());
-                let skip: HashSet<DeliveryId> = ready.ids().chain(slots.in_flight.iter().copied()).collect();
+                let skip: HashSet<DeliveryId> = ready.ids().chain(slots.in_flight.lock().iter().copied()).collect();
                 let query = if top_up {
                     DueQuery { now: Timestamp::now(), limit: BATCH, busy: Vec::new(), after: cursor.clone() }
                 } else {
@@ -114,25 +115,19 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
             }
         }
         // Start what fits, each endpoint within its bound.
-        for (row, endpoint) in ready.start(&mut slots) {
+        for (row, endpoint, started) in ready.start(&mut slots) {
             let (journal, sender, settings, stop) =
                 (journal.clone(), sender.clone(), settings.clone(), shutdown.clone());
             let slot = SlotGuard::new(freed_tx.clone(), endpoint);
             tasks.spawn(async move {
-                let id = row.id;
                 drive(&sender, &journal, &settings, row, &stop, slot).await;
-                id
+                drop(started);
             });
         }
-        metrics::gauge!("runhook_deliveries_in_flight").set(slots.sending() as f64);
+        in_flight_gauge.set(slots.sending() as f64);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(endpoint) = freed.recv() => slots.free(&endpoint),
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(id) = done {
-                    slots.in_flight.remove(&id);
-                }
-            }
             fetched = async { fetch.as_mut().expect("guarded by the condition").await }, if fetch.is_some() => {
                 fetch = None;
                 match fetched {
@@ -143,23 +138,28 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                         }
                         let now = Instant::now();
                         // Rows started or finished while the query ran are not taken again.
-                        for (row, endpoint) in rows {
-                            if !skip.contains(&row.id) && !slots.in_flight.contains(&row.id) {
-                                ready.push(row, endpoint, now);
-                            }
+                        let in_flight = slots.in_flight.lock();
+                        let fresh: Vec<_> = rows
+                            .into_iter()
+                            .filter(|(row, _)| !skip.contains(&row.id) && !in_flight.contains(&row.id))
+                            .collect();
+                        drop(in_flight);
+                        for (row, endpoint) in fresh {
+                            ready.push(row, endpoint, now);
                         }
                     }
                     Ok(Fetched { page: Err(e), .. }) => tracing::error!(error = %e, "cannot read the outbox"),
                     Err(e) => tracing::error!(error = %e, "the outbox reader failed"),
                 }
             }
-            _ = tokio::time::sleep(POLL) => {}
+            _ = &mut poll => poll.as_mut().reset(tokio::time::Instant::now() + POLL),
         }
     }
     if let Some(f) = fetch {
         f.abort();
     }
-    while tasks.join_next().await.is_some() {}
+    tasks.close();
+    tasks.wait().await;
     // The last attempts are committed before the worker ends.
     drop(journal);
     let _ = journal_task.await;

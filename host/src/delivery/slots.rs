@@ -9,10 +9,39 @@
 //! the HTTP requests they were waiting for.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::model::DeliveryId;
 use crate::store::OutboxRow;
+
+/// The deliveries started and not yet recorded to their end, shared with
+/// their tasks: the worker adds each one it starts, and the task's
+/// [`Started`] removes it when the task ends, so the worker is not woken
+/// for it. Rows read meanwhile are checked against it and not taken twice.
+#[derive(Debug, Clone, Default)]
+pub(super) struct InFlight(Arc<Mutex<HashSet<DeliveryId>>>);
+
+impl InFlight {
+    /// The set, for a few reads or changes in a row.
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashSet<DeliveryId>> {
+        // Nothing panics while holding it; a set left by a panic is whole.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A started delivery's place in [`InFlight`], given up when dropped (also
+/// when its task panics, so the row is read again rather than forgotten).
+pub(super) struct Started {
+    in_flight: InFlight,
+    id: DeliveryId,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.in_flight.lock().remove(&self.id);
+    }
+}
 
 /// Deliveries in flight and the bounds they respect. A delivery holds a
 /// slot of its endpoint while it may still make requests; after its last
@@ -21,14 +50,14 @@ use crate::store::OutboxRow;
 pub(super) struct Slots {
     total: usize,
     per_endpoint: usize,
-    pub(super) in_flight: HashSet<DeliveryId>,
+    pub(super) in_flight: InFlight,
     sending: usize,
     by_endpoint: HashMap<String, usize>,
 }
 
 impl Slots {
     pub(super) fn new(total: usize, per_endpoint: usize) -> Self {
-        Self { total, per_endpoint, in_flight: HashSet::new(), sending: 0, by_endpoint: HashMap::new() }
+        Self { total, per_endpoint, in_flight: InFlight::default(), sending: 0, by_endpoint: HashMap::new() }
     }
 
     /// Deliveries sending (holding a slot).
@@ -48,10 +77,18 @@ impl Slots {
         self.by_endpoint.iter().filter(|(_, n)| **n >= self.per_endpoint).map(|(e, _)| e.clone()).collect()
     }
 
-    pub(super) fn take(&mut self, id: DeliveryId, endpoint: &str) {
-        self.in_flight.insert(id);
+    /// Takes a slot of `endpoint` for delivery `id`; the delivery stays in
+    /// flight until the returned [`Started`] is dropped.
+    pub(super) fn take(&mut self, id: DeliveryId, endpoint: &str) -> Started {
+        self.in_flight.lock().insert(id);
         self.sending += 1;
-        *self.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
+        match self.by_endpoint.get_mut(endpoint) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_endpoint.insert(endpoint.to_string(), 1);
+            }
+        }
+        Started { in_flight: self.in_flight.clone(), id }
     }
 
     pub(super) fn free(&mut self, endpoint: &str) {
@@ -110,7 +147,7 @@ impl Ready {
 
     /// Takes slots for as many rows as the bounds allow, one row of each
     /// endpoint in turn, and returns them with their endpoints.
-    pub(super) fn start(&mut self, slots: &mut Slots) -> Vec<(OutboxRow, String)> {
+    pub(super) fn start(&mut self, slots: &mut Slots) -> Vec<(OutboxRow, String, Started)> {
         let mut started = Vec::new();
         let mut endpoints: Vec<String> = self.by_endpoint.keys().cloned().collect();
         while !endpoints.is_empty() && slots.room() > 0 {
@@ -127,8 +164,8 @@ impl Ready {
                 } else {
                     next.push(endpoint.clone());
                 }
-                slots.take(row.id, &endpoint);
-                started.push((row, endpoint));
+                let started_row = slots.take(row.id, &endpoint);
+                started.push((row, endpoint, started_row));
             }
             endpoints = next;
         }
@@ -167,17 +204,22 @@ mod tests {
             ready.push(row(), "b".into(), now);
         }
         // b is at its bound already.
-        slots.take(DeliveryId::new_v7(), "b");
-        slots.take(DeliveryId::new_v7(), "b");
-        let started: Vec<DeliveryId> = ready.start(&mut slots).into_iter().map(|(r, _)| r.id).collect();
-        assert_eq!(started, [a[0].id, a[1].id]);
+        let _b1 = slots.take(DeliveryId::new_v7(), "b");
+        let _b2 = slots.take(DeliveryId::new_v7(), "b");
+        let started = ready.start(&mut slots);
+        assert_eq!(started.iter().map(|(r, _, _)| r.id).collect::<Vec<_>>(), [a[0].id, a[1].id]);
+        assert_eq!(slots.in_flight.lock().len(), 4);
         assert_eq!((ready.len(), slots.sending()), (6, 4));
         assert!(!ready.any_startable(&slots));
         assert_eq!(ready.ids().count(), 6);
         // A freed slot of b lets one b row start.
         slots.free("b");
         assert!(ready.any_startable(&slots));
-        assert_eq!(ready.start(&mut slots).len(), 1);
+        let b = ready.start(&mut slots);
+        assert_eq!((b.len(), slots.in_flight.lock().len()), (1, 5));
+        // A delivery leaves the in-flight set when its task lets go of it.
+        drop(started);
+        assert_eq!(slots.in_flight.lock().len(), 3);
     }
 
     #[test]
@@ -191,7 +233,7 @@ mod tests {
         let started = ready.start(&mut slots);
         assert_eq!((started.len(), ready.len(), slots.room()), (5, 7, 0));
         for e in ["a", "b", "c"] {
-            assert!(started.iter().any(|(_, s)| s == e), "endpoint {e} got no slot");
+            assert!(started.iter().any(|(_, s, _)| s == e), "endpoint {e} got no slot");
         }
     }
 

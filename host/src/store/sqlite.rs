@@ -23,6 +23,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::HashSet;
 
 use super::sealed::TargetMemo;
+use super::sqlite_direct::Direct;
 use super::{
     CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
     FeedbackQuery, IngestBatch, IngestSummary, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store,
@@ -46,11 +47,18 @@ pub(super) const RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, d
 const FEEDBACK_COLUMNS: &str = "id, run_id, trace_id, session_id, key, score, value, comment, correction, \
      feedback_source, extra, created_at, modified_at";
 
+/// The WAL size (pages) at which a writer's commit checkpoints; see `open`.
+const CHECKPOINT_PAGES: u32 = 8000;
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
+    /// The delivery worker's connections (see [`super::sqlite_direct`]):
+    /// one that reads due deliveries, one that records attempts.
+    pub(super) due_reader: Direct,
+    pub(super) recorder: Direct,
     /// Seals URLs, headers and signing secrets before they are written.
     pub(super) keys: Keyring,
     /// Sealings of recent delivery targets, both ways (see [`super::sealed`]).
@@ -63,8 +71,9 @@ impl SqliteStore {
     /// secrets are sealed with `keys`.
     pub async fn open(data_dir: &Path, keys: Keyring) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let path = data_dir.join("runhook.db");
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("runhook.db"))
+            .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -79,7 +88,7 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "8000"))
+            .connect_with(options.clone().pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string()))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
@@ -88,7 +97,9 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let tenant = tenant_id(&write).await?;
-        Ok(Self { write, read, keys, targets: Arc::default(), tenant })
+        let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
+        let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;
+        Ok(Self { write, read, due_reader, recorder, keys, targets: Arc::default(), tenant })
     }
 }
 
