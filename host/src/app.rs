@@ -131,7 +131,7 @@ impl App {
 /// The Prometheus recorder's handle. The `metrics` crate records into one
 /// process-wide recorder by design; it is installed once, on first use, and
 /// every `App` in the process renders the same registry.
-fn metrics_handle() -> Option<PrometheusHandle> {
+pub(crate) fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {

@@ -11,7 +11,8 @@
 //! the ratio is the figure to compare across machines. The three are
 //! measured in turn, several rounds, and the medians reported: on a shared
 //! machine the speed drifts within a run, and a ratio of measurements
-//! taken seconds apart is only as good as the drift is slow.
+//! taken seconds apart is only as good as the drift is slow. The worker
+//! records its metrics into the same Prometheus registry `serve` installs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,6 +256,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
+    // Metrics are recorded as `serve` records them, into the Prometheus
+    // registry; without a recorder the worker's metric calls would cost nothing.
+    let _metrics = crate::app::metrics_handle();
     let stop = CancellationToken::new();
     let (url, received) = receiver(stop.clone()).await?;
     let body = body();
