@@ -603,4 +603,49 @@ mod tests {
         }
         assert_eq!(crate::store::Store::outbox_stats(&store).await.unwrap().0, i64::try_from(n / 2).unwrap());
     }
+
+    /// The recorder writes on a connection of its own; it must wait for a
+    /// sqlx write transaction in progress, or that transaction, having read
+    /// before the record committed, could no longer write (SQLITE_BUSY).
+    #[tokio::test]
+    async fn recording_waits_for_a_write_transaction_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
+        let row = OutboxRow {
+            id: DeliveryId::new_v7(),
+            rule_id: RuleId::new_v4(),
+            url: "https://hooks.example.com/x".into(),
+            headers: BTreeMap::new(),
+            body: "{}".into(),
+            run_ids: vec![],
+            signing_secret: None,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        };
+        let mut tx = store.write.begin().await.unwrap();
+        insert_outbox(&mut tx, &store, &row).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // A write transaction that reads first, as a rule cycle does.
+        let mut tx = store.write.begin().await.unwrap();
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_state WHERE status = 'pending'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let recording = tokio::spawn({
+            let store = store.clone();
+            async move { store.record_deliveries_impl(&[delivered_record(row.id, 1)]).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!recording.is_finished(), "the record did not wait for the transaction");
+        sqlx::query("UPDATE meta SET value = ? WHERE key = 'tenant_id'")
+            .bind(crate::store::Store::tenant_id(&store).to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("the transaction can still write");
+        tx.commit().await.unwrap();
+        recording.await.unwrap().unwrap();
+        let d = store.get_delivery_impl(row.id).await.unwrap().unwrap();
+        assert_eq!((pending, d.status.as_str()), (1, "delivered"));
+    }
 }
