@@ -500,6 +500,21 @@ mod tests {
         (pending, delivered)
     }
 
+    /// A delivery of `rule` as a cycle queues it.
+    fn fresh_row(rule: RuleId) -> OutboxRow {
+        OutboxRow {
+            id: DeliveryId::new_v7(),
+            rule_id: rule,
+            url: "https://hooks.example.com/x".into(),
+            headers: BTreeMap::new(),
+            body: "{}".into(),
+            run_ids: vec![],
+            signing_secret: None,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        }
+    }
+
     fn delivered_record(id: DeliveryId, attempts: u32) -> DeliveryRecord {
         DeliveryRecord {
             id,
@@ -565,17 +580,7 @@ mod tests {
         let mut tx = store.write.begin().await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..n {
-            let row = OutboxRow {
-                id: DeliveryId::new_v7(),
-                rule_id: rule,
-                url: "https://hooks.example.com/x".into(),
-                headers: BTreeMap::new(),
-                body: "{}".into(),
-                run_ids: vec![],
-                signing_secret: None,
-                created_at: Timestamp::now(),
-                attempts: 0,
-            };
+            let row = fresh_row(rule);
             insert_outbox(&mut tx, &store, &row).await.unwrap();
             ids.push(row.id);
         }
@@ -611,17 +616,7 @@ mod tests {
     async fn recording_waits_for_a_write_transaction_in_progress() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
-        let row = OutboxRow {
-            id: DeliveryId::new_v7(),
-            rule_id: RuleId::new_v4(),
-            url: "https://hooks.example.com/x".into(),
-            headers: BTreeMap::new(),
-            body: "{}".into(),
-            run_ids: vec![],
-            signing_secret: None,
-            created_at: Timestamp::now(),
-            attempts: 0,
-        };
+        let row = fresh_row(RuleId::new_v4());
         let mut tx = store.write.begin().await.unwrap();
         insert_outbox(&mut tx, &store, &row).await.unwrap();
         tx.commit().await.unwrap();
