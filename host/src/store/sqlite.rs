@@ -3,7 +3,10 @@
 //! WAL mode lets readers run beside the writer. All writes go through a
 //! pool of exactly one connection, so they queue in the process instead of
 //! spinning on SQLite's file lock, and each ingest request is one
-//! transaction. Reads use a separate small pool.
+//! transaction. Reads use a separate small pool. The delivery worker's two
+//! hot paths run on rusqlite connections of their own
+//! ([`super::sqlite_direct`]); the one that writes does so only while
+//! holding the pool's write connection, so there is still one writer.
 //!
 //! Ids are stored as hyphenated text, JSON fields as text, timestamps in the
 //! offset-free UTC form, which sorts in time order.
