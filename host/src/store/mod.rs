@@ -62,7 +62,7 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// The database failed, on a direct handle ([`sqlite_direct`]).
+    /// The database failed, on a connection of the delivery worker's own (`sqlite_direct`).
     #[error("database error: {0}")]
     Direct(#[from] rusqlite::Error),
     /// Migrations failed at open.

@@ -5,7 +5,7 @@
 //! spinning on SQLite's file lock, and each ingest request is one
 //! transaction. Reads use a separate small pool. The delivery worker's two
 //! hot paths run on rusqlite connections of their own
-//! ([`super::sqlite_direct`]); the one that writes does so only while
+//! (`sqlite_direct`); the one that writes does so only while
 //! holding the pool's write connection, so there is still one writer.
 //!
 //! Ids are stored as hyphenated text, JSON fields as text, timestamps in the
