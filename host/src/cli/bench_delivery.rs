@@ -212,7 +212,7 @@ async fn runhook_path(args: &DeliveryBenchArgs, url: &str, received: &AtomicUsiz
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let took = Took { wall: started.elapsed(), cpu: cpu_before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b)) };
+    let took = Took { wall: started.elapsed(), cpu: cpu_since(cpu_before) };
     stop.cancel();
     worker.await?;
     let failed = store
@@ -235,6 +235,11 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The CPU time used since `before` was read by [`cpu_time`].
+fn cpu_since(before: Option<Duration>) -> Option<Duration> {
+    before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b))
+}
+
 /// A measurement: its wall time and the CPU time the process used meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Took {
@@ -246,8 +251,7 @@ struct Took {
 async fn measured(phase: impl std::future::Future<Output = anyhow::Result<Duration>>) -> anyhow::Result<Took> {
     let before = cpu_time();
     let wall = phase.await?;
-    let cpu = before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b));
-    Ok(Took { wall, cpu })
+    Ok(Took { wall, cpu: cpu_since(before) })
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

@@ -139,13 +139,10 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                         let now = Instant::now();
                         // Rows started or finished while the query ran are not taken again.
                         let in_flight = slots.in_flight.lock();
-                        let fresh: Vec<_> = rows
-                            .into_iter()
-                            .filter(|(row, _)| !skip.contains(&row.id) && !in_flight.contains(&row.id))
-                            .collect();
-                        drop(in_flight);
-                        for (row, endpoint) in fresh {
-                            ready.push(row, endpoint, now);
+                        for (row, endpoint) in rows {
+                            if !skip.contains(&row.id) && !in_flight.contains(&row.id) {
+                                ready.push(row, endpoint, now);
+                            }
                         }
                     }
                     Ok(Fetched { page: Err(e), .. }) => tracing::error!(error = %e, "cannot read the outbox"),
