@@ -27,6 +27,7 @@ use std::collections::HashSet;
 
 use super::sealed::TargetMemo;
 use super::sqlite_direct::Direct;
+pub use super::sqlite_direct::DirectCpu;
 use super::{
     CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
     FeedbackQuery, IngestBatch, IngestSummary, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store,
@@ -70,6 +71,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// CPU time the delivery worker's store batches have used so far.
+    pub fn delivery_cpu(&self) -> DirectCpu {
+        DirectCpu { due_reads: self.due_reader.cpu_used(), records: self.recorder.cpu_used() }
+    }
+
     /// Opens (creating if needed) the store in `data_dir`, and migrates it;
     /// secrets are sealed with `keys`.
     pub async fn open(data_dir: &Path, keys: Keyring) -> Result<Self, StoreError> {

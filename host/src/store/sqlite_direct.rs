@@ -11,6 +11,10 @@
 //! size, and its statements stay prepared from one batch to the next in
 //! rusqlite's cache (its 16 places hold the worker's four statements).
 //!
+//! Each connection counts the CPU time its batches use (where the system
+//! tells a thread's CPU time), so `runhook bench deliveries` can say how
+//! much of a delivery's cost is SQLite's own work.
+//!
 //! Invariants: a batch runs with no transaction open and must not leave one
 //! open (rusqlite's `Transaction` rolls back when dropped, also on panic).
 //! Writing through a `Direct` connection is only done while holding the
@@ -18,6 +22,7 @@
 //! writer at a time and never waits on SQLite's file lock.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +32,18 @@ use super::StoreError;
 #[derive(Debug, Clone)]
 pub(super) struct Direct {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    /// CPU time used by batches so far, in nanoseconds.
+    cpu_nanos: Arc<AtomicU64>,
+}
+
+/// CPU time the delivery worker's store batches have used since the store
+/// was opened (zero where the system does not tell a thread's CPU time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectCpu {
+    /// Reading pages of due deliveries.
+    pub due_reads: Duration,
+    /// Recording groups of attempts, commits included.
+    pub records: Duration,
 }
 
 impl Direct {
@@ -41,7 +58,7 @@ impl Direct {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), cpu_nanos: Arc::default() })
     }
 
     /// Runs `work` on the connection, on a blocking thread.
@@ -50,17 +67,39 @@ impl Direct {
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let (conn, cpu_nanos) = (self.conn.clone(), self.cpu_nanos.clone());
         tokio::task::spawn_blocking(move || {
+            let before = thread_cpu();
             // A batch that panicked rolled its transaction back while
             // unwinding, so the connection is fit for the next one.
             let mut db = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            work(&mut db)
+            let result = work(&mut db);
+            if let Some(used) = before.zip(thread_cpu()).map(|(b, a)| a.saturating_sub(b)) {
+                cpu_nanos.fetch_add(u64::try_from(used.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            }
+            result
         })
         .await
         // Only a panic in `work` ends the blocking task early.
         .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
+
+    /// CPU time this connection's batches have used so far.
+    pub(super) fn cpu_used(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// CPU time the calling thread has used so far.
+#[cfg(unix)]
+fn thread_cpu() -> Option<Duration> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
+}
+
+#[cfg(not(unix))]
+fn thread_cpu() -> Option<Duration> {
+    None
 }
 
 #[cfg(test)]
@@ -106,5 +145,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys, ["b"]);
+        // The batches' CPU time was counted (where the system tells it).
+        assert_eq!(db.cpu_used() > Duration::ZERO, cfg!(unix));
     }
 }
