@@ -65,6 +65,10 @@ pub enum StoreError {
     /// The database failed, on a connection of the delivery worker's own (`sqlite_direct`).
     #[error("database error: {0}")]
     Direct(#[from] rusqlite::Error),
+    /// A batch on one of the delivery worker's own connections panicked
+    /// (a bug); its transaction was rolled back.
+    #[error("a database batch of the delivery worker panicked; nothing of it was kept")]
+    DirectPanicked,
     /// Migrations failed at open.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

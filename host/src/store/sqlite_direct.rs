@@ -81,7 +81,7 @@ impl Direct {
         })
         .await
         // Only a panic in `work` ends the blocking task early.
-        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+        .map_err(|_| StoreError::DirectPanicked)?
     }
 
     /// CPU time this connection's batches have used so far.
@@ -132,7 +132,7 @@ mod tests {
                 panic!("a bug in a batch");
             })
             .await;
-        assert!(matches!(panicked, Err(StoreError::Database(_))), "{panicked:?}");
+        assert!(matches!(panicked, Err(StoreError::DirectPanicked)), "{panicked:?}");
 
         // No transaction is left open, and neither insert was kept.
         db.run(|db| Ok(db.execute("INSERT INTO t (k) VALUES ('b')", [])?)).await.unwrap();
