@@ -4,7 +4,7 @@
 //! LangSmith SDK calls hand-written paths relative to its endpoint and
 //! generated ones under `/api/v1`. Layer order (outermost first): trace,
 //! catch-panic, then per route: API-key check, handler. Handlers read bodies
-//! themselves through [`body`], which enforces the size limits and
+//! themselves through `body`, which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
 //! Layering: layer 3; imports `model`, `config`, `store`, `select`, `payload`,

@@ -4,7 +4,7 @@
 //! makes a crash resume at the right attempt), but one transaction per
 //! attempt would make the single SQLite writer the ceiling of the whole
 //! worker. So attempts are sent to one task that commits whatever has
-//! queued up, up to [`GROUP`] at a time, in one transaction, and then
+//! queued up, up to `GROUP` at a time, in one transaction, and then
 //! answers each waiting delivery. An idle system commits each attempt
 //! alone, at once; a busy one amortises the commit over many.
 

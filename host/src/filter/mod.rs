@@ -9,8 +9,8 @@
 //! the filter text, and what was expected; [`Filter::matches`] evaluates the
 //! compiled form against a run and its feedback.
 //!
-//! Pipeline: [`lexer`] (tokens) -> [`parser`] (untyped tree) -> [`compile`]
-//! (typed expression, key/value pairing) -> [`eval`].
+//! Pipeline: `lexer` (tokens) -> `parser` (untyped tree) -> `compile`
+//! (typed expression, key/value pairing) -> `eval`.
 //!
 //! `trace_filter` and `tree_filter` evaluate the same filters on a run's
 //! root, or on every run of its trace; the caller fetches those runs.

@@ -105,7 +105,7 @@ impl PluginSession {
     }
 
     /// Instantiates now if no instance is live (start functions run under
-    /// the instantiation budget, see [`instantiation_budget`]). Calls do this on demand; `plugin check` uses it
+    /// the instantiation budget, see `instantiation_budget`). Calls do this on demand; `plugin check` uses it
     /// to prove the sandbox can host the plugin.
     pub fn instantiate(&mut self) -> Result<(), PluginError> {
         if self.live.is_none() {
