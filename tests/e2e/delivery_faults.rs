@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use runhook::config::DeliverySettings;
 use runhook::delivery::drive::Journal;
 use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
-use runhook::model::{DeliveryId, RuleId, Timestamp};
+use runhook::model::{DeliveryId, RuleId, WebhookTarget};
 use runhook::store::{DeliveryStatus, OutboxRow};
 
 /// What the receiver does with its `n`th request (from 0).
@@ -124,17 +124,8 @@ impl Journal for Notes {
 }
 
 fn row(url: &str) -> OutboxRow {
-    OutboxRow {
-        id: DeliveryId::new_v4(),
-        rule_id: RuleId::new_v4(),
-        url: url.into(),
-        headers: Default::default(),
-        body: r#"{"rule_id":"x","runs":[]}"#.into(),
-        run_ids: vec![],
-        signing_secret: None,
-        created_at: Timestamp::now(),
-        attempts: 0,
-    }
+    let target = WebhookTarget { url: url.into(), headers: None };
+    OutboxRow::queued(RuleId::new_v4(), &target, r#"{"rule_id":"x","runs":[]}"#.into(), None)
 }
 
 fn loopback_allowed() -> DeliverySettings {

@@ -25,7 +25,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
-use crate::model::{DeliveryId, RuleId, RuleSpec, SessionId, Timestamp, WebhookTarget};
+use crate::model::{RuleId, RuleSpec, SessionId, WebhookTarget};
 use crate::secrets::Keyring;
 use crate::store::sqlite::{DirectCpu, SqliteStore};
 use crate::store::{CycleCommit, OutboxRow, Store};
@@ -114,18 +114,8 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
 
 async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
     let sender = crate::delivery::Sender::new(&super::loopback_allowed())?;
-    let row = OutboxRow {
-        id: DeliveryId::new_v7(),
-        rule_id: RuleId::new_v4(),
-        url: url.to_string(),
-        headers: Default::default(),
-        body: body.to_string(),
-        run_ids: vec![],
-        signing_secret: None,
-        created_at: Timestamp::now(),
-        attempts: 0,
-    };
-    let row = Arc::new(row);
+    let target = WebhookTarget { url: url.to_string(), headers: None };
+    let row = Arc::new(OutboxRow::queued(RuleId::new_v4(), &target, body.to_string(), None));
     concurrently(n, concurrency, move || {
         let (sender, row) = (sender.clone(), row.clone());
         async move {
@@ -170,17 +160,7 @@ async fn runhook_path(
     for chunk in (0..args.deliveries).collect::<Vec<_>>().chunks(1000) {
         let outbox = chunk
             .iter()
-            .map(|_| OutboxRow {
-                id: DeliveryId::new_v7(),
-                rule_id: rule.id,
-                url: target.url.clone(),
-                headers: target.headers.clone().unwrap_or_default(),
-                body: body.to_string(),
-                run_ids: vec![],
-                signing_secret: spec.signing_secret.clone(),
-                created_at: Timestamp::now(),
-                attempts: 0,
-            })
+            .map(|_| OutboxRow::queued(rule.id, target, body.to_string(), spec.signing_secret.clone()))
             .collect();
         store
             .commit_cycle(CycleCommit {

@@ -135,7 +135,6 @@ pub async fn drive(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -143,7 +142,7 @@ mod tests {
 
     use super::*;
     use crate::delivery::policy::AttemptClass;
-    use crate::model::{DeliveryId, RuleId};
+    use crate::model::{RuleId, WebhookTarget};
 
     /// Answers attempts from a script, noting when each was made.
     struct Script {
@@ -176,17 +175,8 @@ mod tests {
     }
 
     fn row() -> OutboxRow {
-        OutboxRow {
-            id: DeliveryId::new_v4(),
-            rule_id: RuleId::new_v4(),
-            url: "http://receiver.invalid/".into(),
-            headers: BTreeMap::new(),
-            body: "{}".into(),
-            run_ids: vec![],
-            signing_secret: None,
-            created_at: Timestamp::now(),
-            attempts: 0,
-        }
+        let target = WebhookTarget { url: "http://receiver.invalid/".into(), headers: None };
+        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), None)
     }
 
     async fn run(

@@ -176,20 +176,11 @@ impl Ready {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{RuleId, Timestamp};
+    use crate::model::{RuleId, WebhookTarget};
 
     fn row() -> OutboxRow {
-        OutboxRow {
-            id: DeliveryId::new_v7(),
-            rule_id: RuleId::new_v4(),
-            url: "https://hooks.example.com/x".into(),
-            headers: Default::default(),
-            body: "{}".into(),
-            run_ids: vec![],
-            signing_secret: None,
-            created_at: Timestamp::now(),
-            attempts: 0,
-        }
+        let target = WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
+        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), None)
     }
 
     #[test]

@@ -20,9 +20,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::sample::sampled;
-use crate::model::{
-    ActionOutcome, DeliveryId, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
-};
+use crate::model::{ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp};
 use crate::payload::{self, Needs, RenderedRun};
 use crate::plugins::{
     Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
@@ -137,19 +135,12 @@ pub async fn run_cycle(
                     Ok(body) => {
                         let mut ids = Vec::new();
                         for target in &spec.webhooks {
-                            let id = DeliveryId::new_v7();
-                            ids.push(id);
-                            outbox.push(OutboxRow {
-                                id,
-                                rule_id: rule.id,
-                                url: target.url.clone(),
-                                headers: target.headers.clone().unwrap_or_default(),
-                                body: body.clone(),
+                            let row = OutboxRow {
                                 run_ids: part.run_ids.clone(),
-                                signing_secret: spec.signing_secret.clone(),
-                                created_at: Timestamp::now(),
-                                attempts: 0,
-                            });
+                                ..OutboxRow::queued(rule.id, target, body.clone(), spec.signing_secret.clone())
+                            };
+                            ids.push(row.id);
+                            outbox.push(row);
                         }
                         ActionOutcome::pending(json!({"delivery_ids": ids}))
                     }

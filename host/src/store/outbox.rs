@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::Digest;
 
-use crate::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp};
+use crate::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp, WebhookTarget};
 
 /// A webhook delivery waiting in (or done with) the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,25 @@ pub struct OutboxRow {
     pub created_at: Timestamp,
     /// Attempts made since it was queued (or redelivered).
     pub attempts: u32,
+}
+
+impl OutboxRow {
+    /// A new delivery of `body` to `target` for `rule_id`, as a rule cycle
+    /// queues it: a fresh id (its `webhook-id`), created now, no attempt
+    /// made, no runs attached (set `run_ids` for the runs it carries).
+    pub fn queued(rule_id: RuleId, target: &WebhookTarget, body: String, signing_secret: Option<String>) -> Self {
+        Self {
+            id: DeliveryId::new_v7(),
+            rule_id,
+            url: target.url.clone(),
+            headers: target.headers.clone().unwrap_or_default(),
+            body,
+            run_ids: Vec::new(),
+            signing_secret,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        }
+    }
 }
 
 /// A stable, non-reversible name of a URL's origin (scheme, host, port):

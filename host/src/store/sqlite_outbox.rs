@@ -455,7 +455,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::model::RuleId;
+    use crate::model::{RuleId, WebhookTarget};
 
     /// A database at migration 0003 (state inside `outbox`), as the
     /// previous release left it, with a pending and a delivered delivery.
@@ -502,17 +502,8 @@ mod tests {
 
     /// A delivery of `rule` as a cycle queues it.
     fn fresh_row(rule: RuleId) -> OutboxRow {
-        OutboxRow {
-            id: DeliveryId::new_v7(),
-            rule_id: rule,
-            url: "https://hooks.example.com/x".into(),
-            headers: BTreeMap::new(),
-            body: "{}".into(),
-            run_ids: vec![],
-            signing_secret: None,
-            created_at: Timestamp::now(),
-            attempts: 0,
-        }
+        let target = WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
+        OutboxRow::queued(rule, &target, "{}".into(), None)
     }
 
     fn delivered_record(id: DeliveryId, attempts: u32) -> DeliveryRecord {
