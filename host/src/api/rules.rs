@@ -20,12 +20,17 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::mask_url;
 use super::{AppState, body, path_id, query_pairs, query_usize};
+use crate::delivery;
 use crate::model::rule::defaults;
 use crate::model::{PluginRef, Rule, RuleId, RulePlugins, RuleSpec, Session, SessionId, Timestamp, WebhookTarget};
 use crate::plugins::{Capabilities, Capability, PluginSpec};
 use crate::select::Selection;
 use crate::store::rules::log_json;
 use crate::store::{SessionQuery, StoreError};
+
+/// Custom headers a webhook may carry, and the longest value (Svix's cap).
+const MAX_HEADERS: usize = 32;
+const MAX_HEADER_VALUE: usize = 4096;
 
 /// LangSmith rule fields for actions runhook does not perform; accepted
 /// when empty, refused otherwise.
@@ -144,12 +149,22 @@ async fn validate(state: &AppState, map: Map<String, Value>) -> Result<RuleSpec,
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
         }
-        for (name, value) in w.headers.iter().flatten() {
+        let headers = w.headers.as_ref();
+        if headers.is_some_and(|h| h.len() > MAX_HEADERS) {
+            return Err(bad(format!("webhooks[{i}].headers: at most {MAX_HEADERS} custom headers")));
+        }
+        for (name, value) in headers.into_iter().flatten() {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(bad(format!("webhooks[{i}].headers: {name:?} is not a valid header name")));
             }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
-                return Err(bad(format!("webhooks[{i}].headers.{name}: not a valid header value")));
+            if let Some(why) = delivery::reserved_header(name) {
+                return Err(bad(format!("webhooks[{i}].headers.{name}: a rule cannot set this header: {why}")));
+            }
+            if value.len() > MAX_HEADER_VALUE || reqwest::header::HeaderValue::from_str(value).is_err() {
+                return Err(bad(format!(
+                    "webhooks[{i}].headers.{name}: not a valid header value (visible ASCII, at most \
+                     {MAX_HEADER_VALUE} bytes)"
+                )));
             }
         }
     }

@@ -4,7 +4,7 @@
 //! - [`policy`]: how an attempt is classified and what follows it (pure).
 //! - [`send`]: one HTTP attempt (deadline, signing, ignored body).
 //! - [`guard`]: SSRF protection on the addresses actually connected to.
-//! - [`drive`]: one delivery from attempt to outcome, recording each attempt.
+//! - [`drive`](mod@drive): one delivery from attempt to outcome, recording each attempt.
 //! - [`journal`]: records attempts in the store, committed in groups.
 //! - `slots`: the concurrency bounds, and the rows read waiting for a slot.
 //! - this file: the worker that claims due rows and bounds concurrency, in
@@ -33,7 +33,7 @@ pub use drive::{DeliveryOutcome, SlotGuard, drive};
 pub use guard::NetworkGuard;
 pub use journal::StoreJournal;
 pub use policy::AttemptClass;
-pub use send::{AttemptReport, Sender, sign};
+pub use send::{AttemptReport, Sender, reserved_header, sign};
 
 use crate::config::DeliverySettings;
 use crate::model::{DeliveryId, Timestamp};

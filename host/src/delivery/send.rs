@@ -21,6 +21,44 @@ pub const BODY_DRAIN_BYTES: usize = 64 * 1024;
 /// The longest time spent reading a response body.
 const BODY_DRAIN_TIME: Duration = Duration::from_millis(250);
 
+/// Header names a rule may not set, lower case, and why. runhook sets the
+/// first group on every delivery (a rule's copy would be sent beside
+/// runhook's, or break a signature); the second governs the connection
+/// and the message framing, which belong to the HTTP client (a rule's
+/// `Host` would reach another virtual host than the URL names, a
+/// `Transfer-Encoding` would desynchronise the receiver).
+const RESERVED_HEADERS: &[(&str, &str)] = &[
+    ("content-type", SET_BY_RUNHOOK),
+    ("content-length", SET_BY_RUNHOOK),
+    ("user-agent", SET_BY_RUNHOOK),
+    ("host", CONNECTION),
+    ("connection", CONNECTION),
+    ("keep-alive", CONNECTION),
+    ("transfer-encoding", CONNECTION),
+    ("te", CONNECTION),
+    ("trailer", CONNECTION),
+    ("upgrade", CONNECTION),
+    ("expect", CONNECTION),
+    ("content-encoding", CONNECTION),
+];
+/// Prefixes of reserved names: Standard Webhooks' headers (id, timestamp,
+/// signature), runhook's own, and proxies'.
+const RESERVED_PREFIXES: &[(&str, &str)] =
+    &[("webhook-", SET_BY_RUNHOOK), ("runhook-", SET_BY_RUNHOOK), ("proxy-", CONNECTION)];
+const SET_BY_RUNHOOK: &str = "runhook sets it on every delivery";
+const CONNECTION: &str = "it governs the connection or the message framing, which the HTTP client owns";
+
+/// Why a webhook may not carry custom header `name`, or `None` when it may.
+/// Case-insensitive, as header names are.
+pub fn reserved_header(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    RESERVED_HEADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .or_else(|| RESERVED_PREFIXES.iter().find(|(p, _)| name.starts_with(p)))
+        .map(|(_, why)| *why)
+}
+
 /// What one attempt did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptReport {
@@ -99,7 +137,9 @@ impl Sender {
             .header("user-agent", concat!("runhook/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", row.id.to_string())
             .header("runhook-attempt", attempt.to_string());
-        for (k, v) in &row.headers {
+        // Reserved names are refused when a rule is saved; a row stored
+        // before that check existed is sent without them.
+        for (k, v) in row.headers.iter().filter(|(k, _)| reserved_header(k).is_none()) {
             req = req.header(k, v);
         }
         if let Some(secret) = &row.signing_secret {
@@ -184,5 +224,35 @@ mod tests {
         );
         assert_eq!(sig.as_deref(), Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
         assert_eq!(sign("not-a-secret", "id", 1, "{}"), None);
+    }
+
+    #[test]
+    fn reserved_headers_are_known_in_any_case() {
+        for name in
+            ["Content-Type", "HOST", "transfer-encoding", "Webhook-Signature", "webhook-id", "Proxy-Authorization"]
+        {
+            assert!(reserved_header(name).is_some(), "{name} should be reserved");
+        }
+        for name in ["x-api-key", "Authorization", "x-team", "hosts"] {
+            assert_eq!(reserved_header(name), None, "{name} should be allowed");
+        }
+    }
+
+    #[test]
+    fn a_stored_reserved_header_is_not_sent() {
+        let sender = Sender::new(&DeliverySettings::default()).unwrap();
+        // As stored before reserved names were refused.
+        let headers = [("Host", "internal.example"), ("X-Team", "a"), ("webhook-id", "forged")];
+        let target = crate::model::WebhookTarget {
+            url: "https://hooks.example.com/x".into(),
+            headers: Some(headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        };
+        let row = OutboxRow::queued(crate::model::RuleId::new_v4(), &target, "{}".into(), None);
+        let url = reqwest::Url::parse(&row.url).unwrap();
+        let req = sender.request(url, &row, 1).unwrap().build().unwrap();
+        let h = req.headers();
+        assert_eq!(h.get("x-team").unwrap(), "a");
+        assert!(h.get("host").is_none());
+        assert_eq!(h.get_all("webhook-id").iter().collect::<Vec<_>>(), [row.id.to_string().as_str()]);
     }
 }
