@@ -100,6 +100,14 @@ impl App {
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
+        let retention = match self.config.delivery.retention_days {
+            0 => None,
+            days => {
+                let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
+                let schedule = delivery::retention::Schedule::default();
+                Some(tokio::spawn(delivery::retention::run(state.store.clone(), keep, schedule, workers.clone())))
+            }
+        };
         let watcher = state.plugins.clone().spawn_watcher(self.config.plugins.reload_interval, workers.clone());
         if let Some(handle) = state.metrics.clone() {
             // Histograms buffer samples until rendered; drain them even when
@@ -119,7 +127,7 @@ impl App {
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         workers.cancel();
-        for task in [scheduler, sender, watcher] {
+        for task in [scheduler, sender, watcher].into_iter().chain(retention) {
             let _ = task.await;
         }
         served.context("HTTP server failed")?;

@@ -77,6 +77,9 @@ pub struct DeliverySettings {
     /// Networks webhooks may reach although they are not public (loopback,
     /// private, link-local ...). Empty: only public addresses.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// Days a finished delivery (its payload, headers and attempts) is kept
+    /// after it was queued; 0 keeps them forever. Pending ones are kept.
+    pub retention_days: u32,
 }
 
 impl Default for DeliverySettings {
@@ -90,6 +93,7 @@ impl Default for DeliverySettings {
             concurrency: 64,
             per_endpoint_concurrency: 8,
             allow_networks: Vec::new(),
+            retention_days: 30,
         }
     }
 }
@@ -186,6 +190,7 @@ struct FileDelivery {
     concurrency: Option<usize>,
     per_endpoint_concurrency: Option<usize>,
     allow_networks: Option<Vec<String>>,
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +261,7 @@ impl Config {
             delivery.server_error_retries = d.server_error_retries.unwrap_or(delivery.server_error_retries);
             delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
             delivery.per_endpoint_concurrency = d.per_endpoint_concurrency.unwrap_or(delivery.per_endpoint_concurrency);
+            delivery.retention_days = d.retention_days.unwrap_or(delivery.retention_days);
             if let Some(nets) = d.allow_networks {
                 delivery.allow_networks = parse_networks(&origin, nets.iter().map(String::as_str))?;
             }
@@ -301,6 +307,9 @@ impl Config {
             env_number(&env, "delivery.per_endpoint_concurrency", "RUNHOOK_DELIVERY_PER_ENDPOINT_CONCURRENCY")?
         {
             d.per_endpoint_concurrency = n;
+        }
+        if let Some(n) = env_number(&env, "delivery.retention_days", "RUNHOOK_DELIVERY_RETENTION_DAYS")? {
+            d.retention_days = n;
         }
         if let Some(v) = env("RUNHOOK_ALLOW_NETWORKS") {
             d.allow_networks =
@@ -363,6 +372,12 @@ impl Config {
             return Err(invalid(
                 "delivery.concurrency / per_endpoint_concurrency",
                 "concurrency must be between 1 and 10000, per_endpoint_concurrency between 1 and concurrency".into(),
+            ));
+        }
+        if d.retention_days > 36_500 {
+            return Err(invalid(
+                "delivery.retention_days",
+                "must be at most 36500 (0 keeps deliveries forever)".into(),
             ));
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -455,6 +470,8 @@ mod tests {
             "max_backoff_ms",
             "per_endpoint_concurrency",
             "allow_networks",
+            "retention_days",
+            "RUNHOOK_DELIVERY_RETENTION_DAYS",
             "secret_key_file",
             "RUNHOOK_SECRET_KEY",
             "RUNHOOK_ALLOW_NETWORKS",
@@ -501,5 +518,18 @@ mod tests {
         assert!(err.contains("delivery.backoff_ms"), "{err}");
         let err = load("api_key = \"short\"\n", &[]).unwrap_err().to_string();
         assert!(err.contains("api_key"), "{err}");
+    }
+
+    #[test]
+    fn delivery_retention_from_file_and_env() {
+        assert_eq!(load("", &[]).unwrap().delivery.retention_days, 30);
+        let c = load("[delivery]\nretention_days = 0\n", &[]).unwrap();
+        assert_eq!(c.delivery.retention_days, 0);
+        let c = load("[delivery]\nretention_days = 7\n", &[("RUNHOOK_DELIVERY_RETENTION_DAYS", "90")]).unwrap();
+        assert_eq!(c.delivery.retention_days, 90);
+        let err = load("[delivery]\nretention_days = 99999\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("delivery.retention_days"), "{err}");
+        let err = load("", &[("RUNHOOK_DELIVERY_RETENTION_DAYS", "a week")]).unwrap_err().to_string();
+        assert!(err.contains("RUNHOOK_DELIVERY_RETENTION_DAYS"), "{err}");
     }
 }

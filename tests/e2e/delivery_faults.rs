@@ -352,3 +352,43 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
     stop.cancel();
     worker.await.unwrap();
 }
+
+#[tokio::test]
+async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
+    use runhook::delivery::retention::{self, Schedule};
+    use runhook::store::{DeliveryQuery, Store};
+    let prompt = receiver(vec![Act::Respond(OK)]).await;
+    let stalled = receiver(vec![Act::Stall(Duration::from_secs(300), OK)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap();
+    queue(&store, &[(&prompt.url, 3), (&stalled.url, 1)]).await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let stop = CancellationToken::new();
+    // The stalled delivery stays in flight (pending) for the whole test.
+    let settings = DeliverySettings { attempt_timeout: Duration::from_secs(300), ..loopback_allowed() };
+    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let all = DeliveryQuery { limit: 100, ..Default::default() };
+    let delivered = DeliveryQuery { status: Some("delivered".into()), ..all.clone() };
+    let started = Instant::now();
+    while store.list_deliveries(&delivered).await.unwrap().len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the deliveries did not complete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stalled_id = store.list_deliveries(&all).await.unwrap().into_iter().find(|d| d.url == stalled.url).unwrap().id;
+
+    // Kept 50 ms: the three finished ones go, the one still in flight stays.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let schedule = Schedule { first: Duration::ZERO, every: Duration::from_millis(50) };
+    let pruner = tokio::spawn(retention::run(store.clone(), Duration::from_millis(50), schedule, stop.clone()));
+    while !store.list_deliveries(&delivered).await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "finished deliveries were not deleted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = store.list_deliveries(&all).await.unwrap();
+    assert_eq!(left.iter().map(|d| (d.id, d.status.as_str())).collect::<Vec<_>>(), [(stalled_id, "pending")]);
+    stop.cancel();
+    pruner.await.unwrap();
+    // The worker would wait for the stalled attempt to end.
+    worker.abort();
+}

@@ -6,6 +6,7 @@
 //! - [`guard`]: SSRF protection on the addresses actually connected to.
 //! - [`drive`](mod@drive): one delivery from attempt to outcome, recording each attempt.
 //! - [`journal`]: records attempts in the store, committed in groups.
+//! - [`retention`]: deletes finished deliveries past the retention period.
 //! - `slots`: the concurrency bounds, and the rows read waiting for a slot.
 //! - this file: the worker that claims due rows and bounds concurrency, in
 //!   total and per endpoint, so one slow receiver cannot starve the others.
@@ -19,6 +20,7 @@ pub mod drive;
 pub mod guard;
 pub mod journal;
 pub mod policy;
+pub mod retention;
 pub mod send;
 mod slots;
 

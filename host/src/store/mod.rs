@@ -330,6 +330,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// is unknown; `Conflict` when it is still pending.
     async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError>;
 
+    /// Deletes up to `limit` deliveries that were queued and finished
+    /// (delivered or failed) before `before`: payload, state and attempts.
+    /// Pending deliveries are never deleted. Returns how many were.
+    async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError>;
+
     /// Re-seals every stored secret not sealed under the current key;
     /// returns how many values changed.
     async fn reseal_secrets(&self) -> Result<usize, StoreError>;

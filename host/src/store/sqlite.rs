@@ -515,6 +515,10 @@ impl Store for SqliteStore {
         self.redeliver_impl(id).await
     }
 
+    async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        self.prune_deliveries_impl(before, limit).await
+    }
+
     async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         self.reseal_secrets_impl().await
     }

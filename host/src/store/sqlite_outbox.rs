@@ -390,6 +390,33 @@ impl SqliteStore {
         Ok(true)
     }
 
+    pub(super) async fn prune_deliveries_impl(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        let before = before.to_naive_string();
+        let mut tx = self.write.begin().await?;
+        // `delivery_by_time` finds the old ones; a redelivery finished
+        // recently is kept until its own finish is old enough.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM delivery_state WHERE created_at < ?1 AND status <> 'pending' AND finished_at < ?1 \
+             ORDER BY created_at LIMIT ?2",
+        )
+        .bind(&before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        for (table, column) in [("delivery_attempts", "delivery_id"), ("outbox", "id"), ("delivery_state", "id")] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))"))
+                .bind(&ids_json)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+
     pub(super) async fn reseal_secrets_impl(&self) -> Result<usize, StoreError> {
         let keys = &self.keys;
         let mut changed = 0;
@@ -598,6 +625,52 @@ mod tests {
             assert_eq!(d.last_error.is_some(), i % 2 == 1);
         }
         assert_eq!(crate::store::Store::outbox_stats(&store).await.unwrap().0, i64::try_from(n / 2).unwrap());
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_only_deliveries_finished_before_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
+        let days_ago = |d: i64| Timestamp::from_datetime(chrono::Utc::now() - chrono::Duration::days(d));
+        let rule = RuleId::new_v4();
+        // Queued 40 days ago: delivered, failed, pending, redelivered lately;
+        // and one queued today, delivered.
+        let rows: Vec<OutboxRow> =
+            [40, 40, 40, 40, 0].into_iter().map(|d| OutboxRow { created_at: days_ago(d), ..fresh_row(rule) }).collect();
+        let mut tx = store.write.begin().await.unwrap();
+        for row in &rows {
+            insert_outbox(&mut tx, &store, row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let [delivered, failed, pending, redelivered, recent] = [0, 1, 2, 3, 4].map(|i| rows[i].id);
+        let mut failed_record = delivered_record(failed, 3);
+        failed_record.status = DeliveryStatus::Failed("HTTP 404".into());
+        let records = [delivered_record(delivered, 1), failed_record, delivered_record(redelivered, 1)];
+        store.record_deliveries_impl(&records).await.unwrap();
+        store.record_deliveries_impl(&[delivered_record(recent, 1)]).await.unwrap();
+        for id in [delivered, failed] {
+            sqlx::query("UPDATE delivery_state SET finished_at = ? WHERE id = ?")
+                .bind(days_ago(39).to_naive_string())
+                .bind(id.to_string())
+                .execute(&store.write)
+                .await
+                .unwrap();
+        }
+
+        let cutoff = days_ago(30);
+        assert_eq!(store.prune_deliveries_impl(cutoff, 1).await.unwrap(), 1);
+        assert_eq!(store.prune_deliveries_impl(cutoff, 10).await.unwrap(), 1);
+        assert_eq!(store.prune_deliveries_impl(cutoff, 10).await.unwrap(), 0);
+        for id in [delivered, failed] {
+            assert!(store.get_delivery_impl(id).await.unwrap().is_none());
+        }
+        for id in [pending, redelivered, recent] {
+            assert!(store.get_delivery_impl(id).await.unwrap().is_some());
+        }
+        // Payloads and attempts went with them.
+        let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).fetch_one(&store.read);
+        assert_eq!(count("SELECT COUNT(*) FROM outbox").await.unwrap(), 3);
+        assert_eq!(count("SELECT COUNT(*) FROM delivery_attempts").await.unwrap(), 2);
     }
 
     /// The recorder writes on a connection of its own; it must wait for a
