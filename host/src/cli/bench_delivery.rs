@@ -204,11 +204,7 @@ async fn runhook_path(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let took = Took { wall: started.elapsed(), cpu: cpu_since(cpu_before) };
-    let store_after = sqlite.delivery_cpu();
-    let store_cpu = DirectCpu {
-        due_reads: store_after.due_reads.saturating_sub(store_before.due_reads),
-        records: store_after.records.saturating_sub(store_before.records),
-    };
+    let store_cpu = sqlite.delivery_cpu().since(store_before);
     stop.cancel();
     worker.await?;
     let failed = store

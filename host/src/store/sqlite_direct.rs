@@ -46,6 +46,16 @@ pub struct DirectCpu {
     pub records: Duration,
 }
 
+impl DirectCpu {
+    /// The CPU time used between `earlier` and this reading.
+    pub fn since(self, earlier: DirectCpu) -> DirectCpu {
+        DirectCpu {
+            due_reads: self.due_reads.saturating_sub(earlier.due_reads),
+            records: self.records.saturating_sub(earlier.records),
+        }
+    }
+}
+
 impl Direct {
     /// Opens `path` (already created and migrated by sqlx) with the store's
     /// settings; `checkpoint_pages` is the WAL size at which a commit on this
