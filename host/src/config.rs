@@ -78,7 +78,8 @@ pub struct DeliverySettings {
     /// private, link-local ...). Empty: only public addresses.
     pub allow_networks: Vec<ipnet::IpNet>,
     /// Days a finished delivery (its payload, headers and attempts) is kept
-    /// after it was queued; 0 keeps them forever. Pending ones are kept.
+    /// after it was queued and finished; 0 keeps them forever. Pending ones
+    /// are always kept.
     pub retention_days: u32,
 }
 

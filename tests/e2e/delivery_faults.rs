@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use runhook::config::DeliverySettings;
 use runhook::delivery::drive::Journal;
 use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
-use runhook::model::{DeliveryId, RuleId, WebhookTarget};
+use runhook::model::{RuleId, WebhookTarget};
 use runhook::store::{DeliveryStatus, OutboxRow};
 
 /// What the receiver does with its `n`th request (from 0).
@@ -301,10 +301,8 @@ async fn queue(store: &runhook::store::sqlite::SqliteStore, targets: &[(&str, us
     };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
     let state = store.rule_state(rule.id).await.unwrap().unwrap();
-    let outbox = targets
-        .iter()
-        .flat_map(|(url, n)| (0..*n).map(|_| OutboxRow { rule_id: rule.id, id: DeliveryId::new_v7(), ..row(url) }))
-        .collect();
+    let outbox =
+        targets.iter().flat_map(|(url, n)| (0..*n).map(|_| OutboxRow { rule_id: rule.id, ..row(url) })).collect();
     let commit = CycleCommit {
         rule_id: rule.id,
         from_watermark: state.watermark,

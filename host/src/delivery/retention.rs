@@ -44,6 +44,7 @@ impl Default for Schedule {
 /// Deletes deliveries finished more than `keep` ago, on `schedule`, until
 /// `shutdown`.
 pub async fn run(store: Arc<dyn Store>, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let mut wait = schedule.first;
     loop {
         tokio::select! {
@@ -51,7 +52,6 @@ pub async fn run(store: Arc<dyn Store>, keep: Duration, schedule: Schedule, shut
             _ = tokio::time::sleep(wait) => {}
         }
         wait = schedule.every;
-        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
         let Some(cutoff) = chrono::Utc::now().checked_sub_signed(keep) else { continue };
         match prune(store.as_ref(), Timestamp::from_datetime(cutoff), &shutdown).await {
             Ok(0) => {}
