@@ -81,6 +81,11 @@ pub struct DeliverySettings {
     /// after it was queued and finished; 0 keeps them forever. Pending ones
     /// are always kept.
     pub retention_days: u32,
+    /// How often the worker looks for due deliveries when nothing woke it.
+    /// Deliveries this process queues or redelivers wake it at once; the
+    /// poll finds the rest (due after a restart, or queued by another
+    /// process on the same database).
+    pub poll_interval: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -95,6 +100,7 @@ impl Default for DeliverySettings {
             per_endpoint_concurrency: 8,
             allow_networks: Vec::new(),
             retention_days: 30,
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -192,6 +198,7 @@ struct FileDelivery {
     per_endpoint_concurrency: Option<usize>,
     allow_networks: Option<Vec<String>>,
     retention_days: Option<u32>,
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +265,7 @@ impl Config {
             set_ms(&mut delivery.attempt_timeout, d.attempt_timeout_ms);
             set_ms(&mut delivery.backoff, d.backoff_ms);
             set_ms(&mut delivery.max_backoff, d.max_backoff_ms);
+            set_ms(&mut delivery.poll_interval, d.poll_interval_ms);
             delivery.transport_retries = d.transport_retries.unwrap_or(delivery.transport_retries);
             delivery.server_error_retries = d.server_error_retries.unwrap_or(delivery.server_error_retries);
             delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
@@ -301,6 +309,10 @@ impl Config {
             env_number(&env, "delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS")?,
         );
         set_ms(&mut d.backoff, env_number(&env, "delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS")?);
+        set_ms(
+            &mut d.poll_interval,
+            env_number(&env, "delivery.poll_interval_ms", "RUNHOOK_DELIVERY_POLL_INTERVAL_MS")?,
+        );
         if let Some(n) = env_number(&env, "delivery.concurrency", "RUNHOOK_DELIVERY_CONCURRENCY")? {
             d.concurrency = n;
         }
@@ -374,6 +386,9 @@ impl Config {
                 "delivery.concurrency / per_endpoint_concurrency",
                 "concurrency must be between 1 and 10000, per_endpoint_concurrency between 1 and concurrency".into(),
             ));
+        }
+        if !(10..=3_600_000).contains(&d.poll_interval.as_millis()) {
+            return Err(invalid("delivery.poll_interval_ms", "must be between 10 and 3600000 (an hour)".into()));
         }
         if d.retention_days > 36_500 {
             return Err(invalid(
@@ -473,6 +488,8 @@ mod tests {
             "allow_networks",
             "retention_days",
             "RUNHOOK_DELIVERY_RETENTION_DAYS",
+            "poll_interval_ms",
+            "RUNHOOK_DELIVERY_POLL_INTERVAL_MS",
             "secret_key_file",
             "RUNHOOK_SECRET_KEY",
             "RUNHOOK_ALLOW_NETWORKS",
@@ -532,5 +549,18 @@ mod tests {
         assert!(err.contains("delivery.retention_days"), "{err}");
         let err = load("", &[("RUNHOOK_DELIVERY_RETENTION_DAYS", "a week")]).unwrap_err().to_string();
         assert!(err.contains("RUNHOOK_DELIVERY_RETENTION_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn delivery_poll_interval_from_file_and_env() {
+        assert_eq!(load("", &[]).unwrap().delivery.poll_interval, Duration::from_millis(100));
+        let c = load("[delivery]\npoll_interval_ms = 2000\n", &[]).unwrap();
+        assert_eq!(c.delivery.poll_interval, Duration::from_secs(2));
+        let c = load("", &[("RUNHOOK_DELIVERY_POLL_INTERVAL_MS", "250")]).unwrap();
+        assert_eq!(c.delivery.poll_interval, Duration::from_millis(250));
+        for bad in ["0", "3600001"] {
+            let err = load("", &[("RUNHOOK_DELIVERY_POLL_INTERVAL_MS", bad)]).unwrap_err().to_string();
+            assert!(err.contains("delivery.poll_interval_ms"), "{err}");
+        }
     }
 }

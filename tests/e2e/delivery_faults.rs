@@ -390,3 +390,54 @@ async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
     // The worker would wait for the stalled attempt to end.
     worker.abort();
 }
+
+#[tokio::test]
+async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() {
+    use runhook::store::{DeliveryQuery, Store};
+    let prompt = receiver(vec![Act::Respond(OK)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap(),
+    );
+    // An hour between polls: within this test only the bell can start a delivery
+    // after the worker's first read of the outbox.
+    let settings = DeliverySettings { poll_interval: Duration::from_secs(3600), ..loopback_allowed() };
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let delivered = DeliveryQuery { status: Some("delivered".into()), limit: 100, ..Default::default() };
+    let started = Instant::now();
+    let wait_for = |n: usize, what: &'static str| {
+        let store = store.clone();
+        let delivered = delivered.clone();
+        async move {
+            while store.list_deliveries(&delivered).await.unwrap().len() < n {
+                assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // The first is found by the worker's first read or by the bell; once it
+    // is delivered, that read is over.
+    queue(&store, &[(&prompt.url, 1)]).await;
+    wait_for(1, "the first delivery did not complete").await;
+    queue(&store, &[(&prompt.url, 3)]).await;
+    wait_for(4, "deliveries queued after the worker's first read waited for the poll").await;
+    assert_eq!(prompt.requests.load(Ordering::SeqCst), 4);
+
+    let first = store.list_deliveries(&delivered).await.unwrap().pop().unwrap().id;
+    assert!(store.redeliver(first).await.unwrap());
+    while prompt.requests.load(Ordering::SeqCst) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the redelivery waited for the poll");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        let d = store.get_delivery(first).await.unwrap().unwrap();
+        if d.status == "delivered" && d.history.len() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the redelivery was not recorded: {d:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+}

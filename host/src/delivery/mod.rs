@@ -14,6 +14,10 @@
 //! Rows stay `pending` until an outcome is recorded, so a crash re-sends
 //! them after restart with the same `webhook-id`.
 //!
+//! The worker reads the outbox when the store's [`OutboxBell`](crate::store::OutboxBell) rings
+//! (a cycle queued deliveries, one was redelivered), when slots free up
+//! and its read rows run low, and every `poll_interval` otherwise.
+//!
 //! Layering: layer 2; imports `model`, `config`, `store`.
 
 pub mod drive;
@@ -42,8 +46,6 @@ use crate::model::{DeliveryId, Timestamp};
 use crate::store::{DueCursor, DuePage, DueQuery, Store};
 use slots::{Ready, Slots};
 
-/// How often the outbox is polled when nothing finished meanwhile.
-const POLL: Duration = Duration::from_millis(100);
 /// Due rows read from the outbox at once; they wait in memory for a slot.
 const BATCH: usize = 256;
 /// Rows read longer ago than this are read again rather than sent, so a
@@ -76,7 +78,8 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
     let tasks = TaskTracker::new();
     let in_flight_gauge = metrics::gauge!("runhook_deliveries_in_flight");
     // Wakes the loop to look at the outbox again when nothing else did.
-    let poll = tokio::time::sleep(POLL);
+    let every = settings.poll_interval;
+    let poll = tokio::time::sleep(every);
     tokio::pin!(poll);
     let mut ready = Ready::default();
     // The outbox is read in the background, so starting deliveries never
@@ -95,7 +98,7 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
         ready.drop_stale(STALE);
         if fetch.is_none() {
             let startable = ready.any_startable(&slots);
-            let polled_long_ago = last_fetch.is_none_or(|t| t.elapsed() >= POLL);
+            let polled_long_ago = last_fetch.is_none_or(|t| t.elapsed() >= every);
             // Top up below half a batch (at once while the outbox has more);
             // when nothing read can start, look for other endpoints' rows.
             let top_up = ready.len() < BATCH / 2 && (more || polled_long_ago);
@@ -151,7 +154,10 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                     Err(e) => tracing::error!(error = %e, "the outbox reader failed"),
                 }
             }
-            _ = &mut poll => poll.as_mut().reset(tokio::time::Instant::now() + POLL),
+            // Deliveries queued or redelivered: read the outbox again now
+            // (after the read in progress, which may have missed them).
+            _ = store.outbox_bell().rung() => last_fetch = None,
+            _ = &mut poll => poll.as_mut().reset(tokio::time::Instant::now() + every),
         }
     }
     if let Some(f) = fetch {

@@ -23,8 +23,8 @@ mod sqlite_rules;
 use std::collections::HashSet;
 
 pub use outbox::{
-    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
-    endpoint_key,
+    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxBell,
+    OutboxRow, endpoint_key,
 };
 pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState};
 
@@ -310,6 +310,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
+
+    /// Rung after every commit that makes deliveries due now (a cycle's
+    /// outbox rows, a redelivery).
+    fn outbox_bell(&self) -> &OutboxBell;
 
     /// Pending deliveries due by `query.now`, oldest first (see [`DueQuery`]).
     async fn due_deliveries(&self, query: &DueQuery) -> Result<DuePage, StoreError>;

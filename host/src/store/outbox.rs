@@ -14,6 +14,26 @@ use sha2::Digest;
 
 use crate::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp, WebhookTarget};
 
+/// Rung by the store when deliveries become due now (a cycle queued them, or
+/// one was redelivered), so the delivery worker starts them at once rather
+/// than at its next poll. A ring nobody waits for is kept until the next
+/// wait, so none is lost between two. It only reaches this process: the
+/// worker's poll still finds what other processes queue.
+#[derive(Debug, Default)]
+pub struct OutboxBell(tokio::sync::Notify);
+
+impl OutboxBell {
+    /// Announces deliveries due now.
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits for the next ring (or returns at once for one not yet heard).
+    pub async fn rung(&self) {
+        self.0.notified().await;
+    }
+}
+
 /// A webhook delivery waiting in (or done with) the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {

@@ -30,8 +30,8 @@ use super::sqlite_direct::Direct;
 pub use super::sqlite_direct::DirectCpu;
 use super::{
     CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
-    FeedbackQuery, IngestBatch, IngestSummary, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery, Store,
-    StoreError, TreeNode,
+    FeedbackQuery, IngestBatch, IngestSummary, OutboxBell, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery,
+    Store, StoreError, TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
@@ -67,6 +67,8 @@ pub struct SqliteStore {
     pub(super) keys: Keyring,
     /// Sealings of recent delivery targets, both ways (see [`super::sealed`]).
     pub(super) targets: Arc<TargetMemo>,
+    /// Rung when a commit queues deliveries (see [`OutboxBell`]).
+    pub(super) bell: Arc<OutboxBell>,
     tenant: TenantId,
 }
 
@@ -108,7 +110,7 @@ impl SqliteStore {
         let tenant = tenant_id(&write).await?;
         let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;
-        Ok(Self { write, read, due_reader, recorder, keys, targets: Arc::default(), tenant })
+        Ok(Self { write, read, due_reader, recorder, keys, targets: Arc::default(), bell: Arc::default(), tenant })
     }
 }
 
@@ -493,6 +495,10 @@ impl Store for SqliteStore {
 
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {
         self.rule_cycles_impl(rule, limit).await
+    }
+
+    fn outbox_bell(&self) -> &OutboxBell {
+        &self.bell
     }
 
     async fn due_deliveries(&self, query: &DueQuery) -> Result<DuePage, StoreError> {

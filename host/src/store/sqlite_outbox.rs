@@ -387,6 +387,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.bell.ring();
         Ok(true)
     }
 

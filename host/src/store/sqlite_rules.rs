@@ -243,6 +243,9 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if !c.outbox.is_empty() {
+            self.bell.ring();
+        }
         Ok(())
     }
 
