@@ -40,7 +40,8 @@ def receiver():
 
 def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):
     data = tmp_path / "data"
-    server = Server(data)
+    # At debug, every attempt (successes too) and every request is logged.
+    server = Server(data, env={"RUST_LOG": "debug"})
     try:
         client = client_for(server)
         project = "secrets"

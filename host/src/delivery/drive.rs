@@ -93,15 +93,32 @@ pub async fn drive(
         let step = next_step(settings, n, &report.class, report.retry_after, rand::random());
         metrics::histogram!("runhook_delivery_attempt_duration_seconds").record(report.duration.as_secs_f64());
         metrics::counter!("runhook_delivery_attempts_total", "class" => report.class.label()).increment(1);
-        let message = report.class.describe(settings);
-        tracing::info!(
-            delivery = %row.id, rule = %row.rule_id, attempt = n, class = report.class.label(),
-            duration_ms = report.duration.as_millis() as u64, next = ?step, "webhook attempt: {message}"
-        );
+        let (class, duration_ms) = (report.class.label(), report.duration.as_millis() as u64);
+        // A success is the common case, logged at debug: at info, a busy
+        // worker's log would be one line per webhook. What went wrong is
+        // always logged.
         let status = match step {
-            Step::Delivered => DeliveryStatus::Delivered,
-            Step::Fail => DeliveryStatus::Failed(message),
+            Step::Delivered => {
+                tracing::debug!(
+                    delivery = %row.id, rule = %row.rule_id, attempt = n, class, duration_ms,
+                    "webhook attempt: delivered ({})", report.class.describe(settings)
+                );
+                DeliveryStatus::Delivered
+            }
+            Step::Fail => {
+                let message = report.class.describe(settings);
+                tracing::warn!(
+                    delivery = %row.id, rule = %row.rule_id, attempt = n, class, duration_ms,
+                    "webhook attempt: {message}; delivery failed"
+                );
+                DeliveryStatus::Failed(message)
+            }
             Step::Retry(wait) => {
+                let message = report.class.describe(settings);
+                tracing::info!(
+                    delivery = %row.id, rule = %row.rule_id, attempt = n, class, duration_ms,
+                    retry_in_ms = wait.as_millis() as u64, "webhook attempt: {message}; retrying"
+                );
                 let at = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 DeliveryStatus::Retry { at: Timestamp::from_datetime(at), error: message }
             }
