@@ -284,21 +284,7 @@ async fn loopback_and_private_targets_are_refused_by_default() {
 async fn queue(store: &runhook::store::sqlite::SqliteStore, targets: &[(&str, usize)]) {
     use runhook::model::{RuleSpec, SessionId};
     use runhook::store::{CycleCommit, Store};
-    let spec = RuleSpec {
-        display_name: "fairness".into(),
-        session_id: SessionId::new_v4(),
-        filter: None,
-        trace_filter: None,
-        tree_filter: None,
-        sampling_rate: 1.0,
-        is_enabled: false,
-        backfill_from: None,
-        webhooks: vec![],
-        plugins: Default::default(),
-        interval_seconds: 60,
-        max_runs_per_payload: 1,
-        signing_secret: None,
-    };
+    let spec = RuleSpec { is_enabled: false, ..RuleSpec::new("fairness", SessionId::new_v4(), vec![]) };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
     let state = store.rule_state(rule.id).await.unwrap().unwrap();
     let outbox =

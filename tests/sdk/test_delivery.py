@@ -158,6 +158,45 @@ def test_failed_deliveries_are_listed_and_redelivered_with_the_same_id(server, c
         receiver.close()
 
 
+def test_a_receiver_outage_is_recovered_by_one_bulk_redelivery(server, client, project):
+    receiver = Receiver(status=404)
+    try:
+        rule = create_rule(server, {"display_name": "outage", "session_name": project, "interval_seconds": 1,
+                                    "max_runs_per_payload": 1, "webhooks": [{"url": receiver.url + "/hook"}]})
+        trace_answers(client, project, ["one", "two", "three"])
+        failed = wait_for(lambda: len(deliveries(server, rule_id=rule["id"], status="failed")) == 3
+                          and deliveries(server, rule_id=rule["id"], status="failed"), timeout=30)
+        # Bad requests name what is wrong.
+        for body, needle in [({}, "since"), ({"since": "last week"}, "since"),
+                             ({"since": "2026-01-01T00:00:00Z", "status": "pending"}, "status"),
+                             ({"since": "2030-01-01T00:00:00Z", "until": "2029-01-01T00:00:00Z"}, "until"),
+                             ({"since": "2026-01-01T00:00:00Z", "rule": "x"}, "rule")]:
+            bad = api(server, "POST", "/deliveries/redeliver", json=body)
+            assert bad.status_code == 400 and needle in bad.json()["detail"], (body, bad.text)
+        unknown = api(server, "POST", "/deliveries/redeliver",
+                      json={"since": "2026-01-01T00:00:00Z", "rule_id": "00000000-0000-4000-8000-000000000000"})
+        assert unknown.status_code == 404
+        # The receiver is back: one command queues every failed delivery of the rule again.
+        receiver.status = 200
+        env = {**os.environ, "RUNHOOK_SERVER": server.url, "RUNHOOK_API_KEY": API_KEY}
+        redone = subprocess.run([BINARY, "deliveries", "redeliver", "--since", "10m", "--rule", rule["id"]],
+                                capture_output=True, text=True, env=env)
+        assert redone.returncode == 0, redone.stderr
+        assert "queued again: 3 deliveries" in redone.stdout
+        done = wait_for(lambda: len(deliveries(server, rule_id=rule["id"], status="delivered")) == 3
+                        and deliveries(server, rule_id=rule["id"], status="delivered"), timeout=30)
+        assert {d["id"] for d in done} == {d["id"] for d in failed}
+        for d in done:
+            assert [a["class"] for a in d["history"]] == ["client_error", "success"]
+        delivered_ids = [webhook_id(r) for r in receiver.requests[3:]]
+        assert sorted(delivered_ids) == sorted(d["id"] for d in failed), "each delivery kept its webhook-id"
+        # Nothing failed is left in the window.
+        again = api(server, "POST", "/deliveries/redeliver", json={"since": "2026-01-01T00:00:00Z"})
+        assert again.status_code == 202 and again.json() == {"redelivered": 0}
+    finally:
+        receiver.close()
+
+
 def webhook_id(request):
     return {k.lower(): v for k, v in request["headers"].items()}["webhook-id"]
 

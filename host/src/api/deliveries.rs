@@ -4,18 +4,22 @@
 //! newest first, each with every attempt (time, duration, class, status,
 //! error); `GET /deliveries/{id}` shows one; `POST
 //! /deliveries/{id}/redeliver` queues a delivered or failed one again with
-//! the same `webhook-id`. URLs are shown with query values masked; header
-//! values and signing secrets are never shown.
+//! the same `webhook-id`; `POST /deliveries/redeliver` does so for every
+//! failed (or delivered) one queued in a time window, of one rule or all,
+//! as after a receiver's outage. URLs are shown with query values masked;
+//! header values and signing secrets are never shown.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, mask_url, path_id, query_pairs, query_usize};
-use crate::model::{DeliveryId, RuleId};
-use crate::store::{Delivery, DeliveryQuery};
+use super::{AppState, body, mask_url, path_id, query_pairs, query_usize};
+use crate::model::{DeliveryId, RuleId, Timestamp};
+use crate::store::{Delivery, DeliveryQuery, Finished, Redelivery};
 
 const STATUSES: [&str; 3] = ["pending", "delivered", "failed"];
 
@@ -80,4 +84,47 @@ pub(super) async fn redeliver(
         return Err(ApiError::NotFound(format!("delivery {id} not found")));
     }
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&delivery_or_404(&state, &raw).await?))))
+}
+
+/// `POST /deliveries/redeliver`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeliverBody {
+    /// Deliveries queued at or after this time.
+    since: Timestamp,
+    /// ... and before this one (default: now).
+    until: Option<Timestamp>,
+    rule_id: Option<RuleId>,
+    /// `failed` (default) or `delivered`.
+    status: Option<String>,
+}
+
+pub(super) async fn redeliver_matching(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bytes = body::read(&headers, b, state.limits).await?;
+    let req: RedeliverBody = body::json(&bytes, "redelivery")?;
+    let status = match req.status.as_deref() {
+        None | Some("failed") => Finished::Failed,
+        Some("delivered") => Finished::Delivered,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "status: only finished deliveries are redelivered: failed or delivered, got {other:?}"
+            )));
+        }
+    };
+    let until = req.until.unwrap_or_else(Timestamp::now);
+    if until <= req.since {
+        return Err(ApiError::BadRequest(format!("until ({until}) must be later than since ({})", req.since)));
+    }
+    if let Some(rule) = req.rule_id
+        && state.store.get_rule(rule).await?.is_none()
+    {
+        return Err(ApiError::NotFound(format!("rule {rule} not found")));
+    }
+    let which = Redelivery { rule: req.rule_id, status, since: req.since, until };
+    let n = state.store.redeliver_matching(&which).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"redelivered": n}))))
 }

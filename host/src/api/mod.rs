@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/rules/{id}/trigger", post(rules::trigger))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::read))
+        .route("/deliveries/redeliver", post(deliveries::redeliver_matching))
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     // Open routes: what the SDK probes before it has a key, health for

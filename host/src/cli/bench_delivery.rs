@@ -140,19 +140,10 @@ async fn runhook_path(
     let store: Arc<dyn Store> = sqlite.clone();
     let headers = [("x-team".to_string(), "bench-header-secret".to_string())].into_iter().collect();
     let spec = RuleSpec {
-        display_name: "bench".into(),
-        session_id: SessionId::new_v4(),
-        filter: None,
-        trace_filter: None,
-        tree_filter: None,
-        sampling_rate: 1.0,
         is_enabled: false,
-        backfill_from: None,
-        webhooks: vec![WebhookTarget { url: url.into(), headers: Some(headers) }],
-        plugins: Default::default(),
-        interval_seconds: 60,
         max_runs_per_payload: 1,
         signing_secret: args.signed.then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+        ..RuleSpec::new("bench", SessionId::new_v4(), vec![WebhookTarget { url: url.into(), headers: Some(headers) }])
     };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await?;
     let state = store.rule_state(rule.id).await?.ok_or_else(|| anyhow::anyhow!("rule vanished"))?;

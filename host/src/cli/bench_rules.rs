@@ -82,16 +82,9 @@ pub(super) fn run(args: &RulesBenchArgs) -> anyhow::Result<()> {
 }
 
 fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webhook: &str) -> RuleSpec {
+    let webhooks = vec![WebhookTarget { url: webhook.into(), headers: None }];
     RuleSpec {
-        display_name: "bench".into(),
-        session_id: session,
         filter: Some(filter.into()),
-        trace_filter: None,
-        tree_filter: None,
-        sampling_rate: 1.0,
-        is_enabled: true,
-        backfill_from: None,
-        webhooks: vec![WebhookTarget { url: webhook.into(), headers: None }],
         plugins: RulePlugins {
             matcher: plugin.map(|p| PluginRef {
                 path: p.display().to_string(),
@@ -102,8 +95,7 @@ fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webh
             ..RulePlugins::default()
         },
         interval_seconds: 1,
-        max_runs_per_payload: 100,
-        signing_secret: None,
+        ..RuleSpec::new("bench", session, webhooks)
     }
 }
 

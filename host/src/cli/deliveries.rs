@@ -1,5 +1,6 @@
 //! `runhook deliveries`: list webhook deliveries, show one with its
-//! attempts, redeliver one. A client of a running server's deliveries API.
+//! attempts, redeliver one or all those of a time window. A client of a
+//! running server's deliveries API.
 
 use std::process::ExitCode;
 
@@ -30,12 +31,26 @@ pub(super) enum DeliveriesCommand {
         /// The delivery id (the `webhook-id` receivers saw).
         id: String,
     },
-    /// Queue a delivered or failed delivery again, with the same webhook-id.
+    /// Queue deliveries again, each with its webhook-id: one by id, or every
+    /// failed (or delivered) one queued since a time, as after a receiver's outage.
     Redeliver {
         #[command(flatten)]
         server: ServerArgs,
-        /// The delivery id.
-        id: String,
+        /// The delivery id (delivered or failed).
+        #[arg(required_unless_present = "since", conflicts_with_all = ["since", "until", "rule", "status"])]
+        id: Option<String>,
+        /// Every delivery queued since this time: RFC 3339, or an age such as 30m, 2h or 1d.
+        #[arg(long)]
+        since: Option<String>,
+        /// ... and before this time (the same forms; default: now).
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// Only this rule's.
+        #[arg(long, requires = "since")]
+        rule: Option<String>,
+        /// `failed` (the default) or `delivered`.
+        #[arg(long, requires = "since")]
+        status: Option<String>,
     },
 }
 
@@ -72,7 +87,7 @@ pub(super) fn run(cmd: DeliveriesCommand) -> anyhow::Result<ExitCode> {
                 let d = call(&server, reqwest::Method::GET, &format!("/api/v1/deliveries/{id}"), &[]).await?;
                 print_one(&server, &d)?;
             }
-            DeliveriesCommand::Redeliver { server, id } => {
+            DeliveriesCommand::Redeliver { server, id: Some(id), .. } => {
                 let path = format!("/api/v1/deliveries/{id}/redeliver");
                 let d = call(&server, reqwest::Method::POST, &path, &[]).await?;
                 if !server.json {
@@ -80,9 +95,48 @@ pub(super) fn run(cmd: DeliveriesCommand) -> anyhow::Result<ExitCode> {
                 }
                 print_one(&server, &d)?;
             }
+            DeliveriesCommand::Redeliver { server, id: None, since, until, rule, status } => {
+                let now = chrono::Utc::now();
+                let mut body = serde_json::Map::new();
+                body.insert("since".into(), time_arg(since.as_deref().unwrap_or_default(), now)?.into());
+                if let Some(until) = until {
+                    body.insert("until".into(), time_arg(&until, now)?.into());
+                }
+                body.extend(rule.map(|r| ("rule_id".to_string(), r.into())));
+                body.extend(status.map(|s| ("status".to_string(), s.into())));
+                let path = "/api/v1/deliveries/redeliver";
+                let done = call_with(&server, reqwest::Method::POST, path, &[], Some(&Value::Object(body))).await?;
+                if server.json {
+                    println!("{}", serde_json::to_string_pretty(&done)?);
+                } else {
+                    println!("queued again: {} deliveries", done["redelivered"].as_u64().unwrap_or(0));
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A time given as RFC 3339 (passed on as given), or as an age before
+/// `now`: a number and a unit, `s`, `m`, `h` or `d` (`90m`, `2h`, `1d`).
+fn time_arg(raw: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    let raw = raw.trim();
+    let unit = match raw.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        _ => return Ok(raw.to_string()),
+    };
+    let Ok(n) = raw[..raw.len() - 1].parse::<i64>() else {
+        return Ok(raw.to_string());
+    };
+    let age = n
+        .checked_mul(unit)
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|age| now.checked_sub_signed(age))
+        .with_context(|| format!("{raw:?} is too long ago"))?;
+    Ok(age.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 async fn call(
@@ -91,14 +145,22 @@ async fn call(
     path: &str,
     query: &[(&str, String)],
 ) -> anyhow::Result<Value> {
+    call_with(server, method, path, query, None).await
+}
+
+async fn call_with(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}{path}", server.server.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
-        .request(method, &url)
-        .header("x-api-key", &server.api_key)
-        .query(query)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", server.server))?;
+    let mut req = reqwest::Client::new().request(method, &url).header("x-api-key", &server.api_key).query(query);
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let resp = req.send().await.with_context(|| format!("cannot reach {}", server.server))?;
     let status = resp.status();
     let body: Value = resp.json().await.with_context(|| format!("{url}: the answer is not JSON"))?;
     if !status.is_success() {
@@ -153,4 +215,20 @@ fn print_one(server: &ServerArgs, d: &Value) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_an_age() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").unwrap().to_utc();
+        assert_eq!(time_arg("90m", now).unwrap(), "2026-11-30T10:30:00.000000Z");
+        assert_eq!(time_arg("2d", now).unwrap(), "2026-11-28T12:00:00.000000Z");
+        assert_eq!(time_arg(" 2026-11-29T08:00:00Z ", now).unwrap(), "2026-11-29T08:00:00Z");
+        // Anything else goes to the server as given, which names the problem.
+        assert_eq!(time_arg("yesterday", now).unwrap(), "yesterday");
+        assert!(time_arg("99999999999999d", now).is_err());
+    }
 }

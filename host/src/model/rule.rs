@@ -90,6 +90,29 @@ pub struct RuleSpec {
     pub signing_secret: Option<String>,
 }
 
+impl RuleSpec {
+    /// A rule on `session_id` sending every run to `webhooks`, with the
+    /// API's defaults for the rest (enabled, no filter, every run, no
+    /// plugin, unsigned).
+    pub fn new(display_name: impl Into<String>, session_id: SessionId, webhooks: Vec<WebhookTarget>) -> Self {
+        Self {
+            display_name: display_name.into(),
+            session_id,
+            filter: None,
+            trace_filter: None,
+            tree_filter: None,
+            sampling_rate: 1.0,
+            is_enabled: true,
+            backfill_from: None,
+            webhooks,
+            plugins: RulePlugins::default(),
+            interval_seconds: defaults::INTERVAL_SECONDS,
+            max_runs_per_payload: defaults::MAX_RUNS_PER_PAYLOAD,
+            signing_secret: None,
+        }
+    }
+}
+
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {

@@ -23,8 +23,8 @@ mod sqlite_rules;
 use std::collections::HashSet;
 
 pub use outbox::{
-    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxBell,
-    OutboxRow, endpoint_key,
+    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
+    OutboxBell, OutboxRow, Redelivery, endpoint_key,
 };
 pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState};
 
@@ -331,8 +331,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Puts a finished delivery back in the queue, due now, keeping its id
     /// (so receivers deduplicate it) and its history. `Ok(false)` when it
-    /// is unknown; `Conflict` when it is still pending.
+    /// is unknown; `Conflict` when it is still pending or its rule was
+    /// deleted.
     async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError>;
+
+    /// Puts every finished delivery `which` selects back in the queue, as
+    /// [`Store::redeliver`] does one, in one transaction; returns how many.
+    async fn redeliver_matching(&self, which: &Redelivery) -> Result<usize, StoreError>;
 
     /// Deletes up to `limit` deliveries that were queued and finished
     /// (delivered or failed) before `before`: payload, state and attempts.

@@ -186,6 +186,40 @@ impl DeliveryRecord {
     }
 }
 
+/// How a delivery ended, for choosing finished ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The policy gave up.
+    Failed,
+    /// A 2xx arrived.
+    Delivered,
+}
+
+impl Finished {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Delivered => "delivered",
+        }
+    }
+}
+
+/// Which finished deliveries a bulk redelivery queues again: those of
+/// `status` queued in [`since`, `until`), of one rule or all. Deliveries
+/// of a deleted rule are not sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redelivery {
+    /// Only this rule's.
+    pub rule: Option<RuleId>,
+    /// Only those that ended so.
+    pub status: Finished,
+    /// Queued at or after this time.
+    pub since: Timestamp,
+    /// Queued before this time.
+    pub until: Timestamp,
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {

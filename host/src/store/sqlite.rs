@@ -30,8 +30,8 @@ use super::sqlite_direct::Direct;
 pub use super::sqlite_direct::DirectCpu;
 use super::{
     CycleCommit, CycleSummary, DEFAULT_PROJECT, Delivery, DeliveryQuery, DeliveryRecord, DuePage, DueQuery,
-    FeedbackQuery, IngestBatch, IngestSummary, OutboxBell, RuleRunLog, RuleState, RunCursor, RunQuery, SessionQuery,
-    Store, StoreError, TreeNode,
+    FeedbackQuery, IngestBatch, IngestSummary, OutboxBell, Redelivery, RuleRunLog, RuleState, RunCursor, RunQuery,
+    SessionQuery, Store, StoreError, TreeNode,
 };
 use crate::model::run::InvalidRun;
 use crate::model::{
@@ -519,6 +519,10 @@ impl Store for SqliteStore {
 
     async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError> {
         self.redeliver_impl(id).await
+    }
+
+    async fn redeliver_matching(&self, which: &Redelivery) -> Result<usize, StoreError> {
+        self.redeliver_matching_impl(which).await
     }
 
     async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {

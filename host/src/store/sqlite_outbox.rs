@@ -22,7 +22,7 @@ use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, req_ts, ts};
 use super::sqlite_rules::{map_secrets, spec_json};
 use super::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
-    StoreError,
+    Redelivery, StoreError,
 };
 use crate::model::{DeliveryId, RuleId, RuleSpec, RunId, Timestamp};
 use crate::secrets::Keyring;
@@ -369,13 +369,20 @@ impl SqliteStore {
     pub(super) async fn redeliver_impl(&self, id: DeliveryId) -> Result<bool, StoreError> {
         let now = Timestamp::now().to_naive_string();
         let mut tx = self.write.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM delivery_state WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        match status.as_deref() {
+        let found: Option<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT s.status, s.rule_id, r.id FROM delivery_state s LEFT JOIN rules r ON r.id = s.rule_id WHERE s.id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match found {
             None => return Ok(false),
-            Some("pending") => return Err(StoreError::Conflict(format!("delivery {id} is still pending"))),
+            Some((status, _, _)) if status == "pending" => {
+                return Err(StoreError::Conflict(format!("delivery {id} is still pending")));
+            }
+            Some((_, rule, None)) => {
+                return Err(StoreError::Conflict(format!("delivery {id}'s rule {rule} was deleted")));
+            }
             Some(_) => {}
         }
         sqlx::query(
@@ -389,6 +396,27 @@ impl SqliteStore {
         tx.commit().await?;
         self.bell.ring();
         Ok(true)
+    }
+
+    pub(super) async fn redeliver_matching_impl(&self, which: &Redelivery) -> Result<usize, StoreError> {
+        // `delivery_by_rule` or `delivery_by_time` finds them.
+        let done = sqlx::query(
+            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?1, finished_at = NULL \
+             WHERE status = ?2 AND created_at >= ?3 AND created_at < ?4 AND (?5 IS NULL OR rule_id = ?5) \
+             AND rule_id IN (SELECT id FROM rules)",
+        )
+        .bind(Timestamp::now().to_naive_string())
+        .bind(which.status.as_str())
+        .bind(which.since.to_naive_string())
+        .bind(which.until.to_naive_string())
+        .bind(which.rule.map(|r| r.to_string()))
+        .execute(&self.write)
+        .await?;
+        let n = usize::try_from(done.rows_affected()).unwrap_or(usize::MAX);
+        if n > 0 {
+            self.bell.ring();
+        }
+        Ok(n)
     }
 
     pub(super) async fn prune_deliveries_impl(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
@@ -672,6 +700,69 @@ mod tests {
         let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).fetch_one(&store.read);
         assert_eq!(count("SELECT COUNT(*) FROM outbox").await.unwrap(), 3);
         assert_eq!(count("SELECT COUNT(*) FROM delivery_attempts").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_redelivery_queues_the_finished_deliveries_it_selects() {
+        use futures_util::FutureExt;
+
+        use crate::model::{RuleSpec, SessionId};
+        use crate::store::{Finished, Redelivery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
+        let mut rules = Vec::new();
+        for name in ["a", "b", "deleted"] {
+            let rule = store.create_rule(RuleId::new_v4(), &RuleSpec::new(name, SessionId::new_v4(), vec![])).await;
+            rules.push(rule.unwrap().id);
+        }
+        let [a, b, deleted] = [rules[0], rules[1], rules[2]];
+        let ago = |mins: i64| Timestamp::from_datetime(chrono::Utc::now() - chrono::Duration::minutes(mins));
+        // Rule a: failed 3 h ago, failed, delivered, pending; rule b: failed;
+        // the deleted rule: failed. All but the first queued 30 min ago.
+        let rows: Vec<OutboxRow> = [(a, 180), (a, 30), (a, 30), (a, 30), (b, 30), (deleted, 30)]
+            .into_iter()
+            .map(|(rule, mins)| OutboxRow { created_at: ago(mins), ..fresh_row(rule) })
+            .collect();
+        let mut tx = store.write.begin().await.unwrap();
+        for row in &rows {
+            insert_outbox(&mut tx, &store, row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let ids: Vec<DeliveryId> = rows.iter().map(|r| r.id).collect();
+        let failed = |id: DeliveryId| {
+            let mut r = delivered_record(id, 3);
+            r.status = DeliveryStatus::Failed("HTTP 500".into());
+            r
+        };
+        let records = [failed(ids[0]), failed(ids[1]), delivered_record(ids[2], 1), failed(ids[4]), failed(ids[5])];
+        store.record_deliveries_impl(&records).await.unwrap();
+        assert!(store.delete_rule(deleted).await.unwrap());
+        while store.bell.rung().now_or_never().is_some() {}
+
+        let hour = Redelivery { rule: None, status: Finished::Failed, since: ago(60), until: Timestamp::now() };
+        assert_eq!(store.redeliver_matching_impl(&hour).await.unwrap(), 2);
+        assert!(store.bell.rung().now_or_never().is_some(), "the worker was not told");
+        let status = |id| {
+            let store = store.clone();
+            async move { store.get_delivery_impl(id).await.unwrap().unwrap() }
+        };
+        for (i, expected) in ["failed", "pending", "delivered", "pending", "pending", "failed"].into_iter().enumerate()
+        {
+            let d = status(ids[i]).await;
+            assert_eq!(d.status, expected, "delivery {i}");
+            if i == 1 {
+                // Queued again from the start, its history kept.
+                assert_eq!((d.attempts, d.history.len(), d.finished_at), (0, 1, None));
+            }
+        }
+        // One rule's delivered ones; nothing left of a window already redelivered.
+        let delivered = Redelivery { rule: Some(a), status: Finished::Delivered, ..hour.clone() };
+        assert_eq!(store.redeliver_matching_impl(&delivered).await.unwrap(), 1);
+        assert_eq!(store.redeliver_matching_impl(&hour).await.unwrap(), 0);
+        // A deleted rule's delivery is not sent again, one by one either.
+        let refused = store.redeliver_impl(ids[5]).await.unwrap_err().to_string();
+        assert!(refused.contains("was deleted"), "{refused}");
+        assert_eq!(status(ids[5]).await.status, "failed");
     }
 
     /// The recorder writes on a connection of its own; it must wait for a
