@@ -125,7 +125,7 @@ impl Journal for Notes {
 
 fn row(url: &str) -> OutboxRow {
     let target = WebhookTarget { url: url.into(), headers: None };
-    OutboxRow::queued(RuleId::new_v4(), &target, r#"{"rule_id":"x","runs":[]}"#.into(), None)
+    OutboxRow::queued(RuleId::new_v4(), &target, r#"{"rule_id":"x","runs":[]}"#.into(), vec![])
 }
 
 fn loopback_allowed() -> DeliverySettings {

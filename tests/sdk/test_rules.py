@@ -322,3 +322,53 @@ def test_signed_webhooks_verify_with_the_standardwebhooks_package(server, client
             verifier.verify(receiver.requests[1]["raw"] + b" ", headers)
     finally:
         receiver.close()
+
+
+def test_a_rotated_signing_secret_verifies_with_either_secret_for_a_day(server, client, project):
+    """After the secret changes, each webhook carries a signature by the new
+    secret and one by the old, so receivers switch over without rejecting."""
+    import base64
+    import datetime
+    import os as _os
+
+    from standardwebhooks.webhooks import Webhook
+
+    old, new = ("whsec_" + base64.b64encode(_os.urandom(24)).decode() for _ in range(2))
+    receiver = Receiver()
+    try:
+        rule = create_rule(server, {"display_name": "rotated", "session_name": project, "interval_seconds": 1,
+                                    "signing_secret": old, "webhooks": [{"url": receiver.url + "/rotated"}]})
+        assert rule["retired_signing_secret_until"] is None
+        trace_answers(client, project, ["before"])
+        wait_for(lambda: len(receiver.requests) == 1, timeout=30)
+
+        patched = api(server, "PATCH", f"/runs/rules/{rule['id']}", json={"signing_secret": new}).json()
+        until = datetime.datetime.fromisoformat(patched["retired_signing_secret_until"].replace("Z", "+00:00"))
+        hours = (until - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 3600
+        assert 23.9 < hours <= 24, patched
+        assert old not in str(patched) and new not in str(patched)
+        # An unrelated change keeps the overlap as it was.
+        renamed = api(server, "PATCH", f"/runs/rules/{rule['id']}", json={"display_name": "rotated 2"}).json()
+        assert renamed["retired_signing_secret_until"] == patched["retired_signing_secret_until"]
+        trace_answers(client, project, ["during"])
+        wait_for(lambda: len(receiver.requests) == 2, timeout=30)
+        req = receiver.requests[1]
+        headers = {k.lower(): v for k, v in req["headers"].items()}
+        assert len(headers["webhook-signature"].split(" ")) == 2
+        for secret in (old, new):
+            payload = Webhook(secret).verify(req["raw"], headers)
+            assert payload["runs"][0]["outputs"] == {"output": "during"}
+        # The first webhook, signed before the rotation, verifies with the old secret only.
+        first = {k.lower(): v for k, v in receiver.requests[0]["headers"].items()}
+        Webhook(old).verify(receiver.requests[0]["raw"], first)
+        with pytest.raises(Exception):
+            Webhook(new).verify(receiver.requests[0]["raw"], first)
+
+        # Removing the secret stops signing at once.
+        unsigned = api(server, "PATCH", f"/runs/rules/{rule['id']}", json={"signing_secret": None}).json()
+        assert unsigned["has_signing_secret"] is False and unsigned["retired_signing_secret_until"] is None
+        trace_answers(client, project, ["after"])
+        wait_for(lambda: len(receiver.requests) == 3, timeout=30)
+        assert "webhook-signature" not in {k.lower() for k in receiver.requests[2]["headers"]}
+    finally:
+        receiver.close()

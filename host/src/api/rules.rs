@@ -210,7 +210,13 @@ async fn validate(state: &AppState, map: Map<String, Value>) -> Result<RuleSpec,
         interval_seconds,
         max_runs_per_payload,
         signing_secret: b.signing_secret,
+        retired_signing_secret: None,
     })
+}
+
+/// How long a replaced signing secret keeps signing.
+fn signing_overlap() -> chrono::Duration {
+    chrono::Duration::hours(defaults::SIGNING_SECRET_OVERLAP_HOURS)
 }
 
 async fn project_by_name(state: &AppState, name: &str) -> Result<SessionId, ApiError> {
@@ -293,6 +299,8 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
         "interval_seconds": s.interval_seconds,
         "max_runs_per_payload": s.max_runs_per_payload,
         "has_signing_secret": s.signing_secret.is_some(),
+        // A replaced secret still signing beside the new one, until then.
+        "retired_signing_secret_until": s.retired_signing_secret.as_ref().map(|r| r.until.to_offset_string()),
         "evaluators": null,
         "code_evaluators": null,
         "alerts": null,
@@ -370,10 +378,13 @@ pub(super) async fn patch(
     if changes.contains_key("session_name") || changes.contains_key("project_name") {
         merged.remove("session_id");
     }
+    // Derived from the history below, never from a client.
+    merged.remove("retired_signing_secret");
     for (k, v) in changes {
         merged.insert(k, v);
     }
-    let spec = validate(&state, merged).await?;
+    let mut spec = validate(&state, merged).await?;
+    spec.rotate_from(&rule.spec, Timestamp::now(), signing_overlap());
     let updated = state.store.update_rule(rule.id, &spec).await?;
     state.signals.rules_changed();
     Ok(Json(view(&state, &updated).await?))
@@ -441,8 +452,12 @@ pub async fn apply_config_rules(state: &AppState, rules: &[Value]) -> Result<usi
         let id = config_rule_id(map).map_err(at)?;
         let mut map = map.clone();
         map.remove("id");
-        let spec = validate(state, map).await.map_err(|e| at(e.to_string()))?;
-        match state.store.get_rule(id).await.map_err(|e| at(e.to_string()))? {
+        let mut spec = validate(state, map).await.map_err(|e| at(e.to_string()))?;
+        let existing = state.store.get_rule(id).await.map_err(|e| at(e.to_string()))?;
+        if let Some(existing) = &existing {
+            spec.rotate_from(&existing.spec, Timestamp::now(), signing_overlap());
+        }
+        match existing {
             Some(existing) if existing.spec == spec => {}
             Some(_) => drop(state.store.update_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
             None => drop(state.store.create_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),

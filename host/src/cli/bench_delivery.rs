@@ -25,7 +25,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliverySettings;
-use crate::model::{RuleId, RuleSpec, SessionId, WebhookTarget};
+use crate::model::{RuleId, RuleSpec, SessionId, Timestamp, WebhookTarget};
 use crate::secrets::Keyring;
 use crate::store::sqlite::{DirectCpu, SqliteStore};
 use crate::store::{CycleCommit, OutboxRow, Store};
@@ -115,7 +115,7 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
 async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
     let sender = crate::delivery::Sender::new(&super::loopback_allowed())?;
     let target = WebhookTarget { url: url.to_string(), headers: None };
-    let row = Arc::new(OutboxRow::queued(RuleId::new_v4(), &target, body.to_string(), None));
+    let row = Arc::new(OutboxRow::queued(RuleId::new_v4(), &target, body.to_string(), vec![]));
     concurrently(n, concurrency, move || {
         let (sender, row) = (sender.clone(), row.clone());
         async move {
@@ -151,7 +151,7 @@ async fn runhook_path(
     for chunk in (0..args.deliveries).collect::<Vec<_>>().chunks(1000) {
         let outbox = chunk
             .iter()
-            .map(|_| OutboxRow::queued(rule.id, target, body.to_string(), spec.signing_secret.clone()))
+            .map(|_| OutboxRow::queued(rule.id, target, body.to_string(), spec.signing_secrets(Timestamp::now())))
             .collect();
         store
             .commit_cycle(CycleCommit {

@@ -193,7 +193,7 @@ mod tests {
 
     fn row() -> OutboxRow {
         let target = WebhookTarget { url: "http://receiver.invalid/".into(), headers: None };
-        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), None)
+        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 
     async fn run(

@@ -142,13 +142,21 @@ impl Sender {
         for (k, v) in row.headers.iter().filter(|(k, _)| reserved_header(k).is_none()) {
             req = req.header(k, v);
         }
-        if let Some(secret) = &row.signing_secret {
+        if !row.signing_secrets.is_empty() {
             let timestamp = chrono::Utc::now().timestamp();
+            let id = row.id.to_string();
+            // One signature per secret, separated by spaces (Standard
+            // Webhooks): while a replaced secret still signs, a receiver
+            // holding either one verifies the webhook.
+            let signatures: Option<Vec<String>> =
+                row.signing_secrets.iter().map(|secret| sign(secret, &id, timestamp, &row.body)).collect();
             // Validated when the rule was saved; a bad secret here means a corrupt row.
-            let signature = sign(secret, &row.id.to_string(), timestamp, &row.body).ok_or_else(|| {
+            let signatures = signatures.ok_or_else(|| {
                 AttemptClass::Transport("the rule's signing secret is not valid whsec_ base64".into())
             })?;
-            req = req.header("webhook-timestamp", timestamp.to_string()).header("webhook-signature", signature);
+            req = req
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signatures.join(" "));
         }
         Ok(req.body(row.body.clone()))
     }
@@ -227,6 +235,27 @@ mod tests {
     }
 
     #[test]
+    fn each_secret_adds_a_signature() {
+        let target = crate::model::WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
+        let (new, old) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Njc4");
+        let secrets = vec![new.to_string(), old.to_string()];
+        let row = OutboxRow::queued(crate::model::RuleId::new_v4(), &target, "{}".into(), secrets);
+        let sender = Sender::new(&DeliverySettings::default()).unwrap();
+        let url = reqwest::Url::parse(&row.url).unwrap();
+        let req = sender.request(url, &row, 1).unwrap().build().unwrap();
+        let header = |name: &str| req.headers()[name].to_str().unwrap().to_string();
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
+        let id = row.id.to_string();
+        let expected = [new, old].map(|s| sign(s, &id, timestamp, "{}").unwrap()).join(" ");
+        assert_eq!(header("webhook-signature"), expected);
+        // Unsigned rows carry no signature headers.
+        let unsigned = OutboxRow { signing_secrets: vec![], ..row };
+        let url = reqwest::Url::parse(&unsigned.url).unwrap();
+        let req = sender.request(url, &unsigned, 1).unwrap().build().unwrap();
+        assert!(req.headers().get("webhook-signature").is_none() && req.headers().get("webhook-timestamp").is_none());
+    }
+
+    #[test]
     fn reserved_headers_are_known_in_any_case() {
         for name in
             ["Content-Type", "HOST", "transfer-encoding", "Webhook-Signature", "webhook-id", "Proxy-Authorization"]
@@ -247,7 +276,7 @@ mod tests {
             url: "https://hooks.example.com/x".into(),
             headers: Some(headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         };
-        let row = OutboxRow::queued(crate::model::RuleId::new_v4(), &target, "{}".into(), None);
+        let row = OutboxRow::queued(crate::model::RuleId::new_v4(), &target, "{}".into(), vec![]);
         let url = reqwest::Url::parse(&row.url).unwrap();
         let req = sender.request(url, &row, 1).unwrap().build().unwrap();
         let h = req.headers();

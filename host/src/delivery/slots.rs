@@ -180,7 +180,7 @@ mod tests {
 
     fn row() -> OutboxRow {
         let target = WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
-        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), None)
+        OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 
     #[test]

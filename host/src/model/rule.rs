@@ -88,6 +88,22 @@ pub struct RuleSpec {
     pub max_runs_per_payload: usize,
     /// runhook: a `whsec_...` secret to sign webhooks (Standard Webhooks).
     pub signing_secret: Option<String>,
+    /// runhook: the secret `signing_secret` replaced, still signing beside
+    /// it for a while (set by [`RuleSpec::rotate_from`], never by a client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_signing_secret: Option<RetiredSecret>,
+}
+
+/// A signing secret replaced by a new one. Until `until`, webhooks carry a
+/// signature by each, so receivers switch to the new secret without
+/// rejecting a webhook (Standard Webhooks receivers accept a header with
+/// several signatures when one verifies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiredSecret {
+    /// The replaced `whsec_...` secret.
+    pub secret: String,
+    /// When it stops signing.
+    pub until: Timestamp,
 }
 
 impl RuleSpec {
@@ -109,7 +125,32 @@ impl RuleSpec {
             interval_seconds: defaults::INTERVAL_SECONDS,
             max_runs_per_payload: defaults::MAX_RUNS_PER_PAYLOAD,
             signing_secret: None,
+            retired_signing_secret: None,
         }
+    }
+
+    /// The secrets a webhook queued at `now` is signed with: the current
+    /// one, then the retired one while it still signs. Empty: unsigned.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<String> {
+        let retired = self.retired_signing_secret.as_ref().filter(|r| r.until > now).map(|r| r.secret.clone());
+        self.signing_secret.iter().cloned().chain(retired).collect()
+    }
+
+    /// Carries over the signing history of `old`, the definition this one
+    /// replaces: when the signing secret changed, the old one keeps signing
+    /// beside the new one until `now + overlap`; a retired secret still in
+    /// its overlap stays when the secret did not change; removing the
+    /// secret stops signing at once.
+    pub fn rotate_from(&mut self, old: &RuleSpec, now: Timestamp, overlap: chrono::Duration) {
+        let live = |r: &&RetiredSecret| r.until > now;
+        self.retired_signing_secret = match (&old.signing_secret, &self.signing_secret) {
+            (Some(was), Some(is)) if was != is && overlap > chrono::Duration::zero() => Some(RetiredSecret {
+                secret: was.clone(),
+                until: Timestamp::from_datetime(now.as_datetime() + overlap),
+            }),
+            (Some(was), Some(is)) if was == is => old.retired_signing_secret.as_ref().filter(live).cloned(),
+            _ => None,
+        };
     }
 }
 
@@ -134,6 +175,9 @@ pub mod defaults {
     pub const INTERVAL_SECONDS: u64 = 60;
     /// Runs per webhook POST.
     pub const MAX_RUNS_PER_PAYLOAD: usize = 100;
+    /// Hours a replaced signing secret keeps signing beside the new one
+    /// (Svix's grace period).
+    pub const SIGNING_SECRET_OVERLAP_HOURS: i64 = 24;
 }
 
 /// The outcome of one action on one run, as rule logs show it.
@@ -159,5 +203,50 @@ impl ActionOutcome {
     /// A queued webhook.
     pub fn pending(payload: Value) -> Self {
         Self { outcome: "pending".into(), payload: Some(payload) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(secret: Option<&str>) -> RuleSpec {
+        RuleSpec { signing_secret: secret.map(str::to_string), ..RuleSpec::new("r", SessionId::new_v4(), vec![]) }
+    }
+
+    fn at(hours: i64) -> Timestamp {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-30T00:00:00Z").map(|t| t.to_utc());
+        Timestamp::from_datetime(start.expect("a valid time") + chrono::Duration::hours(hours))
+    }
+
+    #[test]
+    fn a_replaced_signing_secret_signs_beside_the_new_one_for_the_overlap() {
+        let day = chrono::Duration::hours(24);
+        let a = signed(Some("whsec_a"));
+        let mut b = signed(Some("whsec_b"));
+        b.rotate_from(&a, at(0), day);
+        assert_eq!(b.signing_secrets(at(1)), ["whsec_b", "whsec_a"]);
+        assert_eq!(b.signing_secrets(at(24)), ["whsec_b"], "the overlap ended");
+
+        // An unrelated change keeps the overlap running; another rotation
+        // retires the secret it replaces, and the older one goes.
+        let mut b_again = signed(Some("whsec_b"));
+        b_again.rotate_from(&b, at(2), day);
+        assert_eq!(b_again.retired_signing_secret, b.retired_signing_secret);
+        let mut c = signed(Some("whsec_c"));
+        c.rotate_from(&b, at(3), day);
+        assert_eq!(c.signing_secrets(at(4)), ["whsec_c", "whsec_b"]);
+
+        // Removing the secret stops signing at once; so does a rule that
+        // never signed, or no overlap.
+        let mut none = signed(None);
+        none.rotate_from(&c, at(5), day);
+        assert!(none.signing_secrets(at(5)).is_empty());
+        let mut first = signed(Some("whsec_a"));
+        first.rotate_from(&signed(None), at(0), day);
+        assert_eq!(first.signing_secrets(at(0)), ["whsec_a"]);
+        let mut quick = signed(Some("whsec_b"));
+        quick.rotate_from(&a, at(0), chrono::Duration::zero());
+        assert_eq!(quick.signing_secrets(at(0)), ["whsec_b"]);
     }
 }

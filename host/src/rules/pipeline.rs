@@ -122,6 +122,7 @@ pub async fn run_cycle(
         let mut outbox: Vec<OutboxRow> = Vec::new();
         let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
         if !spec.webhooks.is_empty() && !chosen.is_empty() {
+            let secrets = spec.signing_secrets(Timestamp::now());
             let parts = payload::payloads(rule.id, window_start, window_end, &chosen, spec.max_runs_per_payload);
             let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
             let bodies: Vec<Result<String, PluginError>> = match &transformer {
@@ -137,7 +138,7 @@ pub async fn run_cycle(
                         for target in &spec.webhooks {
                             let row = OutboxRow {
                                 run_ids: part.run_ids.clone(),
-                                ..OutboxRow::queued(rule.id, target, body.clone(), spec.signing_secret.clone())
+                                ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
                             };
                             ids.push(row.id);
                             outbox.push(row);

@@ -49,8 +49,9 @@ pub struct OutboxRow {
     pub body: String,
     /// The runs it carries (to update their log lines).
     pub run_ids: Vec<RunId>,
-    /// Signing secret, when the rule signs.
-    pub signing_secret: Option<String>,
+    /// The secrets each attempt is signed with, one signature each (two
+    /// while a replaced secret still signs); empty when the rule does not sign.
+    pub signing_secrets: Vec<String>,
     /// When queued.
     pub created_at: Timestamp,
     /// Attempts made since it was queued (or redelivered).
@@ -61,7 +62,7 @@ impl OutboxRow {
     /// A new delivery of `body` to `target` for `rule_id`, as a rule cycle
     /// queues it: a fresh id (its `webhook-id`), created now, no attempt
     /// made, no runs attached (set `run_ids` for the runs it carries).
-    pub fn queued(rule_id: RuleId, target: &WebhookTarget, body: String, signing_secret: Option<String>) -> Self {
+    pub fn queued(rule_id: RuleId, target: &WebhookTarget, body: String, signing_secrets: Vec<String>) -> Self {
         Self {
             id: DeliveryId::new_v7(),
             rule_id,
@@ -69,7 +70,7 @@ impl OutboxRow {
             headers: target.headers.clone().unwrap_or_default(),
             body,
             run_ids: Vec::new(),
-            signing_secret,
+            signing_secrets,
             created_at: Timestamp::now(),
             attempts: 0,
         }

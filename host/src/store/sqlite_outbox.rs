@@ -19,7 +19,7 @@ use super::outbox::endpoint_key;
 use super::rules::outcome_json;
 use super::sealed::{SealedTarget, Target, open, open_target};
 use super::sqlite::{CHUNK, SqliteStore, parse_id, push_in, req_ts, ts};
-use super::sqlite_rules::{map_secrets, spec_json};
+use super::sqlite_rules::{map_secrets, spec_json, stored_spec};
 use super::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, OutboxRow,
     Redelivery, StoreError,
@@ -50,6 +50,16 @@ fn corrupt(column: &'static str) -> impl Fn(String) -> StoreError {
     move |detail| StoreError::Corrupt { column, detail }
 }
 
+/// A delivery's signing secrets as its one sealed column holds them,
+/// separated by spaces (a `whsec_` secret holds none).
+fn join_secrets(secrets: &[String]) -> Option<String> {
+    (!secrets.is_empty()).then(|| secrets.join(" "))
+}
+
+fn split_secrets(joined: Option<&str>) -> Vec<String> {
+    joined.map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
 /// Queues one delivery inside a cycle's transaction: its payload in
 /// `outbox`, its state (pending, due now) in `delivery_state`.
 pub(super) async fn insert_outbox(
@@ -58,7 +68,7 @@ pub(super) async fn insert_outbox(
     o: &OutboxRow,
 ) -> Result<(), StoreError> {
     let (id, rule_id, created) = (o.id.to_string(), o.rule_id.to_string(), o.created_at.to_naive_string());
-    let target = Target { url: o.url.clone(), headers: o.headers.clone(), secret: o.signing_secret.clone() };
+    let target = Target { url: o.url.clone(), headers: o.headers.clone(), secret: join_secrets(&o.signing_secrets) };
     let sealed = store.targets.seal(&store.keys, &target);
     sqlx::query(
         "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at) \
@@ -168,7 +178,7 @@ impl DueText {
             headers: target.headers.clone(),
             body: self.body,
             run_ids: c.run_ids,
-            signing_secret: target.secret.clone(),
+            signing_secrets: split_secrets(target.secret.as_deref()),
             created_at: c.created_at,
             attempts: c.attempts,
         };
@@ -367,15 +377,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn redeliver_impl(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let now = Timestamp::now().to_naive_string();
         let mut tx = self.write.begin().await?;
         let found: Option<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT s.status, s.rule_id, r.id FROM delivery_state s LEFT JOIN rules r ON r.id = s.rule_id WHERE s.id = ?",
+            "SELECT s.status, s.rule_id, r.spec FROM delivery_state s LEFT JOIN rules r ON r.id = s.rule_id \
+             WHERE s.id = ?",
         )
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
         .await?;
-        match found {
+        let spec = match found {
             None => return Ok(false),
             Some((status, _, _)) if status == "pending" => {
                 return Err(StoreError::Conflict(format!("delivery {id} is still pending")));
@@ -383,40 +393,68 @@ impl SqliteStore {
             Some((_, rule, None)) => {
                 return Err(StoreError::Conflict(format!("delivery {id}'s rule {rule} was deleted")));
             }
-            Some(_) => {}
-        }
-        sqlx::query(
-            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL \
-             WHERE id = ?",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+            Some((_, _, Some(spec))) => spec,
+        };
+        self.requeue(&mut tx, &spec, &[id.to_string()]).await?;
         tx.commit().await?;
         self.bell.ring();
         Ok(true)
     }
 
     pub(super) async fn redeliver_matching_impl(&self, which: &Redelivery) -> Result<usize, StoreError> {
-        // `delivery_by_rule` or `delivery_by_time` finds them.
-        let done = sqlx::query(
-            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?1, finished_at = NULL \
-             WHERE status = ?2 AND created_at >= ?3 AND created_at < ?4 AND (?5 IS NULL OR rule_id = ?5) \
-             AND rule_id IN (SELECT id FROM rules)",
+        let mut tx = self.write.begin().await?;
+        // `delivery_by_rule` or `delivery_by_time` finds them; the join
+        // leaves out deleted rules' deliveries.
+        let found: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT s.id, s.rule_id, r.spec FROM delivery_state s JOIN rules r ON r.id = s.rule_id \
+             WHERE s.status = ?1 AND s.created_at >= ?2 AND s.created_at < ?3 AND (?4 IS NULL OR s.rule_id = ?4)",
         )
-        .bind(Timestamp::now().to_naive_string())
         .bind(which.status.as_str())
         .bind(which.since.to_naive_string())
         .bind(which.until.to_naive_string())
         .bind(which.rule.map(|r| r.to_string()))
-        .execute(&self.write)
+        .fetch_all(&mut *tx)
         .await?;
-        let n = usize::try_from(done.rows_affected()).unwrap_or(usize::MAX);
+        let mut by_rule: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for (id, rule, spec) in found {
+            by_rule.entry(rule).or_insert_with(|| (spec, Vec::new())).1.push(id);
+        }
+        let mut n = 0;
+        for (spec, ids) in by_rule.values() {
+            self.requeue(&mut tx, spec, ids).await?;
+            n += ids.len();
+        }
+        tx.commit().await?;
         if n > 0 {
             self.bell.ring();
         }
         Ok(n)
+    }
+
+    /// Puts finished deliveries `ids` of one rule (its stored spec is
+    /// `spec`) back in the queue, due now, their attempts counted afresh
+    /// and their history kept. They are signed from now on with the rule's
+    /// current secrets: a secret replaced since they were queued would no
+    /// longer verify.
+    async fn requeue(&self, tx: &mut Transaction<'_, Sqlite>, spec: &str, ids: &[String]) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        let secrets = stored_spec(&self.keys, spec)?.signing_secrets(now);
+        let sealed = join_secrets(&secrets).map(|s| self.keys.seal(&s));
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query("UPDATE outbox SET signing_secret = ? WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(sealed)
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now.to_naive_string())
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn prune_deliveries_impl(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
@@ -559,7 +597,7 @@ mod tests {
     /// A delivery of `rule` as a cycle queues it.
     fn fresh_row(rule: RuleId) -> OutboxRow {
         let target = WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
-        OutboxRow::queued(rule, &target, "{}".into(), None)
+        OutboxRow::queued(rule, &target, "{}".into(), vec![])
     }
 
     fn delivered_record(id: DeliveryId, attempts: u32) -> DeliveryRecord {
@@ -763,6 +801,59 @@ mod tests {
         let refused = store.redeliver_impl(ids[5]).await.unwrap_err().to_string();
         assert!(refused.contains("was deleted"), "{refused}");
         assert_eq!(status(ids[5]).await.status, "failed");
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_is_signed_with_the_rules_current_secrets() {
+        use crate::model::{RuleSpec, SessionId};
+        use crate::store::{Finished, Redelivery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
+        let (a, b, c) =
+            ("whsec_aaaaaaaaaaaaaaaaaaaaaaaa", "whsec_bbbbbbbbbbbbbbbbbbbbbbbb", "whsec_cccccccccccccccccccccccc");
+        let spec = |secret: &str| RuleSpec {
+            signing_secret: Some(secret.into()),
+            ..RuleSpec::new("signed", SessionId::new_v4(), vec![])
+        };
+        let rule = store.create_rule(RuleId::new_v4(), &spec(a)).await.unwrap();
+        let rows: Vec<OutboxRow> =
+            (0..2).map(|_| OutboxRow { signing_secrets: vec![a.into()], ..fresh_row(rule.id) }).collect();
+        let mut tx = store.write.begin().await.unwrap();
+        for row in &rows {
+            insert_outbox(&mut tx, &store, row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let failed =
+            |id| DeliveryRecord { status: DeliveryStatus::Failed("HTTP 500".into()), ..delivered_record(id, 3) };
+        store.record_deliveries_impl(&[failed(rows[0].id), failed(rows[1].id)]).await.unwrap();
+        let due_secrets = || async {
+            let q = DueQuery { now: Timestamp::now(), limit: 10, busy: vec![], after: None };
+            let due = store.due_deliveries_impl(&q).await.unwrap();
+            due.rows.into_iter().map(|(r, _)| (r.id, r.signing_secrets)).collect::<Vec<_>>()
+        };
+
+        // Rotated to b, a's overlap over: the redelivery carries b alone.
+        store.update_rule(rule.id, &spec(b)).await.unwrap();
+        assert!(store.redeliver_impl(rows[0].id).await.unwrap());
+        assert_eq!(due_secrets().await, [(rows[0].id, vec![b.to_string()])]);
+
+        // Rotated to c with b still in its overlap: both sign.
+        let mut rotated = spec(c);
+        rotated.rotate_from(&spec(b), Timestamp::now(), chrono::Duration::hours(1));
+        store.update_rule(rule.id, &rotated).await.unwrap();
+        let which = Redelivery {
+            rule: Some(rule.id),
+            status: Finished::Failed,
+            since: rows[0].created_at,
+            until: Timestamp::now(),
+        };
+        assert_eq!(store.redeliver_matching_impl(&which).await.unwrap(), 1);
+        let due = due_secrets().await;
+        assert!(due.contains(&(rows[1].id, vec![c.to_string(), b.to_string()])), "{due:?}");
+        // Nothing of it is stored in clear.
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT signing_secret FROM outbox").fetch_all(&store.read).await.unwrap();
+        assert!(stored.iter().all(|s| s.starts_with("enc:") && !s.contains("whsec_")), "{stored:?}");
     }
 
     /// The recorder writes on a connection of its own; it must wait for a

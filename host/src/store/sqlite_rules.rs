@@ -15,12 +15,9 @@ use crate::model::{Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
 use crate::secrets::Keyring;
 
 fn rule_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Rule, StoreError> {
-    let spec: String = row.try_get("spec")?;
-    let spec = serde_json::from_str::<RuleSpec>(&spec)
-        .map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })?;
     Ok(Rule {
         id: parse_id(&row.try_get::<String, _>("id")?, "rules.id")?,
-        spec: open_spec(keys, spec)?,
+        spec: stored_spec(keys, &row.try_get::<String, _>("spec")?)?,
         created_at: req_ts(row.try_get("created_at")?, "rules.created_at")?,
         updated_at: req_ts(row.try_get("updated_at")?, "rules.updated_at")?,
         created_seq: row.try_get("created_seq")?,
@@ -32,6 +29,13 @@ pub(super) fn spec_json(keys: &Keyring, spec: &RuleSpec) -> Result<String, Store
     let mut sealed = spec.clone();
     map_secrets(&mut sealed, |v| Ok(keys.seal(v)))?;
     serde_json::to_string(&sealed).map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })
+}
+
+/// A spec as stored (JSON, secrets sealed), opened.
+pub(super) fn stored_spec(keys: &Keyring, text: &str) -> Result<RuleSpec, StoreError> {
+    let spec = serde_json::from_str::<RuleSpec>(text)
+        .map_err(|e| StoreError::Corrupt { column: "rules.spec", detail: e.to_string() })?;
+    open_spec(keys, spec)
 }
 
 fn open_spec(keys: &Keyring, mut spec: RuleSpec) -> Result<RuleSpec, StoreError> {
@@ -54,6 +58,9 @@ pub(super) fn map_secrets(
     }
     if let Some(s) = &mut spec.signing_secret {
         *s = f(s)?;
+    }
+    if let Some(r) = &mut spec.retired_signing_secret {
+        r.secret = f(&r.secret)?;
     }
     Ok(())
 }
