@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
-use crate::delivery;
+use crate::delivery::{self, NetworkGuard};
 use crate::model::signals::RuleSignals;
 use crate::plugins::{CompileCache, EngineSettings, PluginEngine, PluginRegistry};
 use crate::rules::scheduler;
@@ -71,6 +71,7 @@ impl App {
             key: Arc::new(ApiKey::new(&key)),
             plugins: Arc::new(PluginRegistry::new(engine, cache)),
             signals: Arc::new(RuleSignals::default()),
+            targets: Arc::new(NetworkGuard::new(config.delivery.allow_networks.clone())),
             metrics: metrics_handle(),
         };
         if !config.rules.is_empty() {

@@ -108,11 +108,29 @@ def test_keys_rotate_reseals_everything_under_a_new_key(tmp_path, receiver):
 
 
 def test_loopback_targets_are_refused_unless_allowed(tmp_path, receiver):
-    server = Server(tmp_path / "data", env={"RUNHOOK_ALLOW_NETWORKS": ""})
+    data = tmp_path / "data"
+    target = {"url": receiver.url + "/hook?token=s3cr3t-token"}
+    # A rule saved while the operator allows loopback ...
+    server = Server(data)
     try:
-        client = client_for(server)
         rule = create_rule(server, {"display_name": "ssrf", "session_name": "ssrf", "interval_seconds": 1,
-                                    "webhooks": [{"url": receiver.url + "/hook"}]})
+                                    "webhooks": [target]})
+    finally:
+        server.stop()
+    # ... then loopback is closed: new rules to it are refused when saved, by
+    # address or by a name resolving to it ...
+    server = Server(data, env={"RUNHOOK_ALLOW_NETWORKS": ""})
+    try:
+        port = receiver.url.rsplit(":", 1)[1]
+        for url in (target["url"], f"http://localhost:{port}/hook"):
+            refused = api(server, "POST", "/runs/rules", json={
+                "display_name": "ssrf 2", "session_name": "ssrf", "webhooks": [{"url": url}]})
+            assert refused.status_code == 400, refused.text
+            detail = refused.json()["detail"]
+            assert "webhooks[0].url" in detail and "loopback" in detail and "RUNHOOK_ALLOW_NETWORKS" in detail
+            assert "s3cr3t-token" not in detail
+        # ... and the rule saved before delivers nothing: each delivery fails, forbidden.
+        client = client_for(server)
         trace_answers(client, "ssrf", ["to loopback"])
         failed = wait_for(lambda: deliveries(server, rule_id=rule["id"], status="failed"), timeout=30)
         assert failed[0]["history"][0]["class"] == "forbidden"

@@ -8,7 +8,7 @@
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
 //! Layering: layer 3; imports `model`, `config`, `store`, `select`, `payload`,
-//! `plugins`;
+//! `plugins`, `delivery` (the header and target checks webhooks pass when saved);
 //! never `rules` (they meet in the store and through `RuleSignals`).
 
 mod auth;
@@ -34,6 +34,7 @@ pub use auth::ApiKey;
 use error::ApiError;
 
 use crate::config::Limits;
+use crate::delivery::NetworkGuard;
 use crate::model::signals::RuleSignals;
 use crate::plugins::PluginRegistry;
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     /// How rule changes and triggers reach the scheduler.
     pub signals: Arc<RuleSignals>,
+    /// The networks webhooks may reach; rules are refused targets outside them.
+    pub targets: Arc<NetworkGuard>,
     /// Renders the process's metrics for `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

@@ -149,6 +149,8 @@ async fn validate(state: &AppState, map: Map<String, Value>) -> Result<RuleSpec,
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
         }
+        // The query may hold a secret: the message names the host only.
+        state.targets.check_target(&w.url).await.map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
         let headers = w.headers.as_ref();
         if headers.is_some_and(|h| h.len() > MAX_HEADERS) {
             return Err(bad(format!("webhooks[{i}].headers: at most {MAX_HEADERS} custom headers")));

@@ -57,6 +57,37 @@ impl NetworkGuard {
     }
 }
 
+impl NetworkGuard {
+    /// Checks a webhook target when a rule is saved, so a rule that could
+    /// never deliver is refused then rather than failing each delivery: an
+    /// IP literal as [`NetworkGuard::check_url`] does, a name by resolving
+    /// it (for at most `SAVE_LOOKUP`) and refusing it when every address it
+    /// resolves to is refused. A name that does not resolve now is
+    /// accepted: it may later, and each connection is checked anyway.
+    pub async fn check_target(&self, url: &str) -> Result<(), Refused> {
+        let parsed = self.check_url(url)?;
+        let Some(url::Host::Domain(host)) = parsed.host() else { return Ok(()) };
+        let lookup = tokio::net::lookup_host((host, 0));
+        let Ok(Ok(found)) = tokio::time::timeout(SAVE_LOOKUP, lookup).await else { return Ok(()) };
+        let mut refused = None;
+        for addr in found {
+            match self.refusal(addr.ip()) {
+                None => return Ok(()),
+                Some(reason) => {
+                    refused.get_or_insert((addr.ip(), reason));
+                }
+            }
+        }
+        match refused {
+            Some((ip, reason)) => Err(Refused(refusal_message(host, ip, reason))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The longest a rule's save waits for its webhook's name to resolve.
+const SAVE_LOOKUP: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn refusal_message(host: &str, ip: IpAddr, reason: &str) -> String {
     format!(
         "{host} resolves to {ip}, a {reason} address; webhooks only reach public addresses unless \
@@ -205,6 +236,19 @@ mod tests {
         assert!(guard.check_url("http://169.254.169.254/latest/meta-data").is_err());
         assert!(guard.check_url("file:///etc/passwd").is_err());
         assert!(guard.check_url("https://hooks.example.com/x").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_target_is_checked_when_saved_on_what_it_resolves_to() {
+        let strict = NetworkGuard::default();
+        let err = strict.check_target("http://localhost:9/hook").await.unwrap_err().to_string();
+        assert!(err.contains("localhost resolves to") && err.contains("loopback"), "{err}");
+        assert!(strict.check_target("http://10.1.2.3/hook").await.is_err());
+        // A name that does not resolve now may later: accepted.
+        assert!(strict.check_target("https://runhook-test.invalid/hook").await.is_ok());
+        let open = NetworkGuard::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        assert!(open.check_target("http://localhost:9/hook").await.is_ok());
+        assert!(open.check_target("http://10.1.2.3/hook").await.is_err());
     }
 
     #[tokio::test]
