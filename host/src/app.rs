@@ -71,7 +71,7 @@ impl App {
             key: Arc::new(ApiKey::new(&key)),
             plugins: Arc::new(PluginRegistry::new(engine, cache)),
             signals: Arc::new(RuleSignals::default()),
-            targets: Arc::new(NetworkGuard::new(config.delivery.allow_networks.clone())),
+            targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),
         };
         if !config.rules.is_empty() {

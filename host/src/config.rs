@@ -77,6 +77,10 @@ pub struct DeliverySettings {
     /// Networks webhooks may reach although they are not public (loopback,
     /// private, link-local ...). Empty: only public addresses.
     pub allow_networks: Vec<ipnet::IpNet>,
+    /// Refuse plain `http://` targets (a URL's secret and the payload would
+    /// cross the network in clear): rules are refused them when saved, and
+    /// rows queued before fail as `forbidden`.
+    pub require_https: bool,
     /// Days a finished delivery (its payload, headers and attempts) is kept
     /// after it was queued and finished; 0 keeps them forever. Pending ones
     /// are always kept.
@@ -99,6 +103,7 @@ impl Default for DeliverySettings {
             concurrency: 64,
             per_endpoint_concurrency: 8,
             allow_networks: Vec::new(),
+            require_https: false,
             retention_days: 30,
             poll_interval: Duration::from_millis(100),
         }
@@ -197,6 +202,7 @@ struct FileDelivery {
     concurrency: Option<usize>,
     per_endpoint_concurrency: Option<usize>,
     allow_networks: Option<Vec<String>>,
+    require_https: Option<bool>,
     retention_days: Option<u32>,
     poll_interval_ms: Option<u64>,
 }
@@ -271,6 +277,7 @@ impl Config {
             delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
             delivery.per_endpoint_concurrency = d.per_endpoint_concurrency.unwrap_or(delivery.per_endpoint_concurrency);
             delivery.retention_days = d.retention_days.unwrap_or(delivery.retention_days);
+            delivery.require_https = d.require_https.unwrap_or(delivery.require_https);
             if let Some(nets) = d.allow_networks {
                 delivery.allow_networks = parse_networks(&origin, nets.iter().map(String::as_str))?;
             }
@@ -323,6 +330,9 @@ impl Config {
         }
         if let Some(n) = env_number(&env, "delivery.retention_days", "RUNHOOK_DELIVERY_RETENTION_DAYS")? {
             d.retention_days = n;
+        }
+        if let Some(v) = env("RUNHOOK_DELIVERY_REQUIRE_HTTPS") {
+            d.require_https = parse_bool("delivery.require_https", "env RUNHOOK_DELIVERY_REQUIRE_HTTPS", &v)?;
         }
         if let Some(v) = env("RUNHOOK_ALLOW_NETWORKS") {
             d.allow_networks =
@@ -444,6 +454,18 @@ fn parse_networks<'a>(origin: &str, nets: impl Iterator<Item = &'a str>) -> Resu
     .collect()
 }
 
+fn parse_bool(key: &str, origin: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            key: key.into(),
+            source_name: origin.into(),
+            message: format!("{v:?} is not a boolean (true or false)"),
+        }),
+    }
+}
+
 fn parse_addr(key: &str, origin: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     v.trim().parse().map_err(|e| ConfigError::Invalid {
         key: key.into(),
@@ -490,6 +512,8 @@ mod tests {
             "RUNHOOK_DELIVERY_RETENTION_DAYS",
             "poll_interval_ms",
             "RUNHOOK_DELIVERY_POLL_INTERVAL_MS",
+            "require_https",
+            "RUNHOOK_DELIVERY_REQUIRE_HTTPS",
             "secret_key_file",
             "RUNHOOK_SECRET_KEY",
             "RUNHOOK_ALLOW_NETWORKS",
@@ -549,6 +573,19 @@ mod tests {
         assert!(err.contains("delivery.retention_days"), "{err}");
         let err = load("", &[("RUNHOOK_DELIVERY_RETENTION_DAYS", "a week")]).unwrap_err().to_string();
         assert!(err.contains("RUNHOOK_DELIVERY_RETENTION_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn require_https_from_file_and_env() {
+        assert!(!load("", &[]).unwrap().delivery.require_https);
+        assert!(load("[delivery]\nrequire_https = true\n", &[]).unwrap().delivery.require_https);
+        let c = load("[delivery]\nrequire_https = true\n", &[("RUNHOOK_DELIVERY_REQUIRE_HTTPS", "false")]).unwrap();
+        assert!(!c.delivery.require_https);
+        assert!(load("", &[("RUNHOOK_DELIVERY_REQUIRE_HTTPS", "1")]).unwrap().delivery.require_https);
+        let err = load("", &[("RUNHOOK_DELIVERY_REQUIRE_HTTPS", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("delivery.require_https") && err.contains("maybe"), "{err}");
+        let err = load("[delivery]\nrequire_https = \"yes\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("require_https"), "{err}");
     }
 
     #[test]

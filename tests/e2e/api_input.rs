@@ -327,3 +327,25 @@ fn acknowledged_runs_survive_a_crash() {
     assert_eq!(c.post(server.at("/runs/batch")).json(&batch).send().unwrap().status(), StatusCode::ACCEPTED);
     assert_eq!(all_runs(&server, &c).len(), 51);
 }
+
+/// With `require_https`, a plain http webhook is refused when the rule is
+/// saved, naming the field and the setting; an https one is taken.
+#[test]
+fn plain_http_webhooks_are_refused_when_https_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("data"), &[("RUNHOOK_DELIVERY_REQUIRE_HTTPS", "true")]);
+    let client = server.client();
+    let rule = |url: &str| {
+        json!({"display_name": format!("to {url}"), "session_name": "https-only",
+               "webhooks": [{"url": url}]})
+    };
+    let resp =
+        client.post(server.at("/api/v1/runs/rules")).json(&rule("http://hooks.example.com/x?token=t0k3n")).send();
+    let resp = resp.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let detail = resp.json::<Value>().unwrap()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("webhooks[0].url") && detail.contains("plain http"), "{detail}");
+    assert!(!detail.contains("t0k3n"), "{detail}");
+    let ok = client.post(server.at("/api/v1/runs/rules")).json(&rule("https://hooks.example.com/x")).send().unwrap();
+    assert_eq!(ok.status(), StatusCode::OK, "{}", ok.text().unwrap_or_default());
+}

@@ -14,21 +14,29 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use crate::config::DeliverySettings;
+
 /// A refusal, found in a request error's source chain to classify it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// Which addresses webhooks may reach.
+/// Which addresses webhooks may reach, and over which schemes.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkGuard {
     allow: Vec<IpNet>,
+    https_only: bool,
 }
 
 impl NetworkGuard {
-    /// Public addresses plus the `allow`ed networks.
+    /// Public addresses plus the `allow`ed networks, over http or https.
     pub fn new(allow: Vec<IpNet>) -> Self {
-        Self { allow }
+        Self { allow, https_only: false }
+    }
+
+    /// The guard `settings` describe.
+    pub fn from_settings(settings: &DeliverySettings) -> Self {
+        Self { allow: settings.allow_networks.clone(), https_only: settings.require_https }
     }
 
     /// Why `ip` may not be reached, or `None` when it may.
@@ -44,6 +52,14 @@ impl NetworkGuard {
         let parsed = reqwest::Url::parse(url).map_err(|e| Refused(format!("invalid URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refused(format!("scheme {:?} is not http or https", parsed.scheme())));
+        }
+        if self.https_only && parsed.scheme() != "https" {
+            // Plain http would carry the URL's secret and the payload in clear.
+            return Err(Refused(
+                "plain http is not allowed: webhooks must use https (delivery.require_https, \
+                 RUNHOOK_DELIVERY_REQUIRE_HTTPS)"
+                    .into(),
+            ));
         }
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
@@ -236,6 +252,24 @@ mod tests {
         assert!(guard.check_url("http://169.254.169.254/latest/meta-data").is_err());
         assert!(guard.check_url("file:///etc/passwd").is_err());
         assert!(guard.check_url("https://hooks.example.com/x").is_ok());
+    }
+
+    #[test]
+    fn https_only_refuses_plain_http_everywhere() {
+        let settings = DeliverySettings {
+            require_https: true,
+            allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            ..DeliverySettings::default()
+        };
+        let guard = NetworkGuard::from_settings(&settings);
+        let err = guard.check_url("http://hooks.example.com/x?token=s").unwrap_err().to_string();
+        assert!(err.contains("plain http") && err.contains("RUNHOOK_DELIVERY_REQUIRE_HTTPS") && !err.contains("token"));
+        assert!(guard.check_url("http://127.0.0.1:9/x").is_err(), "allowed networks too");
+        assert!(guard.check_url("https://hooks.example.com/x").is_ok());
+        assert!(guard.check_url("https://127.0.0.1:9/x").is_ok());
+        assert!(
+            NetworkGuard::from_settings(&DeliverySettings::default()).check_url("http://hooks.example.com/").is_ok()
+        );
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ pub struct Sender {
 impl Sender {
     /// A sender following `settings`.
     pub fn new(settings: &DeliverySettings) -> Result<Self, reqwest::Error> {
-        let guard = Arc::new(NetworkGuard::new(settings.allow_networks.clone()));
+        let guard = Arc::new(NetworkGuard::from_settings(settings));
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
