@@ -168,6 +168,10 @@ async fn runhook_path(
             })
             .await?;
     }
+    // Copying the queued bodies from the log into the database is part of
+    // queueing them; left to the first commit past the log's limit, the
+    // drain would pay for it or not depending on how many were queued.
+    sqlite.checkpoint().await?;
     let settings = super::loopback_allowed();
     let stop = CancellationToken::new();
     let received_before = received.load(Ordering::Relaxed);
