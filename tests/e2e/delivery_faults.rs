@@ -427,3 +427,52 @@ async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() 
     stop.cancel();
     worker.await.unwrap();
 }
+
+#[tokio::test]
+async fn one_slot_per_endpoint_delivers_in_queue_order_retries_included() {
+    use runhook::store::{DeliveryQuery, Store};
+    // Records each request's webhook-id; the third request fails once.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let sink = sink.clone();
+            async move {
+                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                let mut seen = sink.lock().unwrap();
+                seen.push(id);
+                if seen.len() == 3 { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap(),
+    );
+    queue(&store, &[(&url, 10)]).await;
+    let all = DeliveryQuery { limit: 100, ..Default::default() };
+    // The order they were queued in, which is their due order.
+    let mut listed = store.list_deliveries(&all).await.unwrap();
+    listed.sort_by_key(|d| (d.created_at, d.id));
+    let queued: Vec<String> = listed.iter().map(|d| d.id.to_string()).collect();
+    let settings =
+        DeliverySettings { per_endpoint_concurrency: 1, backoff: Duration::from_millis(50), ..loopback_allowed() };
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let started = Instant::now();
+    while seen.lock().unwrap().len() < 11 {
+        assert!(started.elapsed() < Duration::from_secs(20), "deliveries did not complete: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap();
+    // The failed third one is retried before the fourth is sent.
+    let mut expected = queued.clone();
+    expected.insert(3, queued[2].clone());
+    assert_eq!(*seen.lock().unwrap(), expected);
+}
