@@ -405,8 +405,8 @@ impl SqliteStore {
         let mut tx = self.write.begin().await?;
         // `delivery_by_rule` or `delivery_by_time` finds them; the join
         // leaves out deleted rules' deliveries.
-        let found: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT s.id, s.rule_id, r.spec FROM delivery_state s JOIN rules r ON r.id = s.rule_id \
+        let found: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.id, s.rule_id FROM delivery_state s JOIN rules r ON r.id = s.rule_id \
              WHERE s.status = ?1 AND s.created_at >= ?2 AND s.created_at < ?3 AND (?4 IS NULL OR s.rule_id = ?4)",
         )
         .bind(which.status.as_str())
@@ -415,13 +415,15 @@ impl SqliteStore {
         .bind(which.rule.map(|r| r.to_string()))
         .fetch_all(&mut *tx)
         .await?;
-        let mut by_rule: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-        for (id, rule, spec) in found {
-            by_rule.entry(rule).or_insert_with(|| (spec, Vec::new())).1.push(id);
+        let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, rule) in found {
+            by_rule.entry(rule).or_default().push(id);
         }
         let mut n = 0;
-        for (spec, ids) in by_rule.values() {
-            self.requeue(&mut tx, spec, ids).await?;
+        for (rule, ids) in &by_rule {
+            let spec: String =
+                sqlx::query_scalar("SELECT spec FROM rules WHERE id = ?").bind(rule).fetch_one(&mut *tx).await?;
+            self.requeue(&mut tx, &spec, ids).await?;
             n += ids.len();
         }
         tx.commit().await?;
