@@ -194,9 +194,18 @@ def test_a_receiver_outage_is_recovered_by_one_bulk_redelivery(server, client, p
         unknown = api(server, "POST", "/deliveries/redeliver",
                       json={"since": "2026-01-01T00:00:00Z", "rule_id": "00000000-0000-4000-8000-000000000000"})
         assert unknown.status_code == 404
+        # What a redelivery of the window would take, listed first.
+        env = {**os.environ, "RUNHOOK_SERVER": server.url, "RUNHOOK_API_KEY": API_KEY}
+        listed = subprocess.run([BINARY, "deliveries", "list", "--status", "failed", "--since", "10m", "--rule",
+                                 rule["id"]], capture_output=True, text=True, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert all(d["id"] in listed.stdout for d in failed)
+        assert deliveries(server, rule_id=rule["id"], since="2999-01-01T00:00:00Z") == []
+        assert len(deliveries(server, rule_id=rule["id"], since="2026-01-01T00:00:00Z", until="2999-01-01")) == 3
+        bad = api(server, "GET", "/deliveries", params={"since": "soon"})
+        assert bad.status_code == 400 and "since" in bad.json()["detail"]
         # The receiver is back: one command queues every failed delivery of the rule again.
         receiver.status = 200
-        env = {**os.environ, "RUNHOOK_SERVER": server.url, "RUNHOOK_API_KEY": API_KEY}
         redone = subprocess.run([BINARY, "deliveries", "redeliver", "--since", "10m", "--rule", rule["id"]],
                                 capture_output=True, text=True, env=env)
         assert redone.returncode == 0, redone.stderr

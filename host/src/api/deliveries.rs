@@ -1,8 +1,9 @@
 //! The deliveries API: what happened to each webhook, and redelivery.
 //!
-//! `GET /deliveries?rule_id=&status=&limit=&offset=` lists deliveries,
-//! newest first, each with every attempt (time, duration, class, status,
-//! error); `GET /deliveries/{id}` shows one; `POST
+//! `GET /deliveries?rule_id=&status=&since=&until=&limit=&offset=` lists
+//! deliveries (queued in [since, until) when given), newest first, each
+//! with every attempt (time, duration, class, status, error); `GET
+//! /deliveries/{id}` shows one; `POST
 //! /deliveries/{id}/redeliver` queues a delivered or failed one again with
 //! the same `webhook-id`; `POST /deliveries/redeliver` does so for every
 //! failed (or delivered) one queued in a time window, of one rule or all,
@@ -56,9 +57,16 @@ pub(super) async fn list(State(state): State<AppState>, RawQuery(q): RawQuery) -
     {
         return Err(ApiError::BadRequest(format!("status must be one of {}, got {s:?}", STATUSES.join(", "))));
     }
+    let time = |key: &str| {
+        get(key)
+            .map(|raw| raw.parse::<Timestamp>().map_err(|e| ApiError::BadRequest(format!("{key}: {e}"))))
+            .transpose()
+    };
     let query = DeliveryQuery {
         rule,
         status,
+        since: time("since")?,
+        until: time("until")?,
         limit: query_usize(&pairs, "limit", 100, 1000)?.max(1),
         offset: query_usize(&pairs, "offset", 0, usize::MAX)?,
     };

@@ -20,6 +20,10 @@ pub(super) enum DeliveriesCommand {
         /// Only `pending`, `delivered` or `failed` ones.
         #[arg(long)]
         status: Option<String>,
+        /// Only those queued since this time: RFC 3339, or an age such as 30m, 2h or 1d
+        /// (what `redeliver --since` would take again).
+        #[arg(long)]
+        since: Option<String>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -72,10 +76,13 @@ pub(super) fn run(cmd: DeliveriesCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         match cmd {
-            DeliveriesCommand::List { server, rule, status, limit } => {
+            DeliveriesCommand::List { server, rule, status, since, limit } => {
                 let mut query = vec![("limit", limit.to_string())];
                 query.extend(rule.map(|r| ("rule_id", r)));
                 query.extend(status.map(|s| ("status", s)));
+                if let Some(since) = since {
+                    query.push(("since", time_arg(&since, chrono::Utc::now())?));
+                }
                 let list = call(&server, reqwest::Method::GET, "/api/v1/deliveries", &query).await?;
                 if server.json {
                     println!("{}", serde_json::to_string_pretty(&list)?);

@@ -228,6 +228,10 @@ pub struct DeliveryQuery {
     pub rule: Option<RuleId>,
     /// Only in this state (`pending`, `delivered`, `failed`).
     pub status: Option<String>,
+    /// Only those queued at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only those queued before this time.
+    pub until: Option<Timestamp>,
     /// Page size.
     pub limit: usize,
     /// Page offset.

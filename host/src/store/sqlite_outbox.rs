@@ -339,6 +339,12 @@ impl SqliteStore {
         if let Some(status) = &q.status {
             b.push(" AND s.status = ").push_bind(status.clone());
         }
+        if let Some(since) = q.since {
+            b.push(" AND s.created_at >= ").push_bind(since.to_naive_string());
+        }
+        if let Some(until) = q.until {
+            b.push(" AND s.created_at < ").push_bind(until.to_naive_string());
+        }
         b.push(" ORDER BY s.created_at DESC, s.id LIMIT ").push_bind(q.limit as i64);
         b.push(" OFFSET ").push_bind(q.offset as i64);
         let rows = b.build().fetch_all(&self.read).await?;
