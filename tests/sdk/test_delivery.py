@@ -178,6 +178,7 @@ def test_failed_deliveries_are_listed_and_redelivered_with_the_same_id(server, c
 
 def test_a_receiver_outage_is_recovered_by_one_bulk_redelivery(server, client, project):
     receiver = Receiver(status=404)
+    fixed = Receiver()
     try:
         rule = create_rule(server, {"display_name": "outage", "session_name": project, "interval_seconds": 1,
                                     "max_runs_per_payload": 1, "webhooks": [{"url": receiver.url + "/hook"}]})
@@ -204,8 +205,10 @@ def test_a_receiver_outage_is_recovered_by_one_bulk_redelivery(server, client, p
         assert len(deliveries(server, rule_id=rule["id"], since="2026-01-01T00:00:00Z", until="2999-01-01")) == 3
         bad = api(server, "GET", "/deliveries", params={"since": "soon"})
         assert bad.status_code == 400 and "since" in bad.json()["detail"]
-        # The receiver is back: one command queues every failed delivery of the rule again.
-        receiver.status = 200
+        # The rule's URL was wrong: corrected, one command queues every failed
+        # delivery of the rule again, to the corrected URL.
+        patched = api(server, "PATCH", f"/runs/rules/{rule['id']}", json={"webhooks": [{"url": fixed.url + "/hook"}]})
+        assert patched.status_code == 200, patched.text
         redone = subprocess.run([BINARY, "deliveries", "redeliver", "--since", "10m", "--rule", rule["id"]],
                                 capture_output=True, text=True, env=env)
         assert redone.returncode == 0, redone.stderr
@@ -215,13 +218,15 @@ def test_a_receiver_outage_is_recovered_by_one_bulk_redelivery(server, client, p
         assert {d["id"] for d in done} == {d["id"] for d in failed}
         for d in done:
             assert [a["class"] for a in d["history"]] == ["client_error", "success"]
-        delivered_ids = [webhook_id(r) for r in receiver.requests[3:]]
+        assert len(receiver.requests) == 3, "nothing more went to the wrong URL"
+        delivered_ids = [webhook_id(r) for r in fixed.requests]
         assert sorted(delivered_ids) == sorted(d["id"] for d in failed), "each delivery kept its webhook-id"
         # Nothing failed is left in the window.
         again = api(server, "POST", "/deliveries/redeliver", json={"since": "2026-01-01T00:00:00Z"})
         assert again.status_code == 202 and again.json() == {"redelivered": 0}
     finally:
         receiver.close()
+        fixed.close()
 
 
 def webhook_id(request):

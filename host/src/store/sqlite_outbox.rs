@@ -441,27 +441,57 @@ impl SqliteStore {
 
     /// Puts finished deliveries `ids` of one rule (its stored spec is
     /// `spec`) back in the queue, due now, their attempts counted afresh
-    /// and their history kept. They are signed from now on with the rule's
-    /// current secrets: a secret replaced since they were queued would no
-    /// longer verify.
+    /// and their history kept. Each goes to its webhook as the rule has it
+    /// now, when that webhook is known: the rule's only one, or the one
+    /// with the URL it was sent to (so a corrected URL or a rotated header
+    /// takes effect); otherwise to the URL and headers it was sent to. All
+    /// are signed with the rule's current secrets: a secret replaced since
+    /// they were queued would no longer verify.
     async fn requeue(&self, tx: &mut Transaction<'_, Sqlite>, spec: &str, ids: &[String]) -> Result<(), StoreError> {
         let now = Timestamp::now();
-        let secrets = stored_spec(&self.keys, spec)?.signing_secrets(now);
-        let sealed = join_secrets(&secrets).map(|s| self.keys.seal(&s));
-        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        sqlx::query("UPDATE outbox SET signing_secret = ? WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(sealed)
+        let spec = stored_spec(&self.keys, spec)?;
+        let secret = join_secrets(&spec.signing_secrets(now));
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, url, headers, signing_secret FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut by_target: HashMap<Target, Vec<String>> = HashMap::new();
+        for (id, url, headers, sent_secret) in rows {
+            let sent = self.targets.open(&self.keys, SealedTarget { url, headers, secret: sent_secret })?;
+            let webhook = match spec.webhooks.as_slice() {
+                [only] => Some(only),
+                all => all.iter().find(|w| w.url == sent.url),
+            };
+            let target = match webhook {
+                Some(w) => Target { url: w.url.clone(), headers: w.headers.clone().unwrap_or_default(), secret: None },
+                None => Target { url: sent.url.clone(), headers: sent.headers.clone(), secret: None },
+            };
+            by_target.entry(Target { secret: secret.clone(), ..target }).or_default().push(id);
+        }
+        for (target, ids) in by_target {
+            let sealed = self.targets.seal(&self.keys, &target);
+            let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "UPDATE outbox SET url = ?, headers = ?, signing_secret = ? WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(sealed.url)
+            .bind(sealed.headers)
+            .bind(sealed.secret)
             .bind(&ids)
             .execute(&mut **tx)
             .await?;
-        sqlx::query(
-            "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL \
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(now.to_naive_string())
-        .bind(&ids)
-        .execute(&mut **tx)
-        .await?;
+            sqlx::query(
+                "UPDATE delivery_state SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL, \
+                 endpoint = ? WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(now.to_naive_string())
+            .bind(endpoint_key(&target.url))
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(())
     }
 
@@ -862,6 +892,55 @@ mod tests {
         let stored: Vec<String> =
             sqlx::query_scalar("SELECT signing_secret FROM outbox").fetch_all(&store.read).await.unwrap();
         assert!(stored.iter().all(|s| s.starts_with("enc:") && !s.contains("whsec_")), "{stored:?}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now() {
+        use crate::model::{RuleSpec, SessionId};
+        use crate::store::{Finished, Redelivery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
+        let hook = |url: &str, team: &str| WebhookTarget {
+            url: url.into(),
+            headers: Some([("x-team".to_string(), team.to_string())].into_iter().collect()),
+        };
+        let (old, fixed, x, y, gone) = (
+            hook("https://old.example/hook?t=1", "a"),
+            hook("https://fixed.example/hook?t=2", "b"),
+            hook("https://x.example/hook", "1"),
+            hook("https://y.example/hook", "1"),
+            hook("https://gone.example/hook", "1"),
+        );
+        let spec = |webhooks: Vec<WebhookTarget>| RuleSpec::new("r", SessionId::new_v4(), webhooks);
+        let single = store.create_rule(RuleId::new_v4(), &spec(vec![old.clone()])).await.unwrap().id;
+        let double = store.create_rule(RuleId::new_v4(), &spec(vec![x.clone(), y.clone()])).await.unwrap().id;
+        let rows = [(single, &old), (double, &x), (double, &gone)]
+            .map(|(rule, target)| OutboxRow::queued(rule, target, "{}".into(), vec![]));
+        let mut tx = store.write.begin().await.unwrap();
+        for row in &rows {
+            insert_outbox(&mut tx, &store, row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let failed =
+            |id| DeliveryRecord { status: DeliveryStatus::Failed("HTTP 404".into()), ..delivered_record(id, 1) };
+        store.record_deliveries_impl(&rows.each_ref().map(|r| failed(r.id))).await.unwrap();
+
+        // The single webhook's URL is corrected; x's header changes.
+        store.update_rule(single, &spec(vec![fixed.clone()])).await.unwrap();
+        store.update_rule(double, &spec(vec![hook(&x.url, "2"), y])).await.unwrap();
+        let all =
+            Redelivery { rule: None, status: Finished::Failed, since: rows[0].created_at, until: Timestamp::now() };
+        assert_eq!(store.redeliver_matching_impl(&all).await.unwrap(), 3);
+        let q = DueQuery { now: Timestamp::now(), limit: 10, busy: vec![], after: None };
+        let due = store.due_deliveries_impl(&q).await.unwrap().rows;
+        let sent = |id| {
+            due.iter().find(|(r, _)| r.id == id).map(|(r, e)| (r.url.clone(), r.headers["x-team"].clone(), e.clone()))
+        };
+        assert_eq!(sent(rows[0].id), Some((fixed.url.clone(), "b".into(), endpoint_key(&fixed.url))));
+        assert_eq!(sent(rows[1].id), Some((x.url.clone(), "2".into(), endpoint_key(&x.url))));
+        // A webhook the rule no longer has: where it was sent.
+        assert_eq!(sent(rows[2].id), Some((gone.url.clone(), "1".into(), endpoint_key(&gone.url))));
+        assert_eq!(store.get_delivery_impl(rows[0].id).await.unwrap().unwrap().url, fixed.url);
     }
 
     /// The recorder writes on a connection of its own; it must wait for a
