@@ -464,11 +464,11 @@ impl SqliteStore {
                 [only] => Some(only),
                 all => all.iter().find(|w| w.url == sent.url),
             };
-            let target = match webhook {
-                Some(w) => Target { url: w.url.clone(), headers: w.headers.clone().unwrap_or_default(), secret: None },
-                None => Target { url: sent.url.clone(), headers: sent.headers.clone(), secret: None },
+            let (url, headers) = match webhook {
+                Some(w) => (w.url.clone(), w.headers.clone().unwrap_or_default()),
+                None => (sent.url.clone(), sent.headers.clone()),
             };
-            by_target.entry(Target { secret: secret.clone(), ..target }).or_default().push(id);
+            by_target.entry(Target { url, headers, secret: secret.clone() }).or_default().push(id);
         }
         for (target, ids) in by_target {
             let sealed = self.targets.seal(&self.keys, &target);
