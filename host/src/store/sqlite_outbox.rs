@@ -656,6 +656,20 @@ mod tests {
         }
     }
 
+    /// `id`'s attempt `attempts`, after which the policy gave up.
+    fn failed_record(id: DeliveryId, attempts: u32, error: &str) -> DeliveryRecord {
+        DeliveryRecord { status: DeliveryStatus::Failed(error.into()), ..delivered_record(id, attempts) }
+    }
+
+    /// Queues `rows` in one transaction, as a cycle does.
+    async fn queue_rows(store: &SqliteStore, rows: &[OutboxRow]) {
+        let mut tx = store.write.begin().await.unwrap();
+        for row in rows {
+            insert_outbox(&mut tx, store, row).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
     #[tokio::test]
     async fn deliveries_of_the_previous_release_survive_the_move_of_their_state() {
         let dir = tempfile::tempdir().unwrap();
@@ -700,14 +714,9 @@ mod tests {
         let store = SqliteStore::open(dir.path(), keys).await.unwrap();
         let rule = RuleId::new_v4();
         let n = 131;
-        let mut tx = store.write.begin().await.unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..n {
-            let row = fresh_row(rule);
-            insert_outbox(&mut tx, &store, &row).await.unwrap();
-            ids.push(row.id);
-        }
-        tx.commit().await.unwrap();
+        let rows: Vec<OutboxRow> = (0..n).map(|_| fresh_row(rule)).collect();
+        queue_rows(&store, &rows).await;
+        let ids: Vec<DeliveryId> = rows.iter().map(|r| r.id).collect();
         // Half delivered, half to be retried.
         let records: Vec<DeliveryRecord> = ids
             .iter()
@@ -742,15 +751,10 @@ mod tests {
         // and one queued today, delivered.
         let rows: Vec<OutboxRow> =
             [40, 40, 40, 40, 0].into_iter().map(|d| OutboxRow { created_at: days_ago(d), ..fresh_row(rule) }).collect();
-        let mut tx = store.write.begin().await.unwrap();
-        for row in &rows {
-            insert_outbox(&mut tx, &store, row).await.unwrap();
-        }
-        tx.commit().await.unwrap();
+        queue_rows(&store, &rows).await;
         let [delivered, failed, pending, redelivered, recent] = [0, 1, 2, 3, 4].map(|i| rows[i].id);
-        let mut failed_record = delivered_record(failed, 3);
-        failed_record.status = DeliveryStatus::Failed("HTTP 404".into());
-        let records = [delivered_record(delivered, 1), failed_record, delivered_record(redelivered, 1)];
+        let records =
+            [delivered_record(delivered, 1), failed_record(failed, 3, "HTTP 404"), delivered_record(redelivered, 1)];
         store.record_deliveries_impl(&records).await.unwrap();
         store.record_deliveries_impl(&[delivered_record(recent, 1)]).await.unwrap();
         for id in [delivered, failed] {
@@ -799,17 +803,9 @@ mod tests {
             .into_iter()
             .map(|(rule, mins)| OutboxRow { created_at: ago(mins), ..fresh_row(rule) })
             .collect();
-        let mut tx = store.write.begin().await.unwrap();
-        for row in &rows {
-            insert_outbox(&mut tx, &store, row).await.unwrap();
-        }
-        tx.commit().await.unwrap();
+        queue_rows(&store, &rows).await;
         let ids: Vec<DeliveryId> = rows.iter().map(|r| r.id).collect();
-        let failed = |id: DeliveryId| {
-            let mut r = delivered_record(id, 3);
-            r.status = DeliveryStatus::Failed("HTTP 500".into());
-            r
-        };
+        let failed = |id| failed_record(id, 3, "HTTP 500");
         let records = [failed(ids[0]), failed(ids[1]), delivered_record(ids[2], 1), failed(ids[4]), failed(ids[5])];
         store.record_deliveries_impl(&records).await.unwrap();
         assert!(store.delete_rule(deleted).await.unwrap());
@@ -856,13 +852,8 @@ mod tests {
         let rule = store.create_rule(RuleId::new_v4(), &spec(a)).await.unwrap();
         let rows: Vec<OutboxRow> =
             (0..2).map(|_| OutboxRow { signing_secrets: vec![a.into()], ..fresh_row(rule.id) }).collect();
-        let mut tx = store.write.begin().await.unwrap();
-        for row in &rows {
-            insert_outbox(&mut tx, &store, row).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-        let failed =
-            |id| DeliveryRecord { status: DeliveryStatus::Failed("HTTP 500".into()), ..delivered_record(id, 3) };
+        queue_rows(&store, &rows).await;
+        let failed = |id| failed_record(id, 3, "HTTP 500");
         store.record_deliveries_impl(&[failed(rows[0].id), failed(rows[1].id)]).await.unwrap();
         let due_secrets = || async {
             let q = DueQuery { now: Timestamp::now(), limit: 10, busy: vec![], after: None };
@@ -916,13 +907,8 @@ mod tests {
         let double = store.create_rule(RuleId::new_v4(), &spec(vec![x.clone(), y.clone()])).await.unwrap().id;
         let rows = [(single, &old), (double, &x), (double, &gone)]
             .map(|(rule, target)| OutboxRow::queued(rule, target, "{}".into(), vec![]));
-        let mut tx = store.write.begin().await.unwrap();
-        for row in &rows {
-            insert_outbox(&mut tx, &store, row).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-        let failed =
-            |id| DeliveryRecord { status: DeliveryStatus::Failed("HTTP 404".into()), ..delivered_record(id, 1) };
+        queue_rows(&store, &rows).await;
+        let failed = |id| failed_record(id, 1, "HTTP 404");
         store.record_deliveries_impl(&rows.each_ref().map(|r| failed(r.id))).await.unwrap();
 
         // The single webhook's URL is corrected; x's header changes.
@@ -951,9 +937,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
         let row = fresh_row(RuleId::new_v4());
-        let mut tx = store.write.begin().await.unwrap();
-        insert_outbox(&mut tx, &store, &row).await.unwrap();
-        tx.commit().await.unwrap();
+        queue_rows(&store, std::slice::from_ref(&row)).await;
 
         // A write transaction that reads first, as a rule cycle does.
         let mut tx = store.write.begin().await.unwrap();
