@@ -23,4 +23,4 @@ step "A plugin that loops forever is stopped at its 100 ms deadline" $runhook pl
 step "A plugin that allocates 1 GiB is stopped by the 64 MiB cap" $runhook plugin run $wasm/hostile.wasm --evaluate $samples/answered-chain-run.json --config '"alloc"'
 step "The sandbox has no filesystem, environment or network" $runhook plugin run $wasm/hostile.wasm --transform $samples/payload.json --config '"probe"'
 echo
-echo "Done. Measure plugin call costs with: cargo run --release -p runhook -- bench plugins"
+echo "Done. Measure plugin call costs with: cargo run --release -p runhook-bench -- plugins"

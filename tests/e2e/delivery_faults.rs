@@ -11,11 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use runhook::config::DeliverySettings;
-use runhook::delivery::drive::Journal;
-use runhook::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
-use runhook::model::{RuleId, WebhookTarget};
-use runhook::store::{DeliveryStatus, OutboxRow};
+use runhook_core::model::{RuleId, WebhookTarget};
+use runhook_server::config::DeliverySettings;
+use runhook_server::delivery::drive::Journal;
+use runhook_server::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
+use runhook_store::{DeliveryStatus, OutboxRow};
 
 /// What the receiver does with its `n`th request (from 0).
 #[derive(Clone)]
@@ -281,9 +281,9 @@ async fn loopback_and_private_targets_are_refused_by_default() {
 }
 
 /// Queues `n` deliveries to each URL, in that order, through a rule cycle.
-async fn queue(store: &runhook::store::sqlite::SqliteStore, targets: &[(&str, usize)]) {
-    use runhook::model::{RuleSpec, SessionId};
-    use runhook::store::{CycleCommit, Store};
+async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usize)]) {
+    use runhook_core::model::{RuleSpec, SessionId};
+    use runhook_store::{CycleCommit, Store};
     let spec = RuleSpec { is_enabled: false, ..RuleSpec::new("fairness", SessionId::new_v4(), vec![]) };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
     let state = store.rule_state(rule.id).await.unwrap().unwrap();
@@ -306,7 +306,7 @@ async fn queue(store: &runhook::store::sqlite::SqliteStore, targets: &[(&str, us
 
 #[tokio::test]
 async fn a_slow_endpoint_holds_only_its_own_slots() {
-    use runhook::store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, Store};
     // 40 deliveries to a receiver that answers after 3 s, queued before 10
     // to a prompt one: the slow one gets its 8 slots, the prompt one is
     // served meanwhile.
@@ -314,13 +314,13 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store =
-        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap();
+        runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap();
     queue(&store, &[(&slow.url, 40), (&prompt.url, 10)]).await;
     let store: Arc<dyn Store> = Arc::new(store);
     let stop = CancellationToken::new();
     let settings = loopback_allowed();
     assert_eq!(settings.per_endpoint_concurrency, 8);
-    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let worker = tokio::spawn(runhook_server::delivery::run(store.clone(), settings, stop.clone()));
     let delivered = DeliveryQuery { status: Some("delivered".into()), limit: 100, ..Default::default() };
     let started = Instant::now();
     while store.list_deliveries(&delivered).await.unwrap().len() < 10 {
@@ -339,19 +339,19 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
 
 #[tokio::test]
 async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
-    use runhook::delivery::retention::{self, Schedule};
-    use runhook::store::{DeliveryQuery, Store};
+    use runhook_server::delivery::retention::{self, Schedule};
+    use runhook_store::{DeliveryQuery, Store};
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let stalled = receiver(vec![Act::Stall(Duration::from_secs(300), OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store =
-        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap();
+        runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap();
     queue(&store, &[(&prompt.url, 3), (&stalled.url, 1)]).await;
     let store: Arc<dyn Store> = Arc::new(store);
     let stop = CancellationToken::new();
     // The stalled delivery stays in flight (pending) for the whole test.
     let settings = DeliverySettings { attempt_timeout: Duration::from_secs(300), ..loopback_allowed() };
-    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let worker = tokio::spawn(runhook_server::delivery::run(store.clone(), settings, stop.clone()));
     let all = DeliveryQuery { limit: 100, ..Default::default() };
     let delivered = DeliveryQuery { status: Some("delivered".into()), ..all.clone() };
     let started = Instant::now();
@@ -379,17 +379,17 @@ async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
 
 #[tokio::test]
 async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() {
-    use runhook::store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, Store};
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap(),
+        runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap(),
     );
     // An hour between polls: within this test only the bell can start a delivery
     // after the worker's first read of the outbox.
     let settings = DeliverySettings { poll_interval: Duration::from_secs(3600), ..loopback_allowed() };
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let worker = tokio::spawn(runhook_server::delivery::run(store.clone(), settings, stop.clone()));
     let delivered = DeliveryQuery { status: Some("delivered".into()), limit: 100, ..Default::default() };
     let started = Instant::now();
     let wait_for = |n: usize, what: &'static str| {
@@ -430,7 +430,7 @@ async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() 
 
 #[tokio::test]
 async fn one_slot_per_endpoint_delivers_in_queue_order_retries_included() {
-    use runhook::store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, Store};
     // Records each request's webhook-id; the third request fails once.
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = seen.clone();
@@ -452,7 +452,7 @@ async fn one_slot_per_endpoint_delivers_in_queue_order_retries_included() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        runhook::store::sqlite::SqliteStore::open(dir.path(), runhook::secrets::Keyring::generate()).await.unwrap(),
+        runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap(),
     );
     queue(&store, &[(&url, 10)]).await;
     let all = DeliveryQuery { limit: 100, ..Default::default() };
@@ -463,7 +463,7 @@ async fn one_slot_per_endpoint_delivers_in_queue_order_retries_included() {
     let settings =
         DeliverySettings { per_endpoint_concurrency: 1, backoff: Duration::from_millis(50), ..loopback_allowed() };
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(runhook::delivery::run(store.clone(), settings, stop.clone()));
+    let worker = tokio::spawn(runhook_server::delivery::run(store.clone(), settings, stop.clone()));
     let started = Instant::now();
     while seen.lock().unwrap().len() < 11 {
         assert!(started.elapsed() < Duration::from_secs(20), "deliveries did not complete: {:?}", seen.lock().unwrap());

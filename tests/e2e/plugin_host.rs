@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runhook::plugins::registry::ReloadOutcome;
-use runhook::plugins::{
+use runhook_plugins::registry::ReloadOutcome;
+use runhook_plugins::{
     Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine, PluginError, PluginLimits,
     PluginRegistry, PluginSession, PluginSpec,
 };

@@ -1,0 +1,107 @@
+//! API keys: the `x-api-key` check, and signed attachment URLs.
+//!
+//! The key is compared in constant time. Attachment URLs are handed to the
+//! SDK as "presigned" URLs, which it fetches without headers; they carry an
+//! expiry and an HMAC over run, name and expiry, keyed by a secret derived
+//! from the API key (so rotating the key revokes them).
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use runhook_core::model::RunId;
+
+/// How long an attachment URL stays valid.
+const URL_LIFETIME_SECS: i64 = 3600;
+
+/// The configured API key and the secret derived from it.
+pub struct ApiKey {
+    key: String,
+    url_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)") // never print the key
+    }
+}
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: &str) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"runhook attachment urls v1");
+        let url_secret = mac.finalize().into_bytes().into();
+        Self { key: key.to_string(), url_secret }
+    }
+
+    /// Whether `presented` is the key.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        presented.ct_eq(self.key.as_bytes()).into()
+    }
+
+    /// A URL path (relative, as LangSmith's presigned URLs are joined to the
+    /// endpoint) that serves one attachment for an hour.
+    pub fn attachment_url(&self, run: RunId, name: &str) -> String {
+        let expires = chrono::Utc::now().timestamp() + URL_LIFETIME_SECS;
+        format!("/attachments/{run}/{name}?expires={expires}&sig={}", self.sign(run, name, expires))
+    }
+
+    /// Whether `sig` authorises `run`/`name` until `expires`, and it has not passed.
+    pub fn verify(&self, run: RunId, name: &str, expires: i64, sig: &str) -> bool {
+        expires >= chrono::Utc::now().timestamp()
+            && sig.as_bytes().ct_eq(self.sign(run, name, expires).as_bytes()).into()
+    }
+
+    fn sign(&self, run: RunId, name: &str, expires: i64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.url_secret).unwrap_or_else(|_| unreachable_hmac());
+        mac.update(format!("{run}/{name}/{expires}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// HMAC accepts keys of any length, so construction cannot fail.
+fn unreachable_hmac() -> Hmac<Sha256> {
+    unreachable!("HMAC-SHA256 takes keys of any length")
+}
+
+/// Refuses requests without the right `x-api-key`.
+pub(super) async fn require_api_key(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = req.headers().get("x-api-key").map(|v| v.as_bytes());
+    match presented {
+        Some(key) if state.key.matches(key) => Ok(next.run(req).await),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_urls() {
+        let key = ApiKey::new("rh_0123456789abcdef");
+        assert!(key.matches(b"rh_0123456789abcdef"));
+        assert!(!key.matches(b"rh_0123456789abcdeF"));
+        assert!(!key.matches(b""));
+        let run = RunId::new_v4();
+        let url = key.attachment_url(run, "image");
+        let query = url.split_once('?').unwrap().1;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+        let expires: i64 = pairs[0].1.parse().unwrap();
+        assert!(key.verify(run, "image", expires, &pairs[1].1));
+        assert!(!key.verify(run, "other", expires, &pairs[1].1));
+        assert!(!key.verify(run, "image", expires - 2 * URL_LIFETIME_SECS, &pairs[1].1));
+        assert!(!ApiKey::new("another_key_0123456").verify(run, "image", expires, &pairs[1].1));
+        assert_eq!(format!("{key:?}"), "ApiKey(..)");
+    }
+}

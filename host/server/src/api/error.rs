@@ -1,0 +1,86 @@
+//! The one place an error becomes an HTTP status and body.
+//!
+//! Client mistakes get a 4xx and a `{"detail": "..."}` body (LangSmith's
+//! shape) that says what is wrong and where. Internal failures get a bare
+//! 500; their cause goes to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use runhook_store::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, wrong type, bad multipart, bad id).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request is well-formed but its content is invalid.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// No or a wrong `x-api-key`.
+    #[error("missing or invalid x-api-key header")]
+    Unauthorized,
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The write conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body's encoding is not supported.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Something failed on our side.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::RunNotFound(id) => ApiError::NotFound(format!("run {id} not found")),
+            StoreError::SessionNotFound(s) => ApiError::NotFound(format!("project {s} not found")),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::InvalidRun(e) => ApiError::Unprocessable(e.to_string()),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let mut response = (status, Json(json!({"detail": self.to_string()}))).into_response();
+        if let ApiError::TooLarge(_) = self {
+            // The rest of the body was never read, so the connection cannot
+            // carry another request; say so, or a keep-alive client reuses it.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
+    }
+}

@@ -1,0 +1,147 @@
+//! The HTTP API: LangSmith-compatible ingest and reads, plus health.
+//!
+//! Every route is served both at `/` and under `/api/v1`, because the
+//! LangSmith SDK calls hand-written paths relative to its endpoint and
+//! generated ones under `/api/v1`. Layer order (outermost first): trace,
+//! catch-panic, then per route: API-key check, handler. Handlers read bodies
+//! themselves through `body`, which enforces the size limits and
+//! decompression, so every bad input gets a 4xx that names the problem.
+//!
+//! Layering: layer 3; imports `model`, `config`, `store`, `select`, `payload`,
+//! `plugins`, `delivery` (the header and target checks webhooks pass when saved);
+//! never `rules` (they meet in the store and through `RuleSignals`).
+
+mod auth;
+mod body;
+mod deliveries;
+pub mod error;
+mod feedback;
+mod info;
+mod ingest;
+mod multipart;
+pub mod rules;
+mod runs;
+mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::middleware;
+use axum::routing::{get, post};
+
+pub use auth::ApiKey;
+use error::ApiError;
+
+use crate::config::Limits;
+use crate::delivery::NetworkGuard;
+use runhook_core::model::signals::RuleSignals;
+use runhook_plugins::PluginRegistry;
+use runhook_store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Body size limits.
+    pub limits: Limits,
+    /// The key clients must present, and the attachment-URL signer derived from it.
+    pub key: Arc<ApiKey>,
+    /// The plugins rules use (rules are validated by loading theirs).
+    pub plugins: Arc<PluginRegistry>,
+    /// How rule changes and triggers reach the scheduler.
+    pub signals: Arc<RuleSignals>,
+    /// The networks webhooks may reach; rules are refused targets outside them.
+    pub targets: Arc<NetworkGuard>,
+    /// Renders the process's metrics for `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// The full router, with state applied.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/runs/multipart", post(ingest::multipart))
+        .route("/runs/batch", post(ingest::batch))
+        .route("/runs", post(ingest::create_run))
+        .route("/runs/query", post(runs::query))
+        .route("/runs/{id}", get(runs::read).patch(ingest::patch_run))
+        .route("/feedback", post(feedback::create).get(feedback::list))
+        .route("/feedback/{id}", get(feedback::read))
+        .route("/sessions", get(sessions::list).post(sessions::create))
+        .route("/sessions/{id}", get(sessions::read))
+        .route("/runs/rules", get(rules::list).post(rules::create))
+        .route("/runs/rules/{id}", get(rules::read).patch(rules::patch).delete(rules::delete))
+        .route("/runs/rules/{id}/logs", get(rules::logs))
+        .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
+        .route("/runs/rules/{id}/trigger", post(rules::trigger))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::read))
+        .route("/deliveries/redeliver", post(deliveries::redeliver_matching))
+        .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    // Open routes: what the SDK probes before it has a key, health for
+    // orchestrators, and attachment downloads (authorised by their signed URL).
+    let open = Router::new()
+        .route("/info", get(info::info))
+        .route("/healthz", get(info::healthz))
+        .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
+        .route("/attachments/{run}/{name}", get(runs::attachment));
+    let api = open.merge(protected);
+    Router::new()
+        .nest("/api/v1", api.clone())
+        .merge(api)
+        .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Parses a UUID path segment, naming what it should have been.
+/// A webhook URL as the API shows it: every query value and any password
+/// masked (`?secret=***`). Header values are never shown at all.
+fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let pairs: Vec<(String, String)> =
+                u.query_pairs().map(|(k, _)| (k.into_owned(), "***".to_string())).collect();
+            if pairs.is_empty() {
+                u.set_query(None);
+            } else {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string().replace("%2A%2A%2A", "***")
+        }
+        Err(_) => "***".into(),
+    }
+}
+
+fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::BadRequest(format!("{what} {raw:?} is not a UUID")))
+}
+
+/// Query-string pairs, keeping repeated keys (`?run=a&run=b`).
+fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+}
+
+/// A non-negative integer query parameter with a default and a maximum.
+fn query_usize(pairs: &[(String, String)], key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    match pairs.iter().rev().find(|(k, _)| k == key) {
+        None => Ok(default),
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            Ok(n) => Err(ApiError::BadRequest(format!("query parameter {key}={n} exceeds the maximum of {max}"))),
+            Err(_) => Err(ApiError::BadRequest(format!("query parameter {key}={v:?} is not a non-negative integer"))),
+        },
+    }
+}

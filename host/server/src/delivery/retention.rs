@@ -1,0 +1,81 @@
+//! Retention: finished deliveries are deleted once they are older than the
+//! operator's `delivery.retention_days`, so the database does not grow
+//! without bound.
+//!
+//! A delivery's payload holds the runs it carried (their inputs and
+//! outputs), so keeping every payload forever would be both a disk leak
+//! and a store of data nobody asked to keep. What goes: a delivery queued
+//! and finished (delivered or failed) before the cutoff, with its payload,
+//! sealed target and attempt history. What stays: every pending delivery,
+//! and the rule log's line for each run (its outcome names the delivery,
+//! which the deliveries API then no longer finds).
+//!
+//! The task prunes shortly after start and then periodically, in chunks
+//! of `CHUNK`, so no single transaction holds the store's one writer for
+//! long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use runhook_core::model::Timestamp;
+use runhook_store::{Store, StoreError};
+
+/// Deliveries deleted per transaction.
+const CHUNK: usize = 1000;
+
+/// When the task prunes.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// How long after start the first pass runs (not at once: start-up
+    /// has writes of its own to make).
+    pub first: Duration,
+    /// The time between passes.
+    pub every: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { first: Duration::from_secs(60), every: Duration::from_secs(3600) }
+    }
+}
+
+/// Deletes deliveries finished more than `keep` ago, on `schedule`, until
+/// `shutdown`.
+pub async fn run(store: Arc<dyn Store>, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let mut wait = schedule.first;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = schedule.every;
+        let Some(cutoff) = chrono::Utc::now().checked_sub_signed(keep) else { continue };
+        match prune(store.as_ref(), Timestamp::from_datetime(cutoff), &shutdown).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "deleted finished deliveries past their retention"),
+            // The next pass tries again; nothing was half-deleted (each
+            // chunk is one transaction).
+            Err(e) => tracing::error!(error = %e, "cannot delete old deliveries"),
+        }
+    }
+}
+
+/// Deletes every delivery finished before `before`, a chunk at a time;
+/// returns how many.
+async fn prune(store: &dyn Store, before: Timestamp, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+    let pruned = metrics::counter!("runhook_deliveries_pruned_total");
+    let mut total = 0;
+    loop {
+        let n = store.prune_deliveries(before, CHUNK).await?;
+        total += n;
+        pruned.increment(n as u64);
+        if n < CHUNK || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+        // Let the worker's records and rule cycles have the writer between chunks.
+        tokio::task::yield_now().await;
+    }
+}

@@ -1,0 +1,320 @@
+//! One rule cycle: window -> candidates -> filters -> match plugin ->
+//! sampling -> actions (webhook, then evaluator) -> one commit.
+//!
+//! The window is the change sequence from the rule's watermark to the
+//! store's current value. Candidates are read in pages (oldest change
+//! first); each page is committed on its own, with the watermark moved to
+//! its last run, the rule log, the outbox rows and the evaluator's
+//! feedback, all in one transaction. A crash therefore repeats at most the
+//! page in progress, which committed nothing, and never loses one.
+//!
+//! A run is acted on at most once per rule (the rule log is keyed by rule
+//! and run): a run that gains feedback re-enters the window and may newly
+//! match, but one already sent is not sent again. A plugin that fails on a
+//! run fails that run's action, recorded in the log; the cycle goes on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::sample::sampled;
+use crate::payload::{self, Needs, RenderedRun};
+use crate::select::{Selection, SelectionError};
+use runhook_core::model::{
+    ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
+};
+use runhook_plugins::{
+    Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
+};
+use runhook_store::{CycleCommit, OutboxRow, RuleRunLog, Store, StoreError};
+
+/// Candidates read and committed per step.
+pub const PAGE: usize = 1000;
+
+/// Why a cycle could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A filter no longer parses.
+    #[error("invalid filter: {0}")]
+    Filter(#[from] SelectionError),
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A plugin worker thread died.
+    #[error("plugin worker failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What a cycle did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Runs considered (changed in the window, finished).
+    pub candidates: usize,
+    /// Runs that passed filters, match plugin and sampling.
+    pub actioned: usize,
+    /// Webhook deliveries queued.
+    pub deliveries: usize,
+}
+
+/// Runs one cycle of `rule`.
+pub async fn run_cycle(
+    store: &Arc<dyn Store>,
+    plugins: &Arc<PluginRegistry>,
+    rule: &Rule,
+) -> Result<CycleReport, CycleError> {
+    let Some(state) = store.rule_state(rule.id).await? else {
+        return Ok(CycleReport::default()); // deleted meanwhile
+    };
+    let upto = store.change_seq().await?;
+    let window_start = state.window_end;
+    let window_end = Timestamp::now();
+    let spec = &rule.spec;
+    let selection =
+        Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
+    let matcher = load(plugins, &spec.plugins.matcher, Capability::Match).await?;
+    let transformer = load(plugins, &spec.plugins.transform, Capability::Transform).await?;
+    let evaluator = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?;
+
+    let mut report = CycleReport::default();
+    let mut after = state.watermark;
+    loop {
+        let candidates = store.cycle_candidates(rule, after, upto, PAGE).await?;
+        let last_page = candidates.len() < PAGE;
+        let to = if last_page { upto.max(after) } else { candidates.last().map_or(upto, |r| r.seq) };
+        let n = candidates.len();
+        let ids: Vec<_> = candidates.iter().map(|r| r.id).collect();
+        let done = store.actioned(rule.id, &ids).await?;
+        let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
+        let selected = selection.retain(store.as_ref(), fresh).await?;
+        let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
+
+        // The match plugin, then sampling. `chosen` and `records` stay parallel.
+        let mut logs: Vec<RuleRunLog> = Vec::new();
+        let verdicts = match &matcher {
+            Some((handle, r)) => {
+                let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
+                Some(call_each(plugins, handle, r, rule, texts, Capability::Match, PluginSession::matches).await?)
+            }
+            None => None,
+        };
+        let mut chosen: Vec<RenderedRun> = Vec::new();
+        let mut records: Vec<&RunRecord> = Vec::new();
+        for (i, (run, record)) in rendered.into_iter().zip(&selected).enumerate() {
+            match verdicts.as_ref().map(|v| &v[i]) {
+                Some(Err(e)) => {
+                    let outcome = ActionOutcome::error(format!("match plugin: {e}"));
+                    logs.push(log(rule, record, window_start, window_end, Some(outcome), None));
+                    continue;
+                }
+                Some(Ok(false)) => continue,
+                _ => {}
+            }
+            if sampled(rule.id, run.id, spec.sampling_rate) {
+                chosen.push(run);
+                records.push(record);
+            }
+        }
+
+        // Webhook: payloads, transform plugin, outbox rows.
+        let mut outbox: Vec<OutboxRow> = Vec::new();
+        let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+        if !spec.webhooks.is_empty() && !chosen.is_empty() {
+            let secrets = spec.signing_secrets(Timestamp::now());
+            let parts = payload::payloads(rule.id, window_start, window_end, &chosen, spec.max_runs_per_payload);
+            let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
+            let bodies: Vec<Result<String, PluginError>> = match &transformer {
+                Some((handle, r)) => {
+                    call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
+                }
+                None => texts.into_iter().map(Ok).collect(),
+            };
+            for (part, body) in parts.iter().zip(bodies) {
+                let outcome = match body {
+                    Ok(body) => {
+                        let mut ids = Vec::new();
+                        for target in &spec.webhooks {
+                            let row = OutboxRow {
+                                run_ids: part.run_ids.clone(),
+                                ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
+                            };
+                            ids.push(row.id);
+                            outbox.push(row);
+                        }
+                        ActionOutcome::pending(json!({"delivery_ids": ids}))
+                    }
+                    Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
+                };
+                for run in &part.run_ids {
+                    webhook_outcome.insert(*run, outcome.clone());
+                }
+            }
+        }
+
+        // Evaluator: feedback on each chosen run.
+        let mut feedback: Vec<Feedback> = Vec::new();
+        let mut eval_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+        if let Some((handle, r)) = &evaluator {
+            let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
+            let results =
+                call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
+            let now = Timestamp::now();
+            let source = FeedbackSource::model(&runhook_plugins::name_from_path(&r.path));
+            for (record, result) in records.iter().zip(results) {
+                let outcome = match result {
+                    Ok(evaluations) => {
+                        let keys: Vec<String> = evaluations.iter().map(|e| e.key.clone()).collect();
+                        feedback.extend(evaluations.into_iter().map(|e| Feedback {
+                            id: FeedbackId::new_v7(),
+                            run_id: Some(record.id),
+                            trace_id: Some(record.trace_id),
+                            session_id: Some(spec.session_id),
+                            key: e.key,
+                            score: e.score,
+                            value: e.value,
+                            comment: e.comment,
+                            correction: None,
+                            feedback_source: source.clone(),
+                            extra: Some(json!({"rule_id": rule.id})),
+                            created_at: now,
+                            modified_at: now,
+                        }));
+                        ActionOutcome::success(json!({"feedback_keys": keys}))
+                    }
+                    Err(e) => ActionOutcome::error(format!("evaluate plugin: {e}")),
+                };
+                eval_outcome.insert(record.id, outcome);
+            }
+        }
+
+        for record in &records {
+            let webhooks = webhook_outcome.remove(&record.id);
+            let evaluators = eval_outcome.remove(&record.id);
+            logs.push(log(rule, record, window_start, window_end, webhooks, evaluators));
+        }
+        report.candidates += n;
+        report.actioned += chosen.len();
+        report.deliveries += outbox.len();
+        store
+            .commit_cycle(CycleCommit {
+                rule_id: rule.id,
+                from_watermark: after,
+                to_watermark: to,
+                window_start,
+                window_end,
+                candidates: n,
+                logs,
+                outbox,
+                feedback,
+                error: None,
+            })
+            .await?;
+        after = to;
+        if last_page {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+fn log(
+    rule: &Rule,
+    run: &RunRecord,
+    start: Timestamp,
+    end: Timestamp,
+    webhooks: Option<ActionOutcome>,
+    evaluators: Option<ActionOutcome>,
+) -> RuleRunLog {
+    RuleRunLog {
+        rule_id: rule.id,
+        run_id: run.id,
+        run_name: run.name.clone(),
+        run_type: run.run_type.as_str().to_string(),
+        session_id: run.session_id,
+        thread_id: run.thread_id.clone(),
+        window_start: start,
+        window_end: end,
+        applied_at: Timestamp::now(),
+        webhooks,
+        evaluators,
+    }
+}
+
+/// Loads (or finds) the plugin a rule uses for `cap`.
+async fn load(
+    plugins: &Arc<PluginRegistry>,
+    r: &Option<PluginRef>,
+    cap: Capability,
+) -> Result<Option<(PluginHandle, PluginRef)>, CycleError> {
+    let Some(r) = r.clone() else { return Ok(None) };
+    let registry = plugins.clone();
+    let spec = PluginSpec {
+        name: runhook_plugins::name_from_path(&r.path),
+        path: r.path.clone().into(),
+        required: Capabilities::of(cap),
+    };
+    let handle = tokio::task::spawn_blocking(move || registry.load(&spec)).await??;
+    Ok(Some((handle, r)))
+}
+
+/// The limits a rule gives a plugin.
+fn limits(r: &PluginRef) -> PluginLimits {
+    let d = PluginLimits::default();
+    PluginLimits {
+        deadline: r.deadline_ms.map_or(d.deadline, Duration::from_millis),
+        memory_bytes: r.memory_mib.map_or(d.memory_bytes, |m| m << 20),
+    }
+}
+
+/// Calls one capability (`call`, a `PluginSession` method) on each input
+/// on a blocking thread, with one instance for the whole batch (a fresh
+/// instance per rule cycle page).
+async fn call_each<R: Send + 'static>(
+    plugins: &Arc<PluginRegistry>,
+    handle: &PluginHandle,
+    r: &PluginRef,
+    rule: &Rule,
+    texts: Vec<String>,
+    cap: Capability,
+    call: fn(&mut PluginSession, &str, &str) -> Result<R, PluginError>,
+) -> Result<Vec<Result<R, PluginError>>, CycleError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = r.config.to_string();
+    let engine = plugins.engine().clone();
+    let handle = handle.clone();
+    let limits = limits(r);
+    let context = rule.id.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut session = handle.session(&engine, limits, &context);
+        let name = handle.name().to_string();
+        // Metric handles are looked up once per batch; recording is then an
+        // atomic add, far below a plugin call's own cost.
+        let duration =
+            metrics::histogram!("runhook_plugin_call_duration_seconds", "plugin" => name.clone(), "capability" => cap.to_string());
+        let results: Vec<Result<R, PluginError>> = texts
+            .iter()
+            .map(|t| {
+                let started = std::time::Instant::now();
+                let r = call(&mut session, t, &config);
+                duration.record(started.elapsed().as_secs_f64());
+                r
+            })
+            .collect();
+        let mut by_outcome: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        for r in &results {
+            *by_outcome.entry(r.as_ref().map_or_else(PluginError::kind, |_| "ok")).or_default() += 1;
+        }
+        for (outcome, n) in by_outcome {
+            metrics::counter!("runhook_plugin_calls_total", "plugin" => name.clone(), "capability" => cap.to_string(), "outcome" => outcome)
+                .increment(n);
+        }
+        results
+    })
+    .await?)
+}

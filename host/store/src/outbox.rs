@@ -1,0 +1,268 @@
+//! The outbox's records: webhook deliveries, their attempts, and the
+//! queries the delivery worker and the deliveries API make.
+//!
+//! A delivery is created by a rule cycle (in the cycle's transaction), is
+//! `pending` until an attempt succeeds (`delivered`) or the policy gives up
+//! (`failed`), and can be put back to `pending` by a redelivery. Every
+//! attempt is kept. URLs, headers and signing secrets are plain here; the
+//! store seals them before they reach the database.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::Digest;
+
+use runhook_core::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp, WebhookTarget};
+
+/// Rung by the store when deliveries become due now (a cycle queued them, or
+/// one was redelivered), so the delivery worker starts them at once rather
+/// than at its next poll. A ring nobody waits for is kept until the next
+/// wait, so none is lost between two. It only reaches this process: the
+/// worker's poll still finds what other processes queue.
+#[derive(Debug, Default)]
+pub struct OutboxBell(tokio::sync::Notify);
+
+impl OutboxBell {
+    /// Announces deliveries due now.
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits for the next ring (or returns at once for one not yet heard).
+    pub async fn rung(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A webhook delivery waiting in (or done with) the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// The delivery id (`webhook-id`).
+    pub id: DeliveryId,
+    /// The rule that produced it.
+    pub rule_id: RuleId,
+    /// The target URL.
+    pub url: String,
+    /// Custom headers.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body.
+    pub body: String,
+    /// The runs it carries (to update their log lines).
+    pub run_ids: Vec<RunId>,
+    /// The secrets each attempt is signed with, one signature each (two
+    /// while a replaced secret still signs); empty when the rule does not sign.
+    pub signing_secrets: Vec<String>,
+    /// When queued.
+    pub created_at: Timestamp,
+    /// Attempts made since it was queued (or redelivered).
+    pub attempts: u32,
+}
+
+impl OutboxRow {
+    /// A new delivery of `body` to `target` for `rule_id`, as a rule cycle
+    /// queues it: a fresh id (its `webhook-id`), created now, no attempt
+    /// made, no runs attached (set `run_ids` for the runs it carries).
+    pub fn queued(rule_id: RuleId, target: &WebhookTarget, body: String, signing_secrets: Vec<String>) -> Self {
+        Self {
+            id: DeliveryId::new_v7(),
+            rule_id,
+            url: target.url.clone(),
+            headers: target.headers.clone().unwrap_or_default(),
+            body,
+            run_ids: Vec::new(),
+            signing_secrets,
+            created_at: Timestamp::now(),
+            attempts: 0,
+        }
+    }
+}
+
+/// A stable, non-reversible name of a URL's origin (scheme, host, port):
+/// deliveries to one origin share a concurrency bound. Hashed so that the
+/// database holds no part of the sealed URL in clear.
+pub fn endpoint_key(url: &str) -> String {
+    let origin = match url::Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => url.to_string(),
+    };
+    hex::encode(&sha2::Sha256::digest(origin.as_bytes())[..8])
+}
+
+/// Which due deliveries the worker reads.
+#[derive(Debug, Clone)]
+pub struct DueQuery {
+    /// Due by this time.
+    pub now: Timestamp,
+    /// At most this many.
+    pub limit: usize,
+    /// Not bound for these endpoints (see [`endpoint_key`]).
+    pub busy: Vec<String>,
+    /// After this position in due order (the previous page's end), so a
+    /// worker with many deliveries in flight does not read them again.
+    pub after: Option<DueCursor>,
+}
+
+/// A position in due order: (due time, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    #[doc(hidden)]
+    pub due: String,
+    #[doc(hidden)]
+    pub id: String,
+}
+
+/// A page of due deliveries.
+#[derive(Debug, Clone)]
+pub struct DuePage {
+    /// The deliveries, in due order, each with its endpoint (see [`endpoint_key`]).
+    pub rows: Vec<(OutboxRow, String)>,
+    /// Where the page ended.
+    pub end: Option<DueCursor>,
+}
+
+/// The final or interim state of a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryStatus {
+    /// Delivered (2xx).
+    Delivered,
+    /// Given up; the message says why.
+    Failed(String),
+    /// Try again at this time.
+    Retry {
+        /// When.
+        at: Timestamp,
+        /// Why the last attempt failed.
+        error: String,
+    },
+}
+
+/// One HTTP attempt of a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// Its number over the delivery's life, from 1 (filled in by the store).
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// Its class: `success`, `server_error`, `client_error`, `redirect`,
+    /// `timeout`, `transport`, `forbidden`.
+    pub class: String,
+    /// The HTTP status, when a response arrived.
+    pub status_code: Option<u16>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+}
+
+/// One attempt to record, and the state it leaves its delivery in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Its rule (whose log gets the outcome).
+    pub rule_id: RuleId,
+    /// The runs it carries (their log lines get the outcome).
+    pub run_ids: Vec<RunId>,
+    /// Attempts made since queued or redelivered, this one included.
+    pub attempts: u32,
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The delivery's state after it.
+    pub status: DeliveryStatus,
+}
+
+impl DeliveryRecord {
+    /// What the rule log of the carried runs says once the delivery is
+    /// finished; `None` while it will be retried.
+    pub fn log_outcome(&self) -> Option<ActionOutcome> {
+        let (id, attempts) = (self.id, self.attempts);
+        match &self.status {
+            DeliveryStatus::Delivered => {
+                Some(ActionOutcome::success(serde_json::json!({"delivery_id": id, "attempts": attempts})))
+            }
+            DeliveryStatus::Failed(msg) => Some(ActionOutcome {
+                outcome: "error".into(),
+                payload: Some(serde_json::json!({"delivery_id": id, "attempts": attempts, "error": msg})),
+            }),
+            DeliveryStatus::Retry { .. } => None,
+        }
+    }
+}
+
+/// How a delivery ended, for choosing finished ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The policy gave up.
+    Failed,
+    /// A 2xx arrived.
+    Delivered,
+}
+
+impl Finished {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Delivered => "delivered",
+        }
+    }
+}
+
+/// Which finished deliveries a bulk redelivery queues again: those of
+/// `status` queued in [`since`, `until`), of one rule or all. Deliveries
+/// of a deleted rule are not sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redelivery {
+    /// Only this rule's.
+    pub rule: Option<RuleId>,
+    /// Only those that ended so.
+    pub status: Finished,
+    /// Queued at or after this time.
+    pub since: Timestamp,
+    /// Queued before this time.
+    pub until: Timestamp,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    /// Only this rule's.
+    pub rule: Option<RuleId>,
+    /// Only in this state (`pending`, `delivered`, `failed`).
+    pub status: Option<String>,
+    /// Only those queued at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only those queued before this time.
+    pub until: Option<Timestamp>,
+    /// Page size.
+    pub limit: usize,
+    /// Page offset.
+    pub offset: usize,
+}
+
+/// A delivery as the deliveries API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The delivery id (`webhook-id`).
+    pub id: DeliveryId,
+    /// The rule.
+    pub rule_id: RuleId,
+    /// The target URL (plain; the API masks it).
+    pub url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts since queued or redelivered.
+    pub attempts: u32,
+    /// The runs carried.
+    pub run_ids: Vec<RunId>,
+    /// When queued.
+    pub created_at: Timestamp,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// When it was delivered or given up.
+    pub finished_at: Option<Timestamp>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Every attempt, oldest first.
+    pub history: Vec<AttemptRecord>,
+}
