@@ -283,7 +283,7 @@ async fn loopback_and_private_targets_are_refused_by_default() {
 /// Queues `n` deliveries to each URL, in that order, through a rule cycle.
 async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usize)]) {
     use runhook_core::model::{RuleSpec, SessionId};
-    use runhook_store::{CycleCommit, Store};
+    use runhook_store::{CycleCommit, RuleStore};
     let spec = RuleSpec { is_enabled: false, ..RuleSpec::new("fairness", SessionId::new_v4(), vec![]) };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
     let state = store.rule_state(rule.id).await.unwrap().unwrap();
@@ -306,7 +306,7 @@ async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usiz
 
 #[tokio::test]
 async fn a_slow_endpoint_holds_only_its_own_slots() {
-    use runhook_store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, OutboxStore};
     // 40 deliveries to a receiver that answers after 3 s, queued before 10
     // to a prompt one: the slow one gets its 8 slots, the prompt one is
     // served meanwhile.
@@ -316,7 +316,7 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
     let store =
         runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap();
     queue(&store, &[(&slow.url, 40), (&prompt.url, 10)]).await;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn OutboxStore> = Arc::new(store);
     let stop = CancellationToken::new();
     let settings = loopback_allowed();
     assert_eq!(settings.per_endpoint_concurrency, 8);
@@ -340,14 +340,14 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
 #[tokio::test]
 async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
     use runhook_server::delivery::retention::{self, Schedule};
-    use runhook_store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, OutboxStore};
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let stalled = receiver(vec![Act::Stall(Duration::from_secs(300), OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store =
         runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap();
     queue(&store, &[(&prompt.url, 3), (&stalled.url, 1)]).await;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn OutboxStore> = Arc::new(store);
     let stop = CancellationToken::new();
     // The stalled delivery stays in flight (pending) for the whole test.
     let settings = DeliverySettings { attempt_timeout: Duration::from_secs(300), ..loopback_allowed() };
@@ -379,7 +379,7 @@ async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
 
 #[tokio::test]
 async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() {
-    use runhook_store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, OutboxStore};
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
@@ -430,7 +430,7 @@ async fn queued_and_redelivered_deliveries_start_without_waiting_for_the_poll() 
 
 #[tokio::test]
 async fn one_slot_per_endpoint_delivers_in_queue_order_retries_included() {
-    use runhook_store::{DeliveryQuery, Store};
+    use runhook_store::{DeliveryQuery, OutboxStore};
     // Records each request's webhook-id; the third request fails once.
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = seen.clone();

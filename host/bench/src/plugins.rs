@@ -31,7 +31,7 @@ pub(crate) struct PluginBenchArgs {
     /// each measurement also stops after 3 seconds.
     #[arg(long, default_value_t = 20_000)]
     iterations: u32,
-    /// Directory holding the other languages' examples (<lang>/example/example.wasm).
+    /// Directory holding the other languages' examples (python/example/example.wasm, js/..., c/..., go/...).
     #[arg(long, default_value = "plugins")]
     examples_dir: PathBuf,
 }

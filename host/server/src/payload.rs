@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use runhook_core::model::view::{RunContext, feedback_stats, run_json};
 use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, Timestamp};
-use runhook_store::{Store, StoreError, TreeNode};
+use runhook_store::{RunStore, StoreError, TreeNode};
 
 /// The run keys of the doc's example payload, in its order. (`error` is not
 /// among them; receivers read it with `read_run`, as the doc suggests.)
@@ -89,7 +89,7 @@ pub fn json_text(run: &Map<String, Value>) -> String {
 
 /// Renders runs with their derived fields, loading the trees and the
 /// feedback `needs` asks for (one query each for the whole batch).
-pub async fn render(store: &dyn Store, runs: &[RunRecord], needs: Needs) -> Result<Vec<RenderedRun>, StoreError> {
+pub async fn render(store: &dyn RunStore, runs: &[RunRecord], needs: Needs) -> Result<Vec<RenderedRun>, StoreError> {
     let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
     traces.sort_unstable();
     traces.dedup();

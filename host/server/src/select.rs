@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use runhook_core::filter::{Filter, FilterError};
 use runhook_core::model::{Feedback, RunId, RunRecord};
-use runhook_store::{Store, StoreError};
+use runhook_store::{RunStore, StoreError};
 
 /// The filters of a query or a rule, compiled.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,7 +57,7 @@ impl Selection {
     }
 
     /// Keeps the runs that pass all three filters, in order.
-    pub async fn retain(&self, store: &dyn Store, runs: Vec<RunRecord>) -> Result<Vec<RunRecord>, StoreError> {
+    pub async fn retain(&self, store: &dyn RunStore, runs: Vec<RunRecord>) -> Result<Vec<RunRecord>, StoreError> {
         if self.is_empty() || runs.is_empty() {
             return Ok(runs);
         }

@@ -148,7 +148,7 @@ mod tests {
         assert!(matches!(&panicked, Err(StoreError::Backend(e)) if e.to_string().contains("panicked")), "{panicked:?}");
 
         // No transaction is left open, and neither insert was kept.
-        direct.run(|conn| Ok(conn.execute("INSERT INTO t (k) VALUES ('b')", []).map_err(db)?)).await.unwrap();
+        direct.run(|conn| conn.execute("INSERT INTO t (k) VALUES ('b')", []).map_err(db)).await.unwrap();
         let keys = direct
             .run(|conn| {
                 let mut q = conn.prepare_cached("SELECT k FROM t ORDER BY k").map_err(db)?;

@@ -1,18 +1,94 @@
-//! The outbox's records: webhook deliveries, their attempts, and the
-//! queries the delivery worker and the deliveries API make.
+//! The outbox: webhook deliveries, their attempts, and the queries the
+//! delivery worker and the deliveries API make.
 //!
-//! A delivery is created by a rule cycle (in the cycle's transaction), is
-//! `pending` until an attempt succeeds (`delivered`) or the policy gives up
-//! (`failed`), and can be put back to `pending` by a redelivery. Every
-//! attempt is kept. URLs, headers and signing secrets are plain here; the
-//! store seals them before they reach the database.
+//! [`OutboxStore`] is the concern. A delivery is created by a rule cycle
+//! (in the cycle's transaction), is `pending` until an attempt succeeds
+//! (`delivered`) or the policy gives up (`failed`), and can be put back to
+//! `pending` by a redelivery. Every attempt is kept. URLs, headers and
+//! signing secrets are plain here; the store seals them before they reach
+//! the database. Where a redelivery goes is decided once, in
+//! [`redelivery_target`].
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use sha2::Digest;
 
-use runhook_core::model::{ActionOutcome, DeliveryId, RuleId, RunId, Timestamp, WebhookTarget};
+use runhook_core::model::{ActionOutcome, DeliveryId, RuleId, RuleSpec, RunId, Timestamp, WebhookTarget};
+
+use crate::StoreError;
+use crate::sealed::Target;
+
+/// Webhook deliveries: the worker's queue and the deliveries API's reads.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + std::fmt::Debug {
+    /// Rung after every commit that makes deliveries due now (a cycle's
+    /// outbox rows, a redelivery).
+    fn outbox_bell(&self) -> &OutboxBell;
+
+    /// Pending deliveries due by `query.now`, oldest first (see [`DueQuery`]).
+    async fn due_deliveries(&self, query: &DueQuery) -> Result<DuePage, StoreError>;
+
+    /// Records attempts, each with the delivery's state after it, in one
+    /// transaction (the delivery worker commits them in groups); a final
+    /// state also lands in the rule log of the runs carried.
+    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<(), StoreError>;
+
+    /// Deliveries, newest first, with their attempts.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+
+    /// One delivery with its attempts.
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+
+    /// Puts a finished delivery back in the queue, due now, keeping its id
+    /// (so receivers deduplicate it) and its history, to the target
+    /// [`redelivery_target`] chooses. `Ok(false)` when it is unknown;
+    /// `Conflict` when it is still pending or its rule was deleted.
+    async fn redeliver(&self, id: DeliveryId) -> Result<bool, StoreError>;
+
+    /// Puts every finished delivery `which` selects back in the queue, as
+    /// [`OutboxStore::redeliver`] does one, in one transaction; returns how many.
+    async fn redeliver_matching(&self, which: &Redelivery) -> Result<usize, StoreError>;
+
+    /// Deletes up to `limit` deliveries that were queued and finished
+    /// (delivered or failed) before `before`: payload, state and attempts.
+    /// Pending deliveries are never deleted. Returns how many were.
+    async fn prune_deliveries(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError>;
+
+    /// Undelivered webhooks: how many, and when the oldest was queued.
+    async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError>;
+}
+
+/// Where a finished delivery goes when it is queued again, and with which
+/// secrets: to its webhook as the rule has it now when that webhook is
+/// known (the rule's only one, or the one with the URL it was sent to), so
+/// a corrected URL or a changed header takes effect; otherwise to the URL
+/// and headers it was sent to. It is signed with the rule's current
+/// secrets (`signing_secrets` at `now`): a secret replaced since it was
+/// queued would no longer verify.
+pub fn redelivery_target(spec: &RuleSpec, sent: &Target, now: Timestamp) -> Target {
+    let webhook = match spec.webhooks.as_slice() {
+        [only] => Some(only),
+        all => all.iter().find(|w| w.url == sent.url),
+    };
+    let (url, headers) = match webhook {
+        Some(w) => (w.url.clone(), w.headers.clone().unwrap_or_default()),
+        None => (sent.url.clone(), sent.headers.clone()),
+    };
+    Target { url, headers, secret: join_secrets(&spec.signing_secrets(now)) }
+}
+
+/// A delivery's signing secrets as one text, separated by spaces (a
+/// `whsec_` secret holds none), as a [`Target`] carries them.
+pub fn join_secrets(secrets: &[String]) -> Option<String> {
+    (!secrets.is_empty()).then(|| secrets.join(" "))
+}
+
+/// The secrets [`join_secrets`] joined.
+pub fn split_secrets(joined: Option<&str>) -> Vec<String> {
+    joined.map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
 
 /// Rung by the store when deliveries become due now (a cycle queued them, or
 /// one was redelivered), so the delivery worker starts them at once rather
@@ -103,12 +179,12 @@ pub struct DueQuery {
 }
 
 /// A position in due order: (due time, id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueCursor {
-    #[doc(hidden)]
-    pub due: String,
-    #[doc(hidden)]
-    pub id: String,
+    /// The due time of the last delivery read.
+    pub due: Timestamp,
+    /// Its id.
+    pub id: DeliveryId,
 }
 
 /// A page of due deliveries.

@@ -1,16 +1,131 @@
-//! The rule engine's records: what the rules table, the per-(rule, run)
-//! log and the outbox hold, and what one cycle commits.
+//! Rules and their cycles: the rules themselves, where each stands (its
+//! watermark in the change sequence), the per-(rule, run) log, and what one
+//! cycle commits.
+//!
+//! [`RuleStore`] is the concern. How a cycle's commit is composed (the
+//! watermark moved first and checked, then the log, the outbox rows, the
+//! evaluator's feedback and the cycle's summary, all in one transaction)
+//! is decided once, in [`commit_cycle`]; a backend implements the
+//! statements ([`CycleTx`]).
 
+use std::collections::HashSet;
+
+use async_trait::async_trait;
 use serde_json::Value;
 
-use super::outbox::OutboxRow;
-use runhook_core::model::{ActionOutcome, Feedback, RuleId, RunId, SessionId, Timestamp};
+use crate::outbox::OutboxRow;
+use crate::{ChangeTx, StoreError};
+use runhook_core::model::{
+    ActionOutcome, ChangeSeq, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
+};
+
+/// Rules, their progress and their logs.
+#[async_trait]
+pub trait RuleStore: Send + Sync + std::fmt::Debug {
+    /// Creates a rule. Live processing starts after the current change
+    /// sequence; with `backfill_from`, earlier runs started since then are
+    /// processed once too.
+    async fn create_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError>;
+
+    /// Replaces a rule's definition (its progress is kept).
+    async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError>;
+
+    /// Deletes a rule, its log and its undelivered webhooks; false if absent.
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError>;
+
+    /// One rule.
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError>;
+
+    /// Every rule, oldest first.
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError>;
+
+    /// Where a rule stands.
+    async fn rule_state(&self, id: RuleId) -> Result<Option<RuleState>, StoreError>;
+
+    /// How far a cycle may read now: every change up to this position is
+    /// committed and visible, and no change committed later will be stamped
+    /// at or below it.
+    async fn change_seq(&self) -> Result<ChangeSeq, StoreError>;
+
+    /// Finished runs of the rule's project whose change sequence is in
+    /// `(after, upto]`, oldest change first, at most `limit`; runs changed
+    /// before the rule existed only when it backfills and they started
+    /// since `backfill_from`.
+    async fn cycle_candidates(
+        &self,
+        rule: &Rule,
+        after: ChangeSeq,
+        upto: ChangeSeq,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Which of `runs` the rule has already acted on.
+    async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError>;
+
+    /// Commits one cycle (see [`commit_cycle`]); `Conflict` if the
+    /// watermark moved meanwhile, and then nothing of it is kept.
+    async fn commit_cycle(&self, commit: CycleCommit) -> Result<(), StoreError>;
+
+    /// A page of a rule's log, newest first.
+    async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError>;
+
+    /// The rule's last cycles, newest first.
+    async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
+}
+
+/// The statements a cycle's commit needs, inside one open transaction.
+#[allow(async_fn_in_trait)] // used generically inside one crate's backend, never as `dyn`
+pub trait CycleTx: ChangeTx {
+    /// Moves `rule`'s watermark from `from` to `to` and its window end to
+    /// `window_end`; false (and nothing changed) when the watermark is not
+    /// at `from` or the rule is gone.
+    async fn move_watermark(
+        &mut self,
+        rule: RuleId,
+        from: ChangeSeq,
+        to: ChangeSeq,
+        window_end: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Adds a line to the rule's log, unless the (rule, run) line exists.
+    async fn insert_log(&mut self, log: &RuleRunLog) -> Result<(), StoreError>;
+    /// Queues a delivery: pending, due now.
+    async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
+    /// Adds the cycle's summary to the rule's history.
+    async fn insert_cycle(&mut self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
+}
+
+/// Composes a cycle's commit through `tx`; the caller commits the
+/// transaction, and rings the outbox bell when [`CycleCommit::queues_deliveries`].
+/// The watermark moves first, so a cycle that lost a race writes nothing.
+pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), StoreError> {
+    if !tx.move_watermark(c.rule_id, c.from_watermark, c.to_watermark, c.window_end).await? {
+        return Err(StoreError::Conflict(format!("rule {} moved on (or was deleted) during its cycle", c.rule_id)));
+    }
+    for l in &c.logs {
+        tx.insert_log(l).await?;
+    }
+    for o in &c.outbox {
+        tx.queue_delivery(o).await?;
+    }
+    let now = Timestamp::now();
+    for f in &c.feedback {
+        crate::add_feedback(tx, f, now).await?;
+    }
+    let summary = CycleSummary {
+        window_start: c.window_start,
+        window_end: c.window_end,
+        candidates: i64::try_from(c.candidates).unwrap_or(i64::MAX),
+        actioned: i64::try_from(c.logs.len()).unwrap_or(i64::MAX),
+        error: c.error.clone(),
+    };
+    tx.insert_cycle(c.rule_id, &summary).await
+}
 
 /// Where a rule stands: the change sequence processed and the window end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleState {
     /// Runs with `seq` up to this have been considered.
-    pub watermark: i64,
+    pub watermark: ChangeSeq,
     /// When the last window ended (the next one starts here).
     pub window_end: Timestamp,
 }
@@ -49,9 +164,9 @@ pub struct CycleCommit {
     /// The rule.
     pub rule_id: RuleId,
     /// The watermark the cycle started from (checked, to refuse a race).
-    pub from_watermark: i64,
+    pub from_watermark: ChangeSeq,
     /// The new watermark.
-    pub to_watermark: i64,
+    pub to_watermark: ChangeSeq,
     /// The window.
     pub window_start: Timestamp,
     /// See `window_start`.
@@ -66,6 +181,13 @@ pub struct CycleCommit {
     pub feedback: Vec<Feedback>,
     /// A cycle-level error, for the cycle history.
     pub error: Option<String>,
+}
+
+impl CycleCommit {
+    /// Whether committing it makes deliveries due now.
+    pub fn queues_deliveries(&self) -> bool {
+        !self.outbox.is_empty()
+    }
 }
 
 /// A summary line of one cycle.

@@ -11,7 +11,7 @@
 //!
 //! Equal ciphertexts reveal that two rows go to the same target, which the
 //! rows' rule and endpoint columns reveal already; they reveal nothing of
-//! the target. Both memories hold at most [`CAPACITY`] entries and start
+//! the target. Both memories hold at most `CAPACITY` entries and start
 //! over when full. Keys change only while the server is stopped
 //! (`runhook keys rotate`), so a remembered sealing is always under the
 //! current key.

@@ -166,7 +166,7 @@ pub struct Rule {
     /// When last changed.
     pub updated_at: Timestamp,
     /// The change sequence when created: live processing starts after it.
-    pub created_seq: i64,
+    pub created_seq: super::ChangeSeq,
 }
 
 /// Defaults of runhook's own rule fields.

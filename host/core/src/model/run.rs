@@ -199,7 +199,7 @@ pub struct RunRecord {
     /// Thread id from the metadata (`thread_id`, `session_id` or `conversation_id`).
     pub thread_id: Option<String>,
     /// The store-wide change sequence of this run's last change.
-    pub seq: i64,
+    pub seq: super::ChangeSeq,
     /// When the store first saw it.
     pub inserted_at: Timestamp,
     /// When it last changed.
@@ -247,7 +247,7 @@ impl RunRecord {
             total_cost: None,
             first_token_time: None,
             thread_id: None,
-            seq: 0,
+            seq: super::ChangeSeq::START,
             inserted_at: now,
             modified_at: now,
         };

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::drive::Journal;
 use super::send::AttemptReport;
-use runhook_store::{AttemptRecord, DeliveryRecord, DeliveryStatus, OutboxRow, Store};
+use runhook_store::{AttemptRecord, DeliveryRecord, DeliveryStatus, OutboxRow, OutboxStore};
 
 /// The most attempts committed in one transaction.
 const GROUP: usize = 256;
@@ -36,7 +36,7 @@ pub struct StoreJournal {
 impl StoreJournal {
     /// Starts the committing task; it ends when the last clone is dropped,
     /// after committing what was sent. Await the handle to know it is done.
-    pub fn spawn(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn OutboxStore>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Request>(GROUP * 4);
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(GROUP);

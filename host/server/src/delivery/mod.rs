@@ -43,7 +43,7 @@ pub use send::{AttemptReport, Sender, reserved_header, sign};
 
 use crate::config::DeliverySettings;
 use runhook_core::model::{DeliveryId, Timestamp};
-use runhook_store::{DueCursor, DuePage, DueQuery, Store};
+use runhook_store::{DueCursor, DuePage, DueQuery, OutboxStore};
 use slots::{Ready, Slots};
 
 /// Due rows read from the outbox at once; they wait in memory for a slot.
@@ -61,7 +61,7 @@ struct Fetched {
 
 /// Runs the delivery worker until `shutdown`, then lets attempts in flight
 /// finish and record (retry waits are cut short; their rows stay due).
-pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: CancellationToken) {
+pub async fn run(store: Arc<dyn OutboxStore>, settings: DeliverySettings, shutdown: CancellationToken) {
     let sender = match Sender::new(&settings) {
         Ok(s) => s,
         Err(e) => {
@@ -107,7 +107,7 @@ pub async fn run(store: Arc<dyn Store>, settings: DeliverySettings, shutdown: Ca
                 last_fetch = Some(Instant::now());
                 let skip: HashSet<DeliveryId> = ready.ids().chain(slots.in_flight.lock().iter().copied()).collect();
                 let query = if top_up {
-                    DueQuery { now: Timestamp::now(), limit: BATCH, busy: Vec::new(), after: cursor.clone() }
+                    DueQuery { now: Timestamp::now(), limit: BATCH, busy: Vec::new(), after: cursor }
                 } else {
                     let limit = BATCH + skip.len();
                     DueQuery { now: Timestamp::now(), limit, busy: slots.full_endpoints(), after: None }

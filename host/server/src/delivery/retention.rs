@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use runhook_core::model::Timestamp;
-use runhook_store::{Store, StoreError};
+use runhook_store::{OutboxStore, StoreError};
 
 /// Deliveries deleted per transaction.
 const CHUNK: usize = 1000;
@@ -43,7 +43,7 @@ impl Default for Schedule {
 
 /// Deletes deliveries finished more than `keep` ago, on `schedule`, until
 /// `shutdown`.
-pub async fn run(store: Arc<dyn Store>, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
+pub async fn run(store: Arc<dyn OutboxStore>, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
     let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let mut wait = schedule.first;
     loop {
@@ -65,7 +65,7 @@ pub async fn run(store: Arc<dyn Store>, keep: Duration, schedule: Schedule, shut
 
 /// Deletes every delivery finished before `before`, a chunk at a time;
 /// returns how many.
-async fn prune(store: &dyn Store, before: Timestamp, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+async fn prune(store: &dyn OutboxStore, before: Timestamp, shutdown: &CancellationToken) -> Result<usize, StoreError> {
     let pruned = metrics::counter!("runhook_deliveries_pruned_total");
     let mut total = 0;
     loop {

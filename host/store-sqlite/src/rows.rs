@@ -1,0 +1,153 @@
+//! Reading and binding SQLite's representation of the model: ids as
+//! hyphenated text, JSON fields as text, timestamps in the offset-free UTC
+//! form (which sorts in time order), the change sequence as one integer.
+//! Every decoding failure is [`StoreError::Corrupt`] naming the column.
+
+use std::str::FromStr;
+
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use runhook_core::model::{ChangeSeq, Feedback, FeedbackSource, RunRecord, RunType, Session, Timestamp};
+use runhook_store::StoreError;
+
+use crate::error::db;
+
+/// The change sequence as this store keeps it: one counter, bumped by the
+/// single writer, so commit order is count order (the first part is 0).
+pub(crate) fn seq(value: i64) -> ChangeSeq {
+    ChangeSeq::from_parts(0, value)
+}
+
+/// The counter value of a position this store made.
+pub(crate) fn seq_value(seq: ChangeSeq) -> i64 {
+    seq.parts().1
+}
+
+/// SQLite's limit on bound parameters is far above this; chunks keep
+/// statements small.
+pub(crate) const CHUNK: usize = 400;
+
+pub(crate) const RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, dotted_order, name, run_type, start_time, end_time, \
+     error, inputs, outputs, extra, events, serialized, tags, reference_example_id, prompt_tokens, completion_tokens, \
+     total_tokens, prompt_cost, completion_cost, total_cost, first_token_time, thread_id, seq, inserted_at, modified_at";
+
+pub(crate) const FEEDBACK_COLUMNS: &str = "id, run_id, trace_id, session_id, key, score, value, comment, correction, \
+     feedback_source, extra, created_at, modified_at";
+
+pub(crate) fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: impl Iterator<Item = String>) {
+    b.push(format!(" AND {column} IN ("));
+    let mut sep = b.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    b.push(")");
+}
+
+pub(crate) fn parse_id<T: FromStr>(s: &str, column: &'static str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt { column, detail: format!("{s:?} is not a UUID") })
+}
+
+pub(crate) fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Result<Option<T>, StoreError> {
+    s.map(|s| parse_id(&s, column)).transpose()
+}
+
+pub(crate) fn ts(s: Option<String>, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
+    s.map(|s| {
+        s.parse().map_err(|e: runhook_core::model::time::TimestampError| StoreError::Corrupt {
+            column,
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn json(s: Option<String>, column: &'static str) -> Result<Option<Value>, StoreError> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { column, detail: e.to_string() })).transpose()
+}
+
+pub(crate) fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
+    v.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
+}
+
+/// A timestamp column that must hold one.
+pub(crate) fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestamp, StoreError> {
+    required(ts(s, column)?, column)
+}
+
+pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    let run_type: String = row.try_get("run_type").map_err(db)?;
+    let tags: String = row.try_get("tags").map_err(db)?;
+    Ok(RunRecord {
+        id: parse_id(&row.try_get::<String, _>("id").map_err(db)?, "runs.id")?,
+        session_id: parse_id(&row.try_get::<String, _>("session_id").map_err(db)?, "runs.session_id")?,
+        trace_id: parse_id(&row.try_get::<String, _>("trace_id").map_err(db)?, "runs.trace_id")?,
+        parent_run_id: opt_id(row.try_get("parent_run_id").map_err(db)?, "runs.parent_run_id")?,
+        dotted_order: row.try_get("dotted_order").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        run_type: RunType::parse(&run_type)
+            .ok_or(StoreError::Corrupt { column: "runs.run_type", detail: run_type.clone() })?,
+        start_time: required(ts(row.try_get("start_time").map_err(db)?, "runs.start_time")?, "runs.start_time")?,
+        end_time: ts(row.try_get("end_time").map_err(db)?, "runs.end_time")?,
+        error: row.try_get("error").map_err(db)?,
+        inputs: json(row.try_get("inputs").map_err(db)?, "runs.inputs")?,
+        outputs: json(row.try_get("outputs").map_err(db)?, "runs.outputs")?,
+        extra: json(row.try_get("extra").map_err(db)?, "runs.extra")?,
+        events: json(row.try_get("events").map_err(db)?, "runs.events")?,
+        serialized: json(row.try_get("serialized").map_err(db)?, "runs.serialized")?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Corrupt { column: "runs.tags", detail: e.to_string() })?,
+        reference_example_id: opt_id(row.try_get("reference_example_id").map_err(db)?, "runs.reference_example_id")?,
+        prompt_tokens: row.try_get("prompt_tokens").map_err(db)?,
+        completion_tokens: row.try_get("completion_tokens").map_err(db)?,
+        total_tokens: row.try_get("total_tokens").map_err(db)?,
+        prompt_cost: row.try_get("prompt_cost").map_err(db)?,
+        completion_cost: row.try_get("completion_cost").map_err(db)?,
+        total_cost: row.try_get("total_cost").map_err(db)?,
+        first_token_time: ts(row.try_get("first_token_time").map_err(db)?, "runs.first_token_time")?,
+        thread_id: row.try_get("thread_id").map_err(db)?,
+        seq: seq(row.try_get("seq").map_err(db)?),
+        inserted_at: required(ts(row.try_get("inserted_at").map_err(db)?, "runs.inserted_at")?, "runs.inserted_at")?,
+        modified_at: required(ts(row.try_get("modified_at").map_err(db)?, "runs.modified_at")?, "runs.modified_at")?,
+    })
+}
+
+pub(crate) fn feedback_from_row(row: &SqliteRow) -> Result<Feedback, StoreError> {
+    let source: String = row.try_get("feedback_source").map_err(db)?;
+    Ok(Feedback {
+        id: parse_id(&row.try_get::<String, _>("id").map_err(db)?, "feedback.id")?,
+        run_id: opt_id(row.try_get("run_id").map_err(db)?, "feedback.run_id")?,
+        trace_id: opt_id(row.try_get("trace_id").map_err(db)?, "feedback.trace_id")?,
+        session_id: opt_id(row.try_get("session_id").map_err(db)?, "feedback.session_id")?,
+        key: row.try_get("key").map_err(db)?,
+        score: row.try_get("score").map_err(db)?,
+        value: json(row.try_get("value").map_err(db)?, "feedback.value")?,
+        comment: row.try_get("comment").map_err(db)?,
+        correction: json(row.try_get("correction").map_err(db)?, "feedback.correction")?,
+        feedback_source: serde_json::from_str::<FeedbackSource>(&source)
+            .map_err(|e| StoreError::Corrupt { column: "feedback.feedback_source", detail: e.to_string() })?,
+        extra: json(row.try_get("extra").map_err(db)?, "feedback.extra")?,
+        created_at: required(
+            ts(row.try_get("created_at").map_err(db)?, "feedback.created_at")?,
+            "feedback.created_at",
+        )?,
+        modified_at: required(
+            ts(row.try_get("modified_at").map_err(db)?, "feedback.modified_at")?,
+            "feedback.modified_at",
+        )?,
+    })
+}
+
+pub(crate) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: parse_id(&row.try_get::<String, _>("id").map_err(db)?, "sessions.id")?,
+        name: row.try_get("name").map_err(db)?,
+        description: row.try_get("description").map_err(db)?,
+        extra: json(row.try_get("extra").map_err(db)?, "sessions.extra")?,
+        start_time: required(
+            ts(row.try_get("start_time").map_err(db)?, "sessions.start_time")?,
+            "sessions.start_time",
+        )?,
+    })
+}

@@ -1,0 +1,75 @@
+//! [`SecretStore`] on SQLite: re-sealing every stored secret under the
+//! current key (rules' specs, outbox targets), in one transaction.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use runhook_store::outbox::endpoint_key;
+use runhook_store::sealed::{SealedTarget, open_target};
+use runhook_store::secrets::reseal_spec;
+use runhook_store::{SecretStore, StoreError};
+
+use crate::SqliteStore;
+use crate::error::db;
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+        let keys = &self.keys;
+        let mut changed = 0;
+        let mut tx = self.write.begin().await.map_err(db)?;
+        for row in sqlx::query("SELECT id, spec FROM rules").fetch_all(&mut *tx).await.map_err(db)? {
+            let text: String = row.try_get("spec").map_err(db)?;
+            if let Some((resealed, stale)) = reseal_spec(keys, &text)? {
+                changed += stale;
+                sqlx::query("UPDATE rules SET spec = ? WHERE id = ?")
+                    .bind(resealed)
+                    .bind(row.try_get::<String, _>("id").map_err(db)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        // Only the sealed columns: every start runs this, and the outbox
+        // keeps delivered rows with their bodies.
+        let rows =
+            sqlx::query("SELECT id, url, headers, signing_secret FROM outbox").fetch_all(&mut *tx).await.map_err(db)?;
+        for row in rows {
+            let sealed = SealedTarget {
+                url: row.try_get("url").map_err(db)?,
+                headers: row.try_get("headers").map_err(db)?,
+                secret: row.try_get("signing_secret").map_err(db)?,
+            };
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(&sealed.headers).map_err(|e| StoreError::corrupt("outbox.headers", e))?;
+            let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
+            let stale = parts.filter(|v| !keys.is_current(v)).count();
+            if stale == 0 {
+                continue;
+            }
+            changed += stale;
+            let target = open_target(keys, &sealed)?;
+            let resealed = self.targets.seal(keys, &target);
+            let id: String = row.try_get("id").map_err(db)?;
+            sqlx::query("UPDATE outbox SET url = ?, headers = ?, signing_secret = ? WHERE id = ?")
+                .bind(resealed.url)
+                .bind(resealed.headers)
+                .bind(resealed.secret)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            // Rows queued before endpoints were kept have none yet.
+            sqlx::query("UPDATE delivery_state SET endpoint = ? WHERE id = ?")
+                .bind(endpoint_key(&target.url))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+}
