@@ -140,3 +140,27 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     std::fs::create_dir_all(dir)
 }
+
+/// The store contract's conformance suite, on this store.
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use runhook_core::secrets::Keyring;
+    use runhook_store::Store;
+    use runhook_store::conformance::Harness;
+
+    use super::SqliteStore;
+
+    /// A store in a temporary data directory of its own.
+    struct Sqlite(tempfile::TempDir);
+
+    #[async_trait::async_trait]
+    impl Harness for Sqlite {
+        async fn open(&self, keys: &Keyring) -> Arc<dyn Store> {
+            Arc::new(SqliteStore::open(self.0.path(), keys.clone()).await.expect("the store opens"))
+        }
+    }
+
+    runhook_store::conformance_suite!(Sqlite(tempfile::tempdir().expect("a temporary directory")));
+}

@@ -47,6 +47,8 @@
 //!   are sealed before they are written and opened when read; records
 //!   above the store hold them in clear.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 pub mod ingest;
 pub mod outbox;

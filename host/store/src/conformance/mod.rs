@@ -1,0 +1,196 @@
+//! The store's behaviour as tests every backend runs: the contract in
+//! `runhook_store`'s crate doc, checked through the traits alone
+//! (`Arc<dyn Store>`), never through a backend's own tables.
+//!
+//! A backend's test crate implements [`Harness`] (how to open its store,
+//! fresh for each test) and expands [`conformance_suite!`] once:
+//!
+//! ```ignore
+//! runhook_store::conformance_suite!(MyHarness::new());
+//! ```
+//!
+//! Each case is a plain `async fn(&dyn Harness)` in one of the modules
+//! below, by concern; the macro makes one `#[tokio::test]` of each, so a
+//! failure names the case. A case asserts (and panics) like any test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod outbox;
+pub mod rules;
+pub mod runs;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use runhook_core::model::{Rule, RuleId, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp, WebhookTarget};
+use runhook_core::secrets::Keyring;
+
+use crate::{AttemptRecord, CycleCommit, DeliveryRecord, DeliveryStatus, IngestBatch, OutboxRow, Store};
+
+/// How a backend's tests open its store.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens the store under test, sealing secrets with `keys`. Every call
+    /// on one harness opens the same database (a test may close and open
+    /// it again, with other keys); each harness has a database of its own,
+    /// empty at first.
+    async fn open(&self, keys: &Keyring) -> Arc<dyn Store>;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh
+/// harness made by the expression given.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:expr) => {
+        $crate::conformance_suite!(@cases $harness;
+            runs::ingest_merges_posts_and_patches_in_any_order,
+            runs::a_failed_ingest_stores_nothing,
+            runs::ingest_is_idempotent,
+            runs::projects_resolve_by_name_or_id,
+            runs::new_feedback_moves_the_change_sequence_once,
+            runs::every_change_takes_a_later_sequence_value,
+            runs::reads_page_newest_first_and_follow_traces,
+            runs::attachments_replace_same_named_ones,
+            rules::rules_are_created_updated_and_deleted_keeping_their_progress,
+            rules::a_cycle_reads_its_window_of_finished_runs,
+            rules::a_backfilling_rule_sees_runs_from_before_it,
+            rules::a_cycle_commits_whole,
+            rules::a_cycle_whose_watermark_moved_commits_nothing,
+            rules::deleting_a_rule_drops_its_pending_deliveries,
+            outbox::attempts_are_recorded_until_a_delivery_finishes,
+            outbox::a_mixed_group_is_recorded_whole,
+            outbox::due_pages_continue_after_their_cursor_and_skip_busy_endpoints,
+            outbox::a_redelivery_keeps_the_id_and_the_history,
+            outbox::a_bulk_redelivery_queues_the_finished_deliveries_it_selects,
+            outbox::a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now,
+            outbox::a_redelivery_is_signed_with_the_rules_current_secrets,
+            outbox::pruning_removes_only_deliveries_queued_and_finished_before_the_cutoff,
+            secrets::secrets_read_back_in_clear,
+            secrets::secrets_are_resealed_under_the_current_key,
+        );
+    };
+    (@cases $harness:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let harness = $harness;
+                $crate::conformance::$module::$case(&harness).await;
+            }
+        )*
+    };
+}
+
+/// A store of its own, with a fresh keyring.
+pub async fn fresh(h: &dyn Harness) -> Arc<dyn Store> {
+    h.open(&Keyring::generate()).await
+}
+
+/// Minutes ago (negative: from now).
+pub fn ago(minutes: i64) -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now() - chrono::Duration::minutes(minutes))
+}
+
+/// A finished root run posted to project `project`, started `minutes` ago.
+pub fn finished_run(project: &str, minutes: i64) -> RunWrite {
+    let id = RunId::new_v7();
+    RunWrite {
+        id: Some(id),
+        name: Some("ChatOpenAI".into()),
+        run_type: Some(RunType::Llm),
+        start_time: Some(ago(minutes)),
+        end_time: Some(ago(minutes - 1)),
+        inputs: Some(json!({"question": "why?"})),
+        session_name: Some(project.into()),
+        ..RunWrite::default()
+    }
+}
+
+/// Ingests `posts` in one batch; returns their ids.
+pub async fn post(store: &dyn Store, posts: Vec<RunWrite>) -> Vec<RunId> {
+    let ids = posts.iter().filter_map(|w| w.id).collect();
+    store.ingest(IngestBatch { posts, ..IngestBatch::default() }).await.unwrap();
+    ids
+}
+
+/// A rule on project `project` delivering to `webhooks`.
+pub async fn rule(store: &dyn Store, project: SessionId, webhooks: Vec<WebhookTarget>) -> Rule {
+    store.create_rule(RuleId::new_v4(), &RuleSpec::new("conformance", project, webhooks)).await.unwrap()
+}
+
+/// A webhook target.
+pub fn hook(url: &str) -> WebhookTarget {
+    WebhookTarget { url: url.into(), headers: None }
+}
+
+/// A delivery of `rule` to a fixed target, as a cycle queues it.
+pub fn fresh_row(rule: RuleId) -> OutboxRow {
+    OutboxRow::queued(rule, &hook("https://hooks.example.com/x?token=t0k3n"), "{}".into(), vec![])
+}
+
+/// Queues `rows` (all of `rule`) as a cycle does: one commit that leaves
+/// the watermark where it is.
+pub async fn queue(store: &dyn Store, rule: RuleId, rows: &[OutboxRow]) {
+    let state = store.rule_state(rule).await.unwrap().expect("the rule exists");
+    let now = Timestamp::now();
+    store
+        .commit_cycle(CycleCommit {
+            rule_id: rule,
+            from_watermark: state.watermark,
+            to_watermark: state.watermark,
+            window_start: state.window_end,
+            window_end: now,
+            candidates: 0,
+            logs: vec![],
+            outbox: rows.to_vec(),
+            feedback: vec![],
+            error: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// The record of a successful attempt `attempts` of `row`.
+pub fn delivered(row: &OutboxRow, attempts: u32) -> DeliveryRecord {
+    DeliveryRecord {
+        id: row.id,
+        rule_id: row.rule_id,
+        run_ids: row.run_ids.clone(),
+        attempts,
+        attempt: AttemptRecord {
+            attempt: attempts,
+            started_at: Timestamp::now(),
+            duration_ms: 4,
+            class: "success".into(),
+            status_code: Some(200),
+            error: None,
+        },
+        status: DeliveryStatus::Delivered,
+    }
+}
+
+/// The record of attempt `attempts` of `row`, after which the policy gave up.
+pub fn failed(row: &OutboxRow, attempts: u32, error: &str) -> DeliveryRecord {
+    DeliveryRecord {
+        status: DeliveryStatus::Failed(error.into()),
+        attempt: AttemptRecord {
+            class: "server_error".into(),
+            status_code: Some(500),
+            error: Some(error.into()),
+            ..delivered(row, attempts).attempt
+        },
+        ..delivered(row, attempts)
+    }
+}
+
+/// Whether the store's bell rang since last asked (and forgets it).
+pub fn rang(store: &dyn Store) -> bool {
+    use futures_util::FutureExt;
+    let mut rang = false;
+    while store.outbox_bell().rung().now_or_never().is_some() {
+        rang = true;
+    }
+    rang
+}

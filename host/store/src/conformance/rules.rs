@@ -1,0 +1,228 @@
+//! [`RuleStore`](crate::RuleStore): rules and their progress, the cycle's
+//! window, and a cycle's commit: whole, or nothing when it lost a race.
+
+use serde_json::json;
+
+use runhook_core::model::{
+    ActionOutcome, ChangeSeq, Feedback, FeedbackId, FeedbackSource, RuleId, RuleSpec, RunRecord, RunWrite, Timestamp,
+};
+
+use super::{Harness, finished_run, fresh, fresh_row, hook, post, queue, rang, rule};
+use crate::{CycleCommit, DeliveryQuery, RuleRunLog, StoreError};
+
+fn log(rule: RuleId, run: &RunRecord, window_end: Timestamp) -> RuleRunLog {
+    RuleRunLog {
+        rule_id: rule,
+        run_id: run.id,
+        run_name: run.name.clone(),
+        run_type: run.run_type.as_str().into(),
+        session_id: run.session_id,
+        thread_id: None,
+        window_start: window_end,
+        window_end,
+        applied_at: Timestamp::now(),
+        webhooks: Some(ActionOutcome::pending(json!({"delivery_ids": []}))),
+        evaluators: None,
+    }
+}
+
+fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
+    let now = Timestamp::now();
+    CycleCommit {
+        rule_id: rule,
+        from_watermark: from,
+        to_watermark: to,
+        window_start: now,
+        window_end: now,
+        candidates: 0,
+        logs: vec![],
+        outbox: vec![],
+        feedback: vec![],
+        error: None,
+    }
+}
+
+/// Rules read back as written; an update keeps the rule's progress; a
+/// deleted rule is gone.
+pub async fn rules_are_created_updated_and_deleted_keeping_their_progress(h: &dyn Harness) {
+    let store = fresh(h).await;
+    post(store.as_ref(), vec![finished_run("p", 5)]).await;
+    let horizon = store.change_seq().await.unwrap();
+    let project = runhook_core::model::SessionId::new_v4();
+    let spec = RuleSpec {
+        filter: Some("eq(run_type, \"llm\")".into()),
+        ..RuleSpec::new("a", project, vec![hook("https://a.example/x")])
+    };
+    let id = RuleId::new_v4();
+    let created = store.create_rule(id, &spec).await.unwrap();
+    assert_eq!((created.id, &created.spec), (id, &spec));
+    assert_eq!(store.get_rule(id).await.unwrap().unwrap().spec, spec);
+    let state = store.rule_state(id).await.unwrap().unwrap();
+    assert_eq!(state.watermark, horizon, "live processing starts at the current change sequence");
+
+    // Progress made, then the definition replaced: the progress stays.
+    post(store.as_ref(), vec![finished_run("p", 4)]).await;
+    let moved = store.change_seq().await.unwrap();
+    store.commit_cycle(commit(id, state.watermark, moved)).await.unwrap();
+    let renamed = RuleSpec { display_name: "b".into(), ..spec.clone() };
+    let updated = store.update_rule(id, &renamed).await.unwrap();
+    assert_eq!(updated.spec.display_name, "b");
+    assert_eq!(store.rule_state(id).await.unwrap().unwrap().watermark, moved);
+
+    let second = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
+    let listed: Vec<RuleId> = store.list_rules().await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(listed, [id, second.id], "oldest first");
+
+    let unknown = RuleId::new_v4();
+    assert!(matches!(store.update_rule(unknown, &spec).await, Err(StoreError::RuleNotFound(r)) if r == unknown));
+    assert!(store.delete_rule(id).await.unwrap());
+    assert!(!store.delete_rule(id).await.unwrap());
+    assert!(store.get_rule(id).await.unwrap().is_none());
+    assert!(store.rule_state(id).await.unwrap().is_none());
+}
+
+/// A cycle's candidates are the rule's project's finished runs changed in
+/// (after, upto], oldest change first, at most `limit`.
+pub async fn a_cycle_reads_its_window_of_finished_runs(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let seed = post(store.as_ref(), vec![finished_run("mine", 9)]).await[0];
+    let project = store.get_run(seed).await.unwrap().unwrap().session_id;
+    let r = rule(store.as_ref(), project, vec![]).await;
+    let after = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+    let running = RunWrite { end_time: None, ..finished_run("mine", 5) };
+    let theirs = finished_run("theirs", 5);
+    let mine: Vec<_> = (0..3).map(|i| finished_run("mine", 5 - i)).collect();
+    let mine_ids = post(store.as_ref(), mine).await;
+    post(store.as_ref(), vec![running, theirs]).await;
+    let upto = store.change_seq().await.unwrap();
+
+    let all = store.cycle_candidates(&r, after, upto, 100).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 3, "only finished runs of the rule's project, changed since it was created");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest change first");
+    assert!(mine_ids.iter().all(|id| ids.contains(id)));
+    let first = store.cycle_candidates(&r, after, upto, 2).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = store.cycle_candidates(&r, first[1].seq, upto, 2).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..]);
+    assert!(store.cycle_candidates(&r, upto, upto, 10).await.unwrap().is_empty());
+}
+
+/// With `backfill_from`, runs from before the rule that started since then
+/// are candidates too; without it, they are not.
+pub async fn a_backfilling_rule_sees_runs_from_before_it(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let old = post(store.as_ref(), vec![finished_run("p", 600)]).await[0];
+    let recent = post(store.as_ref(), vec![finished_run("p", 30)]).await[0];
+    let project = store.get_run(old).await.unwrap().unwrap().session_id;
+    let live = rule(store.as_ref(), project, vec![]).await;
+    let spec = RuleSpec { backfill_from: Some(super::ago(60)), ..RuleSpec::new("backfill", project, vec![]) };
+    let backfill = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
+    let upto = store.change_seq().await.unwrap();
+
+    let state = store.rule_state(backfill.id).await.unwrap().unwrap();
+    let seen = store.cycle_candidates(&backfill, state.watermark, upto, 10).await.unwrap();
+    assert_eq!(seen.iter().map(|r| r.id).collect::<Vec<_>>(), [recent], "started since backfill_from only");
+    let state = store.rule_state(live.id).await.unwrap().unwrap();
+    assert!(store.cycle_candidates(&live, state.watermark, upto, 10).await.unwrap().is_empty());
+    assert!(store.cycle_candidates(&live, ChangeSeq::START, upto, 10).await.unwrap().is_empty());
+}
+
+/// A cycle's watermark, log, outbox rows, feedback (with its run's new
+/// change sequence) and summary commit together; the bell rings.
+pub async fn a_cycle_commits_whole(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let seed = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
+    let project = store.get_run(seed).await.unwrap().unwrap().session_id;
+    let r = rule(store.as_ref(), project, vec![hook("https://hooks.example.com/x")]).await;
+    let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+    let run_id = post(store.as_ref(), vec![finished_run("p", 5)]).await[0];
+    let run = store.get_run(run_id).await.unwrap().unwrap();
+    let to = store.change_seq().await.unwrap();
+    rang(store.as_ref());
+
+    let end = Timestamp::now();
+    let row = super::OutboxRow { run_ids: vec![run_id], ..fresh_row(r.id) };
+    let now = Timestamp::now();
+    let fb = Feedback {
+        id: FeedbackId::new_v7(),
+        run_id: Some(run_id),
+        trace_id: Some(run_id),
+        session_id: Some(project),
+        key: "score".into(),
+        score: Some(0.5),
+        value: None,
+        comment: None,
+        correction: None,
+        feedback_source: FeedbackSource::model("evaluator"),
+        extra: Some(json!({"rule_id": r.id})),
+        created_at: now,
+        modified_at: now,
+    };
+    let c = CycleCommit {
+        candidates: 1,
+        logs: vec![log(r.id, &run, end)],
+        outbox: vec![row.clone()],
+        feedback: vec![fb.clone()],
+        error: None,
+        window_end: end,
+        ..commit(r.id, from, to)
+    };
+    store.commit_cycle(c).await.unwrap();
+
+    let state = store.rule_state(r.id).await.unwrap().unwrap();
+    assert_eq!((state.watermark, state.window_end), (to, end));
+    assert_eq!(store.actioned(r.id, &[run_id, seed]).await.unwrap().into_iter().collect::<Vec<_>>(), [run_id]);
+    let logs = store.rule_logs(r.id, 10, 0).await.unwrap();
+    assert_eq!(logs.iter().map(|l| l.run_id).collect::<Vec<_>>(), [run_id]);
+    let d = store.get_delivery(row.id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.run_ids.clone(), d.url.clone()), ("pending", vec![run_id], row.url.clone()));
+    assert!(rang(store.as_ref()), "the bell did not ring for the queued delivery");
+    assert_eq!(store.feedback_for_runs(&[run_id]).await.unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [fb.id]);
+    let moved = store.get_run(run_id).await.unwrap().unwrap().seq;
+    assert!(moved > to, "the evaluator's feedback did not move its run past the window");
+    let cycles = store.rule_cycles(r.id, 10).await.unwrap();
+    assert_eq!((cycles.len(), cycles[0].candidates, cycles[0].actioned), (1, 1, 1));
+}
+
+/// A cycle that started from a watermark that has moved since is refused
+/// with a conflict, and nothing of it is kept.
+pub async fn a_cycle_whose_watermark_moved_commits_nothing(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let run_id = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
+    let run = store.get_run(run_id).await.unwrap().unwrap();
+    let r = rule(store.as_ref(), run.session_id, vec![hook("https://hooks.example.com/x")]).await;
+    let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+    post(store.as_ref(), vec![finished_run("p", 5)]).await;
+    let to = store.change_seq().await.unwrap();
+    store.commit_cycle(commit(r.id, from, to)).await.unwrap();
+    rang(store.as_ref());
+
+    let stale = CycleCommit {
+        logs: vec![log(r.id, &run, Timestamp::now())],
+        outbox: vec![fresh_row(r.id)],
+        ..commit(r.id, from, to)
+    };
+    let refused = store.commit_cycle(stale).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(store.rule_logs(r.id, 10, 0).await.unwrap().is_empty());
+    assert!(store.list_deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+    assert_eq!(store.rule_cycles(r.id, 10).await.unwrap().len(), 1);
+    assert!(!rang(store.as_ref()));
+    // A deleted rule's cycle conflicts too.
+    store.delete_rule(r.id).await.unwrap();
+    assert!(matches!(store.commit_cycle(commit(r.id, to, to)).await, Err(StoreError::Conflict(_))));
+}
+
+/// Deleting a rule drops its pending deliveries; finished ones stay listed.
+pub async fn deleting_a_rule_drops_its_pending_deliveries(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let r = rule(store.as_ref(), runhook_core::model::SessionId::new_v4(), vec![]).await;
+    let rows = [fresh_row(r.id), fresh_row(r.id)];
+    queue(store.as_ref(), r.id, &rows).await;
+    store.record_deliveries(&[super::delivered(&rows[0], 1)]).await.unwrap();
+    assert!(store.delete_rule(r.id).await.unwrap());
+    let left = store.list_deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(left.iter().map(|d| (d.id, d.status.as_str())).collect::<Vec<_>>(), [(rows[0].id, "delivered")]);
+    assert_eq!(store.outbox_stats().await.unwrap().0, 0);
+}
