@@ -11,11 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use runhook_core::model::{RuleId, WebhookTarget};
+use runhook_core::model::{RuleId, Timestamp, WebhookTarget};
 use runhook_server::config::DeliverySettings;
 use runhook_server::delivery::drive::Journal;
 use runhook_server::delivery::{AttemptReport, DeliveryOutcome, Sender, SlotGuard, drive};
-use runhook_store::{DeliveryStatus, OutboxRow};
+use runhook_store::{Claim, ClaimOutcome, ClaimToken, DeliveryStatus, OutboxRow};
 
 /// What the receiver does with its `n`th request (from 0).
 #[derive(Clone)]
@@ -116,10 +116,24 @@ type Note = (String, Option<u16>, Instant, Duration);
 #[derive(Default)]
 struct Notes(Mutex<Vec<Note>>);
 
+/// Every claim is granted (no store: one worker, one delivery).
 impl Journal for Notes {
-    fn record(&self, _row: &OutboxRow, _n: u32, r: &AttemptReport, _status: DeliveryStatus) -> BoxFuture<'static, ()> {
+    fn claim(&self, row: &OutboxRow) -> BoxFuture<'static, Option<ClaimOutcome>> {
+        let claim = Claim { token: ClaimToken::new(), until: Timestamp::now() };
+        let attempts = row.attempts;
+        Box::pin(async move { Some(ClaimOutcome::Claimed { claim, attempts }) })
+    }
+
+    fn record(
+        &self,
+        _row: &OutboxRow,
+        _claim: ClaimToken,
+        _n: u32,
+        r: &AttemptReport,
+        _status: DeliveryStatus,
+    ) -> BoxFuture<'static, bool> {
         self.0.lock().unwrap().push((r.class.label().to_string(), r.class.status(), Instant::now(), r.duration));
-        Box::pin(async {})
+        Box::pin(async { true })
     }
 }
 

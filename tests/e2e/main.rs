@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 mod api_input;
+mod claims;
 mod common;
 mod delivery_faults;
 mod languages;

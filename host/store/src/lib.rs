@@ -43,6 +43,10 @@
 //!   attempt's record finishes it; a crash leaves it due, and it is sent
 //!   again with the same id. The bell ([`OutboxBell`]) rings after a commit
 //!   that makes deliveries due now, in this process only.
+//! - **A claimed delivery** ([`Claim`]) is one worker's for one attempt:
+//!   no due read returns it while the claim is live, a record is kept only
+//!   with its token, and an expired claim is an interrupted attempt that
+//!   the next claim records (decided once, in [`outbox::claim_step`]).
 //! - **Secrets sealed at rest.** URLs, header values and signing secrets
 //!   are sealed before they are written and opened when read; records
 //!   above the store hold them in clear.
@@ -59,8 +63,9 @@ pub mod secrets;
 
 pub use error::{BoxError, StoreError};
 pub use outbox::{
-    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
-    OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
+    AttemptRecord, Claim, ClaimOutcome, ClaimTerms, ClaimToken, Delivery, DeliveryQuery, DeliveryRecord,
+    DeliveryStatus, DueCursor, DuePage, DueQuery, Finished, OutboxBell, OutboxRow, OutboxStore, Redelivery,
+    endpoint_key,
 };
 pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore};
 pub use runhook_core::model::ChangeSeq;

@@ -1,12 +1,18 @@
-//! One delivery, from its next attempt to an outcome: attempt, decide by
-//! the policy, record, wait, and again.
+//! One delivery, from its next attempt to an outcome: claim, attempt,
+//! decide by the policy, record, wait, and again.
 //!
-//! Every attempt is recorded (with the state it leaves the delivery in)
-//! before the next one starts, so a crash at any point leaves a pending row
-//! with the right attempt count and due time, completed after restart with
-//! the same `webhook-id`. A retry's wait happens here, in the delivery's
-//! task, so its timing is exact; shutdown interrupts the wait and leaves
-//! the row due at the recorded time.
+//! Each attempt is made under a claim (see `runhook_store::Claim`), taken
+//! just before its first request: no other worker sends the delivery while
+//! the claim is live, and a crash during the attempt leaves a claim that
+//! expires, which the next claim records as an interrupted attempt (so the
+//! next attempt's number says so). Every attempt is recorded (with the
+//! state it leaves the delivery in) before the next one starts, so a crash
+//! at any point leaves a pending row with the right attempt count and due
+//! time, completed after restart with the same `webhook-id`. A record
+//! refused (the claim was lost to another worker, or the delivery is gone)
+//! ends the drive. A retry's wait happens here, in the delivery's task, so
+//! its timing is exact; shutdown interrupts the wait and leaves the row due
+//! at the recorded time.
 
 use std::future::Future;
 
@@ -17,7 +23,7 @@ use super::policy::{Step, next_step};
 use super::send::{AttemptReport, Sender};
 use crate::config::DeliverySettings;
 use runhook_core::model::Timestamp;
-use runhook_store::{DeliveryStatus, OutboxRow};
+use runhook_store::{ClaimOutcome, ClaimToken, DeliveryStatus, OutboxRow};
 
 /// Makes attempts: the real [`Sender`], or a script in tests.
 pub trait Attempts: Send + Sync {
@@ -31,11 +37,24 @@ impl Attempts for Sender {
     }
 }
 
-/// Records attempts: the store (through [`StoreJournal`](super::journal::StoreJournal)), or a list in tests.
+/// Claims deliveries and records attempts: the store (through
+/// [`StoreJournal`](super::journal::StoreJournal)), or a list in tests.
 pub trait Journal: Send + Sync {
-    /// Records attempt `n` of `row` and the state it leaves the delivery in.
-    fn record(&self, row: &OutboxRow, n: u32, report: &AttemptReport, status: DeliveryStatus)
-    -> BoxFuture<'static, ()>;
+    /// Claims `row` for its next attempt; `None` when the claim could not be
+    /// made (the store failed).
+    fn claim(&self, row: &OutboxRow) -> BoxFuture<'static, Option<ClaimOutcome>>;
+
+    /// Records attempt `n` of `row`, made under `claim`, and the state it
+    /// leaves the delivery in; whether the record was kept (false: the
+    /// claim was lost, or the store failed).
+    fn record(
+        &self,
+        row: &OutboxRow,
+        claim: ClaimToken,
+        n: u32,
+        report: &AttemptReport,
+        status: DeliveryStatus,
+    ) -> BoxFuture<'static, bool>;
 }
 
 /// A delivery's hold on its endpoint's concurrency slot; dropping it frees
@@ -75,6 +94,9 @@ pub enum DeliveryOutcome {
     Failed,
     /// Shutdown came during a retry's wait; the row is due later.
     Interrupted,
+    /// Not this worker's to send: another worker holds its claim, it is
+    /// not due or gone, or this worker's record was refused.
+    Skipped,
 }
 
 /// Drives `row` to an outcome.
@@ -88,6 +110,19 @@ pub async fn drive(
 ) -> DeliveryOutcome {
     let mut slot = Some(slot);
     loop {
+        let claim = match journal.claim(&row).await {
+            Some(ClaimOutcome::Claimed { claim, attempts }) => {
+                // Interrupted attempts count: the next number follows them.
+                row.attempts = attempts;
+                claim.token
+            }
+            Some(ClaimOutcome::GaveUp) => {
+                tracing::warn!(delivery = %row.id, rule = %row.rule_id, "webhook delivery failed: its attempts were interrupted until the retry limit");
+                metrics::counter!("runhook_deliveries_total", "outcome" => "failed").increment(1);
+                return DeliveryOutcome::Failed;
+            }
+            Some(ClaimOutcome::Missed) | None => return DeliveryOutcome::Skipped,
+        };
         let n = row.attempts + 1;
         let report = sender.attempt(&row, n).await;
         let step = next_step(settings, n, &report.class, report.retry_after, rand::random());
@@ -128,8 +163,12 @@ pub async fn drive(
             // delivery while this one waits for its record to commit.
             drop(slot.take());
         }
-        journal.record(&row, n, &report, status).await;
+        let kept = journal.record(&row, claim, n, &report, status).await;
         row.attempts = n;
+        if !kept {
+            tracing::warn!(delivery = %row.id, rule = %row.rule_id, attempt = n, "webhook attempt not recorded: its claim was lost or the delivery is gone");
+            return DeliveryOutcome::Skipped;
+        }
         let outcome = match step {
             Step::Retry(wait) => {
                 tokio::select! {
@@ -140,7 +179,7 @@ pub async fn drive(
             Step::Delivered => DeliveryOutcome::Delivered,
             Step::Fail => DeliveryOutcome::Failed,
         };
-        if outcome != DeliveryOutcome::Interrupted {
+        if matches!(outcome, DeliveryOutcome::Delivered | DeliveryOutcome::Failed) {
             let label = if outcome == DeliveryOutcome::Delivered { "delivered" } else { "failed" };
             metrics::counter!("runhook_deliveries_total", "outcome" => label).increment(1);
             let age = chrono::Utc::now().signed_duration_since(row.created_at.as_datetime());
@@ -179,15 +218,22 @@ mod tests {
     struct Notes(Mutex<Vec<(u32, String)>>);
 
     impl Journal for Notes {
+        fn claim(&self, row: &OutboxRow) -> BoxFuture<'static, Option<ClaimOutcome>> {
+            let claim = runhook_store::Claim { token: ClaimToken::new(), until: Timestamp::now() };
+            let attempts = row.attempts;
+            Box::pin(async move { Some(ClaimOutcome::Claimed { claim, attempts }) })
+        }
+
         fn record(
             &self,
             _row: &OutboxRow,
+            _claim: ClaimToken,
             n: u32,
             report: &AttemptReport,
             _: DeliveryStatus,
-        ) -> BoxFuture<'static, ()> {
+        ) -> BoxFuture<'static, bool> {
             self.0.lock().unwrap().push((n, report.class.label().into()));
-            Box::pin(async {})
+            Box::pin(async { true })
         }
     }
 

@@ -1,12 +1,15 @@
-//! Recording attempts in the store, committed in groups.
+//! Claiming deliveries and recording attempts in the store, committed in
+//! groups.
 //!
-//! Every attempt must be recorded before its delivery moves on (that is what
-//! makes a crash resume at the right attempt), but one transaction per
-//! attempt would make the single SQLite writer the ceiling of the whole
-//! worker. So attempts are sent to one task that commits whatever has
-//! queued up, up to `GROUP` at a time, in one transaction, and then
-//! answers each waiting delivery. An idle system commits each attempt
-//! alone, at once; a busy one amortises the commit over many.
+//! Every attempt is claimed before its first request and recorded before
+//! its delivery moves on (that is what makes a crash resume at the right
+//! attempt, and what keeps two workers from sending one attempt), but one
+//! transaction per claim and per record would make the single SQLite
+//! writer the ceiling of the whole worker. So claims and records are sent
+//! to one task that commits whatever has queued up, up to `GROUP` at a
+//! time (the records of a group in one transaction, then its claims in
+//! another), and then answers each waiting delivery. An idle system
+//! commits each alone, at once; a busy one amortises the commits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,35 +19,80 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::drive::Journal;
 use super::send::AttemptReport;
-use runhook_store::{AttemptRecord, DeliveryRecord, DeliveryStatus, OutboxRow, OutboxStore};
+use crate::config::DeliverySettings;
+use runhook_core::model::{DeliveryId, Timestamp};
+use runhook_store::{
+    AttemptRecord, ClaimOutcome, ClaimTerms, ClaimToken, DeliveryRecord, DeliveryStatus, OutboxRow, OutboxStore,
+};
 
-/// The most attempts committed in one transaction.
+/// The most requests committed in one group.
 const GROUP: usize = 256;
 /// A group this large means a busy worker; it waits [`LINGER`] for more.
 const LINGER_FROM: usize = 4;
-/// How long a busy worker's group waits for more attempts.
+/// How long a busy worker's group waits for more requests.
 const LINGER: Duration = Duration::from_millis(2);
 
-type Request = (DeliveryRecord, oneshot::Sender<()>);
+enum Request {
+    Claim(DeliveryId, oneshot::Sender<Option<ClaimOutcome>>),
+    Record(DeliveryRecord, oneshot::Sender<bool>),
+}
+
+/// How long a claim lasts, and when interrupted attempts give a delivery up.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimPolicy {
+    /// Past the longest an attempt and its record can take: twice the
+    /// attempt deadline plus 5 s, so a claim still held at its expiry means
+    /// the worker stopped during the attempt.
+    pub lease: Duration,
+    /// Attempts (interrupted ones included) after which a delivery whose
+    /// attempt was interrupted again fails: the most attempts the policy
+    /// makes of any outcome class.
+    pub give_up_after: u32,
+}
+
+impl ClaimPolicy {
+    /// The policy for deliveries under `settings`.
+    pub fn of(settings: &DeliverySettings) -> Self {
+        Self {
+            lease: settings.attempt_timeout * 2 + Duration::from_secs(5),
+            give_up_after: 1 + settings.transport_retries.max(settings.server_error_retries),
+        }
+    }
+}
 
 /// The store as a [`Journal`], with group commit. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreJournal {
     tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for StoreJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreJournal").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Claim(id, _) => write!(f, "Claim({id})"),
+            Request::Record(r, _) => write!(f, "Record({})", r.id),
+        }
+    }
 }
 
 impl StoreJournal {
     /// Starts the committing task; it ends when the last clone is dropped,
     /// after committing what was sent. Await the handle to know it is done.
-    pub fn spawn(store: Arc<dyn OutboxStore>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn OutboxStore>, policy: ClaimPolicy) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Request>(GROUP * 4);
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(GROUP);
             while rx.recv_many(&mut batch, GROUP).await > 0 {
                 if batch.len() >= LINGER_FROM {
-                    // Busy: attempts arrive faster than commits finish. Waiting
-                    // a moment for more costs the deliveries nothing (their
-                    // slots are free already) and saves commits.
+                    // Busy: requests arrive faster than commits finish. Waiting
+                    // a moment for more costs the deliveries little and saves
+                    // commits.
                     let more = async {
                         loop {
                             let room = GROUP - batch.len();
@@ -55,14 +103,53 @@ impl StoreJournal {
                     };
                     let _ = tokio::time::timeout(LINGER, more).await;
                 }
-                let (records, waiters): (Vec<DeliveryRecord>, Vec<oneshot::Sender<()>>) = batch.drain(..).unzip();
-                if let Err(e) = store.record_deliveries(&records).await {
-                    // The rows stay as they were: pending rows are attempted
-                    // again (same webhook-id) by this process or after a restart.
-                    tracing::error!(attempts = records.len(), error = %e, "cannot record delivery attempts");
+                let mut records = Vec::new();
+                let mut recorded = Vec::new();
+                let mut claims = Vec::new();
+                let mut claimed = Vec::new();
+                for request in batch.drain(..) {
+                    match request {
+                        Request::Record(record, done) => {
+                            records.push(record);
+                            recorded.push(done);
+                        }
+                        Request::Claim(id, done) => {
+                            claims.push(id);
+                            claimed.push(done);
+                        }
+                    }
                 }
-                for w in waiters {
-                    let _ = w.send(());
+                // Records first: they free the claims of finished attempts.
+                if !records.is_empty() {
+                    let refused = match store.record_deliveries(&records).await {
+                        Ok(refused) => refused,
+                        Err(e) => {
+                            // The rows stay as they were: pending rows are attempted
+                            // again (same webhook-id) once their claims expire.
+                            tracing::error!(attempts = records.len(), error = %e, "cannot record delivery attempts");
+                            records.iter().map(|r| r.id).collect()
+                        }
+                    };
+                    for (record, done) in records.iter().zip(recorded) {
+                        let _ = done.send(!refused.contains(&record.id));
+                    }
+                }
+                if !claims.is_empty() {
+                    let terms =
+                        ClaimTerms { now: Timestamp::now(), lease: policy.lease, give_up_after: policy.give_up_after };
+                    match store.claim_deliveries(&claims, &terms).await {
+                        Ok(outcomes) => {
+                            for (outcome, done) in outcomes.into_iter().zip(claimed) {
+                                let _ = done.send(Some(outcome));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(deliveries = claims.len(), error = %e, "cannot claim deliveries");
+                            for done in claimed {
+                                let _ = done.send(None);
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -71,13 +158,23 @@ impl StoreJournal {
 }
 
 impl Journal for StoreJournal {
+    fn claim(&self, row: &OutboxRow) -> BoxFuture<'static, Option<ClaimOutcome>> {
+        let (tx, id) = (self.tx.clone(), row.id);
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            tx.send(Request::Claim(id, done)).await.ok()?;
+            wait.await.ok().flatten()
+        })
+    }
+
     fn record(
         &self,
         row: &OutboxRow,
+        claim: ClaimToken,
         n: u32,
         report: &AttemptReport,
         status: DeliveryStatus,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, bool> {
         let error = match &status {
             DeliveryStatus::Failed(e) | DeliveryStatus::Retry { error: e, .. } => Some(e.clone()),
             DeliveryStatus::Delivered => None,
@@ -92,6 +189,7 @@ impl Journal for StoreJournal {
         };
         let record = DeliveryRecord {
             id: row.id,
+            claim,
             rule_id: row.rule_id,
             run_ids: row.run_ids.clone(),
             attempts: n,
@@ -101,9 +199,10 @@ impl Journal for StoreJournal {
         let tx = self.tx.clone();
         Box::pin(async move {
             let (done, wait) = oneshot::channel();
-            if tx.send((record, done)).await.is_ok() {
-                let _ = wait.await;
+            if tx.send(Request::Record(record, done)).await.is_err() {
+                return false;
             }
+            wait.await.unwrap_or(false)
         })
     }
 }

@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 
 pub use drive::{DeliveryOutcome, SlotGuard, drive};
 pub use guard::NetworkGuard;
-pub use journal::StoreJournal;
+pub use journal::{ClaimPolicy, StoreJournal};
 pub use policy::AttemptClass;
 pub use send::{AttemptReport, Sender, reserved_header, sign};
 
@@ -72,7 +72,7 @@ pub async fn run(store: Arc<dyn OutboxStore>, settings: DeliverySettings, shutdo
     let settings = Arc::new(settings);
     let mut slots = Slots::new(settings.concurrency, settings.per_endpoint_concurrency);
     let (freed_tx, mut freed) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let (journal, journal_task) = StoreJournal::spawn(store.clone());
+    let (journal, journal_task) = StoreJournal::spawn(store.clone(), ClaimPolicy::of(&settings));
     // Deliveries' tasks, awaited at shutdown. The worker is not woken when
     // one ends: a task leaves the in-flight set itself.
     let tasks = TaskTracker::new();

@@ -5,7 +5,7 @@
 //! A backend's test crate implements [`Harness`] (how to open its store,
 //! fresh for each test) and expands [`conformance_suite!`] once:
 //!
-//! ```ignore
+//! ```text
 //! runhook_store::conformance_suite!(MyHarness::new());
 //! ```
 //!
@@ -25,10 +25,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use runhook_core::model::{Rule, RuleId, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp, WebhookTarget};
+use runhook_core::model::{
+    DeliveryId, Rule, RuleId, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp, WebhookTarget,
+};
 use runhook_core::secrets::Keyring;
 
-use crate::{AttemptRecord, CycleCommit, DeliveryRecord, DeliveryStatus, IngestBatch, OutboxRow, Store};
+use crate::{
+    AttemptRecord, ClaimOutcome, ClaimTerms, ClaimToken, CycleCommit, DeliveryRecord, DeliveryStatus, IngestBatch,
+    OutboxRow, Store, StoreError,
+};
 
 /// How a backend's tests open its store.
 #[async_trait]
@@ -61,6 +66,8 @@ macro_rules! conformance_suite {
             rules::a_cycle_whose_watermark_moved_commits_nothing,
             rules::deleting_a_rule_drops_its_pending_deliveries,
             outbox::attempts_are_recorded_until_a_delivery_finishes,
+            outbox::a_claimed_delivery_is_one_workers_until_its_record,
+            outbox::an_expired_claim_is_an_interrupted_attempt,
             outbox::a_mixed_group_is_recorded_whole,
             outbox::due_pages_continue_after_their_cursor_and_skip_busy_endpoints,
             outbox::a_redelivery_keeps_the_id_and_the_history,
@@ -156,6 +163,7 @@ pub async fn queue(store: &dyn Store, rule: RuleId, rows: &[OutboxRow]) {
 pub fn delivered(row: &OutboxRow, attempts: u32) -> DeliveryRecord {
     DeliveryRecord {
         id: row.id,
+        claim: ClaimToken::new(),
         rule_id: row.rule_id,
         run_ids: row.run_ids.clone(),
         attempts,
@@ -183,6 +191,24 @@ pub fn failed(row: &OutboxRow, attempts: u32, error: &str) -> DeliveryRecord {
         },
         ..delivered(row, attempts)
     }
+}
+
+/// Records `records` as a worker does: each under a claim of its own,
+/// taken first (a week ahead, by when every delivery a case queues or
+/// retries is due).
+pub async fn record(store: &dyn Store, records: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
+    let ids: Vec<DeliveryId> = records.iter().map(|r| r.id).collect();
+    let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(7));
+    let terms = ClaimTerms { now: later, lease: std::time::Duration::from_secs(60), give_up_after: 100 };
+    let outcomes = store.claim_deliveries(&ids, &terms).await?;
+    let mut claimed = records.to_vec();
+    for (record, outcome) in claimed.iter_mut().zip(outcomes) {
+        match outcome {
+            ClaimOutcome::Claimed { claim, .. } => record.claim = claim.token,
+            other => panic!("delivery {} could not be claimed: {other:?}", record.id),
+        }
+    }
+    store.record_deliveries(&claimed).await
 }
 
 /// Whether the store's bell rang since last asked (and forgets it).

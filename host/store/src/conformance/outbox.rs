@@ -5,7 +5,10 @@
 use runhook_core::model::{DeliveryId, RuleSpec, SessionId, Timestamp, WebhookTarget};
 
 use super::{Harness, ago, delivered, failed, fresh, fresh_row, hook, queue, rang, rule};
-use crate::{DeliveryQuery, DeliveryStatus, DueQuery, Finished, OutboxRow, Redelivery, StoreError, endpoint_key};
+use crate::{
+    ClaimOutcome, ClaimTerms, ClaimToken, DeliveryQuery, DeliveryStatus, DueQuery, Finished, OutboxRow, Redelivery,
+    StoreError, endpoint_key,
+};
 
 fn due_now(limit: usize) -> DueQuery {
     DueQuery { now: Timestamp::now(), limit, busy: vec![], after: None }
@@ -46,7 +49,7 @@ pub async fn attempts_are_recorded_until_a_delivery_finishes(h: &dyn Harness) {
         status: DeliveryStatus::Retry { at: later, error: "HTTP 503".into() },
         ..failed(&row, 1, "HTTP 503")
     };
-    store.record_deliveries(&[retry]).await.unwrap();
+    super::record(store.as_ref(), &[retry]).await.unwrap();
     assert!(store.due_deliveries(&due_now(10)).await.unwrap().rows.is_empty(), "a retry is not due before its time");
     let at_retry =
         DueQuery { now: Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::hours(2)), ..due_now(10) };
@@ -58,7 +61,7 @@ pub async fn attempts_are_recorded_until_a_delivery_finishes(h: &dyn Harness) {
         ("pending", 1, Some(later), Some("HTTP 503"))
     );
 
-    store.record_deliveries(&[delivered(&row, 2)]).await.unwrap();
+    super::record(store.as_ref(), &[delivered(&row, 2)]).await.unwrap();
     let d = store.get_delivery(row.id).await.unwrap().unwrap();
     assert_eq!((d.status.as_str(), d.attempts, d.next_attempt_at), ("delivered", 2, None));
     assert!(d.finished_at.is_some());
@@ -88,7 +91,7 @@ pub async fn a_mixed_group_is_recorded_whole(h: &dyn Harness) {
             rec
         })
         .collect();
-    store.record_deliveries(&records).await.unwrap();
+    super::record(store.as_ref(), &records).await.unwrap();
     let listed = store.list_deliveries(&all()).await.unwrap();
     assert_eq!(listed.len(), n);
     for d in &listed {
@@ -127,7 +130,7 @@ pub async fn a_redelivery_keeps_the_id_and_the_history(h: &dyn Harness) {
     let r = rule(store.as_ref(), SessionId::new_v4(), vec![hook("https://hooks.example.com/x?token=t0k3n")]).await;
     let rows = [fresh_row(r.id), fresh_row(r.id)];
     queue(store.as_ref(), r.id, &rows).await;
-    store.record_deliveries(&[failed(&rows[0], 3, "HTTP 500")]).await.unwrap();
+    super::record(store.as_ref(), &[failed(&rows[0], 3, "HTTP 500")]).await.unwrap();
     rang(store.as_ref());
 
     assert!(store.redeliver(rows[0].id).await.unwrap());
@@ -141,7 +144,7 @@ pub async fn a_redelivery_keeps_the_id_and_the_history(h: &dyn Harness) {
     assert!(matches!(pending, Err(StoreError::Conflict(_))), "{pending:?}");
     assert!(!store.redeliver(DeliveryId::new_v7()).await.unwrap());
 
-    store.record_deliveries(&[delivered(&rows[0], 1)]).await.unwrap();
+    super::record(store.as_ref(), &[delivered(&rows[0], 1)]).await.unwrap();
     store.delete_rule(r.id).await.unwrap();
     let refused = store.redeliver(rows[0].id).await.unwrap_err().to_string();
     assert!(refused.contains("was deleted"), "{refused}");
@@ -175,7 +178,7 @@ pub async fn a_bulk_redelivery_queues_the_finished_deliveries_it_selects(h: &dyn
         failed(&rows[4], 3, "HTTP 500"),
         failed(&rows[5], 3, "HTTP 500"),
     ];
-    store.record_deliveries(&records).await.unwrap();
+    super::record(store.as_ref(), &records).await.unwrap();
     assert!(store.delete_rule(deleted.id).await.unwrap());
     rang(store.as_ref());
 
@@ -217,7 +220,7 @@ pub async fn a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now(h: &dyn Har
         .map(|(rule, target)| OutboxRow::queued(rule, target, "{}".into(), vec![]));
     queue(store.as_ref(), single, &rows[..1]).await;
     queue(store.as_ref(), double, &rows[1..]).await;
-    store.record_deliveries(&rows.each_ref().map(|r| failed(r, 1, "HTTP 404"))).await.unwrap();
+    super::record(store.as_ref(), &rows.each_ref().map(|r| failed(r, 1, "HTTP 404"))).await.unwrap();
 
     store.update_rule(single, &spec(vec![fixed.clone()])).await.unwrap();
     store.update_rule(double, &spec(vec![team(&x.url, "2"), y])).await.unwrap();
@@ -245,7 +248,7 @@ pub async fn a_redelivery_is_signed_with_the_rules_current_secrets(h: &dyn Harne
     let rows: Vec<OutboxRow> =
         (0..2).map(|_| OutboxRow { signing_secrets: vec![a.into()], ..fresh_row(r.id) }).collect();
     queue(store.as_ref(), r.id, &rows).await;
-    store.record_deliveries(&[failed(&rows[0], 3, "HTTP 500"), failed(&rows[1], 3, "HTTP 500")]).await.unwrap();
+    super::record(store.as_ref(), &[failed(&rows[0], 3, "HTTP 500"), failed(&rows[1], 3, "HTTP 500")]).await.unwrap();
     let secrets = || async {
         let due = store.due_deliveries(&due_now(10)).await.unwrap();
         due.rows.into_iter().map(|(r, _)| (r.id, r.signing_secrets)).collect::<Vec<_>>()
@@ -278,7 +281,7 @@ pub async fn pruning_removes_only_deliveries_queued_and_finished_before_the_cuto
     let [done, gave_up, pending, redelivered, recent] = [0, 1, 2, 3, 4].map(|i| rows[i].id);
     let records =
         [delivered(&rows[0], 1), failed(&rows[1], 3, "HTTP 404"), delivered(&rows[3], 1), delivered(&rows[4], 1)];
-    store.record_deliveries(&records).await.unwrap();
+    super::record(store.as_ref(), &records).await.unwrap();
     assert!(store.redeliver(redelivered).await.unwrap());
 
     let cutoff = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::minutes(1));
@@ -291,4 +294,79 @@ pub async fn pruning_removes_only_deliveries_queued_and_finished_before_the_cuto
     for id in [pending, redelivered, recent] {
         assert!(store.get_delivery(id).await.unwrap().is_some());
     }
+}
+
+fn terms(now: Timestamp, lease_ms: u64) -> ClaimTerms {
+    ClaimTerms { now, lease: std::time::Duration::from_millis(lease_ms), give_up_after: 3 }
+}
+
+fn seconds_from_now(s: i64) -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(s))
+}
+
+/// A claim makes a delivery one worker's: no due read returns it, no other
+/// claim takes it, and only a record with its token is kept (and frees it).
+pub async fn a_claimed_delivery_is_one_workers_until_its_record(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let r = rule(store.as_ref(), SessionId::new_v4(), vec![]).await;
+    let rows = [fresh_row(r.id), fresh_row(r.id)];
+    queue(store.as_ref(), r.id, &rows).await;
+    let now = Timestamp::now();
+    let first = store.claim_deliveries(&[rows[0].id], &terms(now, 60_000)).await.unwrap();
+    let [ClaimOutcome::Claimed { claim, attempts: 0 }] = first.as_slice() else { panic!("not claimed: {first:?}") };
+    let due = store.due_deliveries(&due_now(10)).await.unwrap();
+    assert_eq!(due.rows.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [rows[1].id], "a live claim is not due");
+    let again = store.claim_deliveries(&[rows[0].id, DeliveryId::new_v7()], &terms(now, 60_000)).await.unwrap();
+    assert_eq!(again, [ClaimOutcome::Missed, ClaimOutcome::Missed]);
+
+    let stranger = crate::DeliveryRecord { claim: ClaimToken::new(), ..delivered(&rows[0], 1) };
+    assert_eq!(store.record_deliveries(&[stranger]).await.unwrap(), [rows[0].id]);
+    let d = store.get_delivery(rows[0].id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.history.len()), ("pending", 0), "a refused record changes nothing");
+
+    let mine = crate::DeliveryRecord {
+        claim: claim.token,
+        status: DeliveryStatus::Retry { at: now, error: "HTTP 503".into() },
+        ..failed(&rows[0], 1, "HTTP 503")
+    };
+    assert!(store.record_deliveries(&[mine]).await.unwrap().is_empty());
+    let due = store.due_deliveries(&due_now(10)).await.unwrap();
+    assert!(due.rows.iter().any(|(r, _)| r.id == rows[0].id), "the record freed the claim");
+    let retry = store.claim_deliveries(&[rows[0].id], &terms(Timestamp::now(), 60_000)).await.unwrap();
+    assert!(matches!(retry.as_slice(), [ClaimOutcome::Claimed { attempts: 1, .. }]), "{retry:?}");
+    // A claim's record is refused once its delivery is gone.
+    let [ClaimOutcome::Claimed { claim, .. }] = retry.as_slice() else { unreachable!() };
+    store.delete_rule(r.id).await.unwrap();
+    let late = crate::DeliveryRecord { claim: claim.token, ..delivered(&rows[0], 2) };
+    assert_eq!(store.record_deliveries(&[late]).await.unwrap(), [rows[0].id]);
+}
+
+/// A claim that expires without a record is an attempt cut short: the
+/// next claim lists it as interrupted and counts it, and a delivery
+/// interrupted until the limit is failed instead of claimed.
+pub async fn an_expired_claim_is_an_interrupted_attempt(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let r = rule(store.as_ref(), SessionId::new_v4(), vec![]).await;
+    let row = fresh_row(r.id);
+    queue(store.as_ref(), r.id, std::slice::from_ref(&row)).await;
+    let claim_at = |s| {
+        let store = store.clone();
+        async move { store.claim_deliveries(&[row.id], &terms(seconds_from_now(s), 1_000)).await.unwrap() }
+    };
+    assert!(matches!(claim_at(0).await.as_slice(), [ClaimOutcome::Claimed { attempts: 0, .. }]));
+    // Still live a moment later; expired after its lease.
+    assert_eq!(claim_at(0).await, [ClaimOutcome::Missed]);
+    let second = claim_at(5).await;
+    assert!(matches!(second.as_slice(), [ClaimOutcome::Claimed { attempts: 1, .. }]), "{second:?}");
+    let d = store.get_delivery(row.id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.attempts), ("pending", 1));
+    assert_eq!(d.history.iter().map(|a| (a.attempt, a.class.as_str())).collect::<Vec<_>>(), [(1, "interrupted")]);
+
+    let third = claim_at(10).await;
+    assert!(matches!(third.as_slice(), [ClaimOutcome::Claimed { attempts: 2, .. }]), "{third:?}");
+    assert_eq!(claim_at(15).await, [ClaimOutcome::GaveUp], "three attempts interrupted: the limit");
+    let d = store.get_delivery(row.id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.attempts, d.history.len()), ("failed", 3, 3));
+    assert!(d.last_error.as_deref().is_some_and(|e| e.contains("interrupted")), "{:?}", d.last_error);
+    assert_eq!(claim_at(20).await, [ClaimOutcome::Missed]);
 }

@@ -220,7 +220,7 @@ pub async fn deleting_a_rule_drops_its_pending_deliveries(h: &dyn Harness) {
     let r = rule(store.as_ref(), runhook_core::model::SessionId::new_v4(), vec![]).await;
     let rows = [fresh_row(r.id), fresh_row(r.id)];
     queue(store.as_ref(), r.id, &rows).await;
-    store.record_deliveries(&[super::delivered(&rows[0], 1)]).await.unwrap();
+    super::record(store.as_ref(), &[super::delivered(&rows[0], 1)]).await.unwrap();
     assert!(store.delete_rule(r.id).await.unwrap());
     let left = store.list_deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(left.iter().map(|d| (d.id, d.status.as_str())).collect::<Vec<_>>(), [(rows[0].id, "delivered")]);
