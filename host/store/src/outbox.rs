@@ -45,6 +45,22 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// (their delivery was claimed by another worker, deleted or finished).
     async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError>;
 
+    /// [`OutboxStore::record_deliveries`], then [`OutboxStore::claim_deliveries`],
+    /// as the delivery worker's group commit makes them: a backend may
+    /// commit both in one transaction (each delivery waiting for a claim is
+    /// waiting to send, so a group is committed at once, and one commit
+    /// costs less than two).
+    async fn record_and_claim(
+        &self,
+        records: &[DeliveryRecord],
+        claims: &[DeliveryId],
+        terms: &ClaimTerms,
+    ) -> Result<(Vec<DeliveryId>, Vec<ClaimOutcome>), StoreError> {
+        let refused = self.record_deliveries(records).await?;
+        let claimed = self.claim_deliveries(claims, terms).await?;
+        Ok((refused, claimed))
+    }
+
     /// Deliveries, newest first, with their attempts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
 

@@ -27,7 +27,8 @@ use runhook_store::{
 
 /// The most requests committed in one group.
 const GROUP: usize = 256;
-/// A group this large means a busy worker; it waits [`LINGER`] for more.
+/// A group of records this large means a busy worker; it waits [`LINGER`]
+/// for more (a group with a claim does not wait).
 const LINGER_FROM: usize = 4;
 /// How long a busy worker's group waits for more requests.
 const LINGER: Duration = Duration::from_millis(2);
@@ -89,10 +90,12 @@ impl StoreJournal {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(GROUP);
             while rx.recv_many(&mut batch, GROUP).await > 0 {
-                if batch.len() >= LINGER_FROM {
-                    // Busy: requests arrive faster than commits finish. Waiting
-                    // a moment for more costs the deliveries little and saves
-                    // commits.
+                let claiming = batch.iter().any(|r| matches!(r, Request::Claim(..)));
+                if batch.len() >= LINGER_FROM && !claiming {
+                    // Busy: records arrive faster than commits finish. Waiting
+                    // a moment for more costs the deliveries nothing (their
+                    // slots are free already) and saves commits. A claim never
+                    // waits: its delivery's request waits for it.
                     let more = async {
                         loop {
                             let room = GROUP - batch.len();
@@ -119,35 +122,31 @@ impl StoreJournal {
                         }
                     }
                 }
-                // Records first: they free the claims of finished attempts.
-                if !records.is_empty() {
-                    let refused = match store.record_deliveries(&records).await {
-                        Ok(refused) => refused,
-                        Err(e) => {
-                            // The rows stay as they were: pending rows are attempted
-                            // again (same webhook-id) once their claims expire.
-                            tracing::error!(attempts = records.len(), error = %e, "cannot record delivery attempts");
-                            records.iter().map(|r| r.id).collect()
+                // Records first (they free the claims of finished attempts),
+                // then claims, in one call.
+                let terms =
+                    ClaimTerms { now: Timestamp::now(), lease: policy.lease, give_up_after: policy.give_up_after };
+                match store.record_and_claim(&records, &claims, &terms).await {
+                    Ok((refused, outcomes)) => {
+                        for (record, done) in records.iter().zip(recorded) {
+                            let _ = done.send(!refused.contains(&record.id));
                         }
-                    };
-                    for (record, done) in records.iter().zip(recorded) {
-                        let _ = done.send(!refused.contains(&record.id));
+                        for (outcome, done) in outcomes.into_iter().zip(claimed) {
+                            let _ = done.send(Some(outcome));
+                        }
                     }
-                }
-                if !claims.is_empty() {
-                    let terms =
-                        ClaimTerms { now: Timestamp::now(), lease: policy.lease, give_up_after: policy.give_up_after };
-                    match store.claim_deliveries(&claims, &terms).await {
-                        Ok(outcomes) => {
-                            for (outcome, done) in outcomes.into_iter().zip(claimed) {
-                                let _ = done.send(Some(outcome));
-                            }
+                    Err(e) => {
+                        // The rows stay as they were: pending rows are attempted
+                        // again (same webhook-id) once their claims expire.
+                        tracing::error!(
+                            attempts = records.len(), claims = claims.len(), error = %e,
+                            "cannot record delivery attempts or claim deliveries"
+                        );
+                        for done in recorded {
+                            let _ = done.send(false);
                         }
-                        Err(e) => {
-                            tracing::error!(deliveries = claims.len(), error = %e, "cannot claim deliveries");
-                            for done in claimed {
-                                let _ = done.send(None);
-                            }
+                        for done in claimed {
+                            let _ = done.send(None);
                         }
                     }
                 }

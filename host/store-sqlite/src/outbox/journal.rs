@@ -23,9 +23,12 @@ const UPDATE_STATE: &str = "UPDATE delivery_state \
      SET status = ?2, attempts = ?3, next_attempt_at = ?4, finished_at = ?5, last_error = ?6, \
      claim_token = NULL, claimed_at = NULL, claimed_until = NULL WHERE id = ?1 AND claim_token = ?7";
 
-/// What a claim decides from.
-const CLAIM_STATE: &str = "SELECT s.status, s.next_attempt_at, s.attempts, s.claim_token, s.claimed_at, s.claimed_until, \
-     s.rule_id, o.run_ids FROM delivery_state s JOIN outbox o ON o.id = s.id WHERE s.id = ?1";
+/// What a claim decides from (the narrow state table only).
+const CLAIM_STATE: &str = "SELECT status, next_attempt_at, attempts, claim_token, claimed_at, claimed_until, rule_id \
+     FROM delivery_state WHERE id = ?1";
+
+/// The runs a delivery carries (for the log of one given up).
+const RUN_IDS: &str = "SELECT run_ids FROM outbox WHERE id = ?1";
 
 /// A claim taken (the attempts count any interrupted one).
 const TAKE_CLAIM: &str = "UPDATE delivery_state SET claim_token = ?2, claimed_at = ?3, claimed_until = ?4, attempts = ?5 \
@@ -86,10 +89,23 @@ impl RecordValues {
     }
 }
 
-/// Records `values` in one transaction; returns the ids refused (no live
-/// claim with their token).
-pub(super) fn record(conn: &mut rusqlite::Connection, values: &[RecordValues]) -> Result<Vec<String>, StoreError> {
+/// Records `values`, then claims `ids` under `terms`, in one transaction
+/// (either may be empty); returns the ids of the records refused (no live
+/// claim with their token) and the claims' outcomes.
+pub(super) fn record_and_claim(
+    conn: &mut rusqlite::Connection,
+    values: &[RecordValues],
+    ids: &[DeliveryId],
+    terms: &ClaimTerms,
+) -> Result<(Vec<String>, Vec<ClaimOutcome>), StoreError> {
     let tx = conn.transaction().map_err(db)?;
+    let refused = record(&tx, values)?;
+    let claimed = claim(&tx, ids, terms)?;
+    tx.commit().map_err(db)?;
+    Ok((refused, claimed))
+}
+
+fn record(tx: &rusqlite::Transaction<'_>, values: &[RecordValues]) -> Result<Vec<String>, StoreError> {
     let mut refused = Vec::new();
     {
         let mut attempt = tx.prepare_cached(INSERT_ATTEMPT).map_err(db)?;
@@ -111,7 +127,6 @@ pub(super) fn record(conn: &mut rusqlite::Connection, values: &[RecordValues]) -
             }
         }
     }
-    tx.commit().map_err(db)?;
     Ok(refused)
 }
 
@@ -119,7 +134,6 @@ pub(super) fn record(conn: &mut rusqlite::Connection, values: &[RecordValues]) -
 struct Stored {
     state: ClaimState,
     rule_id: String,
-    run_ids: Vec<String>,
 }
 
 fn stored(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -138,8 +152,6 @@ fn stored(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Stored>, St
         )),
         _ => None,
     };
-    let run_ids: Vec<RunId> =
-        serde_json::from_str(&text(7)?.unwrap_or_default()).map_err(|e| StoreError::corrupt("outbox.run_ids", e))?;
     Ok(Some(Stored {
         state: ClaimState {
             pending: status == "pending",
@@ -148,22 +160,19 @@ fn stored(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Stored>, St
             claim,
         },
         rule_id: row.get(6).map_err(db)?,
-        run_ids: run_ids.iter().map(ToString::to_string).collect(),
     }))
 }
 
-/// Claims `ids` under `terms` in one transaction.
-pub(super) fn claim(
-    conn: &mut rusqlite::Connection,
+fn claim(
+    tx: &rusqlite::Transaction<'_>,
     ids: &[DeliveryId],
     terms: &ClaimTerms,
 ) -> Result<Vec<ClaimOutcome>, StoreError> {
-    let tx = conn.transaction().map_err(db)?;
     let now = terms.now.to_naive_string();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let key = id.to_string();
-        let Some(s) = stored(&tx, &key)? else {
+        let Some(s) = stored(tx, &key)? else {
             out.push(ClaimOutcome::Missed);
             continue;
         };
@@ -191,15 +200,18 @@ pub(super) fn claim(
                     .execute((&key, i64::from(attempts), &now, INTERRUPTED_ERROR))
                     .map_err(db)?;
                 if let Some(outcome) = outcome_json(&Some(failed_outcome(*id, attempts, INTERRUPTED_ERROR))) {
+                    let text: String =
+                        tx.prepare_cached(RUN_IDS).map_err(db)?.query_row([&key], |r| r.get(0)).map_err(db)?;
+                    let run_ids: Vec<RunId> =
+                        serde_json::from_str(&text).map_err(|e| StoreError::corrupt("outbox.run_ids", e))?;
                     let mut log = tx.prepare_cached(UPDATE_LOG).map_err(db)?;
-                    for run in &s.run_ids {
-                        log.execute((&s.rule_id, run, &outcome)).map_err(db)?;
+                    for run in run_ids.iter().map(ToString::to_string) {
+                        log.execute((&s.rule_id, &run, &outcome)).map_err(db)?;
                     }
                 }
                 out.push(ClaimOutcome::GaveUp);
             }
         }
     }
-    tx.commit().map_err(db)?;
     Ok(out)
 }

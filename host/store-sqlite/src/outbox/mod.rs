@@ -61,25 +61,32 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn claim_deliveries(&self, ids: &[DeliveryId], terms: &ClaimTerms) -> Result<Vec<ClaimOutcome>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (ids, terms) = (ids.to_vec(), *terms);
-        // Holding the store's one write connection keeps this the only writer.
-        let _writer = self.write.acquire().await.map_err(db)?;
-        self.recorder.run(move |conn| journal::claim(conn, &ids, &terms)).await
+        Ok(self.record_and_claim(&[], ids, terms).await?.1)
     }
 
     async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
+        let terms = ClaimTerms { now: Timestamp::now(), lease: std::time::Duration::ZERO, give_up_after: 0 };
+        Ok(self.record_and_claim(batch, &[], &terms).await?.0)
+    }
+
+    async fn record_and_claim(
+        &self,
+        records: &[DeliveryRecord],
+        claims: &[DeliveryId],
+        terms: &ClaimTerms,
+    ) -> Result<(Vec<DeliveryId>, Vec<ClaimOutcome>), StoreError> {
+        if records.is_empty() && claims.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         let now = Timestamp::now().to_naive_string();
-        let values: Vec<RecordValues> = batch.iter().map(|r| RecordValues::new(r, &now)).collect();
+        let values: Vec<RecordValues> = records.iter().map(|r| RecordValues::new(r, &now)).collect();
+        let (ids, terms) = (claims.to_vec(), *terms);
         // Holding the store's one write connection keeps this the only writer.
         let _writer = self.write.acquire().await.map_err(db)?;
-        let refused = self.recorder.run(move |conn| journal::record(conn, &values)).await?;
-        refused.iter().map(|id| parse_id(id, "delivery_state.id")).collect()
+        let (refused, claimed) =
+            self.recorder.run(move |conn| journal::record_and_claim(conn, &values, &ids, &terms)).await?;
+        let refused = refused.iter().map(|id| parse_id(id, "delivery_state.id")).collect::<Result<_, _>>()?;
+        Ok((refused, claimed))
     }
 
     async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
