@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
 use crate::delivery::{self, NetworkGuard};
+use crate::rules::definition::Definitions;
 use crate::rules::scheduler;
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::secrets::{self, Keyring};
@@ -67,9 +68,13 @@ impl App {
             metrics: metrics_handle(),
         };
         if !config.rules.is_empty() {
-            let n = api::rules::apply_config_rules(&state, &config.rules)
+            let definitions =
+                Definitions { store: state.store.as_ref(), plugins: &state.plugins, targets: &state.targets };
+            let n = definitions
+                .apply_config_rules(&config.rules)
                 .await
                 .map_err(|e| anyhow::anyhow!("config file rules: {e}"))?;
+            state.signals.rules_changed();
             tracing::info!(rules = n, "rules from the config file applied");
         }
         Ok(Self { config, state, _lock: lock })

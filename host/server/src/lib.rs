@@ -10,7 +10,9 @@
 //! api, rules and delivery live in one crate because they change together;
 //! the data still flows one way, api -> store -> rules -> plugins/delivery,
 //! and a module imports only from lower layers (checked by the `layering`
-//! test below):
+//! test below). The API sits above the rules module to share its rule
+//! definitions; the two still meet only in the store for everything a rule
+//! does:
 //!
 //! | layer | module | job |
 //! |---|---|---|
@@ -18,9 +20,9 @@
 //! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`delivery`] | the webhook sender draining the outbox |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
-//! | 3 | [`rules`] | the scheduler and the per-rule action pipeline |
-//! | 3 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
-//! | 4 | [`app`] | wires store, API and workers together; owns shutdown |
+//! | 3 | [`rules`] | rule definitions, the scheduler and the per-rule action pipeline |
+//! | 4 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
+//! | 5 | [`app`] | wires store, API and workers together; owns shutdown |
 //!
 //! Below them, in crates of their own: `runhook-core` (model, filter
 //! language, secrets; layer 0), `runhook-store` (the store contract; layer

@@ -1,14 +1,19 @@
-//! Automation rules: the scheduler and the per-rule action pipeline.
+//! Automation rules: their definitions, the scheduler and the per-rule
+//! action pipeline.
 //!
-//! [`scheduler`] gives every enabled rule its own task and interval;
+//! [`definition`] checks what a client says a rule is (shared by the API
+//! and the config file); [`scheduler`] gives every enabled rule its own task and interval;
 //! [`pipeline`] runs one cycle (window, filters, match plugin, sampling,
 //! webhook and evaluator actions, one commit); [`sample`] is the
 //! deterministic sampling draw. Webhooks leave through outbox rows in the
 //! store, which the delivery worker sends: rules never talk to receivers.
 //!
-//! Layering: layer 3; imports `model`, `store`, `filter`, `select`,
-//! `payload`, `plugins`; never `api` or `delivery`.
+//! Layering: layer 3; imports `select`, `payload`, `delivery` (only the
+//! webhook checks a definition makes: reserved headers, the network guard)
+//! and the crates below; never `api`. The engine hands webhooks to the
+//! delivery worker through outbox rows only.
 
+pub mod definition;
 pub mod pipeline;
 pub mod sample;
 pub mod scheduler;

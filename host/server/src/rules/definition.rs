@@ -1,0 +1,331 @@
+//! Rule definitions: what a client (the API, the config file, a future
+//! dashboard) says a rule is, checked in full before it is stored.
+//!
+//! [`Definitions::validate`] turns a rule body (LangSmith's schema plus
+//! runhook's fields) into a [`RuleSpec`]: the project (found, or created by
+//! name), the three filters, the webhook URLs (public, or allowed by the
+//! operator) and headers, the plugins (loaded, so a missing capability or a
+//! broken component is refused now, not at the first cycle) and runhook's
+//! own fields. An [`DefinitionError::Invalid`] names the field and the
+//! problem. [`Definitions::apply_config_rules`] applies the config file's
+//! `[[rules]]` through the same checks.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::delivery::{self, NetworkGuard};
+use crate::select::Selection;
+use runhook_core::model::rule::defaults;
+use runhook_core::model::{PluginRef, RuleId, RulePlugins, RuleSpec, Session, SessionId, Timestamp, WebhookTarget};
+use runhook_plugins::{Capabilities, Capability, PluginRegistry, PluginSpec};
+use runhook_store::{SessionQuery, Store, StoreError};
+
+/// Why a rule definition was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// The definition is wrong; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed while checking it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn bad(msg: impl Into<String>) -> DefinitionError {
+    DefinitionError::Invalid(msg.into())
+}
+
+/// Custom headers a webhook may carry, and the longest value (Svix's cap).
+const MAX_HEADERS: usize = 32;
+const MAX_HEADER_VALUE: usize = 4096;
+
+/// LangSmith rule fields for actions runhook does not perform; accepted
+/// when empty, refused otherwise.
+const UNSUPPORTED: &[&str] = &[
+    "evaluators",
+    "code_evaluators",
+    "alerts",
+    "add_to_annotation_queue_id",
+    "add_to_dataset_id",
+    "add_to_dataset_prefer_correction",
+    "extend_only",
+    "use_corrections_dataset",
+    "num_few_shot_examples",
+    "evaluator_version",
+    "evaluator_id",
+    "transient",
+    "create_alignment_queue",
+    "include_extended_stats",
+    "group_by",
+    "spend_limit",
+    "tracer_session_issue_id",
+    "dataset_id",
+    "thread_filter",
+];
+
+#[derive(Debug, Deserialize)]
+struct RuleBody {
+    display_name: Option<String>,
+    session_id: Option<SessionId>,
+    #[serde(alias = "project_name")]
+    session_name: Option<String>,
+    filter: Option<String>,
+    trace_filter: Option<String>,
+    tree_filter: Option<String>,
+    sampling_rate: Option<f64>,
+    is_enabled: Option<bool>,
+    backfill_from: Option<Timestamp>,
+    webhooks: Option<Vec<WebhookTarget>>,
+    plugins: Option<RulePlugins>,
+    interval_seconds: Option<u64>,
+    max_runs_per_payload: Option<usize>,
+    signing_secret: Option<String>,
+}
+
+const KNOWN: &[&str] = &[
+    "display_name",
+    "session_id",
+    "session_name",
+    "project_name",
+    "filter",
+    "trace_filter",
+    "tree_filter",
+    "sampling_rate",
+    "is_enabled",
+    "backfill_from",
+    "webhooks",
+    "plugins",
+    "interval_seconds",
+    "max_runs_per_payload",
+    "signing_secret",
+];
+
+/// What checking a definition needs: the store (projects), the plugin
+/// registry (plugins are loaded) and the network guard (webhook targets).
+#[derive(Debug, Clone, Copy)]
+pub struct Definitions<'a> {
+    /// Projects are looked up and created here.
+    pub store: &'a dyn Store,
+    /// Plugins are prepared here.
+    pub plugins: &'a Arc<PluginRegistry>,
+    /// Webhook URLs are checked against it.
+    pub targets: &'a NetworkGuard,
+}
+
+/// Checks the keys of a rule body: LangSmith's unsupported actions must be
+/// empty, and nothing unknown may appear.
+pub fn check_keys(map: &Map<String, Value>) -> Result<(), DefinitionError> {
+    for (k, v) in map {
+        if KNOWN.contains(&k.as_str()) {
+            continue;
+        }
+        let empty = matches!(v, Value::Null | Value::Bool(false))
+            || v.as_array().is_some_and(Vec::is_empty)
+            || v.as_object().is_some_and(Map::is_empty);
+        if UNSUPPORTED.contains(&k.as_str()) {
+            if !empty {
+                return Err(bad(format!(
+                    "{k} is not supported by runhook; rules act through webhooks and plugins (plugins.evaluate for evaluators)"
+                )));
+            }
+        } else {
+            return Err(bad(format!("unknown rule field {k:?}")));
+        }
+    }
+    Ok(())
+}
+
+impl Definitions<'_> {
+    /// Validates a full rule body into a spec (loading its plugins).
+    pub async fn validate(&self, map: Map<String, Value>) -> Result<RuleSpec, DefinitionError> {
+        check_keys(&map)?;
+        let b: RuleBody = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." { String::new() } else { format!(" at {path}") };
+            bad(format!("invalid rule{at}: {}", e.into_inner()))
+        })?;
+        let display_name = b.display_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        let display_name = display_name.ok_or_else(|| bad("display_name is required"))?;
+        if display_name.len() > 256 {
+            return Err(bad("display_name is longer than 256 characters"));
+        }
+        let session_id = match (b.session_id, b.session_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {
+            (Some(id), _) => {
+                self.store.get_session(id).await?.ok_or_else(|| bad(format!("session_id {id}: no such project")))?;
+                id
+            }
+            (None, Some(name)) => self.project_by_name(name).await?,
+            (None, None) => return Err(bad("session_id or session_name (the project to watch) is required")),
+        };
+        let sampling_rate = b.sampling_rate.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sampling_rate) {
+            return Err(bad(format!("sampling_rate must be between 0 and 1, got {sampling_rate}")));
+        }
+        Selection::parse(b.filter.as_deref(), b.trace_filter.as_deref(), b.tree_filter.as_deref())
+            .map_err(|e| bad(e.to_string()))?;
+        let webhooks = b.webhooks.unwrap_or_default();
+        for (i, w) in webhooks.iter().enumerate() {
+            let url = reqwest::Url::parse(&w.url).map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
+            }
+            // The query may hold a secret: the message names the host only.
+            self.targets.check_target(&w.url).await.map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
+            let headers = w.headers.as_ref();
+            if headers.is_some_and(|h| h.len() > MAX_HEADERS) {
+                return Err(bad(format!("webhooks[{i}].headers: at most {MAX_HEADERS} custom headers")));
+            }
+            for (name, value) in headers.into_iter().flatten() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(bad(format!("webhooks[{i}].headers: {name:?} is not a valid header name")));
+                }
+                if let Some(why) = delivery::reserved_header(name) {
+                    return Err(bad(format!("webhooks[{i}].headers.{name}: a rule cannot set this header: {why}")));
+                }
+                if value.len() > MAX_HEADER_VALUE || reqwest::header::HeaderValue::from_str(value).is_err() {
+                    return Err(bad(format!(
+                        "webhooks[{i}].headers.{name}: not a valid header value (visible ASCII, at most \
+                         {MAX_HEADER_VALUE} bytes)"
+                    )));
+                }
+            }
+        }
+        let plugins = b.plugins.unwrap_or_default();
+        for (field, r, cap) in [
+            ("plugins.match", &plugins.matcher, Capability::Match),
+            ("plugins.transform", &plugins.transform, Capability::Transform),
+            ("plugins.evaluate", &plugins.evaluate, Capability::Evaluate),
+        ] {
+            if let Some(r) = r {
+                self.check_plugin(field, r, cap).await?;
+            }
+        }
+        if webhooks.is_empty() && plugins.evaluate.is_none() {
+            return Err(bad("a rule needs an action: webhooks, or an evaluator plugin (plugins.evaluate)"));
+        }
+        let interval_seconds = b.interval_seconds.unwrap_or(defaults::INTERVAL_SECONDS);
+        if !(1..=86_400).contains(&interval_seconds) {
+            return Err(bad(format!("interval_seconds must be between 1 and 86400, got {interval_seconds}")));
+        }
+        let max_runs_per_payload = b.max_runs_per_payload.unwrap_or(defaults::MAX_RUNS_PER_PAYLOAD);
+        if !(1..=10_000).contains(&max_runs_per_payload) {
+            return Err(bad(format!("max_runs_per_payload must be between 1 and 10000, got {max_runs_per_payload}")));
+        }
+        if let Some(secret) = &b.signing_secret {
+            use base64::Engine;
+            let key = secret.strip_prefix("whsec_").map(|k| base64::engine::general_purpose::STANDARD.decode(k));
+            if !matches!(key, Some(Ok(ref k)) if k.len() >= 16) {
+                return Err(bad("signing_secret must be whsec_ followed by at least 16 bytes in base64"));
+            }
+        }
+        Ok(RuleSpec {
+            display_name,
+            session_id,
+            filter: b.filter.filter(|f| !f.trim().is_empty()),
+            trace_filter: b.trace_filter.filter(|f| !f.trim().is_empty()),
+            tree_filter: b.tree_filter.filter(|f| !f.trim().is_empty()),
+            sampling_rate,
+            is_enabled: b.is_enabled.unwrap_or(true),
+            backfill_from: b.backfill_from,
+            webhooks,
+            plugins,
+            interval_seconds,
+            max_runs_per_payload,
+            signing_secret: b.signing_secret,
+            retired_signing_secret: None,
+        })
+    }
+
+    async fn project_by_name(&self, name: &str) -> Result<SessionId, DefinitionError> {
+        let q = SessionQuery { name: Some(name.to_string()), limit: 1, ..SessionQuery::default() };
+        if let Some(s) = self.store.list_sessions(&q).await?.first() {
+            return Ok(s.id);
+        }
+        let s = Session {
+            id: SessionId::new_v4(),
+            name: name.to_string(),
+            description: None,
+            extra: None,
+            start_time: Timestamp::now(),
+        };
+        match self.store.create_session(s).await {
+            Ok(s) => Ok(s.id),
+            // Created concurrently: read it back.
+            Err(StoreError::Conflict(_)) => {
+                let found = self.store.list_sessions(&q).await?;
+                found.first().map(|s| s.id).ok_or_else(|| bad(format!("project {name:?} could not be created")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_plugin(&self, field: &str, r: &PluginRef, cap: Capability) -> Result<(), DefinitionError> {
+        if r.path.trim().is_empty() {
+            return Err(bad(format!("{field}.path is required")));
+        }
+        if r.deadline_ms.is_some_and(|d| !(1..=60_000).contains(&d)) {
+            return Err(bad(format!("{field}.deadline_ms must be between 1 and 60000")));
+        }
+        if r.memory_mib.is_some_and(|m| !(1..=4096).contains(&m)) {
+            return Err(bad(format!("{field}.memory_mib must be between 1 and 4096")));
+        }
+        let registry = self.plugins.clone();
+        let spec = PluginSpec {
+            name: runhook_plugins::name_from_path(&r.path),
+            path: r.path.clone().into(),
+            required: Capabilities::of(cap),
+        };
+        // Checked without compiling; a first compilation runs in the background.
+        let prepared = tokio::task::spawn_blocking(move || registry.prepare(&spec))
+            .await
+            .map_err(|e| bad(format!("{field}: the plugin check failed: {e}")))?;
+        prepared.map_err(|e| bad(format!("{field}: {e}")))
+    }
+
+    /// Applies the `[[rules]]` of the config file: each is validated like an
+    /// API create, then created, or updated when its definition changed.
+    /// Errors name the rule by its position and display name.
+    pub async fn apply_config_rules(&self, rules: &[Value]) -> Result<usize, String> {
+        let mut applied = 0;
+        for (i, rule) in rules.iter().enumerate() {
+            let Value::Object(map) = rule else { return Err(format!("rules[{i}]: expected a table")) };
+            let name = map.get("display_name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let at = |e: String| format!("rules[{i}] ({name}): {e}");
+            let id = config_rule_id(map).map_err(at)?;
+            let mut map = map.clone();
+            map.remove("id");
+            let mut spec = self.validate(map).await.map_err(|e| at(e.to_string()))?;
+            let existing = self.store.get_rule(id).await.map_err(|e| at(e.to_string()))?;
+            if let Some(existing) = &existing {
+                spec.rotate_from(&existing.spec, Timestamp::now(), signing_overlap());
+            }
+            match existing {
+                Some(existing) if existing.spec == spec => {}
+                Some(_) => drop(self.store.update_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
+                None => drop(self.store.create_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
+            }
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}
+
+/// How long a replaced signing secret keeps signing.
+pub fn signing_overlap() -> chrono::Duration {
+    chrono::Duration::hours(defaults::SIGNING_SECRET_OVERLAP_HOURS)
+}
+
+/// The id a config-file rule gets when it names none: stable across
+/// restarts, derived from its display name.
+fn config_rule_id(map: &Map<String, Value>) -> Result<RuleId, String> {
+    match map.get("id") {
+        Some(Value::String(s)) => s.parse().map_err(|_| format!("id {s:?} is not a UUID")),
+        Some(_) => Err("id must be a UUID string".into()),
+        None => {
+            let name = map.get("display_name").and_then(Value::as_str).ok_or("display_name is required")?;
+            Ok(RuleId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("runhook-rule:{name}").as_bytes())))
+        }
+    }
+}
