@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The body's encoding is not supported.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The database cannot serve now; the client may retry.
+    #[error("the store is unavailable; retry later")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Something failed on our side.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,6 +66,7 @@ impl From<StoreError> for ApiError {
             StoreError::SessionNotFound(s) => ApiError::NotFound(format!("project {s} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::InvalidRun(e) => ApiError::Unprocessable(e.to_string()),
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -70,8 +75,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "request failed: the store is unavailable"),
+            _ => {}
         }
         let mut response = (status, Json(json!({"detail": self.to_string()}))).into_response();
         if let ApiError::TooLarge(_) = self {

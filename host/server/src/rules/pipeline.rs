@@ -28,7 +28,7 @@ use runhook_core::model::{
 use runhook_plugins::{
     Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
 };
-use runhook_store::{CycleCommit, OutboxRow, RuleRunLog, Store, StoreError};
+use runhook_store::{ChangeSeq, CycleCommit, OutboxRow, RuleRunLog, Store, StoreError};
 
 /// Candidates read and committed per step.
 pub const PAGE: usize = 1000;
@@ -61,7 +61,40 @@ pub struct CycleReport {
     pub deliveries: usize,
 }
 
-/// Runs one cycle of `rule`.
+/// What a cycle holds for all its pages: the rule, its window, its filters
+/// compiled and its plugins loaded.
+struct Cycle<'r> {
+    rule: &'r Rule,
+    window_start: Timestamp,
+    window_end: Timestamp,
+    selection: Selection,
+    matcher: Option<(PluginHandle, PluginRef)>,
+    transformer: Option<(PluginHandle, PluginRef)>,
+    evaluator: Option<(PluginHandle, PluginRef)>,
+}
+
+/// One page's candidates after the filters.
+struct Selected {
+    /// Candidates read (changed in the window, finished).
+    candidates: usize,
+    /// Where the watermark moves when the page commits.
+    to: ChangeSeq,
+    /// Whether this is the window's last page.
+    last: bool,
+    /// The runs that passed the three filters, rendered, beside their records.
+    runs: Vec<(RenderedRun, RunRecord)>,
+}
+
+/// The runs the rule acts on (past the match plugin and sampling), and the
+/// log lines of those a plugin failed on.
+struct Matched {
+    chosen: Vec<(RenderedRun, RunRecord)>,
+    logs: Vec<RuleRunLog>,
+}
+
+/// Runs one cycle of `rule`: the window from its watermark to the store's
+/// horizon, page by page, each page through the stages `select`,
+/// `matching` and `act`, and committed on its own.
 pub async fn run_cycle(
     store: &Arc<dyn Store>,
     plugins: &Arc<PluginRegistry>,
@@ -71,154 +104,193 @@ pub async fn run_cycle(
         return Ok(CycleReport::default()); // deleted meanwhile
     };
     let upto = store.change_seq().await?;
-    let window_start = state.window_end;
-    let window_end = Timestamp::now();
     let spec = &rule.spec;
-    let selection =
-        Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
-    let matcher = load(plugins, &spec.plugins.matcher, Capability::Match).await?;
-    let transformer = load(plugins, &spec.plugins.transform, Capability::Transform).await?;
-    let evaluator = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?;
-
+    let cycle = Cycle {
+        rule,
+        window_start: state.window_end,
+        window_end: Timestamp::now(),
+        selection: Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?,
+        matcher: load(plugins, &spec.plugins.matcher, Capability::Match).await?,
+        transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
+        evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
+    };
     let mut report = CycleReport::default();
     let mut after = state.watermark;
     loop {
-        let candidates = store.cycle_candidates(rule, after, upto, PAGE).await?;
-        let last_page = candidates.len() < PAGE;
-        let to = if last_page { upto.max(after) } else { candidates.last().map_or(upto, |r| r.seq) };
-        let n = candidates.len();
-        let ids: Vec<_> = candidates.iter().map(|r| r.id).collect();
-        let done = store.actioned(rule.id, &ids).await?;
-        let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
-        let selected = selection.retain(store.as_ref(), fresh).await?;
-        let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
-
-        // The match plugin, then sampling. `chosen` and `records` stay parallel.
-        let mut logs: Vec<RuleRunLog> = Vec::new();
-        let verdicts = match &matcher {
-            Some((handle, r)) => {
-                let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
-                Some(call_each(plugins, handle, r, rule, texts, Capability::Match, PluginSession::matches).await?)
-            }
-            None => None,
-        };
-        let mut chosen: Vec<RenderedRun> = Vec::new();
-        let mut records: Vec<&RunRecord> = Vec::new();
-        for (i, (run, record)) in rendered.into_iter().zip(&selected).enumerate() {
-            match verdicts.as_ref().map(|v| &v[i]) {
-                Some(Err(e)) => {
-                    let outcome = ActionOutcome::error(format!("match plugin: {e}"));
-                    logs.push(log(rule, record, window_start, window_end, Some(outcome), None));
-                    continue;
-                }
-                Some(Ok(false)) => continue,
-                _ => {}
-            }
-            if sampled(rule.id, run.id, spec.sampling_rate) {
-                chosen.push(run);
-                records.push(record);
-            }
-        }
-
-        // Webhook: payloads, transform plugin, outbox rows.
-        let mut outbox: Vec<OutboxRow> = Vec::new();
-        let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
-        if !spec.webhooks.is_empty() && !chosen.is_empty() {
-            let secrets = spec.signing_secrets(Timestamp::now());
-            let parts = payload::payloads(rule.id, window_start, window_end, &chosen, spec.max_runs_per_payload);
-            let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
-            let bodies: Vec<Result<String, PluginError>> = match &transformer {
-                Some((handle, r)) => {
-                    call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
-                }
-                None => texts.into_iter().map(Ok).collect(),
-            };
-            for (part, body) in parts.iter().zip(bodies) {
-                let outcome = match body {
-                    Ok(body) => {
-                        let mut ids = Vec::new();
-                        for target in &spec.webhooks {
-                            let row = OutboxRow {
-                                run_ids: part.run_ids.clone(),
-                                ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
-                            };
-                            ids.push(row.id);
-                            outbox.push(row);
-                        }
-                        ActionOutcome::pending(json!({"delivery_ids": ids}))
-                    }
-                    Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
-                };
-                for run in &part.run_ids {
-                    webhook_outcome.insert(*run, outcome.clone());
-                }
-            }
-        }
-
-        // Evaluator: feedback on each chosen run.
-        let mut feedback: Vec<Feedback> = Vec::new();
-        let mut eval_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
-        if let Some((handle, r)) = &evaluator {
-            let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
-            let results =
-                call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
-            let now = Timestamp::now();
-            let source = FeedbackSource::model(&runhook_plugins::name_from_path(&r.path));
-            for (record, result) in records.iter().zip(results) {
-                let outcome = match result {
-                    Ok(evaluations) => {
-                        let keys: Vec<String> = evaluations.iter().map(|e| e.key.clone()).collect();
-                        feedback.extend(evaluations.into_iter().map(|e| Feedback {
-                            id: FeedbackId::new_v7(),
-                            run_id: Some(record.id),
-                            trace_id: Some(record.trace_id),
-                            session_id: Some(spec.session_id),
-                            key: e.key,
-                            score: e.score,
-                            value: e.value,
-                            comment: e.comment,
-                            correction: None,
-                            feedback_source: source.clone(),
-                            extra: Some(json!({"rule_id": rule.id})),
-                            created_at: now,
-                            modified_at: now,
-                        }));
-                        ActionOutcome::success(json!({"feedback_keys": keys}))
-                    }
-                    Err(e) => ActionOutcome::error(format!("evaluate plugin: {e}")),
-                };
-                eval_outcome.insert(record.id, outcome);
-            }
-        }
-
-        for record in &records {
-            let webhooks = webhook_outcome.remove(&record.id);
-            let evaluators = eval_outcome.remove(&record.id);
-            logs.push(log(rule, record, window_start, window_end, webhooks, evaluators));
-        }
-        report.candidates += n;
-        report.actioned += chosen.len();
-        report.deliveries += outbox.len();
-        store
-            .commit_cycle(CycleCommit {
-                rule_id: rule.id,
-                from_watermark: after,
-                to_watermark: to,
-                window_start,
-                window_end,
-                candidates: n,
-                logs,
-                outbox,
-                feedback,
-                error: None,
-            })
-            .await?;
+        let page = select(store, &cycle, after, upto).await?;
+        let (candidates, to, last) = (page.candidates, page.to, page.last);
+        let matched = matching(plugins, &cycle, page.runs).await?;
+        report.actioned += matched.chosen.len();
+        let commit = act(plugins, &cycle, matched, after, to, candidates).await?;
+        report.candidates += candidates;
+        report.deliveries += commit.outbox.len();
+        store.commit_cycle(commit).await?;
         after = to;
-        if last_page {
+        if last {
             break;
         }
     }
     Ok(report)
+}
+
+/// Stage 1: the page of candidates after `after`, less the runs the rule
+/// already acted on, through the three filters, rendered.
+async fn select(
+    store: &Arc<dyn Store>,
+    cycle: &Cycle<'_>,
+    after: ChangeSeq,
+    upto: ChangeSeq,
+) -> Result<Selected, CycleError> {
+    let rule = cycle.rule;
+    let candidates = store.cycle_candidates(rule, after, upto, PAGE).await?;
+    let last = candidates.len() < PAGE;
+    let to = if last { upto.max(after) } else { candidates.last().map_or(upto, |r| r.seq) };
+    let n = candidates.len();
+    let ids: Vec<_> = candidates.iter().map(|r| r.id).collect();
+    let done = store.actioned(rule.id, &ids).await?;
+    let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
+    let selected = cycle.selection.retain(store.as_ref(), fresh).await?;
+    let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
+    Ok(Selected { candidates: n, to, last, runs: rendered.into_iter().zip(selected).collect() })
+}
+
+/// Stage 2: the match plugin, then sampling. A run the plugin failed on is
+/// logged with the error and not acted on.
+async fn matching(
+    plugins: &Arc<PluginRegistry>,
+    cycle: &Cycle<'_>,
+    runs: Vec<(RenderedRun, RunRecord)>,
+) -> Result<Matched, CycleError> {
+    let rule = cycle.rule;
+    let verdicts = match &cycle.matcher {
+        Some((handle, r)) => {
+            let texts = runs.iter().map(|(run, _)| payload::json_text(&run.json)).collect();
+            Some(call_each(plugins, handle, r, rule, texts, Capability::Match, PluginSession::matches).await?)
+        }
+        None => None,
+    };
+    let mut matched = Matched { chosen: Vec::new(), logs: Vec::new() };
+    for (i, (run, record)) in runs.into_iter().enumerate() {
+        match verdicts.as_ref().map(|v| &v[i]) {
+            Some(Err(e)) => {
+                let outcome = ActionOutcome::error(format!("match plugin: {e}"));
+                matched.logs.push(log(rule, &record, cycle.window_start, cycle.window_end, Some(outcome), None));
+                continue;
+            }
+            Some(Ok(false)) => continue,
+            _ => {}
+        }
+        if sampled(rule.id, run.id, rule.spec.sampling_rate) {
+            matched.chosen.push((run, record));
+        }
+    }
+    Ok(matched)
+}
+
+/// Stage 3: the actions in LangSmith's order (webhook: payloads, the
+/// transform plugin, outbox rows; then the evaluator's feedback), and the
+/// page's commit: watermark from `after` to `to`, log lines, outbox rows,
+/// feedback.
+async fn act(
+    plugins: &Arc<PluginRegistry>,
+    cycle: &Cycle<'_>,
+    matched: Matched,
+    after: ChangeSeq,
+    to: ChangeSeq,
+    candidates: usize,
+) -> Result<CycleCommit, CycleError> {
+    let (rule, spec) = (cycle.rule, &cycle.rule.spec);
+    let Matched { chosen, mut logs } = matched;
+    let (chosen, records): (Vec<RenderedRun>, Vec<RunRecord>) = chosen.into_iter().unzip();
+
+    // Webhook: payloads, transform plugin, outbox rows.
+    let mut outbox: Vec<OutboxRow> = Vec::new();
+    let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+    if !spec.webhooks.is_empty() && !chosen.is_empty() {
+        let secrets = spec.signing_secrets(Timestamp::now());
+        let parts =
+            payload::payloads(rule.id, cycle.window_start, cycle.window_end, &chosen, spec.max_runs_per_payload);
+        let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
+        let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
+            Some((handle, r)) => {
+                call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
+            }
+            None => texts.into_iter().map(Ok).collect(),
+        };
+        for (part, body) in parts.iter().zip(bodies) {
+            let outcome = match body {
+                Ok(body) => {
+                    let mut ids = Vec::new();
+                    for target in &spec.webhooks {
+                        let row = OutboxRow {
+                            run_ids: part.run_ids.clone(),
+                            ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
+                        };
+                        ids.push(row.id);
+                        outbox.push(row);
+                    }
+                    ActionOutcome::pending(json!({"delivery_ids": ids}))
+                }
+                Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
+            };
+            for run in &part.run_ids {
+                webhook_outcome.insert(*run, outcome.clone());
+            }
+        }
+    }
+
+    // Evaluator: feedback on each chosen run.
+    let mut feedback: Vec<Feedback> = Vec::new();
+    let mut eval_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+    if let Some((handle, r)) = &cycle.evaluator {
+        let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
+        let results = call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
+        let now = Timestamp::now();
+        let source = FeedbackSource::model(&runhook_plugins::name_from_path(&r.path));
+        for (record, result) in records.iter().zip(results) {
+            let outcome = match result {
+                Ok(evaluations) => {
+                    let keys: Vec<String> = evaluations.iter().map(|e| e.key.clone()).collect();
+                    feedback.extend(evaluations.into_iter().map(|e| Feedback {
+                        id: FeedbackId::new_v7(),
+                        run_id: Some(record.id),
+                        trace_id: Some(record.trace_id),
+                        session_id: Some(spec.session_id),
+                        key: e.key,
+                        score: e.score,
+                        value: e.value,
+                        comment: e.comment,
+                        correction: None,
+                        feedback_source: source.clone(),
+                        extra: Some(json!({"rule_id": rule.id})),
+                        created_at: now,
+                        modified_at: now,
+                    }));
+                    ActionOutcome::success(json!({"feedback_keys": keys}))
+                }
+                Err(e) => ActionOutcome::error(format!("evaluate plugin: {e}")),
+            };
+            eval_outcome.insert(record.id, outcome);
+        }
+    }
+
+    for record in &records {
+        let webhooks = webhook_outcome.remove(&record.id);
+        let evaluators = eval_outcome.remove(&record.id);
+        logs.push(log(rule, record, cycle.window_start, cycle.window_end, webhooks, evaluators));
+    }
+    Ok(CycleCommit {
+        rule_id: rule.id,
+        from_watermark: after,
+        to_watermark: to,
+        window_start: cycle.window_start,
+        window_end: cycle.window_end,
+        candidates,
+        logs,
+        outbox,
+        feedback,
+        error: None,
+    })
 }
 
 fn log(
