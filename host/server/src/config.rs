@@ -5,13 +5,18 @@
 //! validated once, in [`Config::load`]; an unknown key or a bad value is
 //! refused with a message naming it. Modules receive their typed part.
 //!
+//! Each setting is declared once, as a row of `SETTINGS`: its key in the
+//! file, its environment variable, its default, and how a value is read
+//! and checked. The file, the environment and the defaults all go through
+//! that row; checks between settings (a backoff below its cap, one limit
+//! above another) are in `Config::check`. `runhook.example.toml`
+//! documents every row (a test reads it).
+//!
 //! Layering: layer 0; imports nothing from the crate.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use serde::Deserialize;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +56,9 @@ pub struct PluginSettings {
 }
 
 impl Default for PluginSettings {
+    /// Every plugin setting at its declared default (see `SETTINGS`).
     fn default() -> Self {
-        Self { reload_interval: Duration::from_secs(1), epoch_tick: Duration::from_millis(10), max_instances: 256 }
+        Config::default().plugins
     }
 }
 
@@ -103,20 +109,9 @@ impl DeliverySettings {
 }
 
 impl Default for DeliverySettings {
+    /// Every delivery setting at its declared default (see `SETTINGS`).
     fn default() -> Self {
-        Self {
-            attempt_timeout: Duration::from_secs(5),
-            transport_retries: 2,
-            server_error_retries: 2,
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(60),
-            concurrency: 64,
-            per_endpoint_concurrency: 8,
-            allow_networks: Vec::new(),
-            require_https: false,
-            retention_days: 30,
-            poll_interval: Duration::from_millis(100),
-        }
+        Config::default().delivery
     }
 }
 
@@ -130,24 +125,44 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// Both limits at their declared defaults (see `SETTINGS`).
     fn default() -> Self {
-        Self { max_body_bytes: 64 << 20, max_decompressed_bytes: 256 << 20 }
+        Config::default().limits
     }
 }
 
 impl Default for Config {
+    /// Every setting at its declared default: the `default` of its row in
+    /// `SETTINGS`, applied to a blank configuration.
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 1984)),
-            data_dir: PathBuf::from("runhook-data"),
+        let mut config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::new(),
             api_key: None,
-            limits: Limits::default(),
-            plugins: PluginSettings::default(),
-            delivery: DeliverySettings::default(),
+            limits: Limits { max_body_bytes: 0, max_decompressed_bytes: 0 },
+            plugins: PluginSettings { reload_interval: Duration::ZERO, epoch_tick: Duration::ZERO, max_instances: 0 },
+            delivery: DeliverySettings {
+                attempt_timeout: Duration::ZERO,
+                transport_retries: 0,
+                server_error_retries: 0,
+                backoff: Duration::ZERO,
+                max_backoff: Duration::ZERO,
+                concurrency: 0,
+                per_endpoint_concurrency: 0,
+                allow_networks: Vec::new(),
+                require_https: false,
+                retention_days: 0,
+                poll_interval: Duration::ZERO,
+            },
             secret_key: None,
             secret_key_file: None,
             rules: Vec::new(),
+        };
+        for setting in SETTINGS {
+            // Every default is valid: `every_default_is_valid` checks it.
+            let _ = (setting.apply)(&mut config, Raw::Text(setting.default));
         }
+        config
     }
 }
 
@@ -183,53 +198,191 @@ pub enum ConfigError {
     },
 }
 
-/// The file's shape; every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    api_key: Option<String>,
-    #[serde(default)]
-    limits: FileLimits,
-    #[serde(default)]
-    plugins: FilePlugins,
-    #[serde(default)]
-    delivery: FileDelivery,
-    secret_key_file: Option<PathBuf>,
-    #[serde(default)]
-    rules: Vec<serde_json::Value>,
+/// A value for a setting, from the file or as text (the environment, a default).
+#[derive(Debug, Clone, Copy)]
+enum Raw<'a> {
+    File(&'a toml::Value),
+    Text(&'a str),
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDelivery {
-    attempt_timeout_ms: Option<u64>,
-    transport_retries: Option<u32>,
-    server_error_retries: Option<u32>,
-    backoff_ms: Option<u64>,
-    max_backoff_ms: Option<u64>,
-    concurrency: Option<usize>,
-    per_endpoint_concurrency: Option<usize>,
-    allow_networks: Option<Vec<String>>,
-    require_https: Option<bool>,
-    retention_days: Option<u32>,
-    poll_interval_ms: Option<u64>,
+/// One setting, declared once.
+struct Setting {
+    /// Its key in the file, dotted (`delivery.attempt_timeout_ms`); `None`
+    /// for a setting only the environment may give (a secret).
+    key: Option<&'static str>,
+    /// Its environment variable.
+    env: &'static str,
+    /// Its name in messages: the key, or the variable.
+    name: &'static str,
+    /// Its default, as text (empty: unset).
+    default: &'static str,
+    /// Reads and checks a value, and sets it.
+    apply: fn(&mut Config, Raw<'_>) -> Result<(), String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePlugins {
-    reload_interval_ms: Option<u64>,
-    epoch_tick_ms: Option<u64>,
-    max_instances: Option<u32>,
+macro_rules! setting {
+    ($key:literal, $env:literal, $default:literal, $apply:expr) => {
+        Setting { key: Some($key), env: $env, name: $key, default: $default, apply: $apply }
+    };
+    (env $env:literal, $default:literal, $apply:expr) => {
+        Setting { key: None, env: $env, name: $env, default: $default, apply: $apply }
+    };
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLimits {
-    max_body_bytes: Option<usize>,
-    max_decompressed_bytes: Option<usize>,
+/// Every setting: key, variable, default, check.
+const SETTINGS: &[Setting] = &[
+    setting!("listen", "RUNHOOK_LISTEN", "127.0.0.1:1984", |c, v| {
+        let text = text(v)?;
+        c.listen = text.trim().parse().map_err(|e| format!("{text:?} is not an address like 127.0.0.1:1984: {e}"))?;
+        Ok(())
+    }),
+    setting!("data_dir", "RUNHOOK_DATA_DIR", "runhook-data", |c, v| {
+        let dir = text(v)?;
+        if dir.is_empty() {
+            return Err("must not be empty".into());
+        }
+        c.data_dir = PathBuf::from(dir);
+        Ok(())
+    }),
+    setting!("api_key", "RUNHOOK_API_KEY", "", |c, v| {
+        let key = text(v)?;
+        if !key.is_empty() && key.trim().len() < 16 {
+            return Err("must be at least 16 characters".into());
+        }
+        c.api_key = Some(key).filter(|k| !k.is_empty());
+        Ok(())
+    }),
+    setting!(env "RUNHOOK_SECRET_KEY", "", |c, v| {
+        c.secret_key = Some(text(v)?).filter(|k| !k.is_empty());
+        Ok(())
+    }),
+    setting!("secret_key_file", "RUNHOOK_SECRET_KEY_FILE", "", |c, v| {
+        c.secret_key_file = Some(text(v)?).filter(|p| !p.is_empty()).map(PathBuf::from);
+        Ok(())
+    }),
+    setting!("limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES", "67108864", |c, v| {
+        c.limits.max_body_bytes = number(v, 1024..=usize::MAX)?;
+        Ok(())
+    }),
+    setting!("limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES", "268435456", |c, v| {
+        c.limits.max_decompressed_bytes = number(v, 1024..=usize::MAX)?;
+        Ok(())
+    }),
+    setting!("plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS", "1000", |c, v| {
+        c.plugins.reload_interval = millis(v, 100..=60_000)?;
+        Ok(())
+    }),
+    setting!("plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS", "10", |c, v| {
+        c.plugins.epoch_tick = millis(v, 1..=1000)?;
+        Ok(())
+    }),
+    setting!("plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES", "256", |c, v| {
+        c.plugins.max_instances = number(v, 1..=10_000)?;
+        Ok(())
+    }),
+    setting!("delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS", "5000", |c, v| {
+        c.delivery.attempt_timeout = millis(v, 100..=60_000)?;
+        Ok(())
+    }),
+    setting!("delivery.transport_retries", "RUNHOOK_DELIVERY_TRANSPORT_RETRIES", "2", |c, v| {
+        c.delivery.transport_retries = number(v, 0..=10)?;
+        Ok(())
+    }),
+    setting!("delivery.server_error_retries", "RUNHOOK_DELIVERY_SERVER_ERROR_RETRIES", "2", |c, v| {
+        c.delivery.server_error_retries = number(v, 0..=10)?;
+        Ok(())
+    }),
+    setting!("delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS", "500", |c, v| {
+        c.delivery.backoff = millis(v, 1..=86_400_000)?;
+        Ok(())
+    }),
+    setting!("delivery.max_backoff_ms", "RUNHOOK_DELIVERY_MAX_BACKOFF_MS", "60000", |c, v| {
+        c.delivery.max_backoff = millis(v, 1..=86_400_000)?;
+        Ok(())
+    }),
+    setting!("delivery.concurrency", "RUNHOOK_DELIVERY_CONCURRENCY", "64", |c, v| {
+        c.delivery.concurrency = number(v, 1..=10_000)?;
+        Ok(())
+    }),
+    setting!("delivery.per_endpoint_concurrency", "RUNHOOK_DELIVERY_PER_ENDPOINT_CONCURRENCY", "8", |c, v| {
+        c.delivery.per_endpoint_concurrency = number(v, 1..=10_000)?;
+        Ok(())
+    }),
+    setting!("delivery.allow_networks", "RUNHOOK_ALLOW_NETWORKS", "", |c, v| {
+        c.delivery.allow_networks = networks(v)?;
+        Ok(())
+    }),
+    setting!("delivery.require_https", "RUNHOOK_DELIVERY_REQUIRE_HTTPS", "false", |c, v| {
+        c.delivery.require_https = boolean(v)?;
+        Ok(())
+    }),
+    setting!("delivery.retention_days", "RUNHOOK_DELIVERY_RETENTION_DAYS", "30", |c, v| {
+        c.delivery.retention_days = number(v, 0..=36_500).map_err(|e| format!("{e} (0 keeps deliveries forever)"))?;
+        Ok(())
+    }),
+    setting!("delivery.poll_interval_ms", "RUNHOOK_DELIVERY_POLL_INTERVAL_MS", "100", |c, v| {
+        c.delivery.poll_interval = millis(v, 10..=3_600_000).map_err(|e| format!("{e} (an hour)"))?;
+        Ok(())
+    }),
+];
+
+fn text(v: Raw<'_>) -> Result<String, String> {
+    match v {
+        Raw::Text(s) => Ok(s.to_string()),
+        Raw::File(toml::Value::String(s)) => Ok(s.clone()),
+        Raw::File(other) => Err(format!("expected a string, got {}", other.type_str())),
+    }
+}
+
+fn number<T>(v: Raw<'_>, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: TryFrom<i64> + std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    <T as std::str::FromStr>::Err: std::fmt::Display,
+{
+    let n: T = match v {
+        Raw::Text(s) => s.trim().parse().map_err(|e| format!("{s:?} is not a whole number: {e}"))?,
+        Raw::File(toml::Value::Integer(i)) => T::try_from(*i).map_err(|_| format!("{i} is out of range"))?,
+        Raw::File(other) => return Err(format!("expected a whole number, got {}", other.type_str())),
+    };
+    if !range.contains(&n) {
+        return Err(format!("must be between {} and {}, got {n}", range.start(), range.end()));
+    }
+    Ok(n)
+}
+
+fn millis(v: Raw<'_>, range: std::ops::RangeInclusive<u64>) -> Result<Duration, String> {
+    number(v, range).map(Duration::from_millis)
+}
+
+fn boolean(v: Raw<'_>) -> Result<bool, String> {
+    match v {
+        Raw::File(toml::Value::Boolean(b)) => Ok(*b),
+        Raw::File(other) => Err(format!("expected true or false, got {}", other.type_str())),
+        Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" | "" => Ok(false),
+            _ => Err(format!("{s:?} is not a boolean (true or false)")),
+        },
+    }
+}
+
+/// Networks as a list (file) or comma-separated (text); a bare address is
+/// a network of one.
+fn networks(v: Raw<'_>) -> Result<Vec<ipnet::IpNet>, String> {
+    let items: Vec<String> = match v {
+        Raw::Text(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        Raw::File(toml::Value::Array(items)) => items.iter().map(|i| text(Raw::File(i))).collect::<Result<_, _>>()?,
+        Raw::File(other) => return Err(format!("expected a list of networks, got {}", other.type_str())),
+    };
+    items
+        .iter()
+        .map(|n| {
+            let n = n.trim();
+            n.parse::<ipnet::IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{n:?} is not a network like 10.0.0.0/8 or an address"))
+        })
+        .collect()
 }
 
 /// Values given on the command line, which win over everything else.
@@ -252,104 +405,16 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         if let Some(path) = file {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-            let parsed: FileConfig =
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
-            let origin = format!("file {}", path.display());
-            if let Some(listen) = parsed.listen {
-                config.listen = parse_addr("listen", &origin, &listen)?;
+            config.apply_file(path)?;
+        }
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.env) {
+                (setting.apply)(&mut config, Raw::Text(&value)).map_err(|message| ConfigError::Invalid {
+                    key: setting.name.into(),
+                    source_name: format!("env {}", setting.env),
+                    message,
+                })?;
             }
-            if let Some(dir) = parsed.data_dir {
-                config.data_dir = dir;
-            }
-            config.api_key = parsed.api_key;
-            config.rules = parsed.rules;
-            set_ms(&mut config.plugins.reload_interval, parsed.plugins.reload_interval_ms);
-            set_ms(&mut config.plugins.epoch_tick, parsed.plugins.epoch_tick_ms);
-            if let Some(n) = parsed.plugins.max_instances {
-                config.plugins.max_instances = n;
-            }
-            if let Some(v) = parsed.limits.max_body_bytes {
-                config.limits.max_body_bytes = v;
-            }
-            if let Some(v) = parsed.limits.max_decompressed_bytes {
-                config.limits.max_decompressed_bytes = v;
-            }
-            let d = parsed.delivery;
-            let delivery = &mut config.delivery;
-            set_ms(&mut delivery.attempt_timeout, d.attempt_timeout_ms);
-            set_ms(&mut delivery.backoff, d.backoff_ms);
-            set_ms(&mut delivery.max_backoff, d.max_backoff_ms);
-            set_ms(&mut delivery.poll_interval, d.poll_interval_ms);
-            delivery.transport_retries = d.transport_retries.unwrap_or(delivery.transport_retries);
-            delivery.server_error_retries = d.server_error_retries.unwrap_or(delivery.server_error_retries);
-            delivery.concurrency = d.concurrency.unwrap_or(delivery.concurrency);
-            delivery.per_endpoint_concurrency = d.per_endpoint_concurrency.unwrap_or(delivery.per_endpoint_concurrency);
-            delivery.retention_days = d.retention_days.unwrap_or(delivery.retention_days);
-            delivery.require_https = d.require_https.unwrap_or(delivery.require_https);
-            if let Some(nets) = d.allow_networks {
-                delivery.allow_networks = parse_networks(&origin, nets.iter().map(String::as_str))?;
-            }
-            if parsed.secret_key_file.is_some() {
-                config.secret_key_file = parsed.secret_key_file;
-            }
-            config.validate(&origin)?;
-        }
-        if let Some(v) = env("RUNHOOK_LISTEN") {
-            config.listen = parse_addr("listen", "env RUNHOOK_LISTEN", &v)?;
-        }
-        if let Some(v) = env("RUNHOOK_DATA_DIR") {
-            config.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = env("RUNHOOK_API_KEY") {
-            config.api_key = Some(v);
-        }
-        if let Some(n) = env_number(&env, "limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES")? {
-            config.limits.max_body_bytes = n;
-        }
-        if let Some(n) = env_number(&env, "limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES")? {
-            config.limits.max_decompressed_bytes = n;
-        }
-        let p = &mut config.plugins;
-        set_ms(
-            &mut p.reload_interval,
-            env_number(&env, "plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS")?,
-        );
-        set_ms(&mut p.epoch_tick, env_number(&env, "plugins.epoch_tick_ms", "RUNHOOK_PLUGIN_EPOCH_TICK_MS")?);
-        if let Some(n) = env_number(&env, "plugins.max_instances", "RUNHOOK_PLUGIN_MAX_INSTANCES")? {
-            config.plugins.max_instances = n;
-        }
-        let d = &mut config.delivery;
-        set_ms(
-            &mut d.attempt_timeout,
-            env_number(&env, "delivery.attempt_timeout_ms", "RUNHOOK_DELIVERY_ATTEMPT_TIMEOUT_MS")?,
-        );
-        set_ms(&mut d.backoff, env_number(&env, "delivery.backoff_ms", "RUNHOOK_DELIVERY_BACKOFF_MS")?);
-        set_ms(
-            &mut d.poll_interval,
-            env_number(&env, "delivery.poll_interval_ms", "RUNHOOK_DELIVERY_POLL_INTERVAL_MS")?,
-        );
-        if let Some(n) = env_number(&env, "delivery.concurrency", "RUNHOOK_DELIVERY_CONCURRENCY")? {
-            d.concurrency = n;
-        }
-        if let Some(n) =
-            env_number(&env, "delivery.per_endpoint_concurrency", "RUNHOOK_DELIVERY_PER_ENDPOINT_CONCURRENCY")?
-        {
-            d.per_endpoint_concurrency = n;
-        }
-        if let Some(n) = env_number(&env, "delivery.retention_days", "RUNHOOK_DELIVERY_RETENTION_DAYS")? {
-            d.retention_days = n;
-        }
-        if let Some(v) = env("RUNHOOK_DELIVERY_REQUIRE_HTTPS") {
-            d.require_https = parse_bool("delivery.require_https", "env RUNHOOK_DELIVERY_REQUIRE_HTTPS", &v)?;
-        }
-        if let Some(v) = env("RUNHOOK_ALLOW_NETWORKS") {
-            d.allow_networks =
-                parse_networks("env RUNHOOK_ALLOW_NETWORKS", v.split(',').filter(|s| !s.trim().is_empty()))?;
-        }
-        if let Some(v) = env("RUNHOOK_SECRET_KEY") {
-            config.secret_key = Some(v);
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -357,131 +422,72 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
         }
-        config.validate("environment or flags")?;
+        config.check("environment or flags")?;
         Ok(config)
     }
 
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid =
-            |key: &str, message: String| ConfigError::Invalid { key: key.into(), source_name: origin.into(), message };
-        if let Some(key) = &self.api_key
-            && key.trim().len() < 16
-        {
-            return Err(invalid("api_key", "must be at least 16 characters".into()));
+    /// Applies the file at `path`: every key must be a setting's (or `rules`).
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let parse = |message: String| ConfigError::Parse { path: path.into(), message };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        let origin = format!("file {}", path.display());
+        if let Some(rules) = table.remove("rules") {
+            let toml::Value::Array(rules) = rules else {
+                return Err(parse("`rules` must be an array of tables ([[rules]])".into()));
+            };
+            self.rules = rules
+                .into_iter()
+                .map(|r| serde_json::to_value(r).map_err(|e| parse(format!("rules: {e}"))))
+                .collect::<Result<_, _>>()?;
         }
-        if self.limits.max_body_bytes < 1024 {
-            return Err(invalid(
-                "limits.max_body_bytes",
-                format!("{} is below the minimum of 1024", self.limits.max_body_bytes),
-            ));
+        let mut leaves = Vec::new();
+        flatten("", &table, &mut leaves);
+        for (key, value) in leaves {
+            let Some(setting) = SETTINGS.iter().find(|s| s.key == Some(key.as_str())) else {
+                return Err(parse(format!("unknown key `{key}`")));
+            };
+            (setting.apply)(self, Raw::File(value)).map_err(|message| ConfigError::Invalid {
+                key: key.clone(),
+                source_name: origin.clone(),
+                message,
+            })?;
         }
+        self.check(&origin)
+    }
+
+    /// The checks between settings (each setting's own range is checked
+    /// where it is read).
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            source_name: origin.into(),
+            message: message.into(),
+        };
         if self.limits.max_decompressed_bytes < self.limits.max_body_bytes {
-            return Err(invalid("limits.max_decompressed_bytes", "must be at least limits.max_body_bytes".into()));
-        }
-        let p = &self.plugins;
-        if !(100..=60_000).contains(&p.reload_interval.as_millis()) {
-            return Err(invalid("plugins.reload_interval_ms", "must be between 100 and 60000".into()));
-        }
-        if !(1..=1000).contains(&p.epoch_tick.as_millis()) {
-            return Err(invalid("plugins.epoch_tick_ms", "must be between 1 and 1000".into()));
-        }
-        if !(1..=10_000).contains(&p.max_instances) {
-            return Err(invalid("plugins.max_instances", "must be between 1 and 10000".into()));
+            return Err(invalid("limits.max_decompressed_bytes", "must be at least limits.max_body_bytes"));
         }
         let d = &self.delivery;
-        if !(100..=60_000).contains(&d.attempt_timeout.as_millis()) {
-            return Err(invalid("delivery.attempt_timeout_ms", "must be between 100 and 60000".into()));
+        if d.backoff > d.max_backoff {
+            return Err(invalid("delivery.backoff_ms", "must be at most delivery.max_backoff_ms"));
         }
-        if d.transport_retries > 10 || d.server_error_retries > 10 {
-            return Err(invalid("delivery.transport_retries / server_error_retries", "must be at most 10".into()));
-        }
-        if d.backoff.is_zero() || d.backoff > d.max_backoff || d.max_backoff > Duration::from_secs(24 * 3600) {
-            return Err(invalid(
-                "delivery.backoff_ms",
-                "must be above 0 and at most delivery.max_backoff_ms (itself at most a day)".into(),
-            ));
-        }
-        if !(1..=10_000).contains(&d.concurrency) || !(1..=d.concurrency).contains(&d.per_endpoint_concurrency) {
-            return Err(invalid(
-                "delivery.concurrency / per_endpoint_concurrency",
-                "concurrency must be between 1 and 10000, per_endpoint_concurrency between 1 and concurrency".into(),
-            ));
-        }
-        if !(10..=3_600_000).contains(&d.poll_interval.as_millis()) {
-            return Err(invalid("delivery.poll_interval_ms", "must be between 10 and 3600000 (an hour)".into()));
-        }
-        if d.retention_days > 36_500 {
-            return Err(invalid(
-                "delivery.retention_days",
-                "must be at most 36500 (0 keeps deliveries forever)".into(),
-            ));
-        }
-        if self.data_dir.as_os_str().is_empty() {
-            return Err(invalid("data_dir", "must not be empty".into()));
+        if d.per_endpoint_concurrency > d.concurrency {
+            return Err(invalid("delivery.per_endpoint_concurrency", "must be at most delivery.concurrency"));
         }
         Ok(())
     }
 }
 
-/// A whole-number environment override of `key`, if `var` is set.
-fn env_number<T: std::str::FromStr>(
-    env: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    var: &str,
-) -> Result<Option<T>, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    env(var)
-        .map(|v| {
-            v.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
-                key: key.into(),
-                source_name: format!("env {var}"),
-                message: format!("{v:?} is not a whole number: {e}"),
-            })
-        })
-        .transpose()
-}
-
-fn set_ms(target: &mut Duration, ms: Option<u64>) {
-    if let Some(ms) = ms {
-        *target = Duration::from_millis(ms);
+/// The leaves of a TOML table as dotted keys (`delivery.backoff_ms`);
+/// tables nest, values (arrays included) are leaves.
+fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(inner) => flatten(&path, inner, out),
+            leaf => out.push((path, leaf)),
+        }
     }
-}
-
-fn parse_networks<'a>(origin: &str, nets: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    nets.map(|n| {
-        let n = n.trim();
-        // A bare address is a network of one.
-        n.parse::<ipnet::IpNet>().or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
-            ConfigError::Invalid {
-                key: "delivery.allow_networks".into(),
-                source_name: origin.into(),
-                message: format!("{n:?} is not a network like 10.0.0.0/8 or an address"),
-            }
-        })
-    })
-    .collect()
-}
-
-fn parse_bool(key: &str, origin: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            key: key.into(),
-            source_name: origin.into(),
-            message: format!("{v:?} is not a boolean (true or false)"),
-        }),
-    }
-}
-
-fn parse_addr(key: &str, origin: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.trim().parse().map_err(|e| ConfigError::Invalid {
-        key: key.into(),
-        source_name: origin.into(),
-        message: format!("{v:?} is not an address like 127.0.0.1:1984: {e}"),
-    })
 }
 
 #[cfg(test)]
@@ -496,43 +502,70 @@ mod tests {
         Config::load(Some(&path), |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), &Overrides::default())
     }
 
+    /// Every setting appears in the example file, under its key and with
+    /// its environment variable, and the file loads.
     #[test]
-    fn the_example_file_is_valid_and_documents_every_key() {
+    fn the_example_file_is_valid_and_documents_every_setting() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../runhook/runhook.example.toml");
         let text = std::fs::read_to_string(path).unwrap();
-        // Every key appears in the example, commented or not.
-        for key in [
-            "listen",
-            "data_dir",
-            "api_key",
-            "max_body_bytes",
-            "max_decompressed_bytes",
-            "reload_interval_ms",
-            "epoch_tick_ms",
-            "max_instances",
-            "[delivery]",
-            "attempt_timeout_ms",
-            "transport_retries",
-            "server_error_retries",
-            "backoff_ms",
-            "max_backoff_ms",
-            "per_endpoint_concurrency",
-            "allow_networks",
-            "retention_days",
-            "RUNHOOK_DELIVERY_RETENTION_DAYS",
-            "poll_interval_ms",
-            "RUNHOOK_DELIVERY_POLL_INTERVAL_MS",
-            "require_https",
-            "RUNHOOK_DELIVERY_REQUIRE_HTTPS",
-            "secret_key_file",
-            "RUNHOOK_SECRET_KEY",
-            "RUNHOOK_ALLOW_NETWORKS",
-            "[[rules]]",
-        ] {
-            assert!(text.contains(key), "runhook.example.toml does not document {key}");
+        for setting in SETTINGS {
+            if let Some(key) = setting.key {
+                let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
+                assert!(text.contains(&format!("{name} =")), "runhook.example.toml does not document {key}");
+                if !section.is_empty() {
+                    assert!(text.contains(&format!("[{section}]")), "runhook.example.toml has no [{section}]");
+                }
+            }
+            assert!(
+                text.contains(setting.env),
+                "runhook.example.toml does not name {} ({})",
+                setting.env,
+                setting.name
+            );
         }
+        assert!(text.contains("[[rules]]"));
         let c = Config::load(Some(std::path::Path::new(path)), |_| None, &Overrides::default()).unwrap();
         assert_eq!(c.rules.len(), 1);
+    }
+
+    /// Every declared default reads back as a valid value, and a blank
+    /// file, a blank environment give exactly the defaults.
+    #[test]
+    fn every_default_is_valid() {
+        let mut config = Config::default();
+        for setting in SETTINGS {
+            (setting.apply)(&mut config, Raw::Text(setting.default))
+                .unwrap_or_else(|e| panic!("the default of {} is invalid: {e}", setting.name));
+            assert!(setting.env.starts_with("RUNHOOK_"), "{}", setting.env);
+        }
+        config.check("defaults").unwrap();
+        assert_eq!(load("", &[]).unwrap(), Config::default());
+        assert_eq!(Config::default().delivery.attempt_timeout, Duration::from_secs(5));
+    }
+
+    /// The settings that had no variable before have one now.
+    #[test]
+    fn every_setting_has_a_variable() {
+        let c = load(
+            "",
+            &[
+                ("RUNHOOK_DELIVERY_TRANSPORT_RETRIES", "4"),
+                ("RUNHOOK_DELIVERY_SERVER_ERROR_RETRIES", "5"),
+                ("RUNHOOK_DELIVERY_MAX_BACKOFF_MS", "9000"),
+                ("RUNHOOK_SECRET_KEY_FILE", "/etc/runhook/secret.key"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.delivery.transport_retries, c.delivery.server_error_retries), (4, 5));
+        assert_eq!(c.delivery.max_backoff, Duration::from_secs(9));
+        assert_eq!(c.secret_key_file.as_deref(), Some(std::path::Path::new("/etc/runhook/secret.key")));
+        let err = load("", &[("RUNHOOK_DELIVERY_TRANSPORT_RETRIES", "11")]).unwrap_err().to_string();
+        assert!(
+            err.contains("delivery.transport_retries") && err.contains("RUNHOOK_DELIVERY_TRANSPORT_RETRIES"),
+            "{err}"
+        );
+        let err = load("[delivery]\nbackoff_ms = 90000\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("delivery.backoff_ms"), "{err}");
     }
 
     #[test]
