@@ -124,7 +124,7 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
 
 async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
     let sender = runhook_server::delivery::Sender::new(&runhook_server::config::DeliverySettings::loopback_allowed())?;
-    let target = WebhookTarget { url: url.to_string(), headers: None };
+    let target = WebhookTarget { id: None, url: url.to_string(), headers: None };
     let row = Arc::new(OutboxRow::queued(RuleId::new_v4(), &target, body.to_string(), vec![]));
     concurrently(n, concurrency, move || {
         let (sender, row) = (sender.clone(), row.clone());
@@ -153,7 +153,11 @@ async fn runhook_path(
         is_enabled: false,
         max_runs_per_payload: 1,
         signing_secret: args.signed.then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
-        ..RuleSpec::new("bench", SessionId::new_v4(), vec![WebhookTarget { url: url.into(), headers: Some(headers) }])
+        ..RuleSpec::new(
+            "bench",
+            SessionId::new_v4(),
+            vec![WebhookTarget { id: None, url: url.into(), headers: Some(headers) }],
+        )
     };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await?;
     let state = store.rule_state(rule.id).await?.ok_or_else(|| anyhow::anyhow!("rule vanished"))?;

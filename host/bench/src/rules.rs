@@ -81,7 +81,7 @@ pub(crate) fn run(args: &RulesBenchArgs) -> anyhow::Result<()> {
 }
 
 fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webhook: &str) -> RuleSpec {
-    let webhooks = vec![WebhookTarget { url: webhook.into(), headers: None }];
+    let webhooks = vec![WebhookTarget { id: None, url: webhook.into(), headers: None }];
     RuleSpec {
         filter: Some(filter.into()),
         plugins: RulePlugins {

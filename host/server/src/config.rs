@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use runhook_core::model::{RuleDefinition, RuleId};
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -39,9 +41,9 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// The key file, by default `secret.key` in the data directory.
     pub secret_key_file: Option<PathBuf>,
-    /// Rules defined in the file (`[[rules]]`), in the rules API's JSON
-    /// shape; applied at start (created, or updated to match).
-    pub rules: Vec<serde_json::Value>,
+    /// Rules defined in the file (`[[rules]]`), with the rules API's
+    /// fields; applied at start (created, or updated to match).
+    pub rules: Vec<ConfigRule>,
 }
 
 /// Plugin host settings.
@@ -196,6 +198,39 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// A rule of the config file: a definition (checked in full when applied,
+/// as an API create is), and the id it keeps across restarts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRule {
+    /// Its `id`, or one derived from its display name.
+    pub id: RuleId,
+    /// What it says.
+    pub definition: RuleDefinition,
+}
+
+impl ConfigRule {
+    /// Reads `[[rules]]` entry `table`: an optional `id` (a UUID) and the
+    /// rules API's fields, nothing else.
+    fn from_table(table: toml::Table) -> Result<Self, String> {
+        let mut map = match serde_json::to_value(table) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err("expected a table".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let id = map.remove("id");
+        let definition = RuleDefinition::from_map(map)?;
+        let id = match id {
+            Some(serde_json::Value::String(s)) => s.parse().map_err(|_| format!("id {s:?} is not a UUID"))?,
+            Some(_) => return Err("id must be a UUID string".into()),
+            None => {
+                let name = definition.display_name.as_deref().ok_or("display_name is required")?;
+                RuleId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("runhook-rule:{name}").as_bytes()))
+            }
+        };
+        Ok(Self { id, definition })
+    }
 }
 
 /// A value for a setting, from the file or as text (the environment, a default).
@@ -438,7 +473,14 @@ impl Config {
             };
             self.rules = rules
                 .into_iter()
-                .map(|r| serde_json::to_value(r).map_err(|e| parse(format!("rules: {e}"))))
+                .enumerate()
+                .map(|(i, rule)| {
+                    let toml::Value::Table(table) = rule else {
+                        return Err(parse(format!("rules[{i}]: expected a table")));
+                    };
+                    let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
+                    ConfigRule::from_table(table).map_err(|e| parse(format!("rules[{i}] ({name}): {e}")))
+                })
                 .collect::<Result<_, _>>()?;
         }
         let mut leaves = Vec::new();
@@ -541,6 +583,22 @@ mod tests {
         config.check("defaults").unwrap();
         assert_eq!(load("", &[]).unwrap(), Config::default());
         assert_eq!(Config::default().delivery.attempt_timeout, Duration::from_secs(5));
+    }
+
+    /// `[[rules]]` are read as rule definitions when the file loads: an
+    /// unknown field or a wrong type is refused then, naming the rule.
+    #[test]
+    fn config_rules_are_typed() {
+        let rule = "[[rules]]\ndisplay_name = \"r\"\nsession_name = \"p\"\n";
+        let c = load(rule, &[]).unwrap();
+        assert_eq!(c.rules[0].definition.display_name.as_deref(), Some("r"));
+        assert_eq!(c.rules[0].id, load(rule, &[]).unwrap().rules[0].id, "the derived id is stable");
+        let err = load(&format!("{rule}colour = \"red\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("rules[0] (r)") && err.contains("colour"), "{err}");
+        let err = load(&format!("{rule}sampling_rate = \"half\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("rules[0] (r)") && err.contains("sampling_rate"), "{err}");
+        let err = load(&format!("{rule}id = \"nope\"\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("not a UUID"), "{err}");
     }
 
     /// The settings that had no variable before have one now.

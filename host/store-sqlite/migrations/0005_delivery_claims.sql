@@ -11,3 +11,9 @@ ALTER TABLE delivery_state ADD COLUMN claimed_until TEXT;
 -- The worker's due query skips live claims by reading the row itself: the
 -- claim columns stay out of the `delivery_due` index, so taking and clearing
 -- a claim rewrites one row, not an index entry as well.
+
+-- Which of its rule's webhooks a delivery goes to (a stable id in the
+-- rule's spec), so a redelivery follows the webhook when its URL changes.
+-- Deliveries queued before have none: they follow the rule's only webhook,
+-- or the one with the URL they were sent to.
+ALTER TABLE outbox ADD COLUMN webhook_id TEXT;

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use sha2::Digest;
 
-use runhook_core::model::{ActionOutcome, DeliveryId, RuleId, RuleSpec, RunId, Timestamp, WebhookTarget};
+use runhook_core::model::{ActionOutcome, DeliveryId, RuleId, RuleSpec, RunId, Timestamp, WebhookId, WebhookTarget};
 
 use crate::StoreError;
 use crate::sealed::Target;
@@ -227,15 +227,17 @@ pub fn claim_step(state: &ClaimState, terms: &ClaimTerms) -> ClaimStep {
 
 /// Where a finished delivery goes when it is queued again, and with which
 /// secrets: to its webhook as the rule has it now when that webhook is
-/// known (the rule's only one, or the one with the URL it was sent to), so
-/// a corrected URL or a changed header takes effect; otherwise to the URL
-/// and headers it was sent to. It is signed with the rule's current
+/// known (the one with the id it was queued for; for a delivery without
+/// one, the rule's only webhook or the one with the URL it was sent to),
+/// so a corrected URL or a changed header takes effect; otherwise to the
+/// URL and headers it was sent to. It is signed with the rule's current
 /// secrets (`signing_secrets` at `now`): a secret replaced since it was
 /// queued would no longer verify.
-pub fn redelivery_target(spec: &RuleSpec, sent: &Target, now: Timestamp) -> Target {
-    let webhook = match spec.webhooks.as_slice() {
-        [only] => Some(only),
-        all => all.iter().find(|w| w.url == sent.url),
+pub fn redelivery_target(spec: &RuleSpec, webhook: Option<WebhookId>, sent: &Target, now: Timestamp) -> Target {
+    let webhook = match (webhook, spec.webhooks.as_slice()) {
+        (Some(id), all) => all.iter().find(|w| w.id == Some(id)),
+        (None, [only]) => Some(only),
+        (None, all) => all.iter().find(|w| w.url == sent.url),
     };
     let (url, headers) = match webhook {
         Some(w) => (w.url.clone(), w.headers.clone().unwrap_or_default()),
@@ -282,6 +284,9 @@ pub struct OutboxRow {
     pub id: DeliveryId,
     /// The rule that produced it.
     pub rule_id: RuleId,
+    /// Which of the rule's webhooks it goes to (none for deliveries queued
+    /// before webhooks had ids).
+    pub webhook_id: Option<WebhookId>,
     /// The target URL.
     pub url: String,
     /// Custom headers.
@@ -307,6 +312,7 @@ impl OutboxRow {
         Self {
             id: DeliveryId::new_v7(),
             rule_id,
+            webhook_id: target.id,
             url: target.url.clone(),
             headers: target.headers.clone().unwrap_or_default(),
             body,

@@ -64,6 +64,11 @@ id_type!(
     DeliveryId
 );
 id_type!(
+    /// One of a rule's webhooks: stable while the rule lives, so a delivery
+    /// redelivered after the webhook's URL changed goes to its new URL.
+    WebhookId
+);
+id_type!(
     /// This runhook instance, reported as `tenant_id` (generated at first start).
     TenantId
 );

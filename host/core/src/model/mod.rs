@@ -6,6 +6,7 @@
 //!
 //! Layering: layer 0; imports nothing from the crate.
 
+pub mod definition;
 pub mod feedback;
 pub mod ids;
 pub mod rule;
@@ -16,8 +17,9 @@ pub mod signals;
 pub mod time;
 pub mod view;
 
+pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
-pub use ids::{DeliveryId, FeedbackId, RuleId, RunId, SessionId, TenantId};
+pub use ids::{DeliveryId, FeedbackId, RuleId, RunId, SessionId, TenantId, WebhookId};
 pub use rule::{ActionOutcome, PluginRef, Rule, RulePlugins, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};
 pub use seq::ChangeSeq;

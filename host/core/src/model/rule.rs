@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::{RuleId, SessionId};
+use super::ids::{RuleId, SessionId, WebhookId};
 use super::time::Timestamp;
 
 /// A webhook target: a URL (it may carry a secret query parameter) and
@@ -20,6 +20,12 @@ use super::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
+    /// Which of its rule's webhooks this is: given to every webhook when
+    /// its rule is saved, and kept across changes (see the rules API).
+    /// Absent in a client's definition until assigned, and in rules stored
+    /// before webhooks had ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<WebhookId>,
     /// Where to POST.
     pub url: String,
     /// Extra request headers.
@@ -136,6 +142,43 @@ impl RuleSpec {
         self.signing_secret.iter().cloned().chain(retired).collect()
     }
 
+    /// Gives every webhook an id, keeping those it had in `old` (the rule
+    /// as stored before this change, if any): an id the client sent back
+    /// is kept; otherwise a webhook with a URL `old` had takes that one's
+    /// id; otherwise, when the list is as long as `old`'s, the webhook at
+    /// the same position takes the id there (one URL edited in place);
+    /// otherwise a new id. So a redelivery follows a webhook whose URL
+    /// changed. Errs naming the first id given twice.
+    pub fn assign_webhook_ids(&mut self, old: Option<&RuleSpec>) -> Result<(), String> {
+        let old: &[WebhookTarget] = old.map_or(&[], |o| o.webhooks.as_slice());
+        let mut taken: Vec<WebhookId> = Vec::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if let Some(id) = w.id {
+                if taken.contains(&id) {
+                    return Err(format!("webhooks[{i}].id: {id} is given twice"));
+                }
+                taken.push(id);
+            }
+        }
+        let same_length = old.len() == self.webhooks.len();
+        let free = |id: Option<WebhookId>, taken: &[WebhookId]| id.filter(|id| !taken.contains(id));
+        for i in 0..self.webhooks.len() {
+            if self.webhooks[i].id.is_some() {
+                continue;
+            }
+            let url = &self.webhooks[i].url;
+            let id = old
+                .iter()
+                .find(|o| &o.url == url && free(o.id, &taken).is_some())
+                .and_then(|o| o.id)
+                .or_else(|| if same_length { free(old[i].id, &taken) } else { None })
+                .unwrap_or_else(WebhookId::new_v4);
+            taken.push(id);
+            self.webhooks[i].id = Some(id);
+        }
+        Ok(())
+    }
+
     /// Carries over the signing history of `old`, the definition this one
     /// replaces: when the signing secret changed, the old one keeps signing
     /// beside the new one until `now + overlap`; a retired secret still in
@@ -248,5 +291,50 @@ mod tests {
         let mut quick = signed(Some("whsec_b"));
         quick.rotate_from(&a, at(0), chrono::Duration::zero());
         assert_eq!(quick.signing_secrets(at(0)), ["whsec_b"]);
+    }
+}
+
+#[cfg(test)]
+mod webhook_id_tests {
+    use super::*;
+
+    fn hook(url: &str) -> WebhookTarget {
+        WebhookTarget { id: None, url: url.into(), headers: None }
+    }
+
+    /// Ids are kept through a change: sent back, by URL, or in place.
+    #[test]
+    fn webhook_ids_follow_their_webhooks() {
+        let mut old = RuleSpec::new("r", SessionId::new_v4(), vec![hook("https://a/"), hook("https://b/")]);
+        old.assign_webhook_ids(None).unwrap();
+        let ids: Vec<_> = old.webhooks.iter().map(|w| w.id.unwrap()).collect();
+        assert_ne!(ids[0], ids[1]);
+
+        // Reordered by URL: each keeps its id.
+        let mut swapped = RuleSpec { webhooks: vec![hook("https://b/"), hook("https://a/")], ..old.clone() };
+        swapped.assign_webhook_ids(Some(&old)).unwrap();
+        assert_eq!(swapped.webhooks.iter().map(|w| w.id.unwrap()).collect::<Vec<_>>(), [ids[1], ids[0]]);
+
+        // One URL edited in place keeps its position's id.
+        let mut edited = RuleSpec { webhooks: vec![hook("https://a2/"), hook("https://b/")], ..old.clone() };
+        edited.assign_webhook_ids(Some(&old)).unwrap();
+        assert_eq!(edited.webhooks.iter().map(|w| w.id.unwrap()).collect::<Vec<_>>(), ids);
+
+        // A webhook added gets a new id; an id sent back is kept.
+        let mut grown = RuleSpec {
+            webhooks: vec![
+                WebhookTarget { id: Some(ids[1]), ..hook("https://c/") },
+                hook("https://a/"),
+                hook("https://d/"),
+            ],
+            ..old.clone()
+        };
+        grown.assign_webhook_ids(Some(&old)).unwrap();
+        let got: Vec<_> = grown.webhooks.iter().map(|w| w.id.unwrap()).collect();
+        assert_eq!(&got[..2], &[ids[1], ids[0]]);
+        assert!(!ids.contains(&got[2]));
+
+        let mut twice = RuleSpec { webhooks: vec![WebhookTarget { id: Some(ids[0]), ..hook("https://x/") }; 2], ..old };
+        assert!(twice.assign_webhook_ids(None).unwrap_err().contains("webhooks[1].id"));
     }
 }

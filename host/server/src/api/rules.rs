@@ -18,8 +18,9 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::mask_url;
 use super::{AppState, body, path_id, query_pairs, query_usize};
-use crate::rules::definition::{DefinitionError, Definitions, check_keys, signing_overlap};
-use runhook_core::model::{Rule, RuleId, SessionId, Timestamp};
+use crate::rules::definition::{DefinitionError, Definitions};
+use runhook_core::model::definition::check_keys;
+use runhook_core::model::{Rule, RuleDefinition, RuleId, SessionId};
 use runhook_store::rules::log_json;
 
 /// The checks a rule definition goes through, over the app's state.
@@ -44,7 +45,7 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
         .iter()
         .map(|w| {
             let headers: BTreeMap<&String, &str> = w.headers.iter().flatten().map(|(k, _)| (k, "***")).collect();
-            json!({"url": mask_url(&w.url), "headers": headers})
+            json!({"id": w.id, "url": mask_url(&w.url), "headers": headers})
         })
         .collect();
     let last_cycle = state.store.rule_cycles(rule.id, 1).await?.into_iter().next().map(|c| {
@@ -103,7 +104,8 @@ pub(super) async fn create(
     b: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let map = body_map(&state, &headers, b).await?;
-    let spec = definitions(&state).validate(map).await?;
+    let definition = RuleDefinition::from_map(map).map_err(ApiError::BadRequest)?;
+    let spec = definitions(&state).validate(definition, None).await?;
     let rule = state.store.create_rule(RuleId::new_v4(), &spec).await?;
     state.signals.rules_changed();
     Ok((StatusCode::OK, Json(view(&state, &rule).await?)))
@@ -140,7 +142,7 @@ pub(super) async fn patch(
 ) -> Result<Json<Value>, ApiError> {
     let rule = rule_or_404(&state, &raw).await?;
     let changes = body_map(&state, &headers, b).await?;
-    check_keys(&changes)?;
+    check_keys(&changes).map_err(ApiError::BadRequest)?;
     // The stored definition, overlaid with the changes, validated whole.
     let mut merged = match serde_json::to_value(&rule.spec) {
         Ok(Value::Object(m)) => m,
@@ -154,8 +156,8 @@ pub(super) async fn patch(
     for (k, v) in changes {
         merged.insert(k, v);
     }
-    let mut spec = definitions(&state).validate(merged).await?;
-    spec.rotate_from(&rule.spec, Timestamp::now(), signing_overlap());
+    let definition = RuleDefinition::from_map(merged).map_err(ApiError::BadRequest)?;
+    let spec = definitions(&state).validate(definition, Some(&rule.spec)).await?;
     let updated = state.store.update_rule(rule.id, &spec).await?;
     state.signals.rules_changed();
     Ok(Json(view(&state, &updated).await?))

@@ -238,7 +238,7 @@ mod tests {
     }
 
     fn row() -> OutboxRow {
-        let target = WebhookTarget { url: "http://receiver.invalid/".into(), headers: None };
+        let target = WebhookTarget { id: None, url: "http://receiver.invalid/".into(), headers: None };
         OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 

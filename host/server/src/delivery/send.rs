@@ -236,7 +236,8 @@ mod tests {
 
     #[test]
     fn each_secret_adds_a_signature() {
-        let target = runhook_core::model::WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
+        let target =
+            runhook_core::model::WebhookTarget { id: None, url: "https://hooks.example.com/x".into(), headers: None };
         let (new, old) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Njc4");
         let secrets = vec![new.to_string(), old.to_string()];
         let row = OutboxRow::queued(runhook_core::model::RuleId::new_v4(), &target, "{}".into(), secrets);
@@ -273,6 +274,7 @@ mod tests {
         // As stored before reserved names were refused.
         let headers = [("Host", "internal.example"), ("X-Team", "a"), ("webhook-id", "forged")];
         let target = runhook_core::model::WebhookTarget {
+            id: None,
             url: "https://hooks.example.com/x".into(),
             headers: Some(headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         };

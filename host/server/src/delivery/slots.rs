@@ -179,7 +179,7 @@ mod tests {
     use runhook_core::model::{RuleId, WebhookTarget};
 
     fn row() -> OutboxRow {
-        let target = WebhookTarget { url: "https://hooks.example.com/x".into(), headers: None };
+        let target = WebhookTarget { id: None, url: "https://hooks.example.com/x".into(), headers: None };
         OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 

@@ -12,13 +12,11 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
-
+use crate::config::ConfigRule;
 use crate::delivery::{self, NetworkGuard};
 use crate::select::Selection;
 use runhook_core::model::rule::defaults;
-use runhook_core::model::{PluginRef, RuleId, RulePlugins, RuleSpec, Session, SessionId, Timestamp, WebhookTarget};
+use runhook_core::model::{PluginRef, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
 use runhook_plugins::{Capabilities, Capability, PluginRegistry, PluginSpec};
 use runhook_store::{SessionQuery, Store, StoreError};
 
@@ -41,67 +39,6 @@ fn bad(msg: impl Into<String>) -> DefinitionError {
 const MAX_HEADERS: usize = 32;
 const MAX_HEADER_VALUE: usize = 4096;
 
-/// LangSmith rule fields for actions runhook does not perform; accepted
-/// when empty, refused otherwise.
-const UNSUPPORTED: &[&str] = &[
-    "evaluators",
-    "code_evaluators",
-    "alerts",
-    "add_to_annotation_queue_id",
-    "add_to_dataset_id",
-    "add_to_dataset_prefer_correction",
-    "extend_only",
-    "use_corrections_dataset",
-    "num_few_shot_examples",
-    "evaluator_version",
-    "evaluator_id",
-    "transient",
-    "create_alignment_queue",
-    "include_extended_stats",
-    "group_by",
-    "spend_limit",
-    "tracer_session_issue_id",
-    "dataset_id",
-    "thread_filter",
-];
-
-#[derive(Debug, Deserialize)]
-struct RuleBody {
-    display_name: Option<String>,
-    session_id: Option<SessionId>,
-    #[serde(alias = "project_name")]
-    session_name: Option<String>,
-    filter: Option<String>,
-    trace_filter: Option<String>,
-    tree_filter: Option<String>,
-    sampling_rate: Option<f64>,
-    is_enabled: Option<bool>,
-    backfill_from: Option<Timestamp>,
-    webhooks: Option<Vec<WebhookTarget>>,
-    plugins: Option<RulePlugins>,
-    interval_seconds: Option<u64>,
-    max_runs_per_payload: Option<usize>,
-    signing_secret: Option<String>,
-}
-
-const KNOWN: &[&str] = &[
-    "display_name",
-    "session_id",
-    "session_name",
-    "project_name",
-    "filter",
-    "trace_filter",
-    "tree_filter",
-    "sampling_rate",
-    "is_enabled",
-    "backfill_from",
-    "webhooks",
-    "plugins",
-    "interval_seconds",
-    "max_runs_per_payload",
-    "signing_secret",
-];
-
 /// What checking a definition needs: the store (projects), the plugin
 /// registry (plugins are loaded) and the network guard (webhook targets).
 #[derive(Debug, Clone, Copy)]
@@ -114,38 +51,12 @@ pub struct Definitions<'a> {
     pub targets: &'a NetworkGuard,
 }
 
-/// Checks the keys of a rule body: LangSmith's unsupported actions must be
-/// empty, and nothing unknown may appear.
-pub fn check_keys(map: &Map<String, Value>) -> Result<(), DefinitionError> {
-    for (k, v) in map {
-        if KNOWN.contains(&k.as_str()) {
-            continue;
-        }
-        let empty = matches!(v, Value::Null | Value::Bool(false))
-            || v.as_array().is_some_and(Vec::is_empty)
-            || v.as_object().is_some_and(Map::is_empty);
-        if UNSUPPORTED.contains(&k.as_str()) {
-            if !empty {
-                return Err(bad(format!(
-                    "{k} is not supported by runhook; rules act through webhooks and plugins (plugins.evaluate for evaluators)"
-                )));
-            }
-        } else {
-            return Err(bad(format!("unknown rule field {k:?}")));
-        }
-    }
-    Ok(())
-}
-
 impl Definitions<'_> {
-    /// Validates a full rule body into a spec (loading its plugins).
-    pub async fn validate(&self, map: Map<String, Value>) -> Result<RuleSpec, DefinitionError> {
-        check_keys(&map)?;
-        let b: RuleBody = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-            let path = e.path().to_string();
-            let at = if path == "." { String::new() } else { format!(" at {path}") };
-            bad(format!("invalid rule{at}: {}", e.into_inner()))
-        })?;
+    /// Validates a full rule body into a spec (loading its plugins). With
+    /// `replaces`, the rule as stored before this change: its webhooks'
+    /// ids and its signing history carry over (see
+    /// `RuleSpec::assign_webhook_ids` and `RuleSpec::rotate_from`).
+    pub async fn validate(&self, b: RuleDefinition, replaces: Option<&RuleSpec>) -> Result<RuleSpec, DefinitionError> {
         let display_name = b.display_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         let display_name = display_name.ok_or_else(|| bad("display_name is required"))?;
         if display_name.len() > 256 {
@@ -220,7 +131,7 @@ impl Definitions<'_> {
                 return Err(bad("signing_secret must be whsec_ followed by at least 16 bytes in base64"));
             }
         }
-        Ok(RuleSpec {
+        let mut spec = RuleSpec {
             display_name,
             session_id,
             filter: b.filter.filter(|f| !f.trim().is_empty()),
@@ -235,7 +146,12 @@ impl Definitions<'_> {
             max_runs_per_payload,
             signing_secret: b.signing_secret,
             retired_signing_secret: None,
-        })
+        };
+        spec.assign_webhook_ids(replaces).map_err(bad)?;
+        if let Some(old) = replaces {
+            spec.rotate_from(old, Timestamp::now(), signing_overlap());
+        }
+        Ok(spec)
     }
 
     async fn project_by_name(&self, name: &str) -> Result<SessionId, DefinitionError> {
@@ -287,20 +203,15 @@ impl Definitions<'_> {
     /// Applies the `[[rules]]` of the config file: each is validated like an
     /// API create, then created, or updated when its definition changed.
     /// Errors name the rule by its position and display name.
-    pub async fn apply_config_rules(&self, rules: &[Value]) -> Result<usize, String> {
+    pub async fn apply_config_rules(&self, rules: &[ConfigRule]) -> Result<usize, String> {
         let mut applied = 0;
         for (i, rule) in rules.iter().enumerate() {
-            let Value::Object(map) = rule else { return Err(format!("rules[{i}]: expected a table")) };
-            let name = map.get("display_name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let name = rule.definition.display_name.as_deref().unwrap_or("?");
             let at = |e: String| format!("rules[{i}] ({name}): {e}");
-            let id = config_rule_id(map).map_err(at)?;
-            let mut map = map.clone();
-            map.remove("id");
-            let mut spec = self.validate(map).await.map_err(|e| at(e.to_string()))?;
+            let id = rule.id;
             let existing = self.store.get_rule(id).await.map_err(|e| at(e.to_string()))?;
-            if let Some(existing) = &existing {
-                spec.rotate_from(&existing.spec, Timestamp::now(), signing_overlap());
-            }
+            let replaces = existing.as_ref().map(|e| &e.spec);
+            let spec = self.validate(rule.definition.clone(), replaces).await.map_err(|e| at(e.to_string()))?;
             match existing {
                 Some(existing) if existing.spec == spec => {}
                 Some(_) => drop(self.store.update_rule(id, &spec).await.map_err(|e| at(e.to_string()))?),
@@ -315,17 +226,4 @@ impl Definitions<'_> {
 /// How long a replaced signing secret keeps signing.
 pub fn signing_overlap() -> chrono::Duration {
     chrono::Duration::hours(defaults::SIGNING_SECRET_OVERLAP_HOURS)
-}
-
-/// The id a config-file rule gets when it names none: stable across
-/// restarts, derived from its display name.
-fn config_rule_id(map: &Map<String, Value>) -> Result<RuleId, String> {
-    match map.get("id") {
-        Some(Value::String(s)) => s.parse().map_err(|_| format!("id {s:?} is not a UUID")),
-        Some(_) => Err("id must be a UUID string".into()),
-        None => {
-            let name = map.get("display_name").and_then(Value::as_str).ok_or("display_name is required")?;
-            Ok(RuleId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("runhook-rule:{name}").as_bytes())))
-        }
-    }
 }

@@ -24,7 +24,7 @@ pub(super) const LISTED_COLUMNS: &str = "s.id, s.rule_id, o.url, o.run_ids, s.cr
 /// index `delivery_due`, which is in this order and holds the endpoint.
 /// [`DueText::read`] reads the columns by position: keep the two in step.
 pub(super) const DUE_QUERY: &str = "SELECT s.id, s.rule_id, o.url, o.run_ids, s.created_at, s.attempts, s.next_attempt_at, \
-     o.headers, o.body, o.signing_secret, s.endpoint \
+     o.headers, o.body, o.signing_secret, s.endpoint, o.webhook_id \
      FROM delivery_state s JOIN outbox o ON o.id = s.id \
      WHERE s.status = 'pending' AND s.next_attempt_at <= ?1 AND (s.next_attempt_at, s.id) > (?2, ?3) \
      AND (s.claimed_until IS NULL OR s.claimed_until < ?1) \
@@ -49,8 +49,8 @@ pub(crate) async fn insert_outbox(
     let target = Target { url: o.url.clone(), headers: o.headers.clone(), secret: join_secrets(&o.signing_secrets) };
     let sealed = store.targets.seal(&store.keys, &target);
     sqlx::query(
-        "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (id, rule_id, url, headers, body, run_ids, signing_secret, created_at, webhook_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(&rule_id)
@@ -60,6 +60,7 @@ pub(crate) async fn insert_outbox(
     .bind(serde_json::to_string(&o.run_ids).unwrap_or_else(|_| "[]".into()))
     .bind(sealed.secret)
     .bind(&created)
+    .bind(o.webhook_id.map(|w| w.to_string()))
     .execute(&mut **tx)
     .await
     .map_err(db)?;
@@ -126,6 +127,7 @@ pub(super) struct DueText {
     sealed: SealedTarget,
     body: String,
     endpoint: String,
+    webhook_id: Option<String>,
 }
 
 impl DueText {
@@ -144,6 +146,7 @@ impl DueText {
             sealed: SealedTarget { url: row.get(2)?, headers: row.get(7)?, secret: row.get(9)? },
             body: row.get(8)?,
             endpoint: row.get(10)?,
+            webhook_id: row.get(11)?,
         })
     }
 
@@ -157,9 +160,11 @@ impl DueText {
     pub(super) fn open(self, store: &SqliteStore) -> Result<(OutboxRow, String), StoreError> {
         let target = store.targets.open(&store.keys, self.sealed)?;
         let c = self.common.parse()?;
+        let webhook_id = self.webhook_id.map(|w| parse_id(&w, "outbox.webhook_id")).transpose()?;
         let row = OutboxRow {
             id: c.id,
             rule_id: c.rule_id,
+            webhook_id,
             url: target.url.clone(),
             headers: target.headers.clone(),
             body: self.body,

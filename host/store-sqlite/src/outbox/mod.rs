@@ -37,6 +37,10 @@ pub(crate) use decode::insert_outbox;
 use decode::{DELIVERIES, DUE_QUERY, DueText, LISTED_COLUMNS, attempt_from_row, listed_from_row};
 use journal::RecordValues;
 
+/// Where a delivery was sent, as stored: id, sealed URL, sealed headers,
+/// sealed secrets, webhook id.
+type SentTo = (String, String, String, Option<String>, Option<String>);
+
 #[async_trait]
 impl OutboxStore for SqliteStore {
     fn outbox_bell(&self) -> &OutboxBell {
@@ -250,17 +254,18 @@ impl SqliteStore {
     async fn requeue(&self, tx: &mut Transaction<'_, Sqlite>, spec: &str, ids: &[String]) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let spec = open_spec(&self.keys, spec)?;
-        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, url, headers, signing_secret FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
+        let rows: Vec<SentTo> = sqlx::query_as(
+            "SELECT id, url, headers, signing_secret, webhook_id FROM outbox WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut **tx)
         .await
         .map_err(db)?;
         let mut by_target: HashMap<Target, Vec<String>> = HashMap::new();
-        for (id, url, headers, sent_secret) in rows {
+        for (id, url, headers, sent_secret, webhook) in rows {
             let sent = self.targets.open(&self.keys, SealedTarget { url, headers, secret: sent_secret })?;
-            by_target.entry(redelivery_target(&spec, &sent, now)).or_default().push(id);
+            let webhook = webhook.map(|w| parse_id(&w, "outbox.webhook_id")).transpose()?;
+            by_target.entry(redelivery_target(&spec, webhook, &sent, now)).or_default().push(id);
         }
         for (target, ids) in by_target {
             let sealed = self.targets.seal(&self.keys, &target);

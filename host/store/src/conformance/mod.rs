@@ -73,6 +73,7 @@ macro_rules! conformance_suite {
             outbox::a_redelivery_keeps_the_id_and_the_history,
             outbox::a_bulk_redelivery_queues_the_finished_deliveries_it_selects,
             outbox::a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now,
+            outbox::a_redelivery_follows_its_webhook_by_id,
             outbox::a_redelivery_is_signed_with_the_rules_current_secrets,
             outbox::pruning_removes_only_deliveries_queued_and_finished_before_the_cutoff,
             secrets::secrets_read_back_in_clear,
@@ -129,7 +130,7 @@ pub async fn rule(store: &dyn Store, project: SessionId, webhooks: Vec<WebhookTa
 
 /// A webhook target.
 pub fn hook(url: &str) -> WebhookTarget {
-    WebhookTarget { url: url.into(), headers: None }
+    WebhookTarget { id: None, url: url.into(), headers: None }
 }
 
 /// A delivery of `rule` to a fixed target, as a cycle queues it.

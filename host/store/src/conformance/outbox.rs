@@ -25,6 +25,7 @@ pub async fn attempts_are_recorded_until_a_delivery_finishes(h: &dyn Harness) {
     let store = fresh(h).await;
     let r = rule(store.as_ref(), SessionId::new_v4(), vec![]).await;
     let target = WebhookTarget {
+        id: None,
         url: "https://hooks.example.com/a?token=t0k3n".into(),
         headers: Some([("x-team".to_string(), "secret-header".to_string())].into_iter().collect()),
     };
@@ -203,6 +204,7 @@ pub async fn a_bulk_redelivery_queues_the_finished_deliveries_it_selects(h: &dyn
 pub async fn a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now(h: &dyn Harness) {
     let store = fresh(h).await;
     let team = |url: &str, team: &str| WebhookTarget {
+        id: None,
         url: url.into(),
         headers: Some([("x-team".to_string(), team.to_string())].into_iter().collect()),
     };
@@ -369,4 +371,33 @@ pub async fn an_expired_claim_is_an_interrupted_attempt(h: &dyn Harness) {
     assert_eq!((d.status.as_str(), d.attempts, d.history.len()), ("failed", 3, 3));
     assert!(d.last_error.as_deref().is_some_and(|e| e.contains("interrupted")), "{:?}", d.last_error);
     assert_eq!(claim_at(20).await, [ClaimOutcome::Missed]);
+}
+
+/// A delivery queued for one of a rule's webhooks (by its id) is
+/// redelivered to that webhook's URL as it is now, among several webhooks,
+/// even when its URL changed.
+pub async fn a_redelivery_follows_its_webhook_by_id(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let with_id = |url: &str| WebhookTarget {
+        id: Some(runhook_core::model::WebhookId::new_v4()),
+        url: url.into(),
+        headers: None,
+    };
+    let (x, y) = (with_id("https://x.example/hook?v=1"), with_id("https://y.example/hook"));
+    let project = SessionId::new_v4();
+    let r = rule(store.as_ref(), project, vec![x.clone(), y.clone()]).await;
+    let rows = [&x, &y].map(|target| OutboxRow::queued(r.id, target, "{}".into(), vec![]));
+    assert_eq!(rows[0].webhook_id, x.id);
+    queue(store.as_ref(), r.id, &rows).await;
+    super::record(store.as_ref(), &rows.each_ref().map(|row| failed(row, 1, "HTTP 410"))).await.unwrap();
+
+    // x's URL changes in place; y stays.
+    let moved = WebhookTarget { url: "https://x2.example/hook?v=2".into(), ..x.clone() };
+    store.update_rule(r.id, &RuleSpec::new("conformance", project, vec![moved.clone(), y.clone()])).await.unwrap();
+    let every = Redelivery { rule: Some(r.id), status: Finished::Failed, since: ago(5), until: Timestamp::now() };
+    assert_eq!(store.redeliver_matching(&every).await.unwrap(), 2);
+    let due = store.due_deliveries(&due_now(10)).await.unwrap().rows;
+    let url = |id| due.iter().find(|(row, _)| row.id == id).map(|(row, _)| (row.url.clone(), row.webhook_id));
+    assert_eq!(url(rows[0].id), Some((moved.url.clone(), x.id)));
+    assert_eq!(url(rows[1].id), Some((y.url.clone(), y.id)));
 }

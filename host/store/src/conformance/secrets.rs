@@ -9,6 +9,7 @@ use crate::DueQuery;
 
 fn secret_spec() -> RuleSpec {
     let hook = WebhookTarget {
+        id: None,
         url: "https://hooks.example.com/in?token=t0k3n".into(),
         headers: Some([("authorization".to_string(), "Bearer k3y".to_string())].into_iter().collect()),
     };
