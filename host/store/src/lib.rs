@@ -46,11 +46,12 @@
 //! - **A claimed delivery** ([`Claim`]) is one worker's for one attempt:
 //!   no due read returns it while the claim is live, a record is kept only
 //!   with its token, and an expired claim is an interrupted attempt that
-//!   the next claim records (decided once, in [`outbox::claim_step`]).
+//!   the next claim records (decided once, in [`claim::claim_step`]).
 //! - **Secrets sealed at rest.** URLs, header values and signing secrets
 //!   are sealed before they are written and opened when read; records
 //!   above the store hold them in clear.
 
+pub mod claim;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -61,11 +62,11 @@ pub mod runs;
 pub mod sealed;
 pub mod secrets;
 
+pub use claim::{Claim, ClaimOutcome, ClaimTerms, ClaimToken};
 pub use error::{BoxError, StoreError};
 pub use outbox::{
-    AttemptRecord, Claim, ClaimOutcome, ClaimTerms, ClaimToken, Delivery, DeliveryQuery, DeliveryRecord,
-    DeliveryStatus, DueCursor, DuePage, DueQuery, Finished, OutboxBell, OutboxRow, OutboxStore, Redelivery,
-    endpoint_key,
+    AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
+    OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
 };
 pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore};
 pub use runhook_core::model::ChangeSeq;

@@ -1,10 +1,11 @@
 //! The delivery worker's writes, on the store's own rusqlite connection
 //! (see `crate::direct`): claims, and the records of attempts. Each batch
 //! is one transaction; the decisions are the store contract's
-//! (`runhook_store::outbox::claim_step`), the statements are here.
+//! (`runhook_store::claim::claim_step`), the statements are here.
 
 use runhook_core::model::{DeliveryId, RunId, Timestamp};
-use runhook_store::outbox::{ClaimState, ClaimStep, INTERRUPTED_ERROR, claim_step, failed_outcome};
+use runhook_store::claim::{ClaimState, ClaimStep, INTERRUPTED_ERROR, claim_step};
+use runhook_store::outbox::failed_outcome;
 use runhook_store::rules::outcome_json;
 use runhook_store::{Claim, ClaimOutcome, ClaimTerms, ClaimToken, DeliveryRecord, DeliveryStatus, StoreError};
 
