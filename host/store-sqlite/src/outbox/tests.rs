@@ -7,10 +7,8 @@ use std::borrow::Cow;
 use super::*;
 use runhook_core::model::{RuleId, WebhookTarget};
 use runhook_core::secrets::Keyring;
-use runhook_store::{
-    AttemptRecord, ClaimOutcome, ClaimTerms, ClaimToken, DeliveryStatus, DueQuery, OutboxRow, OutboxStore, RuleStore,
-    RunStore,
-};
+use runhook_store::conformance::{delivered, record};
+use runhook_store::{DueQuery, OutboxRow, OutboxStore, RuleStore, RunStore};
 
 /// A database at migration 0003 (state inside `outbox`), as the
 /// previous release left it, with a pending and a delivered delivery.
@@ -60,34 +58,6 @@ fn fresh_row(rule: RuleId) -> OutboxRow {
     OutboxRow::queued(rule, &target, "{}".into(), vec![])
 }
 
-/// Claims delivery `id` for an attempt now, as the worker does first.
-async fn claim(store: &SqliteStore, id: DeliveryId) -> ClaimToken {
-    let terms = ClaimTerms { now: Timestamp::now(), lease: std::time::Duration::from_secs(60), give_up_after: 3 };
-    match store.claim_deliveries(&[id], &terms).await.unwrap().as_slice() {
-        [ClaimOutcome::Claimed { claim, .. }] => claim.token,
-        other => panic!("not claimed: {other:?}"),
-    }
-}
-
-fn delivered_record(id: DeliveryId, claim: ClaimToken, attempts: u32) -> DeliveryRecord {
-    DeliveryRecord {
-        id,
-        claim,
-        rule_id: RuleId::new_v4(),
-        run_ids: vec![],
-        attempts,
-        attempt: AttemptRecord {
-            attempt: attempts,
-            started_at: Timestamp::now(),
-            duration_ms: 4,
-            class: "success".into(),
-            status_code: Some(200),
-            error: None,
-        },
-        status: DeliveryStatus::Delivered,
-    }
-}
-
 /// Queues `rows` in one transaction, as a cycle does.
 async fn queue_rows(store: &SqliteStore, rows: &[OutboxRow]) {
     let mut tx = store.write.begin().await.unwrap();
@@ -119,8 +89,7 @@ async fn deliveries_of_the_previous_release_survive_the_move_of_their_state() {
     assert_eq!(*endpoint, endpoint_key(&row.url));
 
     // The next attempt continues the history; the row leaves the due set.
-    let token = claim(&store, pending).await;
-    store.record_deliveries(&[delivered_record(pending, token, 2)]).await.unwrap();
+    record(&store, &[runhook_store::conformance::delivered(row, 2)]).await.unwrap();
     let now = store.get_delivery(pending).await.unwrap().unwrap();
     assert_eq!((now.status.as_str(), now.attempts), ("delivered", 2));
     assert_eq!(now.history.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2]);
@@ -141,8 +110,6 @@ async fn recording_waits_for_a_write_transaction_in_progress() {
     let row = fresh_row(RuleId::new_v4());
     queue_rows(&store, std::slice::from_ref(&row)).await;
 
-    let token = claim(&store, row.id).await;
-
     // A write transaction that reads first, as a rule cycle does.
     let mut tx = store.write.begin().await.unwrap();
     let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_state WHERE status = 'pending'")
@@ -150,8 +117,8 @@ async fn recording_waits_for_a_write_transaction_in_progress() {
         .await
         .unwrap();
     let recording = tokio::spawn({
-        let store = store.clone();
-        async move { store.record_deliveries(&[delivered_record(row.id, token, 1)]).await }
+        let (store, row) = (store.clone(), row.clone());
+        async move { record(&store, &[delivered(&row, 1)]).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!recording.is_finished(), "the record did not wait for the transaction");
