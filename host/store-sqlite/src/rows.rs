@@ -46,7 +46,7 @@ pub(crate) fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, values: im
 }
 
 pub(crate) fn parse_id<T: FromStr>(s: &str, column: &'static str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt { column, detail: format!("{s:?} is not a UUID") })
+    s.parse().map_err(|_| StoreError::corrupt(column, format!("{s:?} is not a UUID")))
 }
 
 pub(crate) fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Result<Option<T>, StoreError> {
@@ -54,21 +54,16 @@ pub(crate) fn opt_id<T: FromStr>(s: Option<String>, column: &'static str) -> Res
 }
 
 pub(crate) fn ts(s: Option<String>, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
-    s.map(|s| {
-        s.parse().map_err(|e: runhook_core::model::time::TimestampError| StoreError::Corrupt {
-            column,
-            detail: e.to_string(),
-        })
-    })
-    .transpose()
+    s.map(|s| s.parse().map_err(|e: runhook_core::model::time::TimestampError| StoreError::corrupt(column, e)))
+        .transpose()
 }
 
 pub(crate) fn json(s: Option<String>, column: &'static str) -> Result<Option<Value>, StoreError> {
-    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { column, detail: e.to_string() })).transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::corrupt(column, e))).transpose()
 }
 
 pub(crate) fn required<T>(v: Option<T>, column: &'static str) -> Result<T, StoreError> {
-    v.ok_or(StoreError::Corrupt { column, detail: "missing".into() })
+    v.ok_or_else(|| StoreError::corrupt(column, "missing"))
 }
 
 /// A timestamp column that must hold one.
@@ -86,8 +81,7 @@ pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         parent_run_id: opt_id(row.try_get("parent_run_id").map_err(db)?, "runs.parent_run_id")?,
         dotted_order: row.try_get("dotted_order").map_err(db)?,
         name: row.try_get("name").map_err(db)?,
-        run_type: RunType::parse(&run_type)
-            .ok_or(StoreError::Corrupt { column: "runs.run_type", detail: run_type.clone() })?,
+        run_type: RunType::parse(&run_type).ok_or_else(|| StoreError::corrupt("runs.run_type", &run_type))?,
         start_time: required(ts(row.try_get("start_time").map_err(db)?, "runs.start_time")?, "runs.start_time")?,
         end_time: ts(row.try_get("end_time").map_err(db)?, "runs.end_time")?,
         error: row.try_get("error").map_err(db)?,
@@ -96,8 +90,7 @@ pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         extra: json(row.try_get("extra").map_err(db)?, "runs.extra")?,
         events: json(row.try_get("events").map_err(db)?, "runs.events")?,
         serialized: json(row.try_get("serialized").map_err(db)?, "runs.serialized")?,
-        tags: serde_json::from_str(&tags)
-            .map_err(|e| StoreError::Corrupt { column: "runs.tags", detail: e.to_string() })?,
+        tags: serde_json::from_str(&tags).map_err(|e| StoreError::corrupt("runs.tags", e))?,
         reference_example_id: opt_id(row.try_get("reference_example_id").map_err(db)?, "runs.reference_example_id")?,
         prompt_tokens: row.try_get("prompt_tokens").map_err(db)?,
         completion_tokens: row.try_get("completion_tokens").map_err(db)?,
@@ -126,7 +119,7 @@ pub(crate) fn feedback_from_row(row: &SqliteRow) -> Result<Feedback, StoreError>
         comment: row.try_get("comment").map_err(db)?,
         correction: json(row.try_get("correction").map_err(db)?, "feedback.correction")?,
         feedback_source: serde_json::from_str::<FeedbackSource>(&source)
-            .map_err(|e| StoreError::Corrupt { column: "feedback.feedback_source", detail: e.to_string() })?,
+            .map_err(|e| StoreError::corrupt("feedback.feedback_source", e))?,
         extra: json(row.try_get("extra").map_err(db)?, "feedback.extra")?,
         created_at: required(
             ts(row.try_get("created_at").map_err(db)?, "feedback.created_at")?,

@@ -91,13 +91,9 @@ impl TargetMemo {
     }
 }
 
-fn corrupt(column: &'static str, detail: &impl ToString) -> StoreError {
-    StoreError::Corrupt { column, detail: detail.to_string() }
-}
-
 /// Opens one sealed value of `column`.
 pub fn open(keys: &Keyring, column: &'static str, v: &str) -> Result<String, StoreError> {
-    keys.open(v).map_err(|e| corrupt(column, &e))
+    keys.open(v).map_err(|e| StoreError::corrupt(column, e))
 }
 
 /// Headers as stored: a JSON object of sealed values.
@@ -109,7 +105,7 @@ pub fn seal_headers(keys: &Keyring, headers: &BTreeMap<String, String>) -> Strin
 /// Opens every part of a stored target, without the memory.
 pub fn open_target(keys: &Keyring, sealed: &SealedTarget) -> Result<Target, StoreError> {
     let headers = serde_json::from_str::<BTreeMap<String, String>>(&sealed.headers)
-        .map_err(|e| corrupt("outbox.headers", &e))?
+        .map_err(|e| StoreError::corrupt("outbox.headers", e))?
         .into_iter()
         .map(|(k, v)| Ok((k, open(keys, "outbox.headers", &v)?)))
         .collect::<Result<_, StoreError>>()?;

@@ -34,10 +34,6 @@ pub(super) const DUE_QUERY: &str = "SELECT s.id, s.rule_id, o.url, o.run_ids, s.
 /// The two tables a delivery lives in, joined.
 pub(super) const DELIVERIES: &str = "delivery_state s JOIN outbox o ON o.id = s.id";
 
-fn corrupt(column: &'static str) -> impl Fn(String) -> StoreError {
-    move |detail| StoreError::Corrupt { column, detail }
-}
-
 /// Queues one delivery inside a cycle's transaction: its payload in
 /// `outbox`, its state (pending, due now) in `delivery_state`.
 pub(crate) async fn insert_outbox(
@@ -102,7 +98,7 @@ impl CommonText {
         Ok(Common {
             id: parse_id(&self.id, "delivery_state.id")?,
             rule_id: parse_id(&self.rule_id, "delivery_state.rule_id")?,
-            run_ids: serde_json::from_str(&self.run_ids).map_err(|e| corrupt("outbox.run_ids")(e.to_string()))?,
+            run_ids: serde_json::from_str(&self.run_ids).map_err(|e| StoreError::corrupt("outbox.run_ids", e))?,
             created_at: req_ts(self.created_at, "delivery_state.created_at")?,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
         })
