@@ -9,6 +9,7 @@ mod api_input;
 mod claims;
 mod common;
 mod delivery_faults;
+mod hardening;
 mod languages;
 mod ops;
 mod plugin_cli;

@@ -123,12 +123,11 @@ impl App {
         let router = api::router(self.state);
         let addr = listener.local_addr().context("listener has no local address")?;
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        api::listen::serve(listener, router, self.config.limits, shutdown).await;
         workers.cancel();
         for task in [scheduler, sender, watcher].into_iter().chain(retention) {
             let _ = task.await;
         }
-        served.context("HTTP server failed")?;
         tracing::info!("runhook stopped");
         Ok(())
     }

@@ -124,6 +124,11 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest body after decompression (guards against compression bombs).
     pub max_decompressed_bytes: usize,
+    /// How long a client has to send a request's headers, counted from when
+    /// the connection is ready for one (so also the keep-alive idle time).
+    pub header_timeout: Duration,
+    /// Client connections served at once; one more is refused with a 503.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -141,7 +146,12 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: PathBuf::new(),
             api_key: None,
-            limits: Limits { max_body_bytes: 0, max_decompressed_bytes: 0 },
+            limits: Limits {
+                max_body_bytes: 0,
+                max_decompressed_bytes: 0,
+                header_timeout: Duration::ZERO,
+                max_connections: 0,
+            },
             plugins: PluginSettings { reload_interval: Duration::ZERO, epoch_tick: Duration::ZERO, max_instances: 0 },
             delivery: DeliverySettings {
                 attempt_timeout: Duration::ZERO,
@@ -301,6 +311,14 @@ const SETTINGS: &[Setting] = &[
     }),
     setting!("limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES", "268435456", |c, v| {
         c.limits.max_decompressed_bytes = number(v, 1024..=usize::MAX)?;
+        Ok(())
+    }),
+    setting!("limits.header_timeout_ms", "RUNHOOK_HEADER_TIMEOUT_MS", "10000", |c, v| {
+        c.limits.header_timeout = millis(v, 100..=3_600_000)?;
+        Ok(())
+    }),
+    setting!("limits.max_connections", "RUNHOOK_MAX_CONNECTIONS", "1024", |c, v| {
+        c.limits.max_connections = number(v, 1..=1_000_000)?;
         Ok(())
     }),
     setting!("plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS", "1000", |c, v| {

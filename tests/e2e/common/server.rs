@@ -29,9 +29,35 @@ impl Server {
         s
     }
 
+    /// Starts a server on a fresh data directory with extra environment
+    /// variables and, when given, the open-file limit set to `files`.
+    pub fn start_with(env: &[(&str, &str)], files: Option<u32>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut s = Self::launch(&data, env, files);
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts a server on `data` with extra environment variables.
     pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Self {
-        let mut cmd = runhook();
+        Self::launch(data, env, None)
+    }
+
+    fn launch(data: &Path, env: &[(&str, &str)], files: Option<u32>) -> Self {
+        let mut cmd = match files {
+            None => runhook(),
+            Some(n) => {
+                // The shell lowers the limit (soft and hard), then becomes runhook.
+                let mut sh = std::process::Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(runhook().get_program())
+                    .env_remove("RUNHOOK_PLUGIN_CACHE_DIR")
+                    .env("NO_COLOR", "1");
+                sh
+            }
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUNHOOK_API_KEY", API_KEY)
@@ -60,6 +86,19 @@ impl Server {
         let mut s = Self::start_on(&self.data, &[]);
         s._dir = dir;
         s
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    /// The `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
     }
 
     /// `url` + `path`.

@@ -18,6 +18,7 @@ pub mod error;
 mod feedback;
 mod info;
 mod ingest;
+pub mod listen;
 mod multipart;
 pub mod rules;
 mod runs;
