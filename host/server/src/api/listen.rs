@@ -96,7 +96,7 @@ fn effective_cap(configured: usize) -> usize {
         && cur < max
     {
         limit.current = Some(max);
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit.current = Some(cur);
         }
     }
