@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use runhook_plugins::registry::ReloadOutcome;
 use runhook_plugins::{
-    Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine, PluginError, PluginLimits,
-    PluginRegistry, PluginSession, PluginSpec,
+    Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine, PluginError, PluginFiles,
+    PluginLimits, PluginRegistry, PluginSession, PluginSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -245,7 +245,7 @@ async fn hot_reload_swaps_versions_without_restart() {
     let path = dir.path().join("rule-matcher.wasm");
     std::fs::copy(plugin("llm_errors"), &path).unwrap();
     let cache = CompileCache::new(&engine, Some(dir.path().join("cache"))).unwrap();
-    let registry = Arc::new(PluginRegistry::new(engine.clone(), cache));
+    let registry = Arc::new(PluginRegistry::new(engine.clone(), cache, PluginFiles::under(dir.path(), 1 << 26)));
     let spec =
         PluginSpec { name: "rule-matcher".into(), path: path.clone(), required: Capabilities::of(Capability::Match) };
     let handle = tokio::task::block_in_place(|| registry.load(&spec)).unwrap();
@@ -286,7 +286,8 @@ fn poll_changes_reports_reloads_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.wasm");
     std::fs::copy(plugin("output_score"), &path).unwrap();
-    let registry = PluginRegistry::new(engine.clone(), CompileCache::new(&engine, None).unwrap());
+    let files = PluginFiles::under(dir.path(), 1 << 26);
+    let registry = PluginRegistry::new(engine.clone(), CompileCache::new(&engine, None).unwrap(), files);
     let spec = PluginSpec { name: "p".into(), path: path.clone(), required: Capabilities::of(Capability::Evaluate) };
     registry.load(&spec).unwrap();
     assert!(registry.poll_changes().is_empty(), "nothing changed");

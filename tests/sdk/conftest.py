@@ -31,6 +31,8 @@ class Server:
             "RUST_LOG": "info,runhook=debug",
             # Receivers in tests listen on loopback, which webhooks may not reach by default.
             "RUNHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+            # Rules name plugins built under the repository's plugins/.
+            "RUNHOOK_PLUGINS_DIR": str(REPO / "plugins"),
         }
         self.env.update(env or {})
         self.proc = subprocess.Popen(

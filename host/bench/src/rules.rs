@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use runhook_core::model::{
     PluginRef, RuleId, RulePlugins, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp, WebhookTarget,
 };
-use runhook_server::config::Config;
+use runhook_server::config::{Config, PluginSettings};
 use runhook_server::rules::pipeline::run_cycle;
 use runhook_store::IngestBatch;
 
@@ -43,11 +43,12 @@ pub(crate) struct RulesBenchArgs {
 
 const KEY: &str = "rh_bench_key_0123456789abcdef";
 
-fn config(dir: &std::path::Path) -> Config {
+fn config(dir: &std::path::Path, plugins: &std::path::Path) -> Config {
     Config {
         data_dir: dir.join("data"),
         api_key: Some(KEY.into()),
         delivery: runhook_server::config::DeliverySettings::loopback_allowed(),
+        plugins: PluginSettings { dir: plugins.to_path_buf(), ..PluginSettings::default() },
         ..Config::default()
     }
 }
@@ -100,7 +101,7 @@ fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webh
 
 async fn throughput(args: &RulesBenchArgs, plugin: &std::path::Path) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let app = runhook::backend::prepare(config(dir.path())).await?;
+    let app = runhook::backend::prepare(config(dir.path(), &args.plugins_dir)).await?;
     let store = app.state().store.clone();
     let plugins = app.state().plugins.clone();
     // The project must exist before the rules do.
@@ -172,7 +173,7 @@ async fn latency(args: &RulesBenchArgs) -> anyhow::Result<()> {
     });
 
     let dir = tempfile::tempdir()?;
-    let app = runhook::backend::prepare(config(dir.path())).await?;
+    let app = runhook::backend::prepare(config(dir.path(), &args.plugins_dir)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(app.serve(listener, stop.clone()));

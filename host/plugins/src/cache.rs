@@ -145,7 +145,7 @@ fn store(component: &Component, path: &Path) -> std::io::Result<()> {
 }
 
 /// Refuses files that are not components with a message saying what they are.
-fn check_is_component(plugin: &str, wasm: &[u8]) -> Result<(), PluginError> {
+pub(crate) fn check_is_component(plugin: &str, wasm: &[u8]) -> Result<(), PluginError> {
     let reason = match wasm.get(..8) {
         Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => return Ok(()),
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {

@@ -13,16 +13,15 @@ use super::Capability;
 /// An error loading or calling a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    /// The plugin file could not be read.
-    #[error("plugin {plugin}: cannot read {}: {source}", path.display())]
+    /// The plugin file may not or cannot be read (see [`PluginFiles`](crate::PluginFiles)).
+    #[error("plugin {plugin}: {} is not a readable plugin file: {reason}", path.display())]
     Read {
         /// The plugin's name.
         plugin: String,
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why, without the file's contents.
+        reason: String,
     },
     /// The file is not a valid WebAssembly component (or failed to compile).
     #[error("plugin {plugin}: not a loadable WebAssembly component: {reason}")]

@@ -84,11 +84,7 @@ impl LoadedPlugin {
         path: &Path,
         required: Capabilities,
     ) -> Result<Self, PluginError> {
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
-            plugin: name.to_string(),
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let wasm = crate::PluginFiles::anywhere(crate::DEFAULT_MAX_PLUGIN_BYTES).read(name, path)?;
         Self::from_bytes(engine, cache, name, path, &wasm, required)
     }
 

@@ -7,8 +7,6 @@
 //! leave the compilation to a background thread (see
 //! [`PluginRegistry::prepare`](super::PluginRegistry::prepare)).
 
-use std::path::Path;
-
 use super::bindings::PACKAGE;
 use super::{Capabilities, Capability, PluginError};
 
@@ -31,6 +29,8 @@ pub fn capabilities_of<'a>(exports: impl IntoIterator<Item = &'a str>) -> Capabi
 /// component (a core module, or not WebAssembly).
 pub fn component_exports(name: &str, wasm: &[u8]) -> Result<Vec<String>, PluginError> {
     use wasmparser::{Encoding, Parser, Payload};
+    // Checked first so that no parser message quotes the file's first bytes.
+    super::cache::check_is_component(name, wasm)?;
     let bad = |reason: String| PluginError::Compile { plugin: name.to_string(), reason };
     let mut exports = Vec::new();
     let mut depth = 0usize;
@@ -54,15 +54,10 @@ pub fn component_exports(name: &str, wasm: &[u8]) -> Result<Vec<String>, PluginE
     Ok(exports)
 }
 
-/// Reads `path` and checks that it is a component exporting every
-/// capability in `required`. Fast: nothing is compiled.
-pub fn probe(name: &str, path: &Path, required: Capabilities) -> Result<Capabilities, PluginError> {
-    let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
-        plugin: name.to_string(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let exports = component_exports(name, &wasm)?;
+/// Checks that `wasm` is a component exporting every capability in
+/// `required`. Fast: nothing is compiled.
+pub fn probe(name: &str, wasm: &[u8], required: Capabilities) -> Result<Capabilities, PluginError> {
+    let exports = component_exports(name, wasm)?;
     let capabilities = capabilities_of(exports.iter().map(String::as_str));
     check(name, &exports, capabilities, required)?;
     Ok(capabilities)

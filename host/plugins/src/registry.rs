@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::{CompileCache, content_hash};
 use super::engine::PluginEngine;
+use super::file::PluginFiles;
 use super::plugin::{LoadedPlugin, PluginLimits};
 use super::session::PluginSession;
 use super::{Capabilities, PluginError};
@@ -107,15 +108,16 @@ pub enum ReloadOutcome {
 pub struct PluginRegistry {
     engine: PluginEngine,
     cache: CompileCache,
+    files: PluginFiles,
     slots: Mutex<HashMap<PathBuf, PluginHandle>>,
     /// One gate per file: concurrent first loads of a file compile it once.
     loading: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 impl PluginRegistry {
-    /// An empty registry.
-    pub fn new(engine: PluginEngine, cache: CompileCache) -> Self {
-        Self { engine, cache, slots: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
+    /// An empty registry reading plugin files as `files` allows.
+    pub fn new(engine: PluginEngine, cache: CompileCache, files: PluginFiles) -> Self {
+        Self { engine, cache, files, slots: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
     }
 
     /// Checks, without compiling, that `spec.path` is a component offering
@@ -129,11 +131,12 @@ impl PluginRegistry {
     /// compile or link fails that cycle, with the reason in the rule's cycle
     /// history and the log.
     pub fn prepare(self: &Arc<Self>, spec: &PluginSpec) -> Result<(), PluginError> {
-        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        let key = self.files.resolve(&spec.name, &spec.path)?;
         if self.slot(&key).is_some() {
             return self.load(spec).map(|_| ());
         }
-        super::probe::probe(&spec.name, &key, spec.required)?;
+        let wasm = self.files.read(&spec.name, &key)?;
+        super::probe::probe(&spec.name, &wasm, spec.required)?;
         let (registry, spec) = (self.clone(), spec.clone());
         std::thread::spawn(move || {
             if let Err(e) = registry.load(&spec) {
@@ -152,7 +155,7 @@ impl PluginRegistry {
     /// already in use must also provide `spec.required`, now and after every
     /// reload. Blocking (may compile, or wait for a compilation in progress).
     pub fn load(&self, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
-        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        let key = self.files.resolve(&spec.name, &spec.path)?;
         // Whoever comes second waits here for the first compilation, then
         // finds the slot it made.
         let gate = self.loading.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
@@ -170,7 +173,7 @@ impl PluginRegistry {
             *required = required.iter().chain(spec.required.iter()).collect();
             return Ok(slot.clone());
         }
-        let (bytes, stamp) = read(&spec.name, &key)?;
+        let (bytes, stamp) = self.read(&spec.name, &key)?;
         let plugin = LoadedPlugin::from_bytes(&self.engine, &self.cache, &spec.name, &key, &bytes, spec.required)?;
         log_loaded(&plugin, "loaded");
         let slot = Arc::new(PluginSlot {
@@ -206,7 +209,7 @@ impl PluginRegistry {
         }
         // A file being rewritten may be read half-written; that fails to
         // compile, is refused, and the completed write changes the stamp again.
-        let (bytes, stamp) = match read(&slot.name, &slot.path) {
+        let (bytes, stamp) = match self.read(&slot.name, &slot.path) {
             Ok(read) => read,
             Err(error) => {
                 return Some(ReloadOutcome::Refused { name: slot.name.clone(), error });
@@ -230,6 +233,17 @@ impl PluginRegistry {
         }
     }
 
+    fn read(&self, name: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), PluginError> {
+        let meta = std::fs::metadata(path).ok();
+        let bytes = self.files.read(name, path)?;
+        let stamp = FileStamp {
+            len: meta.as_ref().map_or(0, |m| m.len()),
+            modified: meta.and_then(|m| m.modified().ok()),
+            hash: content_hash(&bytes),
+        };
+        Ok((bytes, stamp))
+    }
+
     /// Polls for changed plugin files every `interval` until `shutdown`.
     pub fn spawn_watcher(
         self: Arc<Self>,
@@ -251,14 +265,6 @@ impl PluginRegistry {
             }
         })
     }
-}
-
-fn read(name: &str, path: &Path) -> Result<(Vec<u8>, FileStamp), PluginError> {
-    let read_err = |source| PluginError::Read { plugin: name.to_string(), path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    let bytes = std::fs::read(path).map_err(read_err)?;
-    let stamp = FileStamp { len: meta.len(), modified: meta.modified().ok(), hash: content_hash(&bytes) };
-    Ok((bytes, stamp))
 }
 
 fn log_loaded(plugin: &LoadedPlugin, what: &str) {

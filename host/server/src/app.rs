@@ -25,7 +25,7 @@ use crate::rules::definition::Definitions;
 use crate::rules::scheduler;
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::secrets::{self, Keyring};
-use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginRegistry};
+use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
 use runhook_store::Store;
 
 /// A service ready to serve: store open, key settled.
@@ -62,7 +62,11 @@ impl App {
             store,
             limits: config.limits,
             key: Arc::new(ApiKey::new(&key)),
-            plugins: Arc::new(PluginRegistry::new(engine, cache)),
+            plugins: Arc::new(PluginRegistry::new(
+                engine,
+                cache,
+                PluginFiles::under(&config.plugins.dir, config.plugins.max_file_bytes),
+            )),
             signals: Arc::new(RuleSignals::default()),
             targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),

@@ -47,8 +47,12 @@ pub struct Config {
 }
 
 /// Plugin host settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSettings {
+    /// Rules may only name plugin files under this directory.
+    pub dir: PathBuf,
+    /// Largest plugin file read.
+    pub max_file_bytes: u64,
     /// How often plugin files are checked for changes (hot reload).
     pub reload_interval: Duration,
     /// Granularity of call deadlines.
@@ -152,7 +156,13 @@ impl Default for Config {
                 header_timeout: Duration::ZERO,
                 max_connections: 0,
             },
-            plugins: PluginSettings { reload_interval: Duration::ZERO, epoch_tick: Duration::ZERO, max_instances: 0 },
+            plugins: PluginSettings {
+                dir: PathBuf::new(),
+                max_file_bytes: 0,
+                reload_interval: Duration::ZERO,
+                epoch_tick: Duration::ZERO,
+                max_instances: 0,
+            },
             delivery: DeliverySettings {
                 attempt_timeout: Duration::ZERO,
                 transport_retries: 0,
@@ -319,6 +329,18 @@ const SETTINGS: &[Setting] = &[
     }),
     setting!("limits.max_connections", "RUNHOOK_MAX_CONNECTIONS", "1024", |c, v| {
         c.limits.max_connections = number(v, 1..=1_000_000)?;
+        Ok(())
+    }),
+    setting!("plugins.dir", "RUNHOOK_PLUGINS_DIR", "plugins", |c, v| {
+        let dir = text(v)?;
+        if dir.is_empty() {
+            return Err("must not be empty".into());
+        }
+        c.plugins.dir = PathBuf::from(dir);
+        Ok(())
+    }),
+    setting!("plugins.max_file_bytes", "RUNHOOK_PLUGIN_MAX_FILE_BYTES", "67108864", |c, v| {
+        c.plugins.max_file_bytes = number(v, 1024..=u64::MAX)?;
         Ok(())
     }),
     setting!("plugins.reload_interval_ms", "RUNHOOK_PLUGIN_RELOAD_INTERVAL_MS", "1000", |c, v| {

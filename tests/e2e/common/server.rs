@@ -64,6 +64,8 @@ impl Server {
             // Receivers in tests listen on loopback, which webhooks may not
             // reach by default.
             .env("RUNHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+            // Rules name plugins built under the repository's plugins/.
+            .env("RUNHOOK_PLUGINS_DIR", super::repo().join("plugins"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in env {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend;
 use runhook_core::model::run::dotted_segment;
 use runhook_core::model::{RunId, Timestamp};
-use runhook_server::config::{Config, DeliverySettings};
+use runhook_server::config::{Config, DeliverySettings, PluginSettings};
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
@@ -119,6 +119,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         api_key: Some(KEY.into()),
         delivery: DeliverySettings::loopback_allowed(),
+        plugins: PluginSettings { dir: args.plugins_dir.clone(), ..PluginSettings::default() },
         ..Config::default()
     };
     let app = backend::prepare(config).await?;

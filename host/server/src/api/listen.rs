@@ -21,7 +21,6 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +55,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics::counter!("runhook_connections_refused_total").increment(1);
-            tokio::spawn(refuse(stream, max));
+            refuse(&stream, max);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -73,19 +72,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     graceful.shutdown().await;
 }
 
-/// Tells a client over the cap why it is turned away, then closes.
-async fn refuse(mut stream: TcpStream, max: usize) {
+/// Tells a client over the cap why it is turned away, and closes at once:
+/// a refusal must not hold a descriptor. The answer fits a fresh socket's
+/// send buffer, so one non-blocking write delivers it.
+fn refuse(stream: &TcpStream, max: usize) {
     let body = format!(r#"{{"detail":"the server is at its limit of {max} connections; retry later"}}"#);
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          retry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let write = async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    let _ = stream.try_write(response.as_bytes());
 }
 
 /// The configured cap, lowered to what the open-file limit allows.
