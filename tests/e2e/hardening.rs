@@ -116,3 +116,116 @@ fn plugin_paths_read_nothing_outside_the_plugins_directory() {
     assert!(detail.contains("not a regular file"), "{detail}");
     assert_eq!(reqwest::blocking::get(server.at("/healthz")).unwrap().status(), StatusCode::OK);
 }
+
+/// Sends a request, expects `status` and a JSON detail containing `needle`.
+fn expect(resp: reqwest::blocking::Response, status: StatusCode, needle: &str) {
+    assert_eq!(resp.status(), status, "for a request expected to mention {needle:?}");
+    let body: Value = resp.json().expect("error bodies are JSON");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
+}
+
+fn run(id: &str) -> Value {
+    json!({"id": id, "name": "r", "run_type": "chain", "start_time": "2026-11-22T10:00:00Z", "session_name": "h"})
+}
+
+fn stored(server: &Server, id: &str) -> bool {
+    server.client().get(server.at(&format!("/runs/{id}"))).send().unwrap().status() == StatusCode::OK
+}
+
+/// Bytes after the JSON value, and a second gzip member, are never
+/// silently dropped: the first is refused, the second read whole.
+#[test]
+fn trailing_bytes_are_refused_and_every_gzip_member_is_read() {
+    let server = Server::start();
+    let c = server.client();
+    let id = "0193b8f2-0000-7000-8000-00000000a001";
+    let body = format!(r#"{{"post":[{}]}} }}}}}}garbage"#, run(id));
+    let resp = c.post(server.at("/runs/batch")).header("content-type", "application/json").body(body).send().unwrap();
+    expect(resp, StatusCode::BAD_REQUEST, "after the JSON value");
+    assert!(!stored(&server, id));
+
+    // `{"post": [...]` and `}` in two members: one body, stored.
+    let member = |text: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).unwrap();
+        e.finish().unwrap()
+    };
+    let text = format!(r#"{{"post":[{}]"#, run(id));
+    let body = [member(text.as_bytes()), member(b"}")].concat();
+    let resp = c.post(server.at("/runs/batch")).header("content-encoding", "gzip").body(body).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(stored(&server, id));
+}
+
+/// Lists and numbers out of range: a 400 naming the limit, never a 500 or
+/// a silently different answer.
+#[test]
+fn list_sizes_and_offsets_are_range_checked() {
+    let server = Server::start();
+    let c = server.client();
+    let ids: Vec<String> = (0..32_766).map(|i| format!("0193b8f2-0000-7000-8000-{i:012x}")).collect();
+    let resp = c.post(server.at("/runs/query")).json(&json!({"id": ids, "limit": 1})).send().unwrap();
+    expect(resp, StatusCode::BAD_REQUEST, "id has 32766 items; at most 1000 are accepted (limits.max_list_items)");
+    let resp = c.post(server.at("/runs/query")).json(&json!({"id": &ids[..1000], "limit": 1})).send().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let huge = "18446744073709551615";
+    for path in ["/deliveries", "/sessions", "/feedback"] {
+        let resp = c.get(server.at(&format!("{path}?offset={huge}"))).send().unwrap();
+        expect(resp, StatusCode::BAD_REQUEST, "offset=18446744073709551615 exceeds the maximum of 10000000");
+    }
+    let runs: Vec<Value> = (0..10_001).map(|i| run(&format!("0193b8f2-0000-7000-8000-{i:012x}"))).collect::<Vec<_>>();
+    let resp = c.post(server.at("/runs/batch")).json(&json!({"post": runs})).send().unwrap();
+    expect(resp, StatusCode::PAYLOAD_TOO_LARGE, "10001 runs; at most 10000 are accepted (limits.max_runs_per_request)");
+}
+
+/// Errors no handler writes are JSON too: 404, 405, a path segment that is
+/// not UTF-8 once decoded, a header block too large.
+#[test]
+fn every_error_body_is_json() {
+    let server = Server::start();
+    let c = server.client();
+    expect(c.get(server.at("/nowhere")).send().unwrap(), StatusCode::NOT_FOUND, "no route for /nowhere");
+    expect(c.delete(server.at("/healthz")).send().unwrap(), StatusCode::METHOD_NOT_ALLOWED, "DELETE is not allowed");
+    expect(c.get(server.at("/runs/%FF%FE")).send().unwrap(), StatusCode::BAD_REQUEST, "UTF-8");
+    expect(c.get(server.at("/runs/rules/%FF/logs?offset=1")).send().unwrap(), StatusCode::BAD_REQUEST, "UTF-8");
+}
+
+/// An attachment is served as a download that no browser renders in the
+/// server's origin, whatever type its uploader claimed.
+#[test]
+fn attachments_are_served_as_sandboxed_downloads() {
+    let server = Server::start();
+    let c = server.client();
+    let id = "0193b8f2-0000-7000-8000-00000000b001";
+    let boundary = "XbOuNdArYx";
+    let mut body = Vec::new();
+    for (name, ctype, data) in [
+        (format!("post.{id}"), "application/json", run(id).to_string()),
+        (format!("attachment.{id}.page"), "text/html", "<script>alert(document.cookie)</script>".to_string()),
+    ] {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\nContent-Type: {ctype}\r\n\r\n{data}\r\n"
+        )
+        .unwrap();
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    let resp = c
+        .post(server.at("/runs/multipart"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let view: Value = c.get(server.at(&format!("/runs/{id}"))).send().unwrap().json().unwrap();
+    let url = view["s3_urls"]["attachment.page"]["presigned_url"].as_str().expect("a signed URL").to_string();
+    // Signed URLs are relative to the API's base, as the SDK resolves them.
+    let resp = reqwest::blocking::get(server.at(url.trim_start_matches(&server.url))).unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-disposition"], "attachment; filename=\"page\"");
+    assert!(h["content-security-policy"].to_str().unwrap().contains("sandbox"));
+}

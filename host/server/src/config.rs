@@ -133,6 +133,11 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Client connections served at once; one more is refused with a 503.
     pub max_connections: usize,
+    /// Most items of one list in a request: ids in a query, query-string
+    /// parameters.
+    pub max_list_items: usize,
+    /// Most runs (posts and patches) one ingest request may carry.
+    pub max_runs_per_request: usize,
 }
 
 impl Default for Limits {
@@ -155,6 +160,8 @@ impl Default for Config {
                 max_decompressed_bytes: 0,
                 header_timeout: Duration::ZERO,
                 max_connections: 0,
+                max_list_items: 0,
+                max_runs_per_request: 0,
             },
             plugins: PluginSettings {
                 dir: PathBuf::new(),
@@ -329,6 +336,14 @@ const SETTINGS: &[Setting] = &[
     }),
     setting!("limits.max_connections", "RUNHOOK_MAX_CONNECTIONS", "1024", |c, v| {
         c.limits.max_connections = number(v, 1..=1_000_000)?;
+        Ok(())
+    }),
+    setting!("limits.max_list_items", "RUNHOOK_MAX_LIST_ITEMS", "1000", |c, v| {
+        c.limits.max_list_items = number(v, 1..=30_000)?;
+        Ok(())
+    }),
+    setting!("limits.max_runs_per_request", "RUNHOOK_MAX_RUNS_PER_REQUEST", "10000", |c, v| {
+        c.limits.max_runs_per_request = number(v, 1..=1_000_000)?;
         Ok(())
     }),
     setting!("plugins.dir", "RUNHOOK_PLUGINS_DIR", "plugins", |c, v| {

@@ -33,7 +33,8 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body, limits: Limits) -> Res
             Ok(decoder) => decode(decoder, "zstd", limits.max_decompressed_bytes),
             Err(e) => Err(ApiError::BadRequest(format!("corrupt zstd body: {e}"))),
         },
-        Some("gzip") => decode(flate2::read::GzDecoder::new(raw.as_ref()), "gzip", limits.max_decompressed_bytes),
+        // Every member of a multi-member gzip stream, as `gzip -d` reads it.
+        Some("gzip") => decode(flate2::read::MultiGzDecoder::new(raw.as_ref()), "gzip", limits.max_decompressed_bytes),
         Some(other) => Err(ApiError::UnsupportedMediaType(format!(
             "unsupported Content-Encoding {other:?}; use zstd, gzip or none"
         ))),
@@ -64,15 +65,26 @@ fn decode(reader: impl Read, name: &str, max: usize) -> Result<Bytes, ApiError> 
     }
 }
 
-/// Parses JSON, naming the path and position of the first problem.
+/// Parses JSON, naming the path and position of the first problem; bytes
+/// after the value (other than whitespace) are refused, not ignored.
 pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let at = if path == "." { String::new() } else { format!(" at {path}") };
         ApiError::BadRequest(format!("invalid {what}{at}: {inner}"))
-    })
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e} (after the JSON value)")))?;
+    Ok(value)
+}
+
+/// Refuses a list longer than `max`, naming it and the limit's setting.
+pub(crate) fn check_list(what: &str, len: usize, max: usize, setting: &str) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::BadRequest(format!("{what} has {len} items; at most {max} are accepted ({setting})")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -95,6 +107,9 @@ mod tests {
         assert!(err.contains("items[1].n"), "{err}");
         let err = json::<T>(b"{", "body").unwrap_err().to_string();
         assert!(err.contains("invalid body") && err.contains("line 1"), "{err}");
+        let err = json::<T>(br#"{"items": []} }}}garbage"#, "body").unwrap_err().to_string();
+        assert!(err.contains("trailing characters") && err.contains("after the JSON value"), "{err}");
+        assert!(json::<T>(b"{\"items\": []}\n  ", "body").is_ok(), "trailing whitespace is fine");
     }
 
     #[test]
@@ -105,7 +120,16 @@ mod tests {
         assert!(matches!(err, ApiError::TooLarge(_)));
         let ok = decode(zstd::stream::read::Decoder::new(&bomb[..]).unwrap(), "zstd", 1 << 20).unwrap();
         assert_eq!(ok.len(), 1 << 20);
-        let err = decode(flate2::read::GzDecoder::new(&b"garbage"[..]), "gzip", 100).unwrap_err();
+        let err = decode(flate2::read::MultiGzDecoder::new(&b"garbage"[..]), "gzip", 100).unwrap_err();
         assert!(matches!(err, ApiError::BadRequest(_)));
+        // Two members: both are read.
+        let member = |text: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, text).unwrap();
+            e.finish().unwrap()
+        };
+        let two = [member(b"{\"post\": []"), member(b"}")].concat();
+        let whole = decode(flate2::read::MultiGzDecoder::new(&two[..]), "gzip", 100).unwrap();
+        assert_eq!(&whole[..], b"{\"post\": []}");
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, body, mask_url, path_id, query_pairs, query_usize};
+use super::{AppState, body, mask_url, path_id, query_offset, query_pairs, query_usize};
 use runhook_core::model::{DeliveryId, RuleId, Timestamp};
 use runhook_store::{Delivery, DeliveryQuery, Finished, Redelivery};
 
@@ -48,7 +48,7 @@ fn delivery_json(d: &Delivery) -> Value {
 }
 
 pub(super) async fn list(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let pairs = query_pairs(q.as_deref())?;
+    let pairs = query_pairs(q.as_deref(), &state.limits)?;
     let get = |key: &str| pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let rule = get("rule_id").map(|raw| path_id::<RuleId>("rule_id", raw)).transpose()?;
     let status = get("status").map(str::to_string);
@@ -68,7 +68,7 @@ pub(super) async fn list(State(state): State<AppState>, RawQuery(q): RawQuery) -
         since: time("since")?,
         until: time("until")?,
         limit: query_usize(&pairs, "limit", 100, 1000)?.max(1),
-        offset: query_usize(&pairs, "offset", 0, usize::MAX)?,
+        offset: query_offset(&pairs)?,
     };
     let found = state.store.list_deliveries(&query).await?;
     Ok(Json(Value::Array(found.iter().map(delivery_json).collect())))

@@ -5,7 +5,9 @@
 //! 500; their cause goes to the log, never to the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -90,4 +92,35 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Gives every error response the `{"detail": ...}` body, including those
+/// no handler wrote: axum's own rejections (a path segment that is not
+/// valid UTF-8 once decoded), 405 for a known path with another method,
+/// and the panic catcher's 500 (whose detail stays "internal error").
+pub(super) async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            format!("method {method} is not allowed on {path}; allowed: {allowed}")
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => "internal error".to_string(),
+        _ => match text {
+            Ok(text) if !text.is_empty() => text,
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        },
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(json!({"detail": detail}).to_string()))
 }

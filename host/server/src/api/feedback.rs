@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use super::{AppState, body, path_id, query_pairs, query_usize};
+use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use runhook_core::model::{Feedback, FeedbackCreate, FeedbackId, RunId, SessionId, Timestamp};
 use runhook_store::FeedbackQuery;
 
@@ -38,10 +38,10 @@ pub(super) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Feedback>>, ApiError> {
-    let pairs = query_pairs(raw.as_deref())?;
+    let pairs = query_pairs(raw.as_deref(), &state.limits)?;
     let mut q = FeedbackQuery {
         limit: query_usize(&pairs, "limit", 100, 1000)?.max(1),
-        offset: query_usize(&pairs, "offset", 0, usize::MAX)?,
+        offset: query_offset(&pairs)?,
         ..FeedbackQuery::default()
     };
     for (k, v) in &pairs {

@@ -51,6 +51,7 @@ pub(super) async fn multipart(
     }
     let bytes = body::read(&headers, body, state.limits).await?;
     let batch = multipart::decode(&content_type, bytes).await?;
+    check_runs(&batch, state.limits.max_runs_per_request)?;
     let summary = state.store.ingest(batch).await?;
     Ok(accepted("/runs/multipart", &headers, &summary))
 }
@@ -74,14 +75,27 @@ pub(super) async fn batch(
     let parsed: BatchBody = body::json(&bytes, "batch body")?;
     let posts = parsed.post.unwrap_or_default();
     let patches = parsed.patch.unwrap_or_default();
-    for (kind, list) in [("post", &posts), ("patch", &patches)] {
+    let batch = IngestBatch { posts, patches, patch_creates: true, ..IngestBatch::default() };
+    check_runs(&batch, state.limits.max_runs_per_request)?;
+    let IngestBatch { posts, patches, .. } = &batch;
+    for (kind, list) in [("post", posts), ("patch", patches)] {
         if let Some(i) = list.iter().position(|w| w.id.is_none()) {
             return Err(ApiError::BadRequest(format!("invalid batch body at {kind}[{i}]: missing field \"id\"")));
         }
     }
-    let summary =
-        state.store.ingest(IngestBatch { posts, patches, patch_creates: true, ..IngestBatch::default() }).await?;
+    let summary = state.store.ingest(batch).await?;
     Ok(accepted("/runs/batch", &headers, &summary))
+}
+
+/// Refuses a request with more runs than one request may carry.
+fn check_runs(batch: &IngestBatch, max: usize) -> Result<(), ApiError> {
+    let runs = batch.posts.len() + batch.patches.len();
+    if runs > max {
+        return Err(ApiError::TooLarge(format!(
+            "the request carries {runs} runs; at most {max} are accepted (limits.max_runs_per_request)"
+        )));
+    }
+    Ok(())
 }
 
 pub(super) async fn create_run(

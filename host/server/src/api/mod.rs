@@ -3,7 +3,8 @@
 //! Every route is served both at `/` and under `/api/v1`, because the
 //! LangSmith SDK calls hand-written paths relative to its endpoint and
 //! generated ones under `/api/v1`. Layer order (outermost first): trace,
-//! catch-panic, then per route: API-key check, handler. Handlers read bodies
+//! JSON errors (every 4xx and 5xx body is `{"detail": ...}`), catch-panic,
+//! then per route: API-key check, handler. Handlers read bodies
 //! themselves through `body`, which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -130,9 +132,21 @@ fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError> {
 }
 
 /// Query-string pairs, keeping repeated keys (`?run=a&run=b`).
-fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(raw.unwrap_or_default())
-        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+/// At most `limits.max_list_items` of them.
+fn query_pairs(raw: Option<&str>, limits: &Limits) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))?;
+    body::check_list("the query string", pairs.len(), limits.max_list_items, "limits.max_list_items")?;
+    Ok(pairs)
+}
+
+/// Largest `offset` a list accepts: beyond it a page would be a scan of
+/// ten million rows to return nothing.
+const MAX_OFFSET: usize = 10_000_000;
+
+/// The `offset` query parameter, 0 when absent, at most [`MAX_OFFSET`].
+fn query_offset(pairs: &[(String, String)]) -> Result<usize, ApiError> {
+    query_usize(pairs, "offset", 0, MAX_OFFSET)
 }
 
 /// A non-negative integer query parameter with a default and a maximum.

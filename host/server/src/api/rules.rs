@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::mask_url;
-use super::{AppState, body, path_id, query_pairs, query_usize};
+use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use crate::rules::definition::{DefinitionError, Definitions};
 use runhook_core::model::definition::check_keys;
 use runhook_core::model::{Rule, RuleDefinition, RuleId, SessionId};
@@ -112,7 +112,7 @@ pub(super) async fn create(
 }
 
 pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
-    let pairs = query_pairs(raw.as_deref())?;
+    let pairs = query_pairs(raw.as_deref(), &state.limits)?;
     let session: Option<SessionId> =
         pairs.iter().find(|(k, _)| k == "session_id").map(|(_, v)| path_id("session_id", v)).transpose()?;
     let name_contains = pairs.iter().find(|(k, _)| k == "name_contains").map(|(_, v)| v.to_lowercase());
@@ -176,9 +176,9 @@ pub(super) async fn logs(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let rule = rule_or_404(&state, &raw).await?;
-    let pairs = query_pairs(q.as_deref())?;
+    let pairs = query_pairs(q.as_deref(), &state.limits)?;
     let limit = query_usize(&pairs, "limit", 150, 1440)?.max(1);
-    let offset = query_usize(&pairs, "offset", 0, usize::MAX)?;
+    let offset = query_offset(&pairs)?;
     let logs = state.store.rule_logs(rule.id, limit, offset).await?;
     Ok(Json(Value::Array(logs.iter().map(log_json).collect())))
 }

@@ -111,6 +111,15 @@ pub(super) async fn query(
             "order {order:?} is not supported; runs are listed newest first (desc)"
         )));
     }
+    let max = state.limits.max_list_items;
+    for (what, len) in [
+        ("id", q.id.as_ref().map_or(0, Vec::len)),
+        ("session", q.session.as_ref().map_or(0, Vec::len)),
+        ("reference_example", q.reference_example.as_ref().map_or(0, Vec::len)),
+        ("select", q.select.as_ref().map_or(0, Vec::len)),
+    ] {
+        body::check_list(what, len, max, "limits.max_list_items")?;
+    }
     let selection = Selection::parse(q.filter.as_deref(), q.trace_filter.as_deref(), q.tree_filter.as_deref())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = match q.limit {
@@ -180,7 +189,7 @@ pub(super) async fn attachment(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let run: RunId = path_id("run id", &run)?;
-    let pairs = query_pairs(raw.as_deref())?;
+    let pairs = query_pairs(raw.as_deref(), &state.limits)?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let expires = get("expires").and_then(|e| e.parse::<i64>().ok());
     let authorised = match (expires, get("sig")) {
@@ -195,7 +204,25 @@ pub(super) async fn attachment(
         .get_attachment(run, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run {run} has no attachment {name:?}")))?;
-    Ok(([(header::CONTENT_TYPE, mime)], data).into_response())
+    // The bytes are the uploader's: never let a browser run them in this
+    // origin, whatever type they claim.
+    let disposition = format!("attachment; filename=\"{}\"", safe_filename(&name));
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+/// An attachment's name as a quoted `filename`: printable ASCII without
+/// quotes or backslashes, anything else replaced by `_`.
+fn safe_filename(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, body, path_id, query_pairs, query_usize};
+use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use runhook_core::model::{Session, SessionId, Timestamp};
 use runhook_store::{SessionQuery, StoreError};
 
@@ -32,10 +32,10 @@ fn view(state: &AppState, s: &Session) -> Value {
 }
 
 pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
-    let pairs = query_pairs(raw.as_deref())?;
+    let pairs = query_pairs(raw.as_deref(), &state.limits)?;
     let mut q = SessionQuery {
         limit: query_usize(&pairs, "limit", 100, 1000)?.max(1),
-        offset: query_usize(&pairs, "offset", 0, usize::MAX)?,
+        offset: query_offset(&pairs)?,
         ..SessionQuery::default()
     };
     for (k, v) in &pairs {
@@ -75,7 +75,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let upsert = query_pairs(raw.as_deref())?.iter().any(|(k, v)| k == "upsert" && v == "true");
+    let upsert = query_pairs(raw.as_deref(), &state.limits)?.iter().any(|(k, v)| k == "upsert" && v == "true");
     let bytes = body::read(&headers, body, state.limits).await?;
     let b: CreateBody = body::json(&bytes, "project")?;
     let name = b.name.trim().to_string();
