@@ -229,3 +229,51 @@ fn attachments_are_served_as_sandboxed_downloads() {
     assert_eq!(h["content-disposition"], "attachment; filename=\"page\"");
     assert!(h["content-security-policy"].to_str().unwrap().contains("sandbox"));
 }
+
+/// What one rule may ask for is bounded, and the header message means
+/// what it says.
+#[test]
+fn rule_caps_are_enforced() {
+    let server = Server::start();
+    let c = server.client();
+    let create = |webhooks: Value| {
+        let rule = json!({"display_name": "r", "session_name": "p", "webhooks": webhooks});
+        c.post(server.at("/runs/rules")).json(&rule).send().unwrap()
+    };
+    let eleven: Vec<Value> = (0..11).map(|i| json!({"url": format!("http://127.0.0.1:9/{i}")})).collect();
+    expect(create(json!(eleven)), StatusCode::BAD_REQUEST, "webhooks: 11 given; a rule has at most 10");
+    let long = format!("http://127.0.0.1:9/{}", "a".repeat(3000));
+    expect(create(json!([{"url": long}])), StatusCode::BAD_REQUEST, "longer than 2048 bytes");
+    expect(create(json!([{"url": "http://127.0.0.1:0/x"}])), StatusCode::BAD_REQUEST, "port 0");
+    let accented = json!([{"url": "http://127.0.0.1:9/x", "headers": {"x-team": "équipe"}}]);
+    expect(create(accented), StatusCode::BAD_REQUEST, "visible ASCII");
+    let ten: Vec<Value> = (0..10).map(|i| json!({"url": format!("http://127.0.0.1:9/{i}")})).collect();
+    assert_eq!(create(json!(ten)).status(), StatusCode::OK);
+}
+
+/// The log has no colour codes when it is not written to a terminal.
+#[test]
+fn a_log_file_gets_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .env("RUNHOOK_API_KEY", crate::common::server::API_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    // Served once: the line announcing it has been logged.
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert_eq!(reqwest::blocking::get(format!("{url}/healthz")).unwrap().status(), StatusCode::OK);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(text.contains("runhook serving"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+}

@@ -87,6 +87,11 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     async fn outbox_stats(&self) -> Result<(i64, Option<Timestamp>), StoreError>;
 }
 
+/// Attempts one delivery may accumulate: a delivery with this many is not
+/// redelivered (singly or in bulk), so its history stays bounded. A
+/// redelivery adds at most 1 + the policy's retries.
+pub const MAX_ATTEMPTS_PER_DELIVERY: usize = 100;
+
 /// Where a finished delivery goes when it is queued again, and with which
 /// secrets: to its webhook as the rule has it now when that webhook is
 /// known (the one with the id it was queued for; for a delivery without

@@ -38,6 +38,10 @@ fn bad(msg: impl Into<String>) -> DefinitionError {
 /// Custom headers a webhook may carry, and the longest value (Svix's cap).
 const MAX_HEADERS: usize = 32;
 const MAX_HEADER_VALUE: usize = 4096;
+/// Webhooks one rule may have: each matched run is one POST per webhook.
+pub const MAX_WEBHOOKS: usize = 10;
+/// Longest webhook URL, as browsers and most proxies accept.
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// What checking a definition needs: the store (projects), the plugin
 /// registry (plugins are loaded) and the network guard (webhook targets).
@@ -77,10 +81,19 @@ impl Definitions<'_> {
         Selection::parse(b.filter.as_deref(), b.trace_filter.as_deref(), b.tree_filter.as_deref())
             .map_err(|e| bad(e.to_string()))?;
         let webhooks = b.webhooks.unwrap_or_default();
+        if webhooks.len() > MAX_WEBHOOKS {
+            return Err(bad(format!("webhooks: {} given; a rule has at most {MAX_WEBHOOKS}", webhooks.len())));
+        }
         for (i, w) in webhooks.iter().enumerate() {
+            if w.url.len() > MAX_URL_BYTES {
+                return Err(bad(format!("webhooks[{i}].url: longer than {MAX_URL_BYTES} bytes")));
+            }
             let url = reqwest::Url::parse(&w.url).map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
+            }
+            if url.port() == Some(0) {
+                return Err(bad(format!("webhooks[{i}].url: port 0 is not a port one can send to")));
             }
             // The query may hold a secret: the message names the host only.
             self.targets.check_target(&w.url).await.map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
@@ -95,7 +108,9 @@ impl Definitions<'_> {
                 if let Some(why) = delivery::reserved_header(name) {
                     return Err(bad(format!("webhooks[{i}].headers.{name}: a rule cannot set this header: {why}")));
                 }
-                if value.len() > MAX_HEADER_VALUE || reqwest::header::HeaderValue::from_str(value).is_err() {
+                // What the message promises: printable ASCII, spaces and tabs.
+                let visible = value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+                if value.len() > MAX_HEADER_VALUE || !visible {
                     return Err(bad(format!(
                         "webhooks[{i}].headers.{name}: not a valid header value (visible ASCII, at most \
                          {MAX_HEADER_VALUE} bytes)"

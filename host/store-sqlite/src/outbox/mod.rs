@@ -22,7 +22,7 @@ use crate::SqliteStore;
 use crate::error::db;
 use crate::rows::{CHUNK, parse_id, push_in, ts};
 use runhook_core::model::{DeliveryId, Timestamp};
-use runhook_store::outbox::{endpoint_key, redelivery_target};
+use runhook_store::outbox::{MAX_ATTEMPTS_PER_DELIVERY, endpoint_key, redelivery_target};
 use runhook_store::sealed::{SealedTarget, Target};
 use runhook_store::secrets::open_spec;
 use runhook_store::{
@@ -143,6 +143,17 @@ impl OutboxStore for SqliteStore {
             }
             Some((_, _, Some(spec))) => spec,
         };
+        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if attempts >= MAX_ATTEMPTS_PER_DELIVERY as i64 {
+            return Err(StoreError::Conflict(format!(
+                "delivery {id} has been attempted {attempts} times, the most one delivery keeps \
+                 ({MAX_ATTEMPTS_PER_DELIVERY}); it is not redelivered again"
+            )));
+        }
         self.requeue(&mut tx, &spec, &[id.to_string()]).await?;
         tx.commit().await.map_err(db)?;
         self.bell.ring();
@@ -155,12 +166,14 @@ impl OutboxStore for SqliteStore {
         // leaves out deleted rules' deliveries.
         let found: Vec<(String, String)> = sqlx::query_as(
             "SELECT s.id, s.rule_id FROM delivery_state s JOIN rules r ON r.id = s.rule_id \
-             WHERE s.status = ?1 AND s.created_at >= ?2 AND s.created_at < ?3 AND (?4 IS NULL OR s.rule_id = ?4)",
+             WHERE s.status = ?1 AND s.created_at >= ?2 AND s.created_at < ?3 AND (?4 IS NULL OR s.rule_id = ?4) \
+             AND (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = s.id) < ?5",
         )
         .bind(which.status.as_str())
         .bind(which.since.to_naive_string())
         .bind(which.until.to_naive_string())
         .bind(which.rule.map(|r| r.to_string()))
+        .bind(MAX_ATTEMPTS_PER_DELIVERY as i64)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;

@@ -71,6 +71,7 @@ macro_rules! conformance_suite {
             outbox::a_mixed_group_is_recorded_whole,
             outbox::due_pages_continue_after_their_cursor_and_skip_busy_endpoints,
             outbox::a_redelivery_keeps_the_id_and_the_history,
+            outbox::redeliveries_stop_at_the_attempt_cap,
             outbox::a_bulk_redelivery_queues_the_finished_deliveries_it_selects,
             outbox::a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now,
             outbox::a_redelivery_follows_its_webhook_by_id,

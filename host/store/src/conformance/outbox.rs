@@ -152,6 +152,27 @@ pub async fn a_redelivery_keeps_the_id_and_the_history(h: &dyn Harness) {
     assert_eq!(store.get_delivery(rows[0].id).await.unwrap().unwrap().status, "delivered");
 }
 
+/// A delivery's history is bounded: once it holds
+/// `MAX_ATTEMPTS_PER_DELIVERY` attempts, it is redelivered no more, singly
+/// or in bulk.
+pub async fn redeliveries_stop_at_the_attempt_cap(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let r = rule(store.as_ref(), SessionId::new_v4(), vec![hook("https://hooks.example.com/x")]).await;
+    let row = fresh_row(r.id);
+    queue(store.as_ref(), r.id, std::slice::from_ref(&row)).await;
+    for _ in 1..crate::outbox::MAX_ATTEMPTS_PER_DELIVERY {
+        super::record(store.as_ref(), &[failed(&row, 1, "HTTP 500")]).await.unwrap();
+        assert!(store.redeliver(row.id).await.unwrap());
+    }
+    super::record(store.as_ref(), &[failed(&row, 1, "HTTP 500")]).await.unwrap();
+    let d = store.get_delivery(row.id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.history.len()), ("failed", crate::outbox::MAX_ATTEMPTS_PER_DELIVERY));
+    let refused = store.redeliver(row.id).await.unwrap_err().to_string();
+    assert!(refused.contains("it is not redelivered again"), "{refused}");
+    let which = crate::Redelivery { rule: None, status: crate::Finished::Failed, since: ago(60), until: ago(-60) };
+    assert_eq!(store.redeliver_matching(&which).await.unwrap(), 0);
+}
+
 /// A bulk redelivery queues again every finished delivery of the status
 /// and window it selects, of one rule or all, never a deleted rule's.
 pub async fn a_bulk_redelivery_queues_the_finished_deliveries_it_selects(h: &dyn Harness) {
