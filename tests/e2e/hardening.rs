@@ -277,3 +277,53 @@ fn a_log_file_gets_plain_text() {
     assert!(text.contains("runhook serving"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
 }
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = reqwest::blocking::get(server.at("/metrics")).unwrap().text().unwrap();
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// A pathological filter over long fields: `/healthz` answers while it
+/// runs, a client that gives up stops it, and the deadline ends it.
+#[test]
+fn a_pathological_filter_cannot_monopolise_the_server() {
+    let server = Server::start_with(&[("RUNHOOK_REQUEST_TIMEOUT_MS", "3000")], None);
+    let c = server.client();
+    let long = "a".repeat(1_000_000);
+    for batch in 0..4 {
+        let runs: Vec<Value> = (0..10)
+            .map(|i| {
+                let mut r = run(&format!("0193b8f2-0000-7000-8000-{:012x}", batch * 10 + i));
+                r["error"] = json!(long);
+                r["end_time"] = json!("2026-11-22T10:00:01Z");
+                r
+            })
+            .collect();
+        let resp = c.post(server.at("/runs/batch")).json(&json!({"post": runs})).send().unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    }
+    // A 10,002-character segment with a wildcard: the old matcher took
+    // O(text x pattern) per run; even now each run is real work.
+    let filter = format!("like(error, '%{}_b%')", "a".repeat(10_000));
+    let query = json!({"filter": filter, "limit": 1});
+
+    // The client gives up after a second; the evaluation stops with it.
+    let gone = c.post(server.at("/runs/query")).json(&query).timeout(Duration::from_secs(1)).send();
+    assert!(gone.is_err(), "the query answered within a second: {gone:?}");
+    let health = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    assert_eq!(health.get(server.at("/healthz")).send().unwrap().status(), StatusCode::OK);
+    let stopped = r#"runhook_filter_evaluations_stopped_total{reason="abandoned"}"#;
+    let waited = (0..1200).find(|_| {
+        let seen = metric(&server, stopped) >= 1.0;
+        if !seen {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        seen
+    });
+    assert!(waited.is_some(), "the abandoned evaluation did not stop");
+
+    // A client that waits gets the deadline, as a 422 naming the setting.
+    let resp = c.post(server.at("/runs/query")).json(&query).send().unwrap();
+    expect(resp, StatusCode::UNPROCESSABLE_ENTITY, "limits.request_timeout_ms");
+    assert_eq!(health.get(server.at("/healthz")).send().unwrap().status(), StatusCode::OK);
+}

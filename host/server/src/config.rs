@@ -138,6 +138,8 @@ pub struct Limits {
     pub max_list_items: usize,
     /// Most runs (posts and patches) one ingest request may carry.
     pub max_runs_per_request: usize,
+    /// How long evaluating a query's filters may take.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -162,6 +164,7 @@ impl Default for Config {
                 max_connections: 0,
                 max_list_items: 0,
                 max_runs_per_request: 0,
+                request_timeout: Duration::ZERO,
             },
             plugins: PluginSettings {
                 dir: PathBuf::new(),
@@ -344,6 +347,10 @@ const SETTINGS: &[Setting] = &[
     }),
     setting!("limits.max_runs_per_request", "RUNHOOK_MAX_RUNS_PER_REQUEST", "10000", |c, v| {
         c.limits.max_runs_per_request = number(v, 1..=1_000_000)?;
+        Ok(())
+    }),
+    setting!("limits.request_timeout_ms", "RUNHOOK_REQUEST_TIMEOUT_MS", "30000", |c, v| {
+        c.limits.request_timeout = millis(v, 100..=3_600_000)?;
         Ok(())
     }),
     setting!("plugins.dir", "RUNHOOK_PLUGINS_DIR", "plugins", |c, v| {

@@ -9,6 +9,9 @@
 //! Layering: layer 2; imports `model`, `store`, `filter`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use runhook_core::filter::{Filter, FilterError};
 use runhook_core::model::{Feedback, RunId, RunRecord};
@@ -56,8 +59,17 @@ impl Selection {
         self.filter.is_none() && self.trace_filter.is_none() && self.tree_filter.is_none()
     }
 
-    /// Keeps the runs that pass all three filters, in order.
-    pub async fn retain(&self, store: &dyn RunStore, runs: Vec<RunRecord>) -> Result<Vec<RunRecord>, StoreError> {
+    /// Keeps the runs that pass all three filters, in order. What the
+    /// filters need is read from the store first; the filters are then
+    /// evaluated on a blocking thread (a filter over megabytes of text is
+    /// CPU work that must not hold an async worker), which checks `budget`
+    /// between runs and gives up when it is spent.
+    pub async fn retain(
+        &self,
+        store: &dyn RunStore,
+        runs: Vec<RunRecord>,
+        budget: &Budget,
+    ) -> Result<Vec<RunRecord>, SelectError> {
         if self.is_empty() || runs.is_empty() {
             return Ok(runs);
         }
@@ -69,35 +81,131 @@ impl Selection {
         traces.sort_unstable();
         traces.dedup();
         // Roots: trace ids are root run ids.
-        let roots_ok: HashSet<RunId> = match &self.trace_filter {
-            None => HashSet::new(),
-            Some(f) => {
-                let roots = store.runs_by_ids(&traces).await?;
-                let fb = if f.uses_feedback() {
-                    by_run(store.feedback_for_runs(&ids(&roots)).await?)
-                } else {
-                    HashMap::new()
-                };
-                roots.iter().filter(|r| f.matches(r, feedback(&fb, r.id))).map(|r| r.id).collect()
-            }
+        let roots = match &self.trace_filter {
+            None => None,
+            Some(f) => Some(with_feedback(store, f, store.runs_by_ids(&traces).await?).await?),
         };
-        let trees_ok: HashSet<RunId> = match &self.tree_filter {
-            None => HashSet::new(),
-            Some(f) => {
-                let all = store.runs_in_traces(&traces).await?;
-                let fb =
-                    if f.uses_feedback() { by_run(store.feedback_for_runs(&ids(&all)).await?) } else { HashMap::new() };
-                all.iter().filter(|r| f.matches(r, feedback(&fb, r.id))).map(|r| r.trace_id).collect()
-            }
+        let trees = match &self.tree_filter {
+            None => None,
+            Some(f) => Some(with_feedback(store, f, store.runs_in_traces(&traces).await?).await?),
         };
-        Ok(runs
-            .into_iter()
-            .filter(|r| {
-                self.filter.as_ref().is_none_or(|f| f.matches(r, feedback(&own_feedback, r.id)))
-                    && (self.trace_filter.is_none() || roots_ok.contains(&r.trace_id))
-                    && (self.tree_filter.is_none() || trees_ok.contains(&r.trace_id))
-            })
-            .collect())
+        let (this, budget) = (self.clone(), budget.clone());
+        tokio::task::spawn_blocking(move || this.evaluate(runs, &own_feedback, roots, trees, &budget))
+            .await
+            .map_err(|e| SelectError::Worker(e.to_string()))?
+    }
+
+    fn evaluate(
+        &self,
+        runs: Vec<RunRecord>,
+        own_feedback: &HashMap<RunId, Vec<Feedback>>,
+        roots: Option<Loaded>,
+        trees: Option<Loaded>,
+        budget: &Budget,
+    ) -> Result<Vec<RunRecord>, SelectError> {
+        let passing = |filter: &Option<Filter>, loaded: Option<Loaded>, key: fn(&RunRecord) -> RunId| {
+            let mut ok = HashSet::new();
+            if let (Some(f), Some((runs, fb))) = (filter, loaded) {
+                for r in &runs {
+                    budget.check()?;
+                    if f.matches(r, feedback(&fb, r.id)) {
+                        ok.insert(key(r));
+                    }
+                }
+            }
+            Ok::<_, SelectError>(ok)
+        };
+        let roots_ok = passing(&self.trace_filter, roots, |r| r.id)?;
+        let trees_ok = passing(&self.tree_filter, trees, |r| r.trace_id)?;
+        let mut kept = Vec::new();
+        for r in runs {
+            budget.check()?;
+            if self.filter.as_ref().is_none_or(|f| f.matches(&r, feedback(own_feedback, r.id)))
+                && (self.trace_filter.is_none() || roots_ok.contains(&r.trace_id))
+                && (self.tree_filter.is_none() || trees_ok.contains(&r.trace_id))
+            {
+                kept.push(r);
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// Runs a filter is evaluated on, with their feedback when it needs it.
+type Loaded = (Vec<RunRecord>, HashMap<RunId, Vec<Feedback>>);
+
+async fn with_feedback(store: &dyn RunStore, f: &Filter, runs: Vec<RunRecord>) -> Result<Loaded, StoreError> {
+    let fb = if f.uses_feedback() { by_run(store.feedback_for_runs(&ids(&runs)).await?) } else { HashMap::new() };
+    Ok((runs, fb))
+}
+
+/// Why a selection stopped without an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The evaluation ran past its deadline.
+    #[error("evaluating the filters took longer than the deadline of {} ms", .0.as_millis())]
+    Deadline(Duration),
+    /// Whoever asked is gone (a client that disconnected).
+    #[error("the request was abandoned")]
+    Abandoned,
+    /// The evaluating thread failed.
+    #[error("filter evaluation failed: {0}")]
+    Worker(String),
+}
+
+/// How much evaluation may cost: a deadline, and a flag raised when the
+/// caller goes away (see [`Budget::abandon_on_drop`]).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    deadline: Option<(Instant, Duration)>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Budget {
+    /// No deadline (a rule's cycle: it runs on its own task and time).
+    pub fn unlimited() -> Self {
+        Self { deadline: None, abandoned: Arc::default() }
+    }
+
+    /// At most `limit` from now.
+    pub fn within(limit: Duration) -> Self {
+        Self { deadline: Some((Instant::now() + limit, limit)), abandoned: Arc::default() }
+    }
+
+    /// A guard that marks the budget spent when dropped: held by a request
+    /// handler, whose future is dropped when its client disconnects.
+    pub fn abandon_on_drop(&self) -> AbandonOnDrop {
+        AbandonOnDrop(self.abandoned.clone())
+    }
+
+    fn check(&self) -> Result<(), SelectError> {
+        let stopped = |reason: &'static str| {
+            metrics::counter!("runhook_filter_evaluations_stopped_total", "reason" => reason).increment(1);
+        };
+        if self.abandoned.load(Ordering::Relaxed) {
+            stopped("abandoned");
+            return Err(SelectError::Abandoned);
+        }
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => {
+                stopped("deadline");
+                Err(SelectError::Deadline(limit))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Raises its budget's abandoned flag when dropped.
+#[derive(Debug)]
+pub struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -15,6 +15,7 @@
 
 use super::FilterError;
 use super::fields::{Family, Field, Kind, Part};
+pub(crate) use super::like::Like;
 use super::parser::{Lit, Node};
 use crate::model::Timestamp;
 
@@ -54,17 +55,6 @@ pub(crate) enum Test {
 pub(crate) enum HasArg {
     Text(String),
     Json(serde_json::Map<String, serde_json::Value>),
-}
-
-/// A compiled SQL LIKE pattern: `%` any run, `_` one character.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Like(pub(crate) Vec<LikeTok>);
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum LikeTok {
-    Any,
-    One,
-    Lit(char),
 }
 
 /// A condition on a key/value family member.
@@ -285,7 +275,7 @@ fn call(src: &str, name: &str, pos: usize, args: &[Node]) -> Result<Item, Filter
             if !matches!(field.kind(), Kind::Text | Kind::Key | Kind::Any | Kind::Word(_) | Kind::Uuid) {
                 return Err(op_error(src, pos, "like", field));
             }
-            Ok(leaf(field, Test::Like(like(pattern))))
+            Ok(leaf(field, Test::Like(Like::compile(pattern))))
         }
         "has" => {
             arity(src, "has", pos, args, 2, 2)?;
@@ -476,22 +466,4 @@ pub(crate) fn duration(s: &str) -> Option<f64> {
         _ => return None,
     };
     Some(n * factor).filter(|v| v.is_finite())
-}
-
-fn like(pattern: &str) -> Like {
-    let mut toks = Vec::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '%' => {
-                if toks.last() != Some(&LikeTok::Any) {
-                    toks.push(LikeTok::Any);
-                }
-            }
-            '_' => toks.push(LikeTok::One),
-            '\\' => toks.push(LikeTok::Lit(chars.next().unwrap_or('\\'))),
-            c => toks.push(LikeTok::Lit(c)),
-        }
-    }
-    Like(toks)
 }

@@ -8,8 +8,9 @@ use std::cell::RefCell;
 
 use serde_json::Value;
 
-use super::compile::{Expr, Group, HasArg, Like, LikeTok, PairCond, Test, Val};
+use super::compile::{Expr, Group, HasArg, PairCond, Test, Val};
 use super::fields::{Family, Field, Part};
+use super::like::contains_ci;
 use crate::model::{Feedback, RunRecord};
 
 /// A run field's value, borrowed.
@@ -136,8 +137,8 @@ fn scalar_test(s: Scalar<'_>, test: &Test) -> bool {
         Test::Ge(v) => matches!(scalar_cmp(s, v), Some(Greater | Equal)),
         Test::In(vals) => vals.iter().any(|v| scalar_eq(s, v)),
         Test::Like(p) => match s {
-            Scalar::Text(t) => like(p, t),
-            Scalar::Uuid(u) => like(p, u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())),
+            Scalar::Text(t) => p.matches(t),
+            Scalar::Uuid(u) => p.matches(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())),
             _ => false,
         },
         Test::Contains(n) => match s {
@@ -264,49 +265,4 @@ fn json_contains(v: &Value, needle: &str) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| contains_ci(k, needle) || json_contains(v, needle)),
         _ => false,
     }
-}
-
-/// ASCII case-insensitive substring test; `needle` is already lowercase.
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
-    }
-    if n.len() > h.len() {
-        return false;
-    }
-    h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
-}
-
-/// SQL LIKE matching with backtracking over the last `%`.
-fn like(p: &Like, s: &str) -> bool {
-    let pat = &p.0;
-    let text: Vec<char> = s.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < text.len() {
-        match pat.get(pi) {
-            Some(LikeTok::Any) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(LikeTok::One) => {
-                pi += 1;
-                ti += 1;
-            }
-            Some(LikeTok::Lit(c)) if *c == text[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pat[pi..].iter().all(|t| *t == LikeTok::Any)
 }

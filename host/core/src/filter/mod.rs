@@ -21,6 +21,7 @@ mod compile;
 mod eval;
 pub mod fields;
 mod lexer;
+mod like;
 mod parser;
 
 use std::fmt;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::{AppState, body, path_id, query_pairs};
 use crate::payload::{self, Needs};
-use crate::select::Selection;
+use crate::select::{Budget, SelectError, Selection};
 use runhook_core::model::view::s3_urls;
 use runhook_core::model::{RunId, RunRecord, RunType, SessionId, Timestamp};
 use runhook_store::{RunCursor, RunQuery};
@@ -147,10 +147,14 @@ pub(super) async fn query(
         // the cursor then points after the last run returned.
         let mut found: Vec<RunRecord> = Vec::new();
         query.limit = SCAN_PAGE;
+        // Dropped with this future when the client disconnects, which
+        // stops the evaluation on its blocking thread.
+        let budget = Budget::within(state.limits.request_timeout);
+        let _abandon = budget.abandon_on_drop();
         let next = loop {
             let (candidates, next) = state.store.query_runs(&query).await?;
             let last = candidates.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
-            for run in selection.retain(state.store.as_ref(), candidates).await? {
+            for run in selection.retain(state.store.as_ref(), candidates, &budget).await.map_err(select_error)? {
                 if found.len() == limit {
                     break;
                 }
@@ -168,6 +172,17 @@ pub(super) async fn query(
     };
     let rendered = render(&state, &runs, q.select.as_deref()).await?;
     Ok(Json(json!({"runs": rendered, "cursors": {"next": next.as_ref().map(encode_cursor)}})))
+}
+
+fn select_error(e: SelectError) -> ApiError {
+    match e {
+        SelectError::Store(e) => e.into(),
+        SelectError::Deadline(_) => ApiError::Unprocessable(format!(
+            "{e} (limits.request_timeout_ms): narrow the query with session, start_time or a cheaper filter"
+        )),
+        SelectError::Abandoned => ApiError::BadRequest(e.to_string()),
+        SelectError::Worker(_) => ApiError::Internal(Box::new(e)),
+    }
 }
 
 fn encode_cursor(c: &RunCursor) -> String {

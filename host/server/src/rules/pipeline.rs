@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::sample::sampled;
 use crate::payload::{self, Needs, RenderedRun};
-use crate::select::{Selection, SelectionError};
+use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
     ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
 };
@@ -48,6 +48,18 @@ pub enum CycleError {
     /// A plugin worker thread died.
     #[error("plugin worker failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The filters could not be evaluated.
+    #[error(transparent)]
+    Select(SelectError),
+}
+
+impl From<SelectError> for CycleError {
+    fn from(e: SelectError) -> Self {
+        match e {
+            SelectError::Store(e) => CycleError::Store(e),
+            other => CycleError::Select(other),
+        }
+    }
 }
 
 /// What a cycle did.
@@ -149,7 +161,7 @@ async fn select(
     let ids: Vec<_> = candidates.iter().map(|r| r.id).collect();
     let done = store.actioned(rule.id, &ids).await?;
     let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
-    let selected = cycle.selection.retain(store.as_ref(), fresh).await?;
+    let selected = cycle.selection.retain(store.as_ref(), fresh, &Budget::unlimited()).await?;
     let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
     Ok(Selected { candidates: n, to, last, runs: rendered.into_iter().zip(selected).collect() })
 }
