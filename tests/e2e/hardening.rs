@@ -327,3 +327,64 @@ fn a_pathological_filter_cannot_monopolise_the_server() {
     expect(resp, StatusCode::UNPROCESSABLE_ENTITY, "limits.request_timeout_ms");
     assert_eq!(health.get(server.at("/healthz")).send().unwrap().status(), StatusCode::OK);
 }
+
+const MIB: u64 = 1 << 20;
+
+/// The server's peak memory grows by at most `factor` times `size` (plus
+/// 64 MiB of slack for allocator and runtime) over what it was before `f`.
+fn within_memory<T>(server: &Server, size: u64, factor: u64, f: impl FnOnce() -> T) -> T {
+    let before = server.peak_rss();
+    let out = f();
+    let growth = server.peak_rss().saturating_sub(before);
+    eprintln!("peak RSS grew by {} MiB for {} MiB ({factor}x allowed)", growth / MIB, size / MIB);
+    assert!(growth <= factor * size + 64 * MIB, "peak RSS grew by {} MiB for {} MiB", growth / MIB, size / MIB);
+    out
+}
+
+/// A compression bomb of tiny values, and a plain body of them, are
+/// refused before they are parsed, in memory proportional to the body.
+#[test]
+fn memory_is_proportional_to_the_request() {
+    let server = Server::start();
+    let c = server.client();
+    // A 12 MB run of one long string: stored, and read back lean or whole.
+    let big = "x".repeat(12 * 1000 * 1000);
+    let mut r = run("0193b8f2-0000-7000-8000-00000000c002");
+    r["inputs"] = json!({"document": big});
+    let resp = within_memory(&server, 12 * MIB, 4, || c.post(server.at("/runs")).json(&r).send().unwrap());
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let lean = within_memory(&server, MIB, 1, || {
+        let q = json!({"limit": 1, "select": ["id", "name"]});
+        c.post(server.at("/runs/query")).json(&q).send().unwrap().json::<Value>().unwrap()
+    });
+    assert_eq!(lean["runs"][0]["name"], "r");
+    let whole = within_memory(&server, 12 * MIB, 4, || {
+        c.get(server.at("/runs/0193b8f2-0000-7000-8000-00000000c002")).send().unwrap().json::<Value>().unwrap()
+    });
+    assert_eq!(whole["inputs"]["document"].as_str().map(str::len), Some(12 * 1000 * 1000));
+
+    // 250 MB of `0,` inflated from a few hundred kilobytes of zstd.
+    let zeros = 125 * 1000 * 1000;
+    let mut text = Vec::with_capacity(2 * zeros + 200);
+    text.extend_from_slice(br#"{"post":[{"id":"0193b8f2-0000-7000-8000-00000000c001","name":"r","run_type":"chain","start_time":"2026-11-22T10:00:00Z","inputs":{"x":["#);
+    for _ in 0..zeros - 1 {
+        text.extend_from_slice(b"0,");
+    }
+    text.extend_from_slice(b"0]}}]}");
+    let bomb = zstd::encode_all(&text[..], 19).unwrap();
+    let size = text.len() as u64;
+    drop(text);
+    let resp = within_memory(&server, size, 3, || {
+        c.post(server.at("/runs/batch")).header("content-encoding", "zstd").body(bomb).send().unwrap()
+    });
+    expect(resp, StatusCode::PAYLOAD_TOO_LARGE, "limits.max_json_values");
+
+    // Over the run size: refused, naming the run and the setting.
+    r["inputs"] = json!({"document": "x".repeat(17 * 1000 * 1000)});
+    let resp = c
+        .post(server.at("/runs/batch"))
+        .json(&json!({"post": [run("0193b8f2-0000-7000-8000-00000000c003"), r]}))
+        .send()
+        .unwrap();
+    expect(resp, StatusCode::PAYLOAD_TOO_LARGE, "post[1] is 17000");
+}

@@ -140,6 +140,10 @@ pub struct Limits {
     pub max_runs_per_request: usize,
     /// How long evaluating a query's filters may take.
     pub request_timeout: Duration,
+    /// Largest run (its JSON, or the sum of its multipart parts).
+    pub max_run_bytes: usize,
+    /// Most JSON values (and keys) one request may hold.
+    pub max_json_values: usize,
 }
 
 impl Default for Limits {
@@ -165,6 +169,8 @@ impl Default for Config {
                 max_list_items: 0,
                 max_runs_per_request: 0,
                 request_timeout: Duration::ZERO,
+                max_run_bytes: 0,
+                max_json_values: 0,
             },
             plugins: PluginSettings {
                 dir: PathBuf::new(),
@@ -331,6 +337,14 @@ const SETTINGS: &[Setting] = &[
     }),
     setting!("limits.max_decompressed_bytes", "RUNHOOK_MAX_DECOMPRESSED_BYTES", "268435456", |c, v| {
         c.limits.max_decompressed_bytes = number(v, 1024..=usize::MAX)?;
+        Ok(())
+    }),
+    setting!("limits.max_run_bytes", "RUNHOOK_MAX_RUN_BYTES", "16777216", |c, v| {
+        c.limits.max_run_bytes = number(v, 1024..=usize::MAX)?;
+        Ok(())
+    }),
+    setting!("limits.max_json_values", "RUNHOOK_MAX_JSON_VALUES", "4000000", |c, v| {
+        c.limits.max_json_values = number(v, 1000..=usize::MAX)?;
         Ok(())
     }),
     setting!("limits.header_timeout_ms", "RUNHOOK_HEADER_TIMEOUT_MS", "10000", |c, v| {

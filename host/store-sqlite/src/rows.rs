@@ -33,6 +33,12 @@ pub(crate) const RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, d
      error, inputs, outputs, extra, events, serialized, tags, reference_example_id, prompt_tokens, completion_tokens, \
      total_tokens, prompt_cost, completion_cost, total_cost, first_token_time, thread_id, seq, inserted_at, modified_at";
 
+/// [`RUN_COLUMNS`] without the large fields' contents (`RunQuery::lean`).
+pub(crate) const LEAN_RUN_COLUMNS: &str = "id, session_id, trace_id, parent_run_id, dotted_order, name, run_type, start_time, \
+     end_time, error, NULL AS inputs, NULL AS outputs, extra, NULL AS events, NULL AS serialized, tags, reference_example_id, \
+     prompt_tokens, completion_tokens, total_tokens, prompt_cost, completion_cost, total_cost, first_token_time, thread_id, \
+     seq, inserted_at, modified_at";
+
 pub(crate) const FEEDBACK_COLUMNS: &str = "id, run_id, trace_id, session_id, key, score, value, comment, correction, \
      feedback_source, extra, created_at, modified_at";
 

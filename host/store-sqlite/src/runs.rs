@@ -16,7 +16,8 @@ use runhook_store::{
 use crate::SqliteStore;
 use crate::error::db;
 use crate::rows::{
-    CHUNK, FEEDBACK_COLUMNS, RUN_COLUMNS, feedback_from_row, opt_id, parse_id, push_in, run_from_row, session_from_row,
+    CHUNK, FEEDBACK_COLUMNS, LEAN_RUN_COLUMNS, RUN_COLUMNS, feedback_from_row, opt_id, parse_id, push_in, run_from_row,
+    session_from_row,
 };
 use crate::tx::Tx;
 
@@ -45,7 +46,8 @@ impl RunStore for SqliteStore {
     }
 
     async fn query_runs(&self, q: &RunQuery) -> Result<(Vec<RunRecord>, Option<RunCursor>), StoreError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+        let columns = if q.lean { LEAN_RUN_COLUMNS } else { RUN_COLUMNS };
+        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {columns} FROM runs WHERE 1 = 1"));
         if !q.ids.is_empty() {
             push_in(&mut b, "id", q.ids.iter().map(ToString::to_string));
         } else {

@@ -95,6 +95,10 @@ pub struct RunQuery {
     pub cursor: Option<RunCursor>,
     /// At most this many runs.
     pub limit: usize,
+    /// Leave out the fields that can be large (inputs, outputs, events,
+    /// serialized): they read as absent. For a caller that returns none of
+    /// them, so that one large run does not cost every page its size.
+    pub lean: bool,
 }
 
 /// The run ids of a trace, for the derived tree fields.

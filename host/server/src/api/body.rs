@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_ENCODING;
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::config::Limits;
@@ -65,9 +65,52 @@ fn decode(reader: impl Read, name: &str, max: usize) -> Result<Bytes, ApiError> 
     }
 }
 
+/// [`read`], for a body that is one JSON text: refused up front when it
+/// holds more values than `limits.max_json_values`, because parsed values
+/// cost tens of bytes each however short their text (`[0,0,...]` is two
+/// bytes a value in, thirty-two out).
+pub(crate) async fn read_json(headers: &HeaderMap, body: Body, limits: Limits) -> Result<Bytes, ApiError> {
+    let bytes = read(headers, body, limits).await?;
+    check_values(&bytes, "the body", &mut 0, limits.max_json_values)?;
+    Ok(bytes)
+}
+
+/// Adds the values of JSON text `bytes` to `used`, refusing more than `max`.
+pub(crate) fn check_values(bytes: &[u8], what: &str, used: &mut usize, max: usize) -> Result<(), ApiError> {
+    *used += json_values(bytes);
+    if *used > max {
+        return Err(ApiError::TooLarge(format!("{what} holds more than {max} JSON values (limits.max_json_values)")));
+    }
+    Ok(())
+}
+
+/// An upper bound on the number of values (and keys) in a JSON text: the
+/// separators and openings outside strings, plus one. Linear, allocates
+/// nothing.
+pub(crate) fn json_values(bytes: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
 /// Parses JSON, naming the path and position of the first problem; bytes
 /// after the value (other than whitespace) are refused, not ignored.
-pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+pub(crate) fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
@@ -110,6 +153,16 @@ mod tests {
         let err = json::<T>(br#"{"items": []} }}}garbage"#, "body").unwrap_err().to_string();
         assert!(err.contains("trailing characters") && err.contains("after the JSON value"), "{err}");
         assert!(json::<T>(b"{\"items\": []}\n  ", "body").is_ok(), "trailing whitespace is fine");
+    }
+
+    #[test]
+    fn values_are_counted_outside_strings() {
+        assert_eq!(json_values(b"0"), 1);
+        assert_eq!(json_values(b"[0,0,0]"), 4);
+        assert_eq!(json_values(br#"{"a,b:[{": 1, "c\\\"[": [2]}"#), 5);
+        assert!(
+            check_values(b"[0,0,0]", "the body", &mut 0, 3).unwrap_err().to_string().contains("limits.max_json_values")
+        );
     }
 
     #[test]

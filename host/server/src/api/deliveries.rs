@@ -112,7 +112,7 @@ pub(super) async fn redeliver_matching(
     headers: HeaderMap,
     b: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bytes = body::read(&headers, b, state.limits).await?;
+    let bytes = body::read_json(&headers, b, state.limits).await?;
     let req: RedeliverBody = body::json(&bytes, "redelivery")?;
     let status = match req.status.as_deref() {
         None | Some("failed") => Finished::Failed,

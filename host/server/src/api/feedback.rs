@@ -19,7 +19,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Feedback>, ApiError> {
-    let bytes = body::read(&headers, body, state.limits).await?;
+    let bytes = body::read_json(&headers, body, state.limits).await?;
     let c: FeedbackCreate = body::json(&bytes, "feedback")?;
     let f = Feedback::create(c, Timestamp::now()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let stored = state.store.create_feedback(f).await?;

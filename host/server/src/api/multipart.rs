@@ -19,13 +19,14 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::body::json;
+use super::body::{check_values, json};
 use super::error::ApiError;
+use crate::config::Limits;
 use runhook_core::model::{Feedback, FeedbackCreate, FeedbackId, RunId, RunWrite, Timestamp};
 use runhook_store::{Attachment, IngestBatch};
 
 /// Decodes a (decompressed) multipart body.
-pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatch, ApiError> {
+pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> Result<IngestBatch, ApiError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| ApiError::BadRequest(format!("expected multipart/form-data with a boundary: {e}")))?;
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
@@ -35,6 +36,9 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
     let mut ops: HashMap<(bool, RunId), usize> = HashMap::new();
     let now = Timestamp::now();
     let mut index = 0usize;
+    // Bytes of each run's parts so far, and JSON values in the request.
+    let mut run_bytes: HashMap<(bool, RunId), usize> = HashMap::new();
+    let mut values = 0usize;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -49,6 +53,9 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
         })?;
         let mime = field.content_type().map(|m| m.to_string());
         let data = field.bytes().await.map_err(|e| ApiError::BadRequest(format!("part {name:?}: cannot read: {e}")))?;
+        if !name.starts_with("attachment.") {
+            check_values(&data, &format!("part {name:?} and those before it"), &mut values, limits.max_json_values)?;
+        }
         let mut segments = name.splitn(3, '.');
         let kind = segments.next().unwrap_or_default();
         let id = segments.next().unwrap_or_default();
@@ -56,6 +63,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
         match (kind, rest) {
             ("post" | "patch", None) => {
                 let run = parse_run_id(&name, id)?;
+                add_run_bytes(&mut run_bytes, (kind == "patch", run), data.len(), limits.max_run_bytes)?;
                 let mut w: RunWrite = json(&data, &format!("part {name:?}"))?;
                 if w.id.is_some_and(|body_id| body_id != run) {
                     return Err(ApiError::BadRequest(format!("part {name:?}: body id differs from the part name")));
@@ -72,6 +80,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
                 let slot = ops.get(&(is_patch, run)).copied().ok_or_else(|| {
                     ApiError::BadRequest(format!("part {name:?} comes before (or without) its part \"{kind}.{run}\""))
                 })?;
+                add_run_bytes(&mut run_bytes, (is_patch, run), data.len(), limits.max_run_bytes)?;
                 let w = if is_patch { &mut batch.patches[slot] } else { &mut batch.posts[slot] };
                 set_field(w, &name, field_name, &data)?;
             }
@@ -110,6 +119,24 @@ pub(crate) async fn decode(content_type: &str, body: Bytes) -> Result<IngestBatc
         return Err(ApiError::BadRequest("multipart body has no parts".into()));
     }
     Ok(batch)
+}
+
+/// Counts `len` more bytes for the run, refusing it past `max`.
+fn add_run_bytes(
+    sizes: &mut HashMap<(bool, RunId), usize>,
+    key: (bool, RunId),
+    len: usize,
+    max: usize,
+) -> Result<(), ApiError> {
+    let total = sizes.entry(key).or_default();
+    *total += len;
+    if *total > max {
+        let (kind, run) = (if key.0 { "patch" } else { "post" }, key.1);
+        return Err(ApiError::TooLarge(format!(
+            "{kind} of run {run}: its parts are more than {max} bytes; a run is at most that (limits.max_run_bytes)"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_run_id(part: &str, id: &str) -> Result<RunId, ApiError> {

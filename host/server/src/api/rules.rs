@@ -86,7 +86,7 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
 }
 
 async fn body_map(state: &AppState, headers: &HeaderMap, b: Body) -> Result<Map<String, Value>, ApiError> {
-    let bytes = body::read(headers, b, state.limits).await?;
+    let bytes = body::read_json(headers, b, state.limits).await?;
     match body::json::<Value>(&bytes, "rule")? {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::BadRequest("invalid rule: expected a JSON object".into())),

@@ -27,6 +27,9 @@ use runhook_store::{RunCursor, RunQuery};
 /// Most runs one `/runs/query` page returns.
 const MAX_PAGE: usize = 100;
 
+/// Fields a lean read leaves out (see `RunQuery::lean`).
+const LARGE_FIELDS: [&str; 4] = ["inputs", "outputs", "events", "serialized"];
+
 /// Candidates fetched per step when a filter has to be evaluated.
 const SCAN_PAGE: usize = 500;
 
@@ -104,7 +107,7 @@ pub(super) async fn query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = body::read(&headers, body, state.limits).await?;
+    let bytes = body::read_json(&headers, body, state.limits).await?;
     let q: QueryBody = if bytes.is_empty() { QueryBody::default() } else { body::json(&bytes, "run query")? };
     if let Some(order) = q.order.as_deref().filter(|o| *o != "desc") {
         return Err(ApiError::BadRequest(format!(
@@ -139,6 +142,9 @@ pub(super) async fn query(
         reference_examples: q.reference_example.unwrap_or_default(),
         cursor: q.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
+        // The large fields are read only when returned or filtered on.
+        lean: selection.is_empty()
+            && q.select.as_ref().is_some_and(|s| !s.iter().any(|f| LARGE_FIELDS.contains(&f.as_str()))),
     };
     let (runs, next) = if selection.is_empty() {
         state.store.query_runs(&query).await?

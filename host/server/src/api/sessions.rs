@@ -76,7 +76,7 @@ pub(super) async fn create(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let upsert = query_pairs(raw.as_deref(), &state.limits)?.iter().any(|(k, v)| k == "upsert" && v == "true");
-    let bytes = body::read(&headers, body, state.limits).await?;
+    let bytes = body::read_json(&headers, body, state.limits).await?;
     let b: CreateBody = body::json(&bytes, "project")?;
     let name = b.name.trim().to_string();
     if name.is_empty() || name.len() > 512 {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use runhook_core::model::{
-    Feedback, FeedbackId, FeedbackSource, RunId, RunType, RunWrite, Session, SessionId, Timestamp,
+    Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, Session, SessionId, Timestamp,
 };
 
 use super::{Harness, finished_run, fresh, post};
@@ -249,6 +249,14 @@ pub async fn reads_page_newest_first_and_follow_traces(h: &dyn Harness) {
     assert_eq!(by_id.iter().map(|r| r.id).collect::<Vec<_>>(), [child_id]);
     let roots = RunQuery { is_root: Some(true), ids: vec![], limit: 100, ..RunQuery::default() };
     assert!(store.query_runs(&roots).await.unwrap().0.iter().all(|r| r.parent_run_id.is_none()));
+
+    // A lean read leaves the large fields out and everything else in.
+    let full = RunQuery { ids: vec![root_id], limit: 1, ..RunQuery::default() };
+    let full = store.query_runs(&full).await.unwrap().0.remove(0);
+    assert!(full.inputs.is_some());
+    let lean = RunQuery { ids: vec![root_id], limit: 1, lean: true, ..RunQuery::default() };
+    let lean = store.query_runs(&lean).await.unwrap().0.remove(0);
+    assert_eq!(RunRecord { inputs: None, outputs: None, events: None, serialized: None, ..full }, lean);
 }
 
 /// Attachments are kept per run and name; a second upload replaces the first.
