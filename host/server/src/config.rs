@@ -146,6 +146,18 @@ pub struct Limits {
     pub max_json_values: usize,
 }
 
+impl Limits {
+    /// The bounds request bodies are decoded within.
+    pub fn wire(&self) -> runhook_wire::WireLimits {
+        runhook_wire::WireLimits {
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_run_bytes: self.max_run_bytes,
+            max_json_values: self.max_json_values,
+            max_runs_per_request: self.max_runs_per_request,
+        }
+    }
+}
+
 impl Default for Limits {
     /// Both limits at their declared defaults (see `SETTINGS`).
     fn default() -> Self {

@@ -21,12 +21,13 @@
 //! | 2 | [`delivery`] | the webhook sender draining the outbox |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
 //! | 3 | [`rules`] | rule definitions, the scheduler and the per-rule action pipeline |
-//! | 4 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health |
+//! | 4 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health; connection limits |
 //! | 5 | [`app`] | wires store, API and workers together; owns shutdown |
 //!
 //! Below them, in crates of their own: `runhook-core` (model, filter
 //! language, secrets; layer 0), `runhook-store` (the store contract; layer
-//! 1) and `runhook-plugins` (the wasmtime host; layer 2).
+//! 1), `runhook-wire` (request bodies decoded within limits; layer 2) and
+//! `runhook-plugins` (the wasmtime host; layer 2).
 
 // The run view is one large `json!` literal.
 #![recursion_limit = "256"]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use runhook_store::StoreError;
+use runhook_wire::WireError;
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,17 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidRun(e) => ApiError::Unprocessable(e.to_string()),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Malformed(m) => ApiError::BadRequest(m),
+            WireError::TooLarge(m) => ApiError::TooLarge(m),
+            WireError::Unsupported(m) => ApiError::UnsupportedMediaType(m),
+            WireError::Invalid(m) => ApiError::Unprocessable(m),
         }
     }
 }

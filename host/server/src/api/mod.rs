@@ -20,7 +20,6 @@ mod feedback;
 mod info;
 mod ingest;
 pub mod listen;
-mod multipart;
 pub mod rules;
 mod runs;
 mod sessions;

@@ -19,16 +19,15 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::body::{check_values, json};
-use super::error::ApiError;
-use crate::config::Limits;
+use crate::body::{check_values, json};
+use crate::{WireError, WireLimits};
 use runhook_core::model::{Feedback, FeedbackCreate, FeedbackId, RunId, RunWrite, Timestamp};
 use runhook_store::{Attachment, IngestBatch};
 
 /// Decodes a (decompressed) multipart body.
-pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> Result<IngestBatch, ApiError> {
+pub async fn decode(content_type: &str, body: Bytes, limits: &WireLimits) -> Result<IngestBatch, WireError> {
     let boundary = multer::parse_boundary(content_type)
-        .map_err(|e| ApiError::BadRequest(format!("expected multipart/form-data with a boundary: {e}")))?;
+        .map_err(|e| WireError::Malformed(format!("expected multipart/form-data with a boundary: {e}")))?;
     let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut batch = IngestBatch { patch_creates: true, ..IngestBatch::default() };
@@ -44,15 +43,15 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
-                return Err(ApiError::BadRequest(format!("malformed multipart body after part {index}: {e}")));
+                return Err(WireError::Malformed(format!("malformed multipart body after part {index}: {e}")));
             }
         };
         index += 1;
         let name = field.name().map(str::to_string).ok_or_else(|| {
-            ApiError::BadRequest(format!("multipart part {index} has no name in its Content-Disposition"))
+            WireError::Malformed(format!("multipart part {index} has no name in its Content-Disposition"))
         })?;
         let mime = field.content_type().map(|m| m.to_string());
-        let data = field.bytes().await.map_err(|e| ApiError::BadRequest(format!("part {name:?}: cannot read: {e}")))?;
+        let data = field.bytes().await.map_err(|e| WireError::Malformed(format!("part {name:?}: cannot read: {e}")))?;
         if !name.starts_with("attachment.") {
             check_values(&data, &format!("part {name:?} and those before it"), &mut values, limits.max_json_values)?;
         }
@@ -66,7 +65,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
                 add_run_bytes(&mut run_bytes, (kind == "patch", run), data.len(), limits.max_run_bytes)?;
                 let mut w: RunWrite = json(&data, &format!("part {name:?}"))?;
                 if w.id.is_some_and(|body_id| body_id != run) {
-                    return Err(ApiError::BadRequest(format!("part {name:?}: body id differs from the part name")));
+                    return Err(WireError::Malformed(format!("part {name:?}: body id differs from the part name")));
                 }
                 w.id = Some(run);
                 let is_patch = kind == "patch";
@@ -78,7 +77,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
                 let run = parse_run_id(&name, id)?;
                 let is_patch = kind == "patch";
                 let slot = ops.get(&(is_patch, run)).copied().ok_or_else(|| {
-                    ApiError::BadRequest(format!("part {name:?} comes before (or without) its part \"{kind}.{run}\""))
+                    WireError::Malformed(format!("part {name:?} comes before (or without) its part \"{kind}.{run}\""))
                 })?;
                 add_run_bytes(&mut run_bytes, (is_patch, run), data.len(), limits.max_run_bytes)?;
                 let w = if is_patch { &mut batch.patches[slot] } else { &mut batch.posts[slot] };
@@ -87,7 +86,7 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
             ("attachment", Some(att)) => {
                 let run = parse_run_id(&name, id)?;
                 if att.is_empty() || att.contains('.') || att.contains('/') {
-                    return Err(ApiError::BadRequest(format!(
+                    return Err(WireError::Malformed(format!(
                         "part {name:?}: attachment names must be non-empty, without '.' or '/'"
                     )));
                 }
@@ -101,14 +100,14 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
             }
             ("feedback", None) => {
                 let fid: FeedbackId =
-                    id.parse().map_err(|_| ApiError::BadRequest(format!("part {name:?}: {id:?} is not a UUID")))?;
+                    id.parse().map_err(|_| WireError::Malformed(format!("part {name:?}: {id:?} is not a UUID")))?;
                 let mut c: FeedbackCreate = json(&data, &format!("part {name:?}"))?;
                 c.id.get_or_insert(fid);
-                let f = Feedback::create(c, now).map_err(|e| ApiError::Unprocessable(format!("part {name:?}: {e}")))?;
+                let f = Feedback::create(c, now).map_err(|e| WireError::Invalid(format!("part {name:?}: {e}")))?;
                 batch.feedback.push(f);
             }
             _ => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(WireError::Malformed(format!(
                     "unknown multipart part {name:?}; expected post.<run_id>[.<field>], patch.<run_id>[.<field>], \
                      attachment.<run_id>.<name> or feedback.<feedback_id>"
                 )));
@@ -116,8 +115,9 @@ pub(crate) async fn decode(content_type: &str, body: Bytes, limits: &Limits) -> 
         }
     }
     if index == 0 {
-        return Err(ApiError::BadRequest("multipart body has no parts".into()));
+        return Err(WireError::Malformed("multipart body has no parts".into()));
     }
+    crate::batch::check_runs(batch.posts.len() + batch.patches.len(), limits.max_runs_per_request)?;
     Ok(batch)
 }
 
@@ -127,23 +127,23 @@ fn add_run_bytes(
     key: (bool, RunId),
     len: usize,
     max: usize,
-) -> Result<(), ApiError> {
+) -> Result<(), WireError> {
     let total = sizes.entry(key).or_default();
     *total += len;
     if *total > max {
         let (kind, run) = (if key.0 { "patch" } else { "post" }, key.1);
-        return Err(ApiError::TooLarge(format!(
+        return Err(WireError::TooLarge(format!(
             "{kind} of run {run}: its parts are more than {max} bytes; a run is at most that (limits.max_run_bytes)"
         )));
     }
     Ok(())
 }
 
-fn parse_run_id(part: &str, id: &str) -> Result<RunId, ApiError> {
-    id.parse().map_err(|_| ApiError::BadRequest(format!("part {part:?}: {id:?} is not a UUID")))
+fn parse_run_id(part: &str, id: &str) -> Result<RunId, WireError> {
+    id.parse().map_err(|_| WireError::Malformed(format!("part {part:?}: {id:?} is not a UUID")))
 }
 
-fn set_field(w: &mut RunWrite, part: &str, field: &str, data: &[u8]) -> Result<(), ApiError> {
+fn set_field(w: &mut RunWrite, part: &str, field: &str, data: &[u8]) -> Result<(), WireError> {
     let what = format!("part {part:?}");
     match field {
         "inputs" => w.inputs = Some(json::<Value>(data, &what)?),
@@ -153,7 +153,7 @@ fn set_field(w: &mut RunWrite, part: &str, field: &str, data: &[u8]) -> Result<(
         "events" => w.events = Some(json::<Vec<Value>>(data, &what)?),
         "error" => w.error = json::<Option<String>>(data, &what)?,
         other => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(WireError::Malformed(format!(
                 "{what}: unknown run field {other:?}; expected inputs, outputs, events, extra, error or serialized"
             )));
         }
