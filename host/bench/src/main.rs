@@ -8,6 +8,7 @@
 //! - [`filter`]: filter evaluations per second for representative filters.
 //! - [`rules`]: rule-cycle throughput and ingest-to-receiver latency.
 //! - [`delivery`]: webhook deliveries per second beside a bare reqwest loop.
+//! - [`soak`]: steady load for a long time; memory, files and latencies per minute.
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ mod filter;
 mod ingest;
 mod plugins;
 mod rules;
+mod soak;
 
 /// runhook's benchmarks.
 #[derive(Debug, Parser)]
@@ -41,6 +43,8 @@ enum BenchCommand {
     Rules(rules::RulesBenchArgs),
     /// Webhook deliveries per second beside a bare reqwest loop.
     Deliveries(delivery::DeliveryBenchArgs),
+    /// Steady load for a long time: memory, open files and latencies per minute.
+    Soak(soak::SoakBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         BenchCommand::Filters(args) => filter::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Rules(args) => rules::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Deliveries(args) => delivery::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Soak(args) => soak::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match ran {
         Ok(code) => code,

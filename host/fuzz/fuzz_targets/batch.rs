@@ -1,0 +1,19 @@
+//! `POST /runs/batch` bodies: decoded within the limits or refused.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use runhook_wire::WireLimits;
+
+const LIMITS: WireLimits = WireLimits {
+    max_decompressed_bytes: 1 << 20,
+    max_run_bytes: 4096,
+    max_json_values: 10_000,
+    max_runs_per_request: 50,
+};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((posts, patches)) = runhook_wire::batch::decode(data, &LIMITS) {
+        assert!(posts.len() + patches.len() <= LIMITS.max_runs_per_request);
+        assert!(posts.iter().chain(&patches).all(|w| w.id.is_some()));
+    }
+});
