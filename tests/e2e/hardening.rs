@@ -190,6 +190,15 @@ fn every_error_body_is_json() {
     expect(c.delete(server.at("/healthz")).send().unwrap(), StatusCode::METHOD_NOT_ALLOWED, "DELETE is not allowed");
     expect(c.get(server.at("/runs/%FF%FE")).send().unwrap(), StatusCode::BAD_REQUEST, "UTF-8");
     expect(c.get(server.at("/runs/rules/%FF/logs?offset=1")).send().unwrap(), StatusCode::BAD_REQUEST, "UTF-8");
+    let mut many = c.get(server.at("/healthz"));
+    for i in 0..150 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    expect(many.send().unwrap(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "at most 100 headers");
+    let big = c.get(server.at("/healthz")).header("x-big", "v".repeat(100 * 1024));
+    expect(big.send().unwrap(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "of 65536 bytes");
+    let long = server.at(&format!("/runs/query?q={}", "a".repeat(20 * 1024)));
+    expect(c.get(long).send().unwrap(), StatusCode::URI_TOO_LONG, "at most 16384");
 }
 
 /// An attachment is served as a download that no browser renders in the

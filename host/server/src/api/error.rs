@@ -106,6 +106,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Most headers a request may carry.
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes of header names and values together.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Longest request target (path and query).
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+
+/// Refuses a request whose head is larger than the API accepts, with a
+/// JSON 431 or 414 (hyper answers a bare 431 only past its own larger
+/// ceilings, set in `listen`).
+pub(super) async fn header_limits(request: Request, next: Next) -> Response {
+    let uri = request.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        let detail = format!("the request target is {uri} bytes; at most {MAX_URI_BYTES} are accepted");
+        return (StatusCode::URI_TOO_LONG, Json(json!({"detail": detail}))).into_response();
+    }
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        let detail = format!(
+            "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
+            headers.len()
+        );
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Json(json!({"detail": detail}))).into_response();
+    }
+    next.run(request).await
+}
+
 /// Gives every error response the `{"detail": ...}` body, including those
 /// no handler wrote: axum's own rejections (a path segment that is not
 /// valid UTF-8 once decoded), 405 for a known path with another method,

@@ -27,6 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 
+/// Bytes hyper buffers for a request's head before answering 431 itself.
+const HYPER_MAX_BUF: usize = 256 * 1024;
+
+/// Headers hyper parses before answering 431 itself.
+const HYPER_MAX_HEADERS: usize = 256;
+
 /// File descriptors kept free for everything but client connections.
 const RESERVED_FDS: u64 = 64;
 
@@ -37,7 +43,13 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     let slots = Arc::new(Semaphore::new(max));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    // hyper's own ceilings sit above the API's (see `error::header_limits`),
+    // so a request between the two gets a JSON 431 rather than hyper's
+    // bare one; the buffer bounds what one connection can hold.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(HYPER_MAX_BUF)
+        .max_headers(HYPER_MAX_HEADERS);
     let service = TowerToHyperService::new(router);
     loop {
         let (stream, _peer) = tokio::select! {

@@ -3,8 +3,8 @@
 //! Every route is served both at `/` and under `/api/v1`, because the
 //! LangSmith SDK calls hand-written paths relative to its endpoint and
 //! generated ones under `/api/v1`. Layer order (outermost first): trace,
-//! JSON errors (every 4xx and 5xx body is `{"detail": ...}`), catch-panic,
-//! then per route: API-key check, handler. Handlers read bodies
+//! JSON errors (every 4xx and 5xx body is `{"detail": ...}`), header
+//! limits, catch-panic, then per route: API-key check, handler. Handlers read bodies
 //! themselves through `body`, which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn(error::header_limits))
         .layer(middleware::from_fn(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
