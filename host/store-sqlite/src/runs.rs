@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -86,14 +87,19 @@ impl RunStore for SqliteStore {
         }
         let limit = q.limit.max(1);
         b.push(" ORDER BY start_time DESC, id DESC LIMIT ").push_bind((limit + 1) as i64);
-        let rows = b.build().fetch_all(&self.read).await.map_err(db)?;
-        let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next = if runs.len() > limit {
-            runs.truncate(limit);
-            runs.last().map(|r| RunCursor { start_time: r.start_time, id: r.id })
-        } else {
-            None
-        };
+        // Row by row, so that a page ended by its byte budget never holds
+        // the rows after it.
+        let mut rows = b.build().fetch(&self.read);
+        let (mut runs, mut bytes, mut more) = (Vec::new(), 0usize, false);
+        while let Some(row) = rows.try_next().await.map_err(db)? {
+            if runs.len() == limit || q.max_bytes.is_some_and(|max| bytes > max) {
+                more = true;
+                break;
+            }
+            bytes += large_field_bytes(&row);
+            runs.push(run_from_row(&row)?);
+        }
+        let next = if more { runs.last().map(|r| RunCursor { start_time: r.start_time, id: r.id }) } else { None };
         Ok((runs, next))
     }
 
@@ -267,4 +273,12 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// The stored text of a run row's large fields, in bytes.
+fn large_field_bytes(row: &sqlx::sqlite::SqliteRow) -> usize {
+    ["inputs", "outputs", "events", "serialized", "extra"]
+        .iter()
+        .map(|c| row.try_get::<Option<&str>, _>(*c).ok().flatten().map_or(0, str::len))
+        .sum()
 }

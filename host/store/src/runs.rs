@@ -99,6 +99,11 @@ pub struct RunQuery {
     /// serialized): they read as absent. For a caller that returns none of
     /// them, so that one large run does not cost every page its size.
     pub lean: bool,
+    /// End the page early once its runs' large fields pass this many bytes
+    /// of stored text (the page still has at least one run, and the cursor
+    /// continues after its last): a page of large runs costs about this
+    /// much, not `limit` times the largest run. `None`: no budget.
+    pub max_bytes: Option<usize>,
 }
 
 /// The run ids of a trace, for the derived tree fields.

@@ -27,6 +27,11 @@ use runhook_store::{RunCursor, RunQuery};
 /// Most runs one `/runs/query` page returns.
 const MAX_PAGE: usize = 100;
 
+/// The stored text of large fields one page may hold before it ends early
+/// (the SDK follows the cursor): a page of very large runs costs about
+/// this, not a hundred times the largest run.
+const PAGE_BYTES: usize = 32 << 20;
+
 /// Fields a lean read leaves out (see `RunQuery::lean`).
 const LARGE_FIELDS: [&str; 4] = ["inputs", "outputs", "events", "serialized"];
 
@@ -145,6 +150,7 @@ pub(super) async fn query(
         // The large fields are read only when returned or filtered on.
         lean: selection.is_empty()
             && q.select.as_ref().is_some_and(|s| !s.iter().any(|f| LARGE_FIELDS.contains(&f.as_str()))),
+        max_bytes: Some(PAGE_BYTES),
     };
     let (runs, next) = if selection.is_empty() {
         state.store.query_runs(&query).await?

@@ -235,6 +235,19 @@ pub async fn reads_page_newest_first_and_follow_traces(h: &dyn Harness) {
     }
     assert_eq!(seen.len(), 7);
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "not newest first: {seen:?}");
+    // A byte budget ends each page after its first run; the cursor goes on.
+    let mut paged = Vec::new();
+    let mut query = RunQuery { limit: 100, max_bytes: Some(1), ..RunQuery::default() };
+    loop {
+        let (page, next) = store.query_runs(&query).await.unwrap();
+        assert_eq!(page.len(), 1, "a page over its budget still has one run, and only one");
+        paged.extend(page.iter().map(|r| (r.start_time, r.id)));
+        match next {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(paged, seen);
 
     let trace = store.runs_in_traces(&[root_id]).await.unwrap();
     let mut ids: Vec<RunId> = trace.iter().map(|r| r.id).collect();
