@@ -2,14 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use runhook_wire::WireLimits;
-
-const LIMITS: WireLimits = WireLimits {
-    max_decompressed_bytes: 1 << 20,
-    max_run_bytes: 4096,
-    max_json_values: 10_000,
-    max_runs_per_request: 50,
-};
+use runhook_fuzz::LIMITS;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((posts, patches)) = runhook_wire::batch::decode(data, &LIMITS) {

@@ -4,14 +4,7 @@
 use bytes::Bytes;
 use futures_util::FutureExt;
 use libfuzzer_sys::fuzz_target;
-use runhook_wire::WireLimits;
-
-const LIMITS: WireLimits = WireLimits {
-    max_decompressed_bytes: 1 << 20,
-    max_run_bytes: 4096,
-    max_json_values: 10_000,
-    max_runs_per_request: 50,
-};
+use runhook_fuzz::LIMITS;
 
 fuzz_target!(|data: &[u8]| {
     // The body is one in-memory chunk, so decoding never waits.
