@@ -1,7 +1,7 @@
 //! Accepting connections: how long a client may take to send its headers
 //! or stay idle, and how many connections are served at once.
 //!
-//! Input: a bound listener, the router and [`Connections`]. Each accepted
+//! Input: a bound listener, the router and the connection [`Limits`]. Each accepted
 //! connection is served by hyper's HTTP/1 server with a header-read
 //! deadline, which hyper restarts whenever a keep-alive connection waits for
 //! its next request: a client that sends no header, a header byte by byte,
