@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(body) = decompress(encoding, Bytes::copy_from_slice(rest), MAX) else { return };
     assert!(body.len() <= MAX);
-    if check_values(&body, "the body", &mut 0, 10_000).is_ok()
+    if check_values(&body, || "the body".into(), &mut 0, 10_000).is_ok()
         && let Ok(value) = json::<serde_json::Value>(&body, "body")
     {
         // The count is an upper bound on what was built.

@@ -40,10 +40,13 @@ fn inflate(reader: impl Read, name: &str, max: usize) -> Result<Bytes, WireError
 /// Adds the values of JSON text `bytes` to `used`, refusing more than
 /// `max`: parsed values cost tens of bytes each however short their text
 /// (`[0,0,...]` is two bytes a value in, thirty-two out).
-pub fn check_values(bytes: &[u8], what: &str, used: &mut usize, max: usize) -> Result<(), WireError> {
+pub fn check_values(bytes: &[u8], what: impl Fn() -> String, used: &mut usize, max: usize) -> Result<(), WireError> {
     *used += json_values(bytes);
     if *used > max {
-        return Err(WireError::TooLarge(format!("{what} holds more than {max} JSON values (limits.max_json_values)")));
+        return Err(WireError::TooLarge(format!(
+            "{} holds more than {max} JSON values (limits.max_json_values)",
+            what()
+        )));
     }
     Ok(())
 }
@@ -117,7 +120,7 @@ mod tests {
         assert_eq!(json_values(b"0"), 1);
         assert_eq!(json_values(b"[0,0,0]"), 4);
         assert_eq!(json_values(br#"{"a,b:[{": 1, "c\\\"[": [2]}"#), 6);
-        let err = check_values(b"[0,0,0]", "the body", &mut 0, 3).unwrap_err();
+        let err = check_values(b"[0,0,0]", || "the body".into(), &mut 0, 3).unwrap_err();
         assert!(err.to_string().contains("limits.max_json_values"));
     }
 

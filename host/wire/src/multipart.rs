@@ -53,7 +53,7 @@ pub async fn decode(content_type: &str, body: Bytes, limits: &WireLimits) -> Res
         let mime = field.content_type().map(|m| m.to_string());
         let data = field.bytes().await.map_err(|e| WireError::Malformed(format!("part {name:?}: cannot read: {e}")))?;
         if !name.starts_with("attachment.") {
-            check_values(&data, &format!("part {name:?} and those before it"), &mut values, limits.max_json_values)?;
+            check_values(&data, || format!("part {name:?} and those before it"), &mut values, limits.max_json_values)?;
         }
         let mut segments = name.splitn(3, '.');
         let kind = segments.next().unwrap_or_default();

@@ -199,19 +199,33 @@ fn shift_and(units: &[Unit], text: &str) -> Option<usize> {
 }
 
 /// Whether `hay` contains `needle` ignoring ASCII case; `needle` is
-/// already lowercase. Linear in `hay`.
+/// already lowercase. Linear in `hay`: a text with capitals is lowered into
+/// a buffer kept per thread (no allocation once it has grown), then
+/// searched with `memchr`.
 pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
+    thread_local! {
+        static LOWERED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     if needle.is_empty() {
         return true;
     }
     if needle.len() > hay.len() {
         return false;
     }
-    if hay.bytes().any(|b| b.is_ascii_uppercase()) {
-        memmem::find(hay.to_ascii_lowercase().as_bytes(), needle.as_bytes()).is_some()
-    } else {
-        memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+    if !hay.bytes().any(|b| b.is_ascii_uppercase()) {
+        return memmem::find(hay.as_bytes(), needle.as_bytes()).is_some();
     }
+    LOWERED.with(|buffer| {
+        let mut lowered = buffer.borrow_mut();
+        lowered.clear();
+        lowered.extend(hay.bytes().map(|b| b.to_ascii_lowercase()));
+        let found = memmem::find(&lowered, needle.as_bytes()).is_some();
+        // A huge field does not keep its buffer.
+        if lowered.capacity() > 1 << 20 {
+            *lowered = Vec::new();
+        }
+        found
+    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body, limits: Limits) -> Res
 /// holds more values than `limits.max_json_values`.
 pub(crate) async fn read_json(headers: &HeaderMap, body: Body, limits: Limits) -> Result<Bytes, ApiError> {
     let bytes = read(headers, body, limits).await?;
-    runhook_wire::body::check_values(&bytes, "the body", &mut 0, limits.max_json_values)?;
+    runhook_wire::body::check_values(&bytes, || "the body".into(), &mut 0, limits.max_json_values)?;
     Ok(bytes)
 }
 
