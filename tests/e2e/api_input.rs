@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
+use crate::common::expect;
 use crate::common::server::Server;
 
 const SEED: &str = "0193b8f2-4f1c-7a2e-9d3b-6c5e4a3b2c1d";
@@ -28,14 +29,6 @@ fn seeded() -> (Server, Client) {
 fn all_runs(server: &Server, client: &Client) -> Vec<Value> {
     let resp: Value = client.post(server.at("/runs/query")).json(&json!({})).send().unwrap().json().unwrap();
     resp["runs"].as_array().unwrap().clone()
-}
-
-/// Sends a request, expects `status` and a detail containing `needle`.
-fn expect(resp: reqwest::blocking::Response, status: StatusCode, needle: &str) {
-    assert_eq!(resp.status(), status, "for a request expected to mention {needle:?}");
-    let body: Value = resp.json().expect("error bodies are JSON");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
 }
 
 /// One multipart part: name, content type, bytes.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::common::expect;
 use crate::common::server::Server;
 
 /// Reads what the server sends until it closes the connection.
@@ -115,14 +116,6 @@ fn plugin_paths_read_nothing_outside_the_plugins_directory() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(detail.contains("not a regular file"), "{detail}");
     assert_eq!(reqwest::blocking::get(server.at("/healthz")).unwrap().status(), StatusCode::OK);
-}
-
-/// Sends a request, expects `status` and a JSON detail containing `needle`.
-fn expect(resp: reqwest::blocking::Response, status: StatusCode, needle: &str) {
-    assert_eq!(resp.status(), status, "for a request expected to mention {needle:?}");
-    let body: Value = resp.json().expect("error bodies are JSON");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
 }
 
 fn run(id: &str) -> Value {

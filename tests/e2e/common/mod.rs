@@ -67,3 +67,11 @@ pub fn run(run_type: &str, error: Option<&str>, answer: &str) -> serde_json::Val
         "feedback_stats": {}
     })
 }
+
+/// Expects `status` and a JSON error body whose `detail` contains `needle`.
+pub fn expect(resp: reqwest::blocking::Response, status: reqwest::StatusCode, needle: &str) {
+    assert_eq!(resp.status(), status, "for a request expected to mention {needle:?}");
+    let body: serde_json::Value = resp.json().expect("error bodies are JSON");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
+}
