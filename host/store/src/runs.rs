@@ -33,7 +33,7 @@ pub struct Attachment {
 
 /// Everything one ingest request writes, applied in one transaction:
 /// posts, then patches, then feedback, then attachments.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct IngestBatch {
     /// Run posts (merged into existing runs: fill missing fields only).
     pub posts: Vec<RunWrite>,

@@ -7,7 +7,7 @@ use runhook_core::model::{
     ActionOutcome, ChangeSeq, Feedback, FeedbackId, FeedbackSource, RuleId, RuleSpec, RunRecord, RunWrite, Timestamp,
 };
 
-use super::{Harness, finished_run, fresh, fresh_row, hook, post, queue, rang, rule};
+use super::{Harness, finished_run, fresh, fresh_row, hook, horizon_past, post, queue, rang, rule};
 use crate::{CycleCommit, DeliveryQuery, RuleRunLog, StoreError};
 
 fn log(rule: RuleId, run: &RunRecord, window_end: Timestamp) -> RuleRunLog {
@@ -46,8 +46,8 @@ fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
 /// deleted rule is gone.
 pub async fn rules_are_created_updated_and_deleted_keeping_their_progress(h: &dyn Harness) {
     let store = fresh(h).await;
-    post(store.as_ref(), vec![finished_run("p", 5)]).await;
-    let horizon = store.change_seq().await.unwrap();
+    let seed = post(store.as_ref(), vec![finished_run("p", 5)]).await;
+    let horizon = horizon_past(store.as_ref(), &seed).await;
     let project = runhook_core::model::SessionId::new_v4();
     let spec = RuleSpec {
         filter: Some("eq(run_type, \"llm\")".into()),
@@ -58,11 +58,15 @@ pub async fn rules_are_created_updated_and_deleted_keeping_their_progress(h: &dy
     assert_eq!((created.id, &created.spec), (id, &spec));
     assert_eq!(store.get_rule(id).await.unwrap().unwrap().spec, spec);
     let state = store.rule_state(id).await.unwrap().unwrap();
-    assert_eq!(state.watermark, horizon, "live processing starts at the current change sequence");
+    let after = store.change_seq().await.unwrap();
+    assert!(
+        horizon <= state.watermark && state.watermark <= after,
+        "live processing starts at the change sequence current when the rule was created"
+    );
 
     // Progress made, then the definition replaced: the progress stays.
-    post(store.as_ref(), vec![finished_run("p", 4)]).await;
-    let moved = store.change_seq().await.unwrap();
+    let later = post(store.as_ref(), vec![finished_run("p", 4)]).await;
+    let moved = horizon_past(store.as_ref(), &later).await;
     store.commit_cycle(commit(id, state.watermark, moved)).await.unwrap();
     let renamed = RuleSpec { display_name: "b".into(), ..spec.clone() };
     let updated = store.update_rule(id, &renamed).await.unwrap();
@@ -93,8 +97,8 @@ pub async fn a_cycle_reads_its_window_of_finished_runs(h: &dyn Harness) {
     let theirs = finished_run("theirs", 5);
     let mine: Vec<_> = (0..3).map(|i| finished_run("mine", 5 - i)).collect();
     let mine_ids = post(store.as_ref(), mine).await;
-    post(store.as_ref(), vec![running, theirs]).await;
-    let upto = store.change_seq().await.unwrap();
+    let others = post(store.as_ref(), vec![running, theirs]).await;
+    let upto = horizon_past(store.as_ref(), &[mine_ids.clone(), others].concat()).await;
 
     let all = store.cycle_candidates(&r, after, upto, 100).await.unwrap();
     let ids: Vec<_> = all.iter().map(|r| r.id).collect();
@@ -118,7 +122,7 @@ pub async fn a_backfilling_rule_sees_runs_from_before_it(h: &dyn Harness) {
     let live = rule(store.as_ref(), project, vec![]).await;
     let spec = RuleSpec { backfill_from: Some(super::ago(60)), ..RuleSpec::new("backfill", project, vec![]) };
     let backfill = store.create_rule(RuleId::new_v4(), &spec).await.unwrap();
-    let upto = store.change_seq().await.unwrap();
+    let upto = horizon_past(store.as_ref(), &[old, recent]).await;
 
     let state = store.rule_state(backfill.id).await.unwrap().unwrap();
     let seen = store.cycle_candidates(&backfill, state.watermark, upto, 10).await.unwrap();
@@ -138,7 +142,7 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
     let run_id = post(store.as_ref(), vec![finished_run("p", 5)]).await[0];
     let run = store.get_run(run_id).await.unwrap().unwrap();
-    let to = store.change_seq().await.unwrap();
+    let to = horizon_past(store.as_ref(), &[run_id]).await;
     rang(store.as_ref());
 
     let end = Timestamp::now();
@@ -193,8 +197,8 @@ pub async fn a_cycle_whose_watermark_moved_commits_nothing(h: &dyn Harness) {
     let run = store.get_run(run_id).await.unwrap().unwrap();
     let r = rule(store.as_ref(), run.session_id, vec![hook("https://hooks.example.com/x")]).await;
     let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
-    post(store.as_ref(), vec![finished_run("p", 5)]).await;
-    let to = store.change_seq().await.unwrap();
+    let later = post(store.as_ref(), vec![finished_run("p", 5)]).await;
+    let to = horizon_past(store.as_ref(), &later).await;
     store.commit_cycle(commit(r.id, from, to)).await.unwrap();
     rang(store.as_ref());
 

@@ -8,7 +8,7 @@ use runhook_core::model::{
     Feedback, FeedbackId, FeedbackSource, RunId, RunRecord, RunType, RunWrite, Session, SessionId, Timestamp,
 };
 
-use super::{Harness, finished_run, fresh, post};
+use super::{Harness, finished_run, fresh, horizon_past, post};
 use crate::{Attachment, IngestBatch, IngestSummary, RunQuery, SessionQuery, StoreError};
 
 fn feedback(run: RunId, key: &str) -> Feedback {
@@ -90,7 +90,7 @@ pub async fn a_failed_ingest_stores_nothing(h: &dyn Harness) {
     };
     assert!(store.ingest(batch).await.is_err());
     assert!(store.get_run(good_id).await.unwrap().is_none());
-    assert_eq!(store.change_seq().await.unwrap(), before);
+    assert!(store.change_seq().await.unwrap() >= before, "the horizon never moves back");
     // A run without a name is invalid, and so is its whole batch.
     let nameless = RunWrite { name: None, ..finished_run("p", 5) };
     let other = finished_run("p", 5);
@@ -110,11 +110,9 @@ pub async fn ingest_is_idempotent(h: &dyn Harness) {
     let first = store.ingest(batch()).await.unwrap();
     assert_eq!((first.created, first.feedback), (1, 1));
     let seq = store.get_run(id).await.unwrap().unwrap().seq;
-    let upto = store.change_seq().await.unwrap();
     let again = store.ingest(batch()).await.unwrap();
     assert_eq!(again, IngestSummary { unchanged: 1, ..IngestSummary::default() });
     assert_eq!(store.get_run(id).await.unwrap().unwrap().seq, seq);
-    assert_eq!(store.change_seq().await.unwrap(), upto);
     assert_eq!(store.feedback_for_runs(&[id]).await.unwrap().len(), 1);
 }
 
@@ -166,7 +164,7 @@ pub async fn new_feedback_moves_the_change_sequence_once(h: &dyn Harness) {
     assert_eq!((stored.id, stored.key.as_str()), (fb.id, "helpful"));
     let after = store.get_run(id).await.unwrap().unwrap().seq;
     assert!(after > before, "{after} is not after {before}");
-    assert!(store.change_seq().await.unwrap() >= after);
+    horizon_past(store.as_ref(), &[id]).await;
     let again = store.create_feedback(Feedback { key: "changed".into(), ..fb.clone() }).await.unwrap();
     assert_eq!(again.key, "helpful");
     assert_eq!(store.get_run(id).await.unwrap().unwrap().seq, after);
@@ -190,13 +188,13 @@ pub async fn every_change_takes_a_later_sequence_value(h: &dyn Harness) {
     };
     let (sa, sb) = (seq(a).await, seq(b).await);
     assert!(start < sa && sa < sb, "{start} {sa} {sb}");
-    assert!(store.change_seq().await.unwrap() >= sb);
+    horizon_past(store.as_ref(), &[a, b]).await;
     let patch = RunWrite { id: Some(a), error: Some("late error".into()), ..RunWrite::default() };
     store.ingest(patches(vec![patch], false)).await.unwrap();
     let sa2 = seq(a).await;
     assert!(sa2 > sb, "the patched run did not move past the later one: {sa2} {sb}");
     assert_eq!(seq(b).await, sb);
-    assert!(store.change_seq().await.unwrap() >= sa2);
+    horizon_past(store.as_ref(), &[a, b]).await;
 }
 
 /// Listings page newest first without gaps or repeats; trace reads find

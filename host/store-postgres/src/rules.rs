@@ -1,0 +1,236 @@
+//! [`RuleStore`] on Postgres: the rules (specs stored with their secrets
+//! sealed), each rule's watermark (a change-sequence position: two
+//! columns), its log and its cycles. A cycle's commit is composed by
+//! `runhook_store::rules::commit_cycle`; its statements are in [`crate::tx`].
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+
+use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp};
+use runhook_core::secrets::Keyring;
+use runhook_store::rules::{commit_cycle, outcome_from};
+use runhook_store::secrets::{open_spec, seal_spec};
+use runhook_store::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
+
+use crate::PgStore;
+use crate::error::db;
+use crate::rows::{RUN_COLUMNS, at, get, run_from_row, seq, time, uuids};
+use crate::tx::{HORIZON, Tx, below};
+
+const RULE_COLUMNS: &str = "id, spec, created_at, updated_at, created_xid, created_seq";
+
+fn rule_from_row(keys: &Keyring, row: &PgRow) -> Result<Rule, StoreError> {
+    Ok(Rule {
+        id: RuleId(get(row, "id")?),
+        spec: open_spec(keys, &get::<String>(row, "spec")?)?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        created_seq: seq(get(row, "created_xid")?, get(row, "created_seq")?),
+    })
+}
+
+#[async_trait]
+impl RuleStore for PgStore {
+    async fn create_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        let now = Timestamp::now();
+        let horizon: i64 = sqlx::query_scalar(HORIZON).fetch_one(&self.pool).await.map_err(db)?;
+        let created = below(horizon);
+        let watermark = if spec.backfill_from.is_some() { ChangeSeq::START } else { created };
+        let ((cx, cs), (wx, ws)) = (created.parts(), watermark.parts());
+        sqlx::query(
+            "INSERT INTO rules (id, spec, created_at, updated_at, created_xid, created_seq, wm_xid, wm_seq, window_end) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $3)",
+        )
+        .bind(id.0)
+        .bind(seal_spec(&self.keys, spec)?)
+        .bind(at(now))
+        .bind(cx)
+        .bind(cs)
+        .bind(wx)
+        .bind(ws)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(Rule { id, spec: spec.clone(), created_at: now, updated_at: now, created_seq: created })
+    }
+
+    async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
+        let sql = format!("UPDATE rules SET spec = $1, updated_at = $2 WHERE id = $3 RETURNING {RULE_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(seal_spec(&self.keys, spec)?)
+            .bind(at(Timestamp::now()))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| rule_from_row(&self.keys, &r)).transpose()?.ok_or(StoreError::RuleNotFound(id))
+    }
+
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query("DELETE FROM rules WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(db)?;
+        for table in ["rule_runs", "rule_cycles"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = $1"))
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        // Pending deliveries go with the rule (their state with them, by
+        // the foreign key); finished ones stay listed.
+        sqlx::query(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = $1 AND status = 'pending')",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(|r| rule_from_row(&self.keys, r)).transpose()
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| rule_from_row(&self.keys, r)).collect()
+    }
+
+    async fn rule_state(&self, id: RuleId) -> Result<Option<RuleState>, StoreError> {
+        let row = sqlx::query("SELECT wm_xid, wm_seq, window_end FROM rules WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| {
+            Ok(RuleState {
+                watermark: seq(get(&row, "wm_xid")?, get(&row, "wm_seq")?),
+                window_end: time(&row, "window_end")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn change_seq(&self) -> Result<ChangeSeq, StoreError> {
+        let horizon: i64 = sqlx::query_scalar(HORIZON).fetch_one(&self.pool).await.map_err(db)?;
+        Ok(below(horizon))
+    }
+
+    async fn cycle_candidates(
+        &self,
+        rule: &Rule,
+        after: ChangeSeq,
+        upto: ChangeSeq,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let ((ax, aseq), (ux, useq), (cx, cseq)) = (after.parts(), upto.parts(), rule.created_seq.parts());
+        // Runs from before the rule existed only count when backfilling
+        // (a null `backfill_from` leaves the second branch false).
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND end_time IS NOT NULL \
+             AND (change_xid, seq) > ($2, $3) AND (change_xid, seq) <= ($4, $5) \
+             AND ((change_xid, seq) > ($6, $7) OR start_time >= $8) \
+             ORDER BY change_xid, seq LIMIT $9"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(rule.spec.session_id.0)
+            .bind(ax)
+            .bind(aseq)
+            .bind(ux)
+            .bind(useq)
+            .bind(cx)
+            .bind(cseq)
+            .bind(rule.spec.backfill_from.map(at))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT run_id FROM rule_runs WHERE rule_id = $1 AND run_id = ANY($2)")
+                .bind(rule.0)
+                .bind(uuids(runs, |i| i.0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(ids.into_iter().map(RunId).collect())
+    }
+
+    async fn commit_cycle(&self, c: CycleCommit) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        commit_cycle(&mut tx, &c).await?;
+        tx.commit().await?;
+        if c.queues_deliveries() {
+            self.bell.ring();
+        }
+        Ok(())
+    }
+
+    async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
+             webhooks, evaluators FROM rule_runs WHERE rule_id = $1 ORDER BY applied_at DESC, run_id LIMIT $2 OFFSET $3",
+        )
+        .bind(rule.0)
+        .bind(limit as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(RuleRunLog {
+                    rule_id: RuleId(get(row, "rule_id")?),
+                    run_id: RunId(get(row, "run_id")?),
+                    run_name: get(row, "run_name")?,
+                    run_type: get(row, "run_type")?,
+                    session_id: SessionId(get(row, "session_id")?),
+                    thread_id: get(row, "thread_id")?,
+                    window_start: time(row, "window_start")?,
+                    window_end: time(row, "window_end")?,
+                    applied_at: time(row, "applied_at")?,
+                    webhooks: outcome_from(get(row, "webhooks")?),
+                    evaluators: outcome_from(get(row, "evaluators")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT window_start, window_end, candidates, actioned, error FROM rule_cycles WHERE rule_id = $1 \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(rule.0)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CycleSummary {
+                    window_start: time(row, "window_start")?,
+                    window_end: time(row, "window_end")?,
+                    candidates: get(row, "candidates")?,
+                    actioned: get(row, "actioned")?,
+                    error: get(row, "error")?,
+                })
+            })
+            .collect()
+    }
+}

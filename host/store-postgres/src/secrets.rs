@@ -1,0 +1,69 @@
+//! [`SecretStore`] on Postgres: re-sealing every stored secret under the
+//! current key (rules' specs, outbox targets), in one transaction. Rows
+//! are locked as they are read, so two replicas starting together re-seal
+//! each value once, one after the other.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use runhook_store::sealed::{SealedTarget, open_target};
+use runhook_store::secrets::reseal_spec;
+use runhook_store::{SecretStore, StoreError};
+
+use crate::PgStore;
+use crate::error::db;
+use crate::rows::get;
+
+#[async_trait]
+impl SecretStore for PgStore {
+    async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+        let keys = &self.keys;
+        let mut changed = 0;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for row in sqlx::query("SELECT id, spec FROM rules FOR UPDATE").fetch_all(&mut *tx).await.map_err(db)? {
+            if let Some((resealed, stale)) = reseal_spec(keys, &get::<String>(&row, "spec")?)? {
+                changed += stale;
+                sqlx::query("UPDATE rules SET spec = $1 WHERE id = $2")
+                    .bind(resealed)
+                    .bind(get::<Uuid>(&row, "id")?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        // Only the sealed columns: the outbox keeps delivered rows with
+        // their bodies.
+        let rows = sqlx::query("SELECT id, url, headers, signing_secret FROM outbox FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let sealed = SealedTarget {
+                url: get(&row, "url")?,
+                headers: get(&row, "headers")?,
+                secret: get(&row, "signing_secret")?,
+            };
+            let headers: BTreeMap<String, String> =
+                serde_json::from_str(&sealed.headers).map_err(|e| StoreError::corrupt("outbox.headers", e))?;
+            let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
+            let stale = parts.filter(|v| !keys.is_current(v)).count();
+            if stale == 0 {
+                continue;
+            }
+            changed += stale;
+            let resealed = self.targets.seal(keys, &open_target(keys, &sealed)?);
+            sqlx::query("UPDATE outbox SET url = $1, headers = $2, signing_secret = $3 WHERE id = $4")
+                .bind(resealed.url)
+                .bind(resealed.headers)
+                .bind(resealed.secret)
+                .bind(get::<Uuid>(&row, "id")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+}
