@@ -76,6 +76,8 @@ async fn a_run_committed_late_with_an_early_sequence_value_is_not_skipped() {
     assert_eq!(project.created, 1);
     let session = store.list_sessions(&Default::default()).await.unwrap();
     let session = session.iter().find(|s| s.name == "race").unwrap().id;
+    let first = store.query_runs(&Default::default()).await.unwrap().0;
+    horizon_past(&store, &[first[0].id]).await;
     let rule = rule(&store, session, vec![]).await;
     let start = store.rule_state(rule.id).await.unwrap().unwrap().watermark;
 

@@ -90,6 +90,7 @@ pub async fn rules_are_created_updated_and_deleted_keeping_their_progress(h: &dy
 pub async fn a_cycle_reads_its_window_of_finished_runs(h: &dyn Harness) {
     let store = fresh(h).await;
     let seed = post(store.as_ref(), vec![finished_run("mine", 9)]).await[0];
+    horizon_past(store.as_ref(), &[seed]).await;
     let project = store.get_run(seed).await.unwrap().unwrap().session_id;
     let r = rule(store.as_ref(), project, vec![]).await;
     let after = store.rule_state(r.id).await.unwrap().unwrap().watermark;
@@ -118,6 +119,7 @@ pub async fn a_backfilling_rule_sees_runs_from_before_it(h: &dyn Harness) {
     let store = fresh(h).await;
     let old = post(store.as_ref(), vec![finished_run("p", 600)]).await[0];
     let recent = post(store.as_ref(), vec![finished_run("p", 30)]).await[0];
+    horizon_past(store.as_ref(), &[old, recent]).await;
     let project = store.get_run(old).await.unwrap().unwrap().session_id;
     let live = rule(store.as_ref(), project, vec![]).await;
     let spec = RuleSpec { backfill_from: Some(super::ago(60)), ..RuleSpec::new("backfill", project, vec![]) };
@@ -137,6 +139,7 @@ pub async fn a_backfilling_rule_sees_runs_from_before_it(h: &dyn Harness) {
 pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     let store = fresh(h).await;
     let seed = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
+    horizon_past(store.as_ref(), &[seed]).await;
     let project = store.get_run(seed).await.unwrap().unwrap().session_id;
     let r = rule(store.as_ref(), project, vec![hook("https://hooks.example.com/x")]).await;
     let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
@@ -195,6 +198,7 @@ pub async fn a_cycle_whose_watermark_moved_commits_nothing(h: &dyn Harness) {
     let store = fresh(h).await;
     let run_id = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
     let run = store.get_run(run_id).await.unwrap().unwrap();
+    horizon_past(store.as_ref(), &[run_id]).await;
     let r = rule(store.as_ref(), run.session_id, vec![hook("https://hooks.example.com/x")]).await;
     let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
     let later = post(store.as_ref(), vec![finished_run("p", 5)]).await;
