@@ -33,15 +33,16 @@ use runhook_store::Store;
 pub struct App {
     config: Config,
     state: AppState,
-    /// Held while the app lives: one process per data directory.
-    _lock: std::fs::File,
+    /// Held while the app lives: one process per data directory (the
+    /// embedded store's; none on a shared database).
+    _lock: Option<std::fs::File>,
 }
 
 impl App {
     /// Settles the API key and builds the shared state over `store`,
     /// opened by the caller; `lock` is the data directory's lock file (see
-    /// [`lock_data_dir`]), held while the app lives.
-    pub async fn prepare(config: Config, store: Arc<dyn Store>, lock: std::fs::File) -> anyhow::Result<Self> {
+    /// [`lock_data_dir`]) when the store lives there, held while the app lives.
+    pub async fn prepare(config: Config, store: Arc<dyn Store>, lock: Option<std::fs::File>) -> anyhow::Result<Self> {
         // Values sealed under an older key, or stored before encryption
         // existed, are re-sealed under the current one.
         let resealed = store.reseal_secrets().await.context("cannot re-seal stored secrets")?;

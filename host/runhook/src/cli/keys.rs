@@ -35,7 +35,7 @@ pub(super) struct KeysArgs {
 
 pub(super) fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     let KeysCommand::Rotate(args) = cmd;
-    let overrides = Overrides { listen: None, data_dir: args.data_dir.clone() };
+    let overrides = Overrides { data_dir: args.data_dir.clone(), ..Overrides::default() };
     let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(rotate(&config))?;

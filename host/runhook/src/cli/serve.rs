@@ -18,13 +18,18 @@ pub(super) struct ServeArgs {
     /// Data directory (database, keys, caches) [default: ./runhook-data; env RUNHOOK_DATA_DIR].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The Postgres database replicas share (postgres://...) [default: the
+    /// embedded store in the data directory; env RUNHOOK_DATABASE_URL].
+    #[arg(long)]
+    database: Option<String>,
     /// TOML configuration file.
     #[arg(long, env = "RUNHOOK_CONFIG")]
     config: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    let overrides =
+        Overrides { listen: args.listen, data_dir: args.data_dir.clone(), database: args.database.clone() };
     let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

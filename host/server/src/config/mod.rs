@@ -48,6 +48,37 @@ pub struct Config {
     /// Rules defined in the file (`[[rules]]`), with the rules API's
     /// fields; applied at start (created, or updated to match).
     pub rules: Vec<ConfigRule>,
+    /// The Postgres database every replica shares (`[store] url`,
+    /// `RUNHOOK_DATABASE_URL`, `--database`); the embedded SQLite store in
+    /// the data directory when unset.
+    pub database: Option<DatabaseUrl>,
+}
+
+/// A database URL (`postgres://user:password@host/db`). Its `Debug` hides
+/// it: it may carry a password, and configurations get logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// A `postgres://` or `postgresql://` URL, or why it is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return Err("must be a postgres:// URL (leave it unset for the embedded store)".into());
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The URL, to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 /// Plugin host settings.
@@ -211,6 +242,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             rules: Vec::new(),
+            database: None,
         };
         for setting in SETTINGS {
             // Every default is valid: `every_default_is_valid` checks it.
@@ -292,6 +324,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<String>,
 }
 
 impl Config {
@@ -321,6 +355,13 @@ impl Config {
         }
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
+        }
+        if let Some(url) = &overrides.database {
+            config.database = Some(DatabaseUrl::parse(url).map_err(|message| ConfigError::Invalid {
+                key: "store.url".into(),
+                source_name: "flag --database".into(),
+                message,
+            })?);
         }
         config.check("environment or flags")?;
         Ok(config)
@@ -380,6 +421,20 @@ impl Config {
         }
         if d.per_endpoint_concurrency > d.concurrency {
             return Err(invalid("delivery.per_endpoint_concurrency", "must be at most delivery.concurrency"));
+        }
+        // Replicas on one database must agree on the keys: none may make
+        // its own in a data directory the others do not see.
+        if self.database.is_some() {
+            if self.api_key.is_none() {
+                return Err(invalid("api_key", "must be set on a shared database (every replica the same key)"));
+            }
+            if self.secret_key.is_none() && self.secret_key_file.is_none() {
+                return Err(invalid(
+                    "secret_key_file",
+                    "on a shared database, set RUNHOOK_SECRET_KEY or a secret_key_file every replica mounts \
+                     (base64 32-byte keys, e.g. from `openssl rand -base64 32`)",
+                ));
+            }
         }
         Ok(())
     }

@@ -70,6 +70,11 @@ pub(super) const SETTINGS: &[Setting] = &[
         c.secret_key_file = Some(text(v)?).filter(|p| !p.is_empty()).map(PathBuf::from);
         Ok(())
     }),
+    setting!("store.url", "RUNHOOK_DATABASE_URL", "", |c, v| {
+        let url = text(v)?;
+        c.database = if url.trim().is_empty() { None } else { Some(super::DatabaseUrl::parse(&url)?) };
+        Ok(())
+    }),
     setting!("limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES", "67108864", |c, v| {
         c.limits.max_body_bytes = number(v, 1024..=usize::MAX)?;
         Ok(())
