@@ -5,6 +5,7 @@ ephemeral port, with a temporary data directory); each test gets a fresh
 project name so tests never see each other's runs.
 """
 
+import hashlib
 import os
 import pathlib
 import subprocess
@@ -34,6 +35,12 @@ class Server:
             # Rules name plugins built under the repository's plugins/.
             "RUNHOOK_PLUGINS_DIR": str(REPO / "plugins"),
         }
+        database = database_for(data_dir)
+        if database:
+            # Replicas share no data directory: the keys come from a file
+            # named explicitly (here, one per test server).
+            self.env["RUNHOOK_DATABASE_URL"] = database
+            self.env["RUNHOOK_SECRET_KEY_FILE"] = str(pathlib.Path(data_dir) / "secret.key")
         self.env.update(env or {})
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
@@ -63,6 +70,24 @@ class Server:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+ON_POSTGRES = bool(os.environ.get("RUNHOOK_E2E_DATABASE"))
+
+
+def database_for(data_dir) -> str | None:
+    """The Postgres database a server on `data_dir` uses when the suite runs
+    on Postgres (RUNHOOK_E2E_DATABASE names a server, as tests/run.sh sets it
+    for its second pass): one per data directory, created on first use, so a
+    restarted server finds what it stored."""
+    server = os.environ.get("RUNHOOK_E2E_DATABASE")
+    if not server:
+        return None
+    name = "sdk_" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    out = subprocess.run(["psql", server, "-qXc", f"CREATE DATABASE {name}"], capture_output=True, text=True)
+    if out.returncode != 0 and "already exists" not in out.stderr:
+        raise RuntimeError(f"cannot create database {name}: {out.stderr}")
+    return server.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import requests
 from langsmith import Client
 
-from conftest import API_KEY, REPO, Server, wait_for
+from conftest import API_KEY, ON_POSTGRES, REPO, Server, database_for, wait_for
 from receiver import Receiver
 from test_rules import api, create_rule, trace_answers
 
@@ -65,7 +65,10 @@ def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):
     finally:
         server.stop()
     # ... and neither the database files nor the log hold them in clear.
-    stored = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and p.name != "secret.key")
+    if ON_POSTGRES:
+        stored = subprocess.run(["pg_dump", "--data-only", database_for(data)], capture_output=True, check=True).stdout
+    else:
+        stored = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and p.name != "secret.key")
     assert b"enc:v1:" in stored
     log = server.log_text()
     assert "webhook attempt" in log
@@ -75,6 +78,7 @@ def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):
     assert oct((data / "secret.key").stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.skipif(ON_POSTGRES, reason="keys rotate on a shared database is not built yet (issue 20, item 6)")
 def test_keys_rotate_reseals_everything_under_a_new_key(tmp_path, receiver):
     data = tmp_path / "data"
     server = Server(data)

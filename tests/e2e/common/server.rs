@@ -68,6 +68,11 @@ impl Server {
             .env("RUNHOOK_PLUGINS_DIR", super::repo().join("plugins"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(url) = database_for(data) {
+            // Replicas share no data directory: the keys come from a file
+            // named explicitly (here, one per test server).
+            cmd.env("RUNHOOK_DATABASE_URL", url).env("RUNHOOK_SECRET_KEY_FILE", data.join("secret.key"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -114,6 +119,27 @@ impl Server {
         headers.insert("x-api-key", API_KEY.parse().unwrap());
         reqwest::blocking::Client::builder().default_headers(headers).build().unwrap()
     }
+}
+
+/// The Postgres database a server on `data` uses when the suite runs on
+/// Postgres (`RUNHOOK_E2E_DATABASE` names a server, as `tests/run.sh` sets
+/// it for its second pass): one database per data directory, created on
+/// first use, so a restarted server finds what it stored.
+pub fn database_for(data: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let server = std::env::var("RUNHOOK_E2E_DATABASE").ok().filter(|s| !s.is_empty())?;
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hash);
+    let name = format!("e2e_{:016x}", hash.finish());
+    let out = std::process::Command::new("psql")
+        .arg(&server)
+        .args(["-qXc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs (Postgres's client is installed with its server)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || stderr.contains("already exists"), "cannot create database {name}: {stderr}");
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
 }
 
 impl Drop for Server {

@@ -28,8 +28,7 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let overrides =
-        Overrides { listen: args.listen, data_dir: args.data_dir.clone(), database: args.database.clone() };
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone(), database: args.database.clone() };
     let config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
