@@ -314,6 +314,7 @@ async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usiz
         outbox,
         feedback: vec![],
         error: None,
+        lease: None,
     };
     store.commit_cycle(commit).await.unwrap();
 }
@@ -354,14 +355,14 @@ async fn a_slow_endpoint_holds_only_its_own_slots() {
 #[tokio::test]
 async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
     use runhook_server::delivery::retention::{self, Schedule};
-    use runhook_store::{DeliveryQuery, OutboxStore};
+    use runhook_store::DeliveryQuery;
     let prompt = receiver(vec![Act::Respond(OK)]).await;
     let stalled = receiver(vec![Act::Stall(Duration::from_secs(300), OK)]).await;
     let dir = tempfile::tempdir().unwrap();
     let store =
         runhook_store_sqlite::SqliteStore::open(dir.path(), runhook_core::secrets::Keyring::generate()).await.unwrap();
     queue(&store, &[(&prompt.url, 3), (&stalled.url, 1)]).await;
-    let store: Arc<dyn OutboxStore> = Arc::new(store);
+    let store: Arc<dyn runhook_store::Store> = Arc::new(store);
     let stop = CancellationToken::new();
     // The stalled delivery stays in flight (pending) for the whole test.
     let settings = DeliverySettings { attempt_timeout: Duration::from_secs(300), ..loopback_allowed() };
@@ -378,7 +379,8 @@ async fn finished_deliveries_past_retention_are_deleted_pending_ones_kept() {
     // Kept 50 ms: the three finished ones go, the one still in flight stays.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let schedule = Schedule { first: Duration::ZERO, every: Duration::from_millis(50) };
-    let pruner = tokio::spawn(retention::run(store.clone(), Duration::from_millis(50), schedule, stop.clone()));
+    let pruner =
+        tokio::spawn(retention::run(store.clone(), "pruner".into(), Duration::from_millis(50), schedule, stop.clone()));
     while !store.list_deliveries(&delivered).await.unwrap().is_empty() {
         assert!(started.elapsed() < Duration::from_secs(20), "finished deliveries were not deleted");
         tokio::time::sleep(Duration::from_millis(20)).await;

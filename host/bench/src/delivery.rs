@@ -179,6 +179,7 @@ async fn runhook_path(
                 outbox,
                 feedback: vec![],
                 error: None,
+                lease: None,
             })
             .await?;
     }

@@ -123,7 +123,7 @@ async fn throughput(args: &RulesBenchArgs, plugin: &std::path::Path) -> anyhow::
     let mut results = Vec::new();
     for (name, rule) in [("filter + Rust match plugin", &with_plugin), ("filter only (baseline)", &filter_only)] {
         let started = Instant::now();
-        let report = run_cycle(&store, &plugins, rule).await?;
+        let report = run_cycle(&store, &plugins, rule, None).await?;
         let took = started.elapsed();
         results.push((name, report, took));
     }

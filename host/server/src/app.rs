@@ -96,10 +96,13 @@ impl App {
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = self.state.clone();
         let workers = CancellationToken::new();
+        let replica = scheduler::Replica::this_process(self.config.lease);
+        tracing::info!(replica = %replica.name, lease_ms = replica.lease.as_millis() as u64, "replica");
         let scheduler = tokio::spawn(scheduler::run(
             state.store.clone(),
             state.plugins.clone(),
             state.signals.clone(),
+            replica.clone(),
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
@@ -108,7 +111,14 @@ impl App {
             days => {
                 let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
                 let schedule = delivery::retention::Schedule::default();
-                Some(tokio::spawn(delivery::retention::run(state.store.clone(), keep, schedule, workers.clone())))
+                let retention = delivery::retention::run(
+                    state.store.clone(),
+                    replica.name.clone(),
+                    keep,
+                    schedule,
+                    workers.clone(),
+                );
+                Some(tokio::spawn(retention))
             }
         };
         let watcher = state.plugins.clone().spawn_watcher(self.config.plugins.reload_interval, workers.clone());

@@ -22,6 +22,7 @@
 //! write transaction behind the contract's transaction traits.
 
 mod error;
+mod leases;
 mod outbox;
 mod rows;
 mod rules;

@@ -135,6 +135,42 @@ async fn concurrent_merges_of_one_run_lose_nothing() {
     }
 }
 
+/// Claims for one endpoint stop at its bound, whichever worker asks; a
+/// record frees a place.
+#[tokio::test]
+async fn claims_for_one_endpoint_stop_at_its_bound_across_workers() {
+    use runhook_store::conformance::{delivered, fresh_row, queue};
+    use runhook_store::{ClaimOutcome, ClaimTerms, OutboxStore};
+    let Some(store) = store().await else { return };
+    let rule = rule(&store, runhook_core::model::SessionId::new_v4(), vec![]).await;
+    let rows: Vec<_> = (0..3).map(|_| fresh_row(rule.id)).collect();
+    queue(&store, rule.id, &rows).await;
+    let terms = ClaimTerms {
+        now: Timestamp::now(),
+        lease: std::time::Duration::from_secs(60),
+        give_up_after: 3,
+        per_endpoint: 2,
+    };
+    let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+    let first = store.claim_deliveries(&ids[..2], &terms).await.unwrap();
+    assert!(first.iter().all(|o| matches!(o, ClaimOutcome::Claimed { .. })), "{first:?}");
+    // Another replica's worker finds the endpoint full.
+    let other = PgStore::open(&current_url(&store).await, store.keys.clone()).await.unwrap();
+    assert_eq!(other.claim_deliveries(&ids[2..], &terms).await.unwrap(), vec![ClaimOutcome::Busy]);
+    let ClaimOutcome::Claimed { claim, .. } = &first[0] else { unreachable!() };
+    let record = runhook_store::DeliveryRecord { claim: claim.token, ..delivered(&rows[0], 1) };
+    assert!(store.record_deliveries(&[record]).await.unwrap().is_empty());
+    assert!(matches!(other.claim_deliveries(&ids[2..], &terms).await.unwrap()[..], [ClaimOutcome::Claimed { .. }]));
+}
+
+/// The URL of the database `store` is connected to.
+async fn current_url(store: &PgStore) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&store.pool).await.unwrap();
+    let mut url = url::Url::parse(&server().unwrap()).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
 fn batch(posts: Vec<RunWrite>) -> IngestBatch {
     IngestBatch { posts, ..IngestBatch::default() }
 }

@@ -16,7 +16,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
-use runhook_store::{Attachment, ChangeTx, CycleSummary, OutboxRow, RuleRunLog, StoreError};
+use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
 
 use crate::PgStore;
 use crate::error::db;
@@ -232,10 +232,15 @@ impl CycleTx for Tx<'_> {
         from: ChangeSeq,
         to: ChangeSeq,
         window_end: Timestamp,
+        lease: Option<&Lease>,
     ) -> Result<bool, StoreError> {
         let ((fx, fs), (tx, ts)) = (from.parts(), to.parts());
+        // Under read committed, a commit and a takeover of the rule queue on
+        // its row; this statement re-checks the lease on the row as the
+        // takeover left it, so a former owner never commits.
         let moved = sqlx::query(
-            "UPDATE rules SET wm_xid = $1, wm_seq = $2, window_end = $3 WHERE id = $4 AND wm_xid = $5 AND wm_seq = $6",
+            "UPDATE rules SET wm_xid = $1, wm_seq = $2, window_end = $3 WHERE id = $4 AND wm_xid = $5 AND wm_seq = $6 \
+             AND ($7::text IS NULL OR (lease_owner = $7 AND lease_epoch = $8))",
         )
         .bind(tx)
         .bind(ts)
@@ -243,6 +248,8 @@ impl CycleTx for Tx<'_> {
         .bind(rule.0)
         .bind(fx)
         .bind(fs)
+        .bind(lease.map(|l| l.owner.as_str()))
+        .bind(lease.map(|l| l.epoch))
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;

@@ -19,6 +19,7 @@
 
 mod direct;
 mod error;
+mod leases;
 mod outbox;
 mod rows;
 mod rules;

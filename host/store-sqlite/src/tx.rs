@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
-use runhook_store::{Attachment, ChangeTx, CycleSummary, OutboxRow, RuleRunLog, StoreError};
+use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -211,15 +211,21 @@ impl CycleTx for Tx<'_> {
         from: ChangeSeq,
         to: ChangeSeq,
         window_end: Timestamp,
+        lease: Option<&Lease>,
     ) -> Result<bool, StoreError> {
-        let moved = sqlx::query("UPDATE rules SET watermark = ?, window_end = ? WHERE id = ? AND watermark = ?")
-            .bind(seq_value(to))
-            .bind(window_end.to_naive_string())
-            .bind(rule.to_string())
-            .bind(seq_value(from))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
+        let moved = sqlx::query(
+            "UPDATE rules SET watermark = ?1, window_end = ?2 WHERE id = ?3 AND watermark = ?4 \
+             AND (?5 IS NULL OR (lease_owner = ?5 AND lease_epoch = ?6))",
+        )
+        .bind(seq_value(to))
+        .bind(window_end.to_naive_string())
+        .bind(rule.to_string())
+        .bind(seq_value(from))
+        .bind(lease.map(|l| l.owner.as_str()))
+        .bind(lease.map(|l| l.epoch))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
         Ok(moved.rows_affected() > 0)
     }
 

@@ -60,6 +60,9 @@ pub struct ClaimTerms {
     /// Attempts (interrupted ones included) after which a delivery whose
     /// attempt was interrupted again is given up instead of claimed.
     pub give_up_after: u32,
+    /// Live claims an endpoint may have at once, across every worker on the
+    /// store (every replica): a claim past it is [`ClaimOutcome::Busy`].
+    pub per_endpoint: u32,
 }
 
 /// What claiming one delivery did.
@@ -76,6 +79,9 @@ pub enum ClaimOutcome {
     GaveUp,
     /// Not claimable: claimed by another worker, not due, finished or gone.
     Missed,
+    /// Claimable, but its endpoint has `per_endpoint` live claims already
+    /// (other workers are sending to it): try it later.
+    Busy,
 }
 
 /// A delivery's claim as stored, for [`claim_step`].

@@ -8,6 +8,7 @@
 //! | rules, their progress and cycles | [`RuleStore`] | [`rules`] |
 //! | webhook deliveries | [`OutboxStore`] | [`outbox`], [`sealed`] |
 //! | secrets at rest | [`SecretStore`] | [`secrets`] |
+//! | which replica runs what | [`LeaseStore`] | [`leases`] |
 //!
 //! [`Store`] is their sum: what the API holds (`Arc<dyn Store>`). Callers
 //! take the narrowest one they use: the delivery worker an `OutboxStore`,
@@ -47,6 +48,8 @@
 //!   no due read returns it while the claim is live, a record is kept only
 //!   with its token, and an expired claim is an interrupted attempt that
 //!   the next claim records (decided once, in [`claim::claim_step`]).
+//! - **Leases are fenced.** A cycle committed under a lease commits only
+//!   while the rule is held under that lease's epoch ([`leases`]).
 //! - **Secrets sealed at rest.** URLs, header values and signing secrets
 //!   are sealed before they are written and opened when read; records
 //!   above the store hold them in clear.
@@ -56,6 +59,7 @@ pub mod claim;
 pub mod conformance;
 mod error;
 pub mod ingest;
+pub mod leases;
 pub mod outbox;
 pub mod rules;
 pub mod runs;
@@ -64,6 +68,7 @@ pub mod secrets;
 
 pub use claim::{Claim, ClaimOutcome, ClaimTerms, ClaimToken};
 pub use error::{BoxError, StoreError};
+pub use leases::{Lease, LeaseStore};
 pub use outbox::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
     OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
@@ -79,9 +84,9 @@ pub use secrets::SecretStore;
 use runhook_core::model::{Feedback, RunId, Timestamp};
 
 /// Every read and write the service makes: the sum of the concerns.
-pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore {}
+pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore {}
 
-impl<T: RunStore + RuleStore + OutboxStore + SecretStore + ?Sized> Store for T {}
+impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + ?Sized> Store for T {}
 
 /// The statements that change a run's change sequence, shared by an
 /// ingest's and a cycle's transaction.

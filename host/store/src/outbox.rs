@@ -33,8 +33,9 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
 
     /// Claims deliveries for an attempt each, in one transaction (see
     /// [`Claim`](crate::Claim)): a pending delivery that is due and holds no live claim
-    /// is claimed; one whose claim expired first gets its interrupted
-    /// attempt recorded, and is given up when that reaches
+    /// is claimed, unless its endpoint already has `terms.per_endpoint`
+    /// live claims (then it is `Busy`); one whose claim expired first gets
+    /// its interrupted attempt recorded, and is given up when that reaches
     /// `terms.give_up_after` attempts. One outcome per id, in order.
     async fn claim_deliveries(&self, ids: &[DeliveryId], terms: &ClaimTerms) -> Result<Vec<ClaimOutcome>, StoreError>;
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::outbox::OutboxRow;
-use crate::{ChangeTx, StoreError};
+use crate::{ChangeTx, Lease, StoreError};
 use runhook_core::model::{
     ActionOutcome, ChangeSeq, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
 };
@@ -78,13 +78,15 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
 pub trait CycleTx: ChangeTx {
     /// Moves `rule`'s watermark from `from` to `to` and its window end to
     /// `window_end`; false (and nothing changed) when the watermark is not
-    /// at `from` or the rule is gone.
+    /// at `from`, the rule is gone, or (given a lease) the rule is no
+    /// longer held under it.
     async fn move_watermark(
         &mut self,
         rule: RuleId,
         from: ChangeSeq,
         to: ChangeSeq,
         window_end: Timestamp,
+        lease: Option<&Lease>,
     ) -> Result<bool, StoreError>;
     /// Adds a line to the rule's log, unless the (rule, run) line exists.
     async fn insert_log(&mut self, log: &RuleRunLog) -> Result<(), StoreError>;
@@ -98,8 +100,11 @@ pub trait CycleTx: ChangeTx {
 /// transaction, and rings the outbox bell when [`CycleCommit::queues_deliveries`].
 /// The watermark moves first, so a cycle that lost a race writes nothing.
 pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), StoreError> {
-    if !tx.move_watermark(c.rule_id, c.from_watermark, c.to_watermark, c.window_end).await? {
-        return Err(StoreError::Conflict(format!("rule {} moved on (or was deleted) during its cycle", c.rule_id)));
+    if !tx.move_watermark(c.rule_id, c.from_watermark, c.to_watermark, c.window_end, c.lease.as_ref()).await? {
+        return Err(StoreError::Conflict(format!(
+            "rule {} moved on, was deleted or changed hands during its cycle",
+            c.rule_id
+        )));
     }
     for l in &c.logs {
         tx.insert_log(l).await?;
@@ -181,6 +186,10 @@ pub struct CycleCommit {
     pub feedback: Vec<Feedback>,
     /// A cycle-level error, for the cycle history.
     pub error: Option<String>,
+    /// The lease the cycle ran under: the commit is refused unless the rule
+    /// is still held under it. `None` only where one process owns the
+    /// store (tools, tests).
+    pub lease: Option<Lease>,
 }
 
 impl CycleCommit {

@@ -52,6 +52,10 @@ pub struct Config {
     /// `RUNHOOK_DATABASE_URL`, `--database`); the embedded SQLite store in
     /// the data directory when unset.
     pub database: Option<DatabaseUrl>,
+    /// How long a replica's lease on a rule (or on the cluster's periodic
+    /// work) lasts without renewal: a dead replica's rules move to the
+    /// others about this long after it died.
+    pub lease: Duration,
 }
 
 /// A database URL (`postgres://user:password@host/db`). Its `Debug` hides
@@ -243,6 +247,7 @@ impl Default for Config {
             secret_key_file: None,
             rules: Vec::new(),
             database: None,
+            lease: Duration::ZERO,
         };
         for setting in SETTINGS {
             // Every default is valid: `every_default_is_valid` checks it.

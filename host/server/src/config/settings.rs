@@ -75,6 +75,10 @@ pub(super) const SETTINGS: &[Setting] = &[
         c.database = if url.trim().is_empty() { None } else { Some(super::DatabaseUrl::parse(&url)?) };
         Ok(())
     }),
+    setting!("store.lease_ms", "RUNHOOK_LEASE_MS", "20000", |c, v| {
+        c.lease = millis(v, 1000..=3_600_000)?;
+        Ok(())
+    }),
     setting!("limits.max_body_bytes", "RUNHOOK_MAX_BODY_BYTES", "67108864", |c, v| {
         c.limits.max_body_bytes = number(v, 1024..=usize::MAX)?;
         Ok(())

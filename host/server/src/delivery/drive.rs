@@ -57,30 +57,36 @@ pub trait Journal: Send + Sync {
     ) -> BoxFuture<'static, bool>;
 }
 
+/// What a freed slot tells the worker: its endpoint, and whether the
+/// endpoint was found at its limit across the cluster (other replicas'
+/// workers fill it), so the worker leaves it alone for a while.
+pub type Freed = (String, bool);
+
 /// A delivery's hold on its endpoint's concurrency slot; dropping it frees
 /// the slot (the worker learns it through a channel).
 #[derive(Debug)]
 pub struct SlotGuard {
-    freed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    freed: Option<tokio::sync::mpsc::UnboundedSender<Freed>>,
     endpoint: String,
+    busy_elsewhere: bool,
 }
 
 impl SlotGuard {
     /// A slot of `endpoint`, reported to `freed` when dropped.
-    pub fn new(freed: tokio::sync::mpsc::UnboundedSender<String>, endpoint: String) -> Self {
-        Self { freed: Some(freed), endpoint }
+    pub fn new(freed: tokio::sync::mpsc::UnboundedSender<Freed>, endpoint: String) -> Self {
+        Self { freed: Some(freed), endpoint, busy_elsewhere: false }
     }
 
     /// A slot nobody counts (tests, tools).
     pub fn untracked() -> Self {
-        Self { freed: None, endpoint: String::new() }
+        Self { freed: None, endpoint: String::new(), busy_elsewhere: false }
     }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(tx) = self.freed.take() {
-            let _ = tx.send(std::mem::take(&mut self.endpoint));
+            let _ = tx.send((std::mem::take(&mut self.endpoint), self.busy_elsewhere));
         }
     }
 }
@@ -120,6 +126,12 @@ pub async fn drive(
                 tracing::warn!(delivery = %row.id, rule = %row.rule_id, "webhook delivery failed: its attempts were interrupted until the retry limit");
                 metrics::counter!("runhook_deliveries_total", "outcome" => "failed").increment(1);
                 return DeliveryOutcome::Failed;
+            }
+            Some(ClaimOutcome::Busy) => {
+                if let Some(slot) = slot.as_mut() {
+                    slot.busy_elsewhere = true;
+                }
+                return DeliveryOutcome::Skipped;
             }
             Some(ClaimOutcome::Missed) | None => return DeliveryOutcome::Skipped,
         };

@@ -49,6 +49,8 @@ pub struct ClaimPolicy {
     /// attempt was interrupted again fails: the most attempts the policy
     /// makes of any outcome class.
     pub give_up_after: u32,
+    /// Attempts in flight to one endpoint at once, across every replica.
+    pub per_endpoint: u32,
 }
 
 impl ClaimPolicy {
@@ -57,6 +59,7 @@ impl ClaimPolicy {
         Self {
             lease: settings.attempt_timeout * 2 + Duration::from_secs(5),
             give_up_after: 1 + settings.transport_retries.max(settings.server_error_retries),
+            per_endpoint: u32::try_from(settings.per_endpoint_concurrency).unwrap_or(u32::MAX),
         }
     }
 }
@@ -124,8 +127,12 @@ impl StoreJournal {
                 }
                 // Records first (they free the claims of finished attempts),
                 // then claims, in one call.
-                let terms =
-                    ClaimTerms { now: Timestamp::now(), lease: policy.lease, give_up_after: policy.give_up_after };
+                let terms = ClaimTerms {
+                    now: Timestamp::now(),
+                    lease: policy.lease,
+                    give_up_after: policy.give_up_after,
+                    per_endpoint: policy.per_endpoint,
+                };
                 match store.record_and_claim(&records, &claims, &terms).await {
                     Ok((refused, outcomes)) => {
                         for (record, done) in records.iter().zip(recorded) {

@@ -71,7 +71,7 @@ pub async fn run(store: Arc<dyn OutboxStore>, settings: DeliverySettings, shutdo
     };
     let settings = Arc::new(settings);
     let mut slots = Slots::new(settings.concurrency, settings.per_endpoint_concurrency);
-    let (freed_tx, mut freed) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (freed_tx, mut freed) = tokio::sync::mpsc::unbounded_channel::<drive::Freed>();
     let (journal, journal_task) = StoreJournal::spawn(store.clone(), ClaimPolicy::of(&settings));
     // Deliveries' tasks, awaited at shutdown. The worker is not woken when
     // one ends: a task leaves the in-flight set itself.
@@ -92,8 +92,8 @@ pub async fn run(store: Arc<dyn OutboxStore>, settings: DeliverySettings, shutdo
     // beginning once the outbox has been read to its end.
     let mut cursor: Option<DueCursor> = None;
     loop {
-        while let Ok(endpoint) = freed.try_recv() {
-            slots.free(&endpoint);
+        while let Ok((endpoint, busy)) = freed.try_recv() {
+            slots.free(&endpoint, busy.then(|| Instant::now() + every));
         }
         ready.drop_stale(STALE);
         if fetch.is_none() {
@@ -132,7 +132,7 @@ pub async fn run(store: Arc<dyn OutboxStore>, settings: DeliverySettings, shutdo
         in_flight_gauge.set(slots.sending() as f64);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(endpoint) = freed.recv() => slots.free(&endpoint),
+            Some((endpoint, busy)) = freed.recv() => slots.free(&endpoint, busy.then(|| Instant::now() + every)),
             fetched = async { fetch.as_mut().expect("guarded by the condition").await }, if fetch.is_some() => {
                 fetch = None;
                 match fetched {

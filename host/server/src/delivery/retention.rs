@@ -12,7 +12,8 @@
 //!
 //! The task prunes shortly after start and then periodically, in chunks
 //! of `CHUNK`, so no single transaction holds the store's one writer for
-//! long.
+//! long. Of several replicas on one database, one prunes: the holder of
+//! the `retention` singleton (held for two periods, renewed at each pass).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use runhook_core::model::Timestamp;
-use runhook_store::{OutboxStore, StoreError};
+use runhook_store::{OutboxStore, Store, StoreError};
 
 /// Deliveries deleted per transaction.
 const CHUNK: usize = 1000;
@@ -42,8 +43,8 @@ impl Default for Schedule {
 }
 
 /// Deletes deliveries finished more than `keep` ago, on `schedule`, until
-/// `shutdown`.
-pub async fn run(store: Arc<dyn OutboxStore>, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
+/// `shutdown`, while replica `me` holds the cluster's `retention` singleton.
+pub async fn run(store: Arc<dyn Store>, me: String, keep: Duration, schedule: Schedule, shutdown: CancellationToken) {
     let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
     let mut wait = schedule.first;
     loop {
@@ -52,6 +53,14 @@ pub async fn run(store: Arc<dyn OutboxStore>, keep: Duration, schedule: Schedule
             _ = tokio::time::sleep(wait) => {}
         }
         wait = schedule.every;
+        match store.hold_singleton("retention", &me, schedule.every * 2).await {
+            Ok(true) => {}
+            Ok(false) => continue, // another replica prunes
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take the retention lease");
+                continue;
+            }
+        }
         let Some(cutoff) = chrono::Utc::now().checked_sub_signed(keep) else { continue };
         match prune(store.as_ref(), Timestamp::from_datetime(cutoff), &shutdown).await {
             Ok(0) => {}

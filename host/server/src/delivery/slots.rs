@@ -53,11 +53,21 @@ pub(super) struct Slots {
     pub(super) in_flight: InFlight,
     sending: usize,
     by_endpoint: HashMap<String, usize>,
+    /// Endpoints found at their limit across the cluster (other replicas
+    /// send to them), left alone until the time given.
+    cooling: HashMap<String, Instant>,
 }
 
 impl Slots {
     pub(super) fn new(total: usize, per_endpoint: usize) -> Self {
-        Self { total, per_endpoint, in_flight: InFlight::default(), sending: 0, by_endpoint: HashMap::new() }
+        Self {
+            total,
+            per_endpoint,
+            in_flight: InFlight::default(),
+            sending: 0,
+            by_endpoint: HashMap::new(),
+            cooling: HashMap::new(),
+        }
     }
 
     /// Deliveries sending (holding a slot).
@@ -71,10 +81,17 @@ impl Slots {
 
     pub(super) fn endpoint_full(&self, endpoint: &str) -> bool {
         self.by_endpoint.get(endpoint).is_some_and(|n| *n >= self.per_endpoint)
+            || self.cooling.get(endpoint).is_some_and(|until| *until > Instant::now())
     }
 
     pub(super) fn full_endpoints(&self) -> Vec<String> {
-        self.by_endpoint.iter().filter(|(_, n)| **n >= self.per_endpoint).map(|(e, _)| e.clone()).collect()
+        let now = Instant::now();
+        let full = self.by_endpoint.iter().filter(|(_, n)| **n >= self.per_endpoint).map(|(e, _)| e);
+        let cooling = self.cooling.iter().filter(|(_, until)| **until > now).map(|(e, _)| e);
+        let mut all: Vec<String> = full.chain(cooling).cloned().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     /// Takes a slot of `endpoint` for delivery `id`; the delivery stays in
@@ -91,7 +108,14 @@ impl Slots {
         Started { in_flight: self.in_flight.clone(), id }
     }
 
-    pub(super) fn free(&mut self, endpoint: &str) {
+    /// Frees a slot of `endpoint`; with `cool_until`, the endpoint was at
+    /// its limit across the cluster and is left alone until then.
+    pub(super) fn free(&mut self, endpoint: &str, cool_until: Option<Instant>) {
+        let now = Instant::now();
+        self.cooling.retain(|_, until| *until > now);
+        if let Some(until) = cool_until {
+            self.cooling.insert(endpoint.to_string(), until);
+        }
         self.sending = self.sending.saturating_sub(1);
         if let Some(n) = self.by_endpoint.get_mut(endpoint) {
             *n -= 1;
@@ -204,7 +228,7 @@ mod tests {
         assert!(!ready.any_startable(&slots));
         assert_eq!(ready.ids().count(), 6);
         // A freed slot of b lets one b row start.
-        slots.free("b");
+        slots.free("b", None);
         assert!(ready.any_startable(&slots));
         let b = ready.start(&mut slots);
         assert_eq!((b.len(), slots.in_flight.lock().len()), (1, 5));

@@ -28,7 +28,7 @@ use runhook_core::model::{
 use runhook_plugins::{
     Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
 };
-use runhook_store::{ChangeSeq, CycleCommit, OutboxRow, RuleRunLog, Store, StoreError};
+use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
 
 /// Candidates read and committed per step.
 pub const PAGE: usize = 1000;
@@ -106,11 +106,13 @@ struct Matched {
 
 /// Runs one cycle of `rule`: the window from its watermark to the store's
 /// horizon, page by page, each page through the stages `select`,
-/// `matching` and `act`, and committed on its own.
+/// `matching` and `act`, and committed on its own, under `lease` when the
+/// rule is leased (a page of a lease lost meanwhile commits nothing).
 pub async fn run_cycle(
     store: &Arc<dyn Store>,
     plugins: &Arc<PluginRegistry>,
     rule: &Rule,
+    lease: Option<&Lease>,
 ) -> Result<CycleReport, CycleError> {
     let Some(state) = store.rule_state(rule.id).await? else {
         return Ok(CycleReport::default()); // deleted meanwhile
@@ -133,7 +135,8 @@ pub async fn run_cycle(
         let (candidates, to, last) = (page.candidates, page.to, page.last);
         let matched = matching(plugins, &cycle, page.runs).await?;
         report.actioned += matched.chosen.len();
-        let commit = act(plugins, &cycle, matched, after, to, candidates).await?;
+        let commit =
+            CycleCommit { lease: lease.cloned(), ..act(plugins, &cycle, matched, after, to, candidates).await? };
         report.candidates += candidates;
         report.deliveries += commit.outbox.len();
         store.commit_cycle(commit).await?;
@@ -302,6 +305,7 @@ async fn act(
         outbox,
         feedback,
         error: None,
+        lease: None,
     })
 }
 

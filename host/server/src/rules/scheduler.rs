@@ -1,14 +1,26 @@
-//! One task per enabled rule, each on its own interval.
+//! Which rules this replica runs, and one task per rule it runs.
 //!
-//! The scheduler keeps a task per enabled rule. A rule's task runs a cycle,
-//! then sleeps for the rule's interval or until the rule is triggered; a
-//! slow or failing rule delays only itself. When rules change (the API
-//! signals it; the store is re-read every few seconds anyway), tasks of
-//! changed rules are restarted, of deleted or disabled ones stopped, of new
-//! ones started. Shutdown cancels the tasks between cycles, and waits for a
-//! cycle in progress to commit.
+//! Every replica on one database runs this scheduler. Each tick (a quarter
+//! of the lease, or when the API signals a change) it heartbeats, reads the
+//! rules, and balances its leases: it renews those it holds, gives up any
+//! beyond its fair share of the rules over the replicas alive, and takes
+//! free or expired ones up to it (see `runhook_store::leases`). It keeps a
+//! task for each enabled rule it holds: the task runs a cycle, then sleeps
+//! for the rule's interval or until the rule is triggered, and commits
+//! each page under its lease, so a replica that lost the rule meanwhile
+//! (paused, cut off) commits nothing. A slow or failing rule delays only
+//! itself.
+//!
+//! A task is restarted when its rule is edited or its lease retaken (a new
+//! epoch), and stopped when the rule is deleted, disabled or leased
+//! elsewhere. Shutdown stops the tasks between cycles, waits for a cycle
+//! in progress to commit, and gives the leases up so other replicas take
+//! them over at once. A replica that dies keeps its leases until they
+//! expire: its rules resume elsewhere within a lease plus a tick.
+//!
+//! On the embedded store there is one replica, which holds every rule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +31,40 @@ use super::pipeline::run_cycle;
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{Rule, RuleId, Timestamp};
 use runhook_plugins::PluginRegistry;
-use runhook_store::Store;
+use runhook_store::leases::fair_share;
+use runhook_store::{Lease, Store, StoreError};
 
-/// How often the rule list is re-read even without a signal.
-const RESCAN: Duration = Duration::from_secs(5);
+/// This replica in the cluster: its name and how long its leases last.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Unique among the replicas ever started on the database.
+    pub name: String,
+    /// How long a lease lasts without renewal (a dead replica's rules are
+    /// taken over about this long after it died).
+    pub lease: Duration,
+}
+
+impl Replica {
+    /// This process, named after the host, the process id and a random tag.
+    pub fn this_process(lease: Duration) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "runhook".into());
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        Self { name: format!("{host}/{}/{}", std::process::id(), &tag[..8]), lease }
+    }
+
+    /// How often leases are renewed and rebalanced.
+    fn tick(&self) -> Duration {
+        (self.lease / 4).max(Duration::from_millis(250))
+    }
+}
 
 struct Running {
     updated_at: Timestamp,
+    epoch: i64,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -35,54 +74,82 @@ pub async fn run(
     store: Arc<dyn Store>,
     plugins: Arc<PluginRegistry>,
     signals: Arc<RuleSignals>,
+    replica: Replica,
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<RuleId, Running> = HashMap::new();
     loop {
-        match store.list_rules().await {
-            Ok(rules) => reconcile(&mut running, rules, &store, &plugins, &signals, &shutdown),
-            Err(e) => tracing::error!(error = %e, "cannot read rules"),
+        match balance(store.as_ref(), &replica).await {
+            Ok((rules, leases)) => {
+                let takeovers = leases.iter().filter(|l| running.get(&l.rule).is_none_or(|r| r.epoch != l.epoch));
+                let newly = takeovers.count();
+                metrics::counter!("runhook_rule_leases_taken_total").increment(newly as u64);
+                metrics::gauge!("runhook_rules_owned").set(leases.len() as f64);
+                reconcile(&mut running, rules, leases, &store, &plugins, &signals, &shutdown);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read or lease rules"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = signals.changed() => {}
-            _ = tokio::time::sleep(RESCAN) => {}
+            _ = tokio::time::sleep(replica.tick()) => {}
         }
     }
     for (_, r) in running.drain() {
         r.stop.cancel();
         let _ = r.task.await;
     }
+    if let Err(e) = store.leave(&replica.name).await {
+        tracing::warn!(error = %e, "cannot give up leases; other replicas take them over when they expire");
+    }
+}
+
+/// Heartbeats, reads the rules and balances this replica's leases.
+async fn balance(store: &dyn Store, replica: &Replica) -> Result<(Vec<Rule>, Vec<Lease>), StoreError> {
+    let alive = store.heartbeat(&replica.name, replica.lease).await?;
+    metrics::gauge!("runhook_replicas_alive").set(alive as f64);
+    let rules = store.list_rules().await?;
+    let leases = store.balance_leases(&replica.name, fair_share(rules.len(), alive), replica.lease).await?;
+    Ok((rules, leases))
 }
 
 fn reconcile(
     running: &mut HashMap<RuleId, Running>,
     rules: Vec<Rule>,
+    leases: Vec<Lease>,
     store: &Arc<dyn Store>,
     plugins: &Arc<PluginRegistry>,
     signals: &Arc<RuleSignals>,
     shutdown: &CancellationToken,
 ) {
-    let wanted: HashMap<RuleId, Rule> = rules.into_iter().filter(|r| r.spec.is_enabled).map(|r| (r.id, r)).collect();
+    let held: HashMap<RuleId, Lease> = leases.into_iter().map(|l| (l.rule, l)).collect();
+    let wanted: HashMap<RuleId, Rule> =
+        rules.into_iter().filter(|r| r.spec.is_enabled && held.contains_key(&r.id)).map(|r| (r.id, r)).collect();
     running.retain(|id, r| {
-        let keep = wanted.get(id).is_some_and(|w| w.updated_at == r.updated_at) && !r.task.is_finished();
+        let same = wanted.get(id).is_some_and(|w| w.updated_at == r.updated_at)
+            && held.get(id).is_some_and(|l| l.epoch == r.epoch);
+        let keep = same && !r.task.is_finished();
         if !keep {
             r.stop.cancel();
         }
         keep
     });
+    let running_ids: HashSet<RuleId> = running.keys().copied().collect();
     for (id, rule) in wanted {
-        if running.contains_key(&id) {
+        if running_ids.contains(&id) {
             continue;
         }
+        let Some(lease) = held.get(&id).cloned() else { continue };
         let stop = shutdown.child_token();
-        let task = tokio::spawn(rule_loop(rule.clone(), store.clone(), plugins.clone(), signals.clone(), stop.clone()));
-        running.insert(id, Running { updated_at: rule.updated_at, stop, task });
+        let (updated_at, epoch) = (rule.updated_at, lease.epoch);
+        let task = tokio::spawn(rule_loop(rule, lease, store.clone(), plugins.clone(), signals.clone(), stop.clone()));
+        running.insert(id, Running { updated_at, epoch, stop, task });
     }
 }
 
 async fn rule_loop(
     rule: Rule,
+    lease: Lease,
     store: Arc<dyn Store>,
     plugins: Arc<PluginRegistry>,
     signals: Arc<RuleSignals>,
@@ -90,10 +157,10 @@ async fn rule_loop(
 ) {
     let trigger = signals.trigger_handle(rule.id);
     let interval = Duration::from_secs(rule.spec.interval_seconds.max(1));
-    tracing::info!(rule = %rule.id, name = %rule.spec.display_name, interval_s = interval.as_secs(), "rule scheduled");
+    tracing::info!(rule = %rule.id, name = %rule.spec.display_name, interval_s = interval.as_secs(), epoch = lease.epoch, "rule scheduled");
     loop {
         let started = std::time::Instant::now();
-        let result = run_cycle(&store, &plugins, &rule).await;
+        let result = run_cycle(&store, &plugins, &rule, Some(&lease)).await;
         let rule_label = rule.id.to_string();
         metrics::histogram!("runhook_rule_cycle_duration_seconds", "rule" => rule_label.clone())
             .record(started.elapsed().as_secs_f64());

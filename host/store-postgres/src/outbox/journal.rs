@@ -5,7 +5,11 @@
 //!
 //! Claims lock the rows they decide on and skip rows another worker (of
 //! this replica or another) is deciding on at that moment: such a row is
-//! a miss, as a row with a live claim is.
+//! a miss, as a row with a live claim is. They then lock the rows of the
+//! endpoints they would claim for (in order, so two claimers never
+//! deadlock), count those endpoints' live claims, and claim only up to
+//! `per_endpoint`: the bound holds across every replica, and a dead
+//! replica's claims stop counting when they expire.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -45,7 +49,7 @@ const UPDATE_LOGS: &str = "UPDATE rule_runs r SET webhooks = v.outcome \
 
 /// What a claim decides from, locked; rows being decided on elsewhere are skipped.
 const CLAIM_STATES: &str = "SELECT s.id, s.status, s.next_attempt_at, s.attempts, s.claim_token, s.claimed_at, \
-     s.claimed_until, s.rule_id, o.run_ids FROM delivery_state s JOIN outbox o ON o.id = s.id \
+     s.claimed_until, s.rule_id, s.endpoint, o.run_ids FROM delivery_state s JOIN outbox o ON o.id = s.id \
      WHERE s.id = ANY($1) ORDER BY s.id FOR UPDATE OF s SKIP LOCKED";
 
 /// Claims taken (the attempts count any interrupted one).
@@ -194,6 +198,7 @@ pub(super) async fn record(
 /// A delivery's stored claim state, with what giving it up needs.
 struct Stored {
     id: Uuid,
+    endpoint: String,
     state: ClaimState,
     rule_id: Uuid,
     run_ids: String,
@@ -208,6 +213,7 @@ fn stored(row: &PgRow) -> Result<Stored, StoreError> {
         };
     Ok(Stored {
         id: get(row, "id")?,
+        endpoint: get(row, "endpoint")?,
         state: ClaimState {
             pending: get::<String>(row, "status")? == "pending",
             next_attempt_at: time(row, "next_attempt_at")?,
@@ -232,13 +238,18 @@ pub(super) async fn claim(
     let rows = sqlx::query(CLAIM_STATES).bind(&wanted).fetch_all(&mut **tx).await.map_err(db)?;
     let found = rows.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
     let now = at(terms.now);
+    let mut room = endpoint_room(tx, &found, terms).await?;
     let (mut take_id, mut take_token, mut take_until, mut take_attempts) = (vec![], vec![], vec![], vec![]);
     let (mut interrupted, mut logs) = (Attempts::default(), Logs::default());
     let mut outcomes = std::collections::HashMap::new();
     for s in &found {
         let outcome = match claim_step(&s.state, terms) {
             ClaimStep::Miss => ClaimOutcome::Missed,
+            ClaimStep::Take { .. } if room.get(&s.endpoint).is_some_and(|n| *n == 0) => ClaimOutcome::Busy,
             ClaimStep::Take { claim, interrupted: cut, attempts } => {
+                if let Some(n) = room.get_mut(&s.endpoint) {
+                    *n -= 1;
+                }
                 if let Some(started) = cut {
                     interrupted.push(s.id, at(started), 0, "interrupted", None, Some(INTERRUPTED_ERROR));
                 }
@@ -284,4 +295,46 @@ pub(super) async fn claim(
             .map_err(db)?;
     }
     Ok(wanted.iter().map(|id| outcomes.remove(id).unwrap_or(ClaimOutcome::Missed)).collect())
+}
+
+/// How many more claims each endpoint of `found` may take, its row locked
+/// until the transaction ends.
+async fn endpoint_room(
+    tx: &mut Transaction<'static, Postgres>,
+    found: &[Stored],
+    terms: &ClaimTerms,
+) -> Result<std::collections::HashMap<String, u32>, StoreError> {
+    let mut endpoints: Vec<&str> = found.iter().map(|s| s.endpoint.as_str()).collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    if endpoints.is_empty() || terms.per_endpoint == u32::MAX {
+        return Ok(std::collections::HashMap::new());
+    }
+    sqlx::query("INSERT INTO endpoints (endpoint) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+        .bind(&endpoints)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query("SELECT endpoint FROM endpoints WHERE endpoint = ANY($1) ORDER BY endpoint FOR UPDATE")
+        .bind(&endpoints)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    let live: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT endpoint, count(*) FROM delivery_state WHERE endpoint = ANY($1) AND claim_token IS NOT NULL \
+         AND claimed_until >= $2 GROUP BY endpoint",
+    )
+    .bind(&endpoints)
+    .bind(at(terms.now))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    let live: std::collections::HashMap<String, i64> = live.into_iter().collect();
+    Ok(endpoints
+        .into_iter()
+        .map(|e| {
+            let used = u32::try_from(live.get(e).copied().unwrap_or(0)).unwrap_or(u32::MAX);
+            (e.to_string(), terms.per_endpoint.saturating_sub(used))
+        })
+        .collect())
 }

@@ -64,7 +64,12 @@ impl OutboxStore for PgStore {
     }
 
     async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
-        let terms = ClaimTerms { now: Timestamp::now(), lease: std::time::Duration::ZERO, give_up_after: 0 };
+        let terms = ClaimTerms {
+            now: Timestamp::now(),
+            lease: std::time::Duration::ZERO,
+            give_up_after: 0,
+            per_endpoint: u32::MAX,
+        };
         Ok(self.record_and_claim(batch, &[], &terms).await?.0)
     }
 

@@ -6,6 +6,9 @@
 //! sends, written once; `delivery_state` holds where it stands, updated by
 //! each attempt's record, so recording never rewrites a body.
 //!
+//! Claims never answer `Busy`: the embedded store has one delivery worker
+//! (the data directory is locked), whose own slots bound each endpoint.
+//!
 //! URLs, header values and signing secrets are sealed with the store's
 //! keyring on the way in and opened on the way out ([`runhook_store::sealed`]);
 //! nothing above the store sees a sealed value, nothing in the file holds a
@@ -69,7 +72,12 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
-        let terms = ClaimTerms { now: Timestamp::now(), lease: std::time::Duration::ZERO, give_up_after: 0 };
+        let terms = ClaimTerms {
+            now: Timestamp::now(),
+            lease: std::time::Duration::ZERO,
+            give_up_after: 0,
+            per_endpoint: u32::MAX,
+        };
         Ok(self.record_and_claim(batch, &[], &terms).await?.0)
     }
 

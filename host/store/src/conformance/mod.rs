@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod leases;
 pub mod outbox;
 pub mod rules;
 pub mod runs;
@@ -82,6 +83,9 @@ macro_rules! conformance_suite {
             outbox::pruning_removes_only_deliveries_queued_and_finished_before_the_cutoff,
             secrets::secrets_read_back_in_clear,
             secrets::secrets_are_resealed_under_the_current_key,
+            leases::rules_are_spread_over_the_live_replicas,
+            leases::an_expired_lease_is_taken_over_and_fences_its_former_owner,
+            leases::a_singleton_has_one_holder,
         );
     };
     ($harness:expr) => {
@@ -166,6 +170,7 @@ pub async fn queue(store: &dyn Store, rule: RuleId, rows: &[OutboxRow]) {
             outbox: rows.to_vec(),
             feedback: vec![],
             error: None,
+            lease: None,
         })
         .await
         .unwrap();
@@ -211,7 +216,8 @@ pub fn failed(row: &OutboxRow, attempts: u32, error: &str) -> DeliveryRecord {
 pub async fn record(store: &dyn Store, records: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
     let ids: Vec<DeliveryId> = records.iter().map(|r| r.id).collect();
     let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(7));
-    let terms = ClaimTerms { now: later, lease: std::time::Duration::from_secs(60), give_up_after: 100 };
+    let terms =
+        ClaimTerms { now: later, lease: std::time::Duration::from_secs(60), give_up_after: 100, per_endpoint: 1000 };
     let outcomes = store.claim_deliveries(&ids, &terms).await?;
     let mut claimed = records.to_vec();
     for (record, outcome) in claimed.iter_mut().zip(outcomes) {

@@ -320,7 +320,7 @@ pub async fn pruning_removes_only_deliveries_queued_and_finished_before_the_cuto
 }
 
 fn terms(now: Timestamp, lease_ms: u64) -> ClaimTerms {
-    ClaimTerms { now, lease: std::time::Duration::from_millis(lease_ms), give_up_after: 3 }
+    ClaimTerms { now, lease: std::time::Duration::from_millis(lease_ms), give_up_after: 3, per_endpoint: 100 }
 }
 
 fn seconds_from_now(s: i64) -> Timestamp {

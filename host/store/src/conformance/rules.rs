@@ -39,6 +39,7 @@ fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
         outbox: vec![],
         feedback: vec![],
         error: None,
+        lease: None,
     }
 }
 
@@ -172,6 +173,7 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
         outbox: vec![row.clone()],
         feedback: vec![fb.clone()],
         error: None,
+        lease: None,
         window_end: end,
         ..commit(r.id, from, to)
     };
