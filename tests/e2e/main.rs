@@ -14,3 +14,4 @@ mod languages;
 mod ops;
 mod plugin_cli;
 mod plugin_host;
+mod replicas;

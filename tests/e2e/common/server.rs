@@ -103,6 +103,17 @@ impl Server {
         kib * 1024
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status();
+        assert!(status.unwrap().success(), "kill -{signal} failed");
+    }
+
     /// The `host:port` the server listens on.
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
