@@ -23,10 +23,9 @@ use crate::config::Config;
 use crate::delivery::{self, NetworkGuard};
 use crate::rules::definition::Definitions;
 use crate::rules::scheduler;
-use runhook_core::model::signals::RuleSignals;
 use runhook_core::secrets::{self, Keyring};
 use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
-use runhook_store::Store;
+use runhook_store::{Announcement, Store};
 
 /// A service ready to serve: store open, key settled.
 #[derive(Debug)]
@@ -59,6 +58,7 @@ impl App {
             ..EngineSettings::default()
         })?;
         let cache = CompileCache::new(&engine, Some(config.data_dir.join("plugin-cache")))?;
+        let signals = store.rule_signals().clone();
         let state = AppState {
             store,
             limits: config.limits,
@@ -68,7 +68,7 @@ impl App {
                 cache,
                 PluginFiles::under(&config.plugins.dir, config.plugins.max_file_bytes),
             )),
-            signals: Arc::new(RuleSignals::default()),
+            signals,
             targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),
         };
@@ -79,7 +79,7 @@ impl App {
                 .apply_config_rules(&config.rules)
                 .await
                 .map_err(|e| anyhow::anyhow!("config file rules: {e}"))?;
-            state.signals.rules_changed();
+            api::announce(&state, Announcement::RulesChanged).await;
             tracing::info!(rules = n, "rules from the config file applied");
         }
         Ok(Self { config, state, _lock: lock })

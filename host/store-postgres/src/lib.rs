@@ -14,6 +14,9 @@
 //!   so two replicas' merges of one run never lose a field; a batch that
 //!   lost a race to create a run or a project is run again, and then merges
 //!   into what the other created.
+//! - **Wake-ups** cross replicas by LISTEN/NOTIFY, sent only by commits
+//!   that queued deliveries and by the API's announcements; polls remain
+//!   the fallback (`notify`).
 //! - **Claims** lock the delivery rows they decide on and skip those
 //!   another worker is deciding on (`FOR UPDATE SKIP LOCKED`).
 //!
@@ -23,6 +26,7 @@
 
 mod error;
 mod leases;
+mod notify;
 mod outbox;
 mod rows;
 mod rules;
@@ -37,6 +41,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use runhook_core::model::TenantId;
+use runhook_core::model::signals::RuleSignals;
 use runhook_core::secrets::Keyring;
 use runhook_store::sealed::TargetMemo;
 use runhook_store::{OutboxBell, StoreError};
@@ -55,8 +60,11 @@ pub struct PgStore {
     pub(crate) keys: Keyring,
     /// Sealings of recent delivery targets, both ways (see [`runhook_store::sealed`]).
     pub(crate) targets: Arc<TargetMemo>,
-    /// Rung when a commit of this process queues deliveries (see [`OutboxBell`]).
+    /// Rung when deliveries are queued, by this process or another replica
+    /// (see [`OutboxBell`] and `notify`).
     pub(crate) bell: Arc<OutboxBell>,
+    /// Rung by every replica's announcements (`notify`).
+    pub(crate) signals: Arc<RuleSignals>,
     tenant: TenantId,
 }
 
@@ -76,7 +84,9 @@ impl PgStore {
             .map_err(db)?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(migration)?;
         let tenant = tenant_id(&pool).await?;
-        Ok(Self { pool, keys, targets: Arc::default(), bell: Arc::default(), tenant })
+        let (bell, signals) = (Arc::<OutboxBell>::default(), Arc::<RuleSignals>::default());
+        tokio::spawn(notify::listen(pool.clone(), bell.clone(), signals.clone()));
+        Ok(Self { pool, keys, targets: Arc::default(), bell, signals, tenant })
     }
 }
 

@@ -12,7 +12,7 @@ use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, S
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::{commit_cycle, outcome_from};
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
+use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
 
 use crate::PgStore;
 use crate::error::db;
@@ -174,6 +174,9 @@ impl RuleStore for PgStore {
     async fn commit_cycle(&self, c: CycleCommit) -> Result<(), StoreError> {
         let mut tx = Tx::begin(self).await?;
         commit_cycle(&mut tx, &c).await?;
+        if c.queues_deliveries() {
+            crate::outbox::notify_queued(&mut tx.tx).await?;
+        }
         tx.commit().await?;
         if c.queues_deliveries() {
             self.bell.ring();
@@ -209,6 +212,20 @@ impl RuleStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn rule_signals(&self) -> &std::sync::Arc<runhook_core::model::signals::RuleSignals> {
+        &self.signals
+    }
+
+    async fn announce(&self, what: Announcement) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::notify::RULES)
+            .bind(what.to_text())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {

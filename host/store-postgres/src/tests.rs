@@ -163,6 +163,29 @@ async fn claims_for_one_endpoint_stop_at_its_bound_across_workers() {
     assert!(matches!(other.claim_deliveries(&ids[2..], &terms).await.unwrap()[..], [ClaimOutcome::Claimed { .. }]));
 }
 
+/// A trigger, a rule change and queued deliveries announced through one
+/// replica's store ring the other's signals and bell.
+#[tokio::test]
+async fn wake_ups_cross_replicas() {
+    use runhook_store::conformance::{fresh_row, queue};
+    use runhook_store::{Announcement, OutboxStore};
+    let Some(a) = store().await else { return };
+    let b = PgStore::open(&current_url(&a).await, a.keys.clone()).await.unwrap();
+    let rule = rule(&a, runhook_core::model::SessionId::new_v4(), vec![]).await;
+    let within = std::time::Duration::from_secs(30);
+    // The listener rings once when it connects; start from quiet.
+    tokio::time::timeout(within, b.outbox_bell().rung()).await.unwrap();
+    tokio::time::timeout(within, b.rule_signals().changed()).await.unwrap();
+
+    let trigger = b.rule_signals().trigger_handle(rule.id);
+    a.announce(Announcement::Trigger(rule.id)).await.unwrap();
+    tokio::time::timeout(within, trigger.notified()).await.expect("b hears a's trigger");
+    a.announce(Announcement::RulesChanged).await.unwrap();
+    tokio::time::timeout(within, b.rule_signals().changed()).await.expect("b hears a's rule change");
+    queue(&a, rule.id, &[fresh_row(rule.id)]).await;
+    tokio::time::timeout(within, b.outbox_bell().rung()).await.expect("b's worker hears a's deliveries");
+}
+
 /// The URL of the database `store` is connected to.
 async fn current_url(store: &PgStore) -> String {
     let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&store.pool).await.unwrap();

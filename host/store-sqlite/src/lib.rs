@@ -35,6 +35,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use runhook_core::model::TenantId;
+use runhook_core::model::signals::RuleSignals;
 use runhook_core::secrets::Keyring;
 use runhook_store::sealed::TargetMemo;
 use runhook_store::{OutboxBell, StoreError};
@@ -62,6 +63,8 @@ pub struct SqliteStore {
     pub(crate) targets: Arc<TargetMemo>,
     /// Rung when a commit queues deliveries (see [`OutboxBell`]).
     pub(crate) bell: Arc<OutboxBell>,
+    /// Rung by announcements (one process: they stay in it).
+    pub(crate) signals: Arc<RuleSignals>,
     tenant: TenantId,
 }
 
@@ -116,7 +119,17 @@ impl SqliteStore {
         let tenant = tenant_id(&write).await?;
         let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;
-        Ok(Self { write, read, due_reader, recorder, keys, targets: Arc::default(), bell: Arc::default(), tenant })
+        Ok(Self {
+            write,
+            read,
+            due_reader,
+            recorder,
+            keys,
+            targets: Arc::default(),
+            bell: Arc::default(),
+            signals: Arc::default(),
+            tenant,
+        })
     }
 }
 

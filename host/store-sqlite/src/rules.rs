@@ -13,7 +13,7 @@ use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, T
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::{commit_cycle, outcome_from};
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
+use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -214,6 +214,15 @@ impl RuleStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn rule_signals(&self) -> &std::sync::Arc<runhook_core::model::signals::RuleSignals> {
+        &self.signals
+    }
+
+    async fn announce(&self, what: Announcement) -> Result<(), StoreError> {
+        what.ring(&self.signals);
+        Ok(())
     }
 
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError> {

@@ -73,7 +73,7 @@ pub use outbox::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
     OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
 };
-pub use rules::{CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore};
+pub use rules::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore};
 pub use runhook_core::model::ChangeSeq;
 pub use runs::{
     Attachment, DEFAULT_PROJECT, FeedbackQuery, IngestBatch, IngestSummary, RunCursor, RunQuery, RunStore,

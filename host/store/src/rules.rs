@@ -9,12 +9,14 @@
 //! statements ([`CycleTx`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::outbox::OutboxRow;
 use crate::{ChangeTx, Lease, StoreError};
+use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{
     ActionOutcome, ChangeSeq, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
 };
@@ -71,6 +73,50 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
 
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
+
+    /// This process's rule signals: rung for every [`Announcement`] made on
+    /// the store, by this process or (on a shared database) any replica.
+    fn rule_signals(&self) -> &Arc<RuleSignals>;
+
+    /// Tells every process on the store, this one included, that rules
+    /// changed or that one should run a cycle now (whichever replica holds it).
+    async fn announce(&self, what: Announcement) -> Result<(), StoreError>;
+}
+
+/// What the API tells the rule schedulers of every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// Rules were created, edited or deleted.
+    RulesChanged,
+    /// This rule should run a cycle now.
+    Trigger(RuleId),
+}
+
+impl Announcement {
+    /// Rings it on `signals`.
+    pub fn ring(self, signals: &RuleSignals) {
+        match self {
+            Self::RulesChanged => signals.rules_changed(),
+            Self::Trigger(id) => signals.trigger(id),
+        }
+    }
+
+    /// As text, for a notification payload.
+    pub fn to_text(self) -> String {
+        match self {
+            Self::RulesChanged => "changed".into(),
+            Self::Trigger(id) => format!("trigger {id}"),
+        }
+    }
+
+    /// From [`Announcement::to_text`]'s text.
+    pub fn from_text(text: &str) -> Option<Self> {
+        match text.split_once(' ') {
+            None if text == "changed" => Some(Self::RulesChanged),
+            Some(("trigger", id)) => id.parse().ok().map(Self::Trigger),
+            _ => None,
+        }
+    }
 }
 
 /// The statements a cycle's commit needs, inside one open transaction.

@@ -59,6 +59,16 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+/// Tells every replica's scheduler (this one's too) about `what`. When the
+/// store cannot, this process's scheduler still hears it, and the other
+/// replicas find rule edits at their next lease tick.
+pub async fn announce(state: &AppState, what: runhook_store::Announcement) {
+    if let Err(e) = state.store.announce(what).await {
+        tracing::warn!(error = %e, "cannot announce to the other replicas");
+        what.ring(&state.signals);
+    }
+}
+
 /// The full router, with state applied.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()

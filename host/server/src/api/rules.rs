@@ -21,6 +21,7 @@ use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use crate::rules::definition::{DefinitionError, Definitions};
 use runhook_core::model::definition::check_keys;
 use runhook_core::model::{Rule, RuleDefinition, RuleId, SessionId};
+use runhook_store::Announcement;
 use runhook_store::rules::log_json;
 
 /// The checks a rule definition goes through, over the app's state.
@@ -107,7 +108,7 @@ pub(super) async fn create(
     let definition = RuleDefinition::from_map(map).map_err(ApiError::BadRequest)?;
     let spec = definitions(&state).validate(definition, None).await?;
     let rule = state.store.create_rule(RuleId::new_v4(), &spec).await?;
-    state.signals.rules_changed();
+    super::announce(&state, Announcement::RulesChanged).await;
     Ok((StatusCode::OK, Json(view(&state, &rule).await?)))
 }
 
@@ -159,14 +160,14 @@ pub(super) async fn patch(
     let definition = RuleDefinition::from_map(merged).map_err(ApiError::BadRequest)?;
     let spec = definitions(&state).validate(definition, Some(&rule.spec)).await?;
     let updated = state.store.update_rule(rule.id, &spec).await?;
-    state.signals.rules_changed();
+    super::announce(&state, Announcement::RulesChanged).await;
     Ok(Json(view(&state, &updated).await?))
 }
 
 pub(super) async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let rule = rule_or_404(&state, &raw).await?;
     state.store.delete_rule(rule.id).await?;
-    state.signals.rules_changed();
+    super::announce(&state, Announcement::RulesChanged).await;
     Ok(Json(json!({"deleted": rule.id})))
 }
 
@@ -196,7 +197,7 @@ pub(super) async fn last_applied(
 
 pub(super) async fn trigger(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
     let rule = rule_or_404(&state, &raw).await?;
-    state.signals.trigger(rule.id);
+    super::announce(&state, Announcement::Trigger(rule.id)).await;
     Ok(Json(view(&state, &rule).await?))
 }
 

@@ -152,6 +152,7 @@ impl OutboxStore for PgStore {
             )));
         }
         self.requeue(&mut tx, &spec, &[id.0]).await?;
+        notify_queued(&mut tx).await?;
         tx.commit().await.map_err(db)?;
         self.bell.ring();
         Ok(true)
@@ -187,6 +188,9 @@ impl OutboxStore for PgStore {
                 .map_err(db)?;
             self.requeue(&mut tx, &spec, ids).await?;
             n += ids.len();
+        }
+        if n > 0 {
+            notify_queued(&mut tx).await?;
         }
         tx.commit().await.map_err(db)?;
         if n > 0 {
@@ -229,6 +233,12 @@ impl OutboxStore for PgStore {
                 .map_err(db)?;
         Ok((get(&row, "n")?, opt_time(&row, "oldest")?))
     }
+}
+
+/// Tells every replica's worker, when `tx` commits, that deliveries are due.
+pub(crate) async fn notify_queued(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(crate::notify::OUTBOX).execute(&mut **tx).await.map_err(db)?;
+    Ok(())
 }
 
 impl PgStore {
