@@ -184,6 +184,18 @@ impl RuleStore for PgStore {
         Ok(())
     }
 
+    async fn horizon_lag(&self) -> Result<std::time::Duration, StoreError> {
+        // The horizon is the oldest transaction id still running anywhere
+        // on the server; its age is how far behind the rules are held.
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(std::time::Duration::from_secs_f64(seconds.unwrap_or(0.0).max(0.0)))
+    }
+
     async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \

@@ -96,6 +96,7 @@ async fn a_run_committed_late_with_an_early_sequence_value_is_not_skipped() {
     let seen = store.cycle_candidates(&rule, start, upto, 100).await.unwrap();
     assert!(seen.is_empty(), "nothing is read while A, stamped earlier, is open: {seen:?}");
     assert!(upto < b_stored.seq, "the horizon stays below B while A is open");
+    assert!(store.horizon_lag().await.unwrap() > std::time::Duration::ZERO, "the lag counts A's age");
 
     a.commit().await.unwrap();
     let a_stored = store.get_run(a_id).await.unwrap().unwrap();

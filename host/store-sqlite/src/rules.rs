@@ -186,6 +186,10 @@ impl RuleStore for SqliteStore {
         Ok(seq(value))
     }
 
+    async fn horizon_lag(&self) -> Result<std::time::Duration, StoreError> {
+        Ok(std::time::Duration::ZERO)
+    }
+
     async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \

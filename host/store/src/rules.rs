@@ -49,6 +49,11 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// at or below it.
     async fn change_seq(&self) -> Result<ChangeSeq, StoreError>;
 
+    /// How long the oldest transaction still writing has been holding
+    /// [`RuleStore::change_seq`] back: rules see nothing changed after it
+    /// began until it ends. Zero where one writer commits in order.
+    async fn horizon_lag(&self) -> Result<std::time::Duration, StoreError>;
+
     /// Finished runs of the rule's project whose change sequence is in
     /// `(after, upto]`, oldest change first, at most `limit`; runs changed
     /// before the rule existed only when it backfills and they started

@@ -52,6 +52,10 @@ pub(super) async fn metrics(
         }
         Err(e) => tracing::warn!(error = %e, "cannot read outbox stats for /metrics"),
     }
+    match state.store.horizon_lag().await {
+        Ok(lag) => metrics::gauge!("runhook_change_horizon_lag_seconds").set(lag.as_secs_f64()),
+        Err(e) => tracing::warn!(error = %e, "cannot read the change horizon's lag for /metrics"),
+    }
     (StatusCode::OK, content_type, handle.render())
 }
 

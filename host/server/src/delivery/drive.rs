@@ -116,7 +116,15 @@ pub async fn drive(
 ) -> DeliveryOutcome {
     let mut slot = Some(slot);
     loop {
-        let claim = match journal.claim(&row).await {
+        let outcome = journal.claim(&row).await;
+        let label = match &outcome {
+            Some(ClaimOutcome::Claimed { .. }) => "claimed",
+            Some(ClaimOutcome::Busy) => "busy",
+            Some(ClaimOutcome::GaveUp) => "gave_up",
+            Some(ClaimOutcome::Missed) | None => "missed",
+        };
+        metrics::counter!("runhook_delivery_claims_total", "outcome" => label).increment(1);
+        let claim = match outcome {
             Some(ClaimOutcome::Claimed { claim, attempts }) => {
                 // Interrupted attempts count: the next number follows them.
                 row.attempts = attempts;
