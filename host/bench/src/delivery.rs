@@ -16,6 +16,12 @@
 //! Beside the CPU time per delivery, runhook's line shows how much of it is
 //! SQLite's own work (the worker's store batches, timed on their threads),
 //! so the cost of durability is told apart from the worker's machinery.
+//!
+//! With `--postgres URL`, runhook's path is measured again on a fresh
+//! Postgres database, with one worker and with three (three replicas'
+//! workers on one database, in this process): every delivery goes to one
+//! endpoint, whose bound holds across the replicas, so three workers share
+//! the same number of requests in flight as one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +53,9 @@ pub(crate) struct DeliveryBenchArgs {
     /// delivery (a claim committed before each send) shows less.
     #[arg(long, default_value_t = 0)]
     receiver_ms: u64,
+    /// A Postgres server (`postgres://user@host/db`) to measure on too.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 pub(crate) fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
@@ -148,41 +157,7 @@ async fn runhook_path(
     let dir = tempfile::tempdir()?;
     let sqlite = Arc::new(SqliteStore::open(dir.path(), Keyring::generate()).await?);
     let store: Arc<dyn Store> = sqlite.clone();
-    let headers = [("x-team".to_string(), "bench-header-secret".to_string())].into_iter().collect();
-    let spec = RuleSpec {
-        is_enabled: false,
-        max_runs_per_payload: 1,
-        signing_secret: args.signed.then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
-        ..RuleSpec::new(
-            "bench",
-            SessionId::new_v4(),
-            vec![WebhookTarget { id: None, url: url.into(), headers: Some(headers) }],
-        )
-    };
-    let rule = store.create_rule(RuleId::new_v4(), &spec).await?;
-    let state = store.rule_state(rule.id).await?.ok_or_else(|| anyhow::anyhow!("rule vanished"))?;
-    let target = &spec.webhooks[0];
-    for chunk in (0..args.deliveries).collect::<Vec<_>>().chunks(1000) {
-        let outbox = chunk
-            .iter()
-            .map(|_| OutboxRow::queued(rule.id, target, body.to_string(), spec.signing_secrets(Timestamp::now())))
-            .collect();
-        store
-            .commit_cycle(CycleCommit {
-                rule_id: rule.id,
-                from_watermark: state.watermark,
-                to_watermark: state.watermark,
-                window_start: state.window_end,
-                window_end: state.window_end,
-                candidates: 0,
-                logs: vec![],
-                outbox,
-                feedback: vec![],
-                error: None,
-                lease: None,
-            })
-            .await?;
-    }
+    queue(args, store.as_ref(), url, body).await?;
     // Copying the queued bodies from the log into the database is part of
     // queueing them; left to the first commit past the log's limit, the
     // drain would pay for it or not depending on how many were queued.
@@ -226,6 +201,90 @@ async fn runhook_path(
         .await?;
     anyhow::ensure!(failed.is_empty(), "a delivery failed: {:?}", failed[0].last_error);
     Ok((took, store_cpu))
+}
+
+/// runhook's path on a fresh Postgres database on `server`, with `workers`
+/// delivery workers (one per replica) on it: its wall and CPU time.
+async fn postgres_path(
+    args: &DeliveryBenchArgs,
+    server: &str,
+    workers: usize,
+    url: &str,
+    received: &AtomicUsize,
+    body: &str,
+) -> anyhow::Result<Took> {
+    let database = crate::postgres::fresh_database(server)?;
+    let keys = Keyring::generate();
+    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..workers {
+        stores.push(Arc::new(runhook_store_postgres::PgStore::open(&database, keys.clone()).await?));
+    }
+    queue(args, stores[0].as_ref(), url, body).await?;
+    let stop = CancellationToken::new();
+    let received_before = received.load(Ordering::Relaxed);
+    let (started, cpu_before) = (Instant::now(), cpu_time());
+    let running: Vec<_> = stores
+        .iter()
+        .map(|s| {
+            let settings = runhook_server::config::DeliverySettings::loopback_allowed();
+            tokio::spawn(runhook_server::delivery::run(s.clone(), settings, stop.clone()))
+        })
+        .collect();
+    loop {
+        let arrived = received.load(Ordering::Relaxed) - received_before;
+        if arrived >= args.deliveries && stores[0].outbox_stats().await?.0 == 0 {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "deliveries still pending after 10 min");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = Took { wall: started.elapsed(), cpu: cpu_since(cpu_before) };
+    stop.cancel();
+    for w in running {
+        w.await?;
+    }
+    Ok(took)
+}
+
+/// Queues `args.deliveries` deliveries of `body` to `url` in `store`, as
+/// rule cycles do, a thousand per commit.
+async fn queue(args: &DeliveryBenchArgs, store: &dyn Store, url: &str, body: &str) -> anyhow::Result<()> {
+    let headers = [("x-team".to_string(), "bench-header-secret".to_string())].into_iter().collect();
+    let spec = RuleSpec {
+        is_enabled: false,
+        max_runs_per_payload: 1,
+        signing_secret: args.signed.then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+        ..RuleSpec::new(
+            "bench",
+            SessionId::new_v4(),
+            vec![WebhookTarget { id: None, url: url.into(), headers: Some(headers) }],
+        )
+    };
+    let rule = store.create_rule(RuleId::new_v4(), &spec).await?;
+    let state = store.rule_state(rule.id).await?.ok_or_else(|| anyhow::anyhow!("rule vanished"))?;
+    let target = &spec.webhooks[0];
+    for chunk in (0..args.deliveries).collect::<Vec<_>>().chunks(1000) {
+        let outbox = chunk
+            .iter()
+            .map(|_| OutboxRow::queued(rule.id, target, body.to_string(), spec.signing_secrets(Timestamp::now())))
+            .collect();
+        store
+            .commit_cycle(CycleCommit {
+                rule_id: rule.id,
+                from_watermark: state.watermark,
+                to_watermark: state.watermark,
+                window_start: state.window_end,
+                window_end: state.window_end,
+                candidates: 0,
+                logs: vec![],
+                outbox,
+                feedback: vec![],
+                error: None,
+                lease: None,
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// CPU time this process has used so far (user and system, all threads),
@@ -317,7 +376,6 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         reads_cpu.push(sr);
         records_cpu.push(sw);
     }
-    stop.cancel();
     println!("  medians:");
     println!("  bare reqwest loop (baseline)          {:>9.0} deliveries/s", median(bare));
     println!("  runhook sender alone (no outbox)      {:>9.0} deliveries/s", median(sender));
@@ -337,5 +395,18 @@ async fn bench(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         println!("  of which SQLite, read / record         {:>5.1} / {:.1} µs", median(reads_cpu), median(records_cpu));
     }
     println!("  ratio (target >= 0.70)                {:>9.2}", median(ratios));
+    if let Some(server) = &args.postgres {
+        let (mut one, mut three) = (vec![], vec![]);
+        for _ in 0..args.rounds {
+            one.push(rate(postgres_path(args, server, 1, &url, &received, &body).await?));
+            three.push(rate(postgres_path(args, server, 3, &url, &received, &body).await?));
+        }
+        println!("  Postgres, 1 replica's worker          {:>9.0} deliveries/s", median(one));
+        println!(
+            "  Postgres, 3 replicas' workers         {:>9.0} deliveries/s (one endpoint: its bound is shared)",
+            median(three)
+        );
+    }
+    stop.cancel();
     Ok(())
 }

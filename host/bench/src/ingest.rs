@@ -6,6 +6,11 @@
 //! several concurrent connections. Beside it, in the same run, it measures
 //! the raw insert rate of the same store (the same batches handed to
 //! `Store::ingest` directly, no HTTP, no parsing), and prints the ratio.
+//!
+//! With `--postgres URL`, the same is measured on a fresh Postgres database
+//! with one replica, and with three replicas (three services in this
+//! process on one database, the connections spread over them), printed
+//! beside the embedded store's figures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,9 @@ pub(crate) struct IngestBenchArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// A Postgres server (`postgres://user@host/db`) to measure on too.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 const KEY: &str = "rh_bench_key_0123456789abcdef";
@@ -109,25 +117,71 @@ pub(crate) fn run(args: &IngestBenchArgs) -> anyhow::Result<()> {
 
 async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
     let total = args.batches * args.batch_size;
+    let dir = tempfile::tempdir()?;
+    let sqlite = |name: &str| config(&dir.path().join(name));
+    let mut rows = vec![("SQLite", measure(args, vec![sqlite("raw")], vec![sqlite("api")]).await?)];
+    if let Some(server) = &args.postgres {
+        let one = |name: &str| -> anyhow::Result<Config> {
+            crate::postgres::replica(sqlite(name), &crate::postgres::fresh_database(server)?)
+        };
+        rows.push(("Postgres, 1 replica", measure(args, vec![one("pg-raw")?], vec![one("pg-api")?]).await?));
+        let shared = crate::postgres::fresh_database(server)?;
+        let three = (0..3)
+            .map(|i| crate::postgres::replica(sqlite(&format!("pg-{i}")), &shared))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let raw = crate::postgres::replica(sqlite("pg-3-raw"), &crate::postgres::fresh_database(server)?)?;
+        rows.push(("Postgres, 3 replicas", measure(args, vec![raw], three).await?));
+    }
 
-    // Baseline: the store alone.
-    let raw_dir = tempfile::tempdir()?;
-    let raw_app = runhook::backend::prepare(config(raw_dir.path())).await?;
-    let store = raw_app.state().store.clone();
+    let rate = |d: Duration| total as f64 / d.as_secs_f64();
+    println!(
+        "runhook-bench ingest: {} batches x {} runs, {} connections",
+        args.batches, args.batch_size, args.concurrency
+    );
+    println!("  wire: zstd multipart, {:.1} KB per batch", rows[0].1.wire_bytes as f64 / args.batches as f64 / 1024.0);
+    println!("  {:<22} {:>16} {:>16} {:>10}", "store", "raw store runs/s", "HTTP runs/s", "HTTP/raw");
+    for (name, m) in &rows {
+        println!("  {:<22} {:>16.0} {:>16.0} {:>10.2}", name, rate(m.raw), rate(m.api), rate(m.api) / rate(m.raw));
+    }
+    println!("  target: >= 10000 runs/s over HTTP");
+    if rows.len() > 1 {
+        println!("  (the 3 replicas share this machine's cores with each other and with Postgres)");
+    }
+    Ok(())
+}
+
+/// One measurement: the baseline and the API.
+struct Measured {
+    raw: Duration,
+    api: Duration,
+    wire_bytes: usize,
+}
+
+/// The raw store rate on the first of `raw` (one service), then the HTTP
+/// rate through `replicas` (services started in this process, connections
+/// spread over them).
+async fn measure(args: &IngestBenchArgs, raw: Vec<Config>, replicas: Vec<Config>) -> anyhow::Result<Measured> {
+    let mut raw_apps = Vec::new();
+    for c in raw {
+        raw_apps.push(runhook::backend::prepare(c).await?);
+    }
+    let store = raw_apps[0].state().store.clone();
     let batches: Vec<IngestBatch> = (0..args.batches).map(|_| raw_batch(args.batch_size)).collect();
     let started = Instant::now();
     for b in batches {
         store.ingest(b).await?;
     }
     let raw = started.elapsed();
+    drop(raw_apps);
 
-    // The API, over loopback.
-    let dir = tempfile::tempdir()?;
-    let app = runhook::backend::prepare(config(dir.path())).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/runs/multipart", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.serve(listener, shutdown.clone()));
+    let (mut urls, mut servers) = (Vec::new(), Vec::new());
+    for c in replicas {
+        let app = runhook::backend::prepare(c).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        urls.push(format!("http://{}/runs/multipart", listener.local_addr()?));
+        servers.push(tokio::spawn(app.serve(listener, shutdown.clone())));
+    }
     let bodies: Vec<Bytes> =
         (0..args.batches).map(|b| multipart_body(b, args.batch_size).map(Bytes::from)).collect::<Result<_, _>>()?;
     let wire_bytes: usize = bodies.iter().map(Bytes::len).sum();
@@ -135,8 +189,8 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
     let queue = Arc::new(tokio::sync::Mutex::new(bodies));
     let started = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (client, queue, url) = (client.clone(), queue.clone(), url.clone());
+    for i in 0..args.concurrency {
+        let (client, queue, url) = (client.clone(), queue.clone(), urls[i % urls.len()].clone());
         senders.spawn(async move {
             loop {
                 let Some(body) = queue.lock().await.pop() else {
@@ -159,21 +213,12 @@ async fn bench(args: &IngestBenchArgs) -> anyhow::Result<()> {
     }
     let api = started.elapsed();
     shutdown.cancel();
-    server.await.context("server task")??;
-
-    let rate = |d: Duration| total as f64 / d.as_secs_f64();
-    println!(
-        "runhook-bench ingest: {} batches x {} runs, {} connections",
-        args.batches, args.batch_size, args.concurrency
-    );
-    println!("  wire: zstd multipart, {:.1} KB per batch", wire_bytes as f64 / args.batches as f64 / 1024.0);
-    println!("  raw store inserts (baseline)   {:>9.0} runs/s  ({:.2} s)", rate(raw), raw.as_secs_f64());
-    println!("  HTTP multipart ingest          {:>9.0} runs/s  ({:.2} s)", rate(api), api.as_secs_f64());
-    println!("  API / raw store                {:>9.2}", rate(api) / rate(raw));
-    println!("  target: >= 10000 runs/s over HTTP");
-    Ok(())
+    for server in servers {
+        server.await.context("server task")??;
+    }
+    Ok(Measured { raw, api, wire_bytes })
 }
 
 fn config(dir: &std::path::Path) -> Config {
-    Config { data_dir: dir.join("data"), api_key: Some(KEY.into()), ..Config::default() }
+    Config { data_dir: dir.to_path_buf(), api_key: Some(KEY.into()), ..Config::default() }
 }

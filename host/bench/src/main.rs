@@ -20,6 +20,7 @@ mod delivery;
 mod filter;
 mod ingest;
 mod plugins;
+mod postgres;
 mod rules;
 mod soak;
 

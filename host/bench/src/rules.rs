@@ -39,6 +39,10 @@ pub(crate) struct RulesBenchArgs {
     /// Directory holding the built plugins.
     #[arg(long, default_value = "plugins/rust/target/wasm32-wasip2/release")]
     plugins_dir: PathBuf,
+    /// A Postgres server (`postgres://user@host/db`): the cycle throughput
+    /// is measured on a fresh database there too.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 const KEY: &str = "rh_bench_key_0123456789abcdef";
@@ -76,7 +80,15 @@ pub(crate) fn run(args: &RulesBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(plugin.is_file(), "{} not found; build the plugins first (plugins/build.sh)", plugin.display());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        throughput(args, &plugin).await?;
+        let dir = tempfile::tempdir()?;
+        throughput(args, &plugin, "SQLite", config(dir.path(), &args.plugins_dir)).await?;
+        if let Some(server) = &args.postgres {
+            let pg = crate::postgres::replica(
+                config(dir.path(), &args.plugins_dir),
+                &crate::postgres::fresh_database(server)?,
+            )?;
+            throughput(args, &plugin, "Postgres", pg).await?;
+        }
         latency(args).await
     })
 }
@@ -99,9 +111,13 @@ fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webh
     }
 }
 
-async fn throughput(args: &RulesBenchArgs, plugin: &std::path::Path) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let app = runhook::backend::prepare(config(dir.path(), &args.plugins_dir)).await?;
+async fn throughput(
+    args: &RulesBenchArgs,
+    plugin: &std::path::Path,
+    store_name: &str,
+    config: Config,
+) -> anyhow::Result<()> {
+    let app = runhook::backend::prepare(config).await?;
     let store = app.state().store.clone();
     let plugins = app.state().plugins.clone();
     // The project must exist before the rules do.
@@ -127,7 +143,10 @@ async fn throughput(args: &RulesBenchArgs, plugin: &std::path::Path) -> anyhow::
         let took = started.elapsed();
         results.push((name, report, took));
     }
-    println!("runhook-bench rules: one cycle over a window of {} runs (1 in 5 an errored LLM call)", args.runs);
+    println!(
+        "runhook-bench rules ({store_name}): one cycle over a window of {} runs (1 in 5 an errored LLM call)",
+        args.runs
+    );
     println!("  ingest (store, 1000 per batch)      {:>10.0} runs/s", args.runs as f64 / ingest.as_secs_f64());
     for (name, report, took) in &results {
         println!(
