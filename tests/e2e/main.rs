@@ -11,6 +11,7 @@ mod common;
 mod delivery_faults;
 mod hardening;
 mod languages;
+mod migrate;
 mod ops;
 mod plugin_cli;
 mod plugin_host;

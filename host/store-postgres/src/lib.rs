@@ -25,6 +25,7 @@
 //! write transaction behind the contract's transaction traits.
 
 mod error;
+mod import;
 mod leases;
 mod notify;
 mod outbox;
@@ -65,6 +66,8 @@ pub struct PgStore {
     pub(crate) bell: Arc<OutboxBell>,
     /// Rung by every replica's announcements (`notify`).
     pub(crate) signals: Arc<RuleSignals>,
+    /// Keeps the listener running while a clone of the store lives.
+    _listening: Arc<notify::Listening>,
     tenant: TenantId,
 }
 
@@ -85,8 +88,8 @@ impl PgStore {
         sqlx::migrate!("./migrations").run(&pool).await.map_err(migration)?;
         let tenant = tenant_id(&pool).await?;
         let (bell, signals) = (Arc::<OutboxBell>::default(), Arc::<RuleSignals>::default());
-        tokio::spawn(notify::listen(pool.clone(), bell.clone(), signals.clone()));
-        Ok(Self { pool, keys, targets: Arc::default(), bell, signals, tenant })
+        let listening = Arc::new(notify::start(pool.clone(), bell.clone(), signals.clone()));
+        Ok(Self { pool, keys, targets: Arc::default(), bell, signals, _listening: listening, tenant })
     }
 }
 

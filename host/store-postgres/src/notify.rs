@@ -29,9 +29,26 @@ pub(crate) const OUTBOX: &str = "runhook_outbox";
 /// An [`Announcement`] (its text as the payload).
 pub(crate) const RULES: &str = "runhook_rules";
 
-/// Listens until the process ends, reconnecting after a second when the
-/// connection is lost.
-pub(crate) async fn listen(pool: PgPool, bell: Arc<OutboxBell>, signals: Arc<RuleSignals>) {
+/// Held by every clone of a store: when the last is dropped, its listener
+/// stops (and releases its connection).
+#[derive(Debug)]
+pub(crate) struct Listening(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+
+/// Starts listening for `pool`'s store; it listens until the returned
+/// guard is dropped.
+pub(crate) fn start(pool: PgPool, bell: Arc<OutboxBell>, signals: Arc<RuleSignals>) -> Listening {
+    let (guard, dropped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = dropped => {}
+            () = listen(pool, bell, signals) => {}
+        }
+    });
+    Listening(guard)
+}
+
+/// Listens, reconnecting after a second when the connection is lost.
+async fn listen(pool: PgPool, bell: Arc<OutboxBell>, signals: Arc<RuleSignals>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => match listener.listen_all([OUTBOX, RULES]).await {

@@ -67,7 +67,7 @@ impl<'s> Tx<'s> {
 
     /// Inserts `runs`, or (`update`) overwrites the stored rows of runs this
     /// transaction has locked.
-    async fn write_many(&mut self, runs: &[&RunRecord], update: bool) -> Result<(), StoreError> {
+    pub(crate) async fn write_many(&mut self, runs: &[&RunRecord], update: bool) -> Result<(), StoreError> {
         for chunk in runs.chunks(RUNS_PER_STATEMENT) {
             let mut b: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
             b.push_values(chunk, |mut s, r| {

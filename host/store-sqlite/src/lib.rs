@@ -19,6 +19,7 @@
 
 mod direct;
 mod error;
+mod export;
 mod leases;
 mod outbox;
 mod rows;

@@ -9,6 +9,7 @@
 //! | webhook deliveries | [`OutboxStore`] | [`outbox`], [`sealed`] |
 //! | secrets at rest | [`SecretStore`] | [`secrets`] |
 //! | which replica runs what | [`LeaseStore`] | [`leases`] |
+//! | moving to another backend | [`transfer::Export`], [`transfer::Import`] | [`transfer`] |
 //!
 //! [`Store`] is their sum: what the API holds (`Arc<dyn Store>`). Callers
 //! take the narrowest one they use: the delivery worker an `OutboxStore`,
@@ -65,6 +66,7 @@ pub mod rules;
 pub mod runs;
 pub mod sealed;
 pub mod secrets;
+pub mod transfer;
 
 pub use claim::{Claim, ClaimOutcome, ClaimTerms, ClaimToken};
 pub use error::{BoxError, StoreError};

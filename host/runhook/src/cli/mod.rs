@@ -7,6 +7,7 @@
 mod deliveries;
 mod demo;
 mod keys;
+mod migrate;
 mod plugin;
 mod scaffold;
 mod serve;
@@ -56,6 +57,8 @@ enum Command {
     /// Manage the keys that seal webhook URLs, headers and signing secrets at rest.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Move the embedded store to a Postgres database (sqlite:DIR -> postgres://...), server stopped.
+    MigrateStore(migrate::MigrateArgs),
 }
 
 /// Where compiled plugin code is cached, shared by the plugin subcommands.
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Deliveries(cmd) => deliveries::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::MigrateStore(args) => migrate::run(&args),
     }
 }
 

@@ -193,7 +193,7 @@ pub(super) fn listed_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Deliver
     })
 }
 
-pub(super) fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), StoreError> {
+pub(crate) fn attempt_from_row(row: &SqliteRow) -> Result<(DeliveryId, AttemptRecord), StoreError> {
     Ok((
         parse_id(&row.try_get::<String, _>("delivery_id").map_err(db)?, "delivery_attempts.delivery_id")?,
         AttemptRecord {

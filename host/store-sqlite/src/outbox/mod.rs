@@ -36,8 +36,8 @@ use runhook_store::{
 mod decode;
 mod journal;
 
-pub(crate) use decode::insert_outbox;
-use decode::{DELIVERIES, DUE_QUERY, DueText, LISTED_COLUMNS, attempt_from_row, listed_from_row};
+use decode::{DELIVERIES, DUE_QUERY, DueText, LISTED_COLUMNS, listed_from_row};
+pub(crate) use decode::{attempt_from_row, insert_outbox};
 use journal::RecordValues;
 
 /// Where a delivery was sent, as stored: id, sealed URL, sealed headers,

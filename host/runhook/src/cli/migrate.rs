@@ -1,0 +1,140 @@
+//! `runhook migrate-store --from sqlite:DIR --to postgres://...`: moves an
+//! embedded store to a Postgres database, so a team that outgrows one
+//! machine keeps its history and its rules carry on where they stopped.
+//!
+//! The source server must be stopped (the data directory's lock is
+//! taken); the target must be empty, and no replica may run on it until
+//! the move is done. Everything is copied as stored: runs with their
+//! places in change order, feedback, projects, attachments, rules with
+//! their progress and logs, pending and finished deliveries with their
+//! attempts and ids. Secrets stay sealed under the source's keys, which
+//! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
+//! Rule cycle histories are not copied.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use runhook_core::model::ChangeSeq;
+use runhook_server::app::{load_keys, lock_data_dir};
+use runhook_server::config::{Config, DatabaseUrl, Overrides};
+use runhook_store::transfer::{Export, Import};
+use runhook_store_postgres::PgStore;
+use runhook_store_sqlite::SqliteStore;
+
+/// Rows copied per page (and per target transaction).
+const PAGE: usize = 1000;
+
+#[derive(Debug, Args)]
+pub(super) struct MigrateArgs {
+    /// The embedded store to move: `sqlite:DIR` (its data directory).
+    #[arg(long)]
+    from: String,
+    /// The empty Postgres database to move it to: `postgres://...`.
+    #[arg(long)]
+    to: String,
+}
+
+pub(super) fn run(args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    let Some(dir) = args.from.strip_prefix("sqlite:").filter(|d| !d.is_empty()) else {
+        bail!("--from must be sqlite:DIR (the data directory of the embedded store), got {:?}", args.from);
+    };
+    let to = DatabaseUrl::parse(&args.to).map_err(|e| anyhow::anyhow!("--to {e}"))?;
+    let overrides = Overrides { data_dir: Some(PathBuf::from(dir)), ..Overrides::default() };
+    // The source's own settings (its key file, or RUNHOOK_SECRET_KEY);
+    // the target's URL is the flag, not the environment.
+    let mut config = Config::load(None, |k| std::env::var(k).ok().filter(|_| k != "RUNHOOK_DATABASE_URL"), &overrides)?;
+    config.database = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(migrate(&config, &to))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.data_dir.join("runhook.db").is_file(),
+        "{} holds no runhook store (no runhook.db)",
+        config.data_dir.display()
+    );
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let keys = load_keys(config)?;
+    let source = SqliteStore::open(&config.data_dir, keys.clone())
+        .await
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let target = PgStore::open(to.expose(), keys).await.context("cannot open the Postgres store")?;
+    anyhow::ensure!(target.is_empty().await?, "the target database is not empty; migrate into an empty one");
+    let counts = copy(&source, &target).await?;
+    println!(
+        "moved {} projects, {} runs, {} feedback, {} attachments, {} rules, {} rule-log lines, {} deliveries",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
+    );
+    match &config.secret_key {
+        Some(_) => println!("start the replicas with the same RUNHOOK_SECRET_KEY"),
+        None => println!(
+            "start the replicas with the keys of {} (RUNHOOK_SECRET_KEY, comma-separated, or secret_key_file)",
+            config
+                .secret_key_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join(runhook_core::secrets::KEY_FILE))
+                .display()
+        ),
+    }
+    Ok(())
+}
+
+/// Copies every kind of row in the order the target imports them; how
+/// many of each (projects, runs, feedback, attachments, rules, logs, deliveries).
+async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usize; 7]> {
+    let mut counts = [0; 7];
+    let sessions = source.export_sessions().await?;
+    target.import_sessions(&sessions).await?;
+    counts[0] = sessions.len();
+
+    let mut after = ChangeSeq::START;
+    loop {
+        let runs = source.export_runs(after, PAGE).await?;
+        let Some(last) = runs.last() else { break };
+        after = last.seq;
+        target.import_runs(&runs).await?;
+        counts[1] += runs.len();
+    }
+    let mut after = None;
+    loop {
+        let feedback = source.export_feedback(after, PAGE).await?;
+        let Some(last) = feedback.last() else { break };
+        after = Some(last.id);
+        target.import_feedback(&feedback).await?;
+        counts[2] += feedback.len();
+    }
+    let mut after = None;
+    loop {
+        let attachments = source.export_attachments(after, PAGE).await?;
+        let Some(last) = attachments.last() else { break };
+        after = Some((last.run_id, last.name.clone()));
+        target.import_attachments(&attachments).await?;
+        counts[3] += attachments.len();
+    }
+    // After every run: rules' positions are translated against them.
+    let rules = source.export_rules().await?;
+    target.import_rules(&rules).await?;
+    counts[4] = rules.len();
+    let mut after = None;
+    loop {
+        let logs = source.export_logs(after, PAGE).await?;
+        let Some(last) = logs.last() else { break };
+        after = Some((last.rule_id, last.run_id));
+        target.import_logs(&logs).await?;
+        counts[5] += logs.len();
+    }
+    let mut after = None;
+    loop {
+        let deliveries = source.export_deliveries(after, PAGE).await?;
+        let Some(last) = deliveries.last() else { break };
+        after = Some(last.id);
+        target.import_deliveries(&deliveries).await?;
+        counts[6] += deliveries.len();
+    }
+    Ok(counts)
+}

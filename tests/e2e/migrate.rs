@@ -1,0 +1,150 @@
+//! `runhook migrate-store`: an embedded store with history, rules part way
+//! through their windows and deliveries, moved to Postgres; the server on
+//! Postgres carries on, neither re-sending what was sent nor skipping what
+//! was not. Runs in the suite's Postgres pass (`RUNHOOK_E2E_DATABASE`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::common::runhook;
+use crate::common::server::Server;
+
+/// Per run id, the webhook-ids it arrived under.
+type Seen = Arc<Mutex<HashMap<String, HashSet<String>>>>;
+
+fn receiver(rt: &tokio::runtime::Runtime) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let notes = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let notes = notes.clone();
+            async move {
+                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let mut seen = notes.lock().unwrap();
+                for run in payload["runs"].as_array().into_iter().flatten() {
+                    if let Some(run) = run["id"].as_str() {
+                        seen.entry(run.to_string()).or_default().insert(id.clone());
+                    }
+                }
+                "ok"
+            }
+        }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn runs(from: usize, n: usize) -> Value {
+    let posts: Vec<Value> = (from..from + n)
+        .map(|i| {
+            json!({"id": format!("0193b8f2-0000-7000-9000-{i:012}"), "name": "moved", "run_type": "llm",
+                   "session_name": "moving", "start_time": "2026-12-04T10:00:00Z",
+                   "end_time": "2026-12-04T10:00:01Z", "inputs": {"i": i}})
+        })
+        .collect();
+    json!({"post": posts})
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_migrated_store_carries_on_without_resending_or_skipping() {
+    let Some(pg) = std::env::var("RUNHOOK_E2E_DATABASE").ok().filter(|s| !s.is_empty()) else {
+        eprintln!(
+            "skipped: the migration's target is a Postgres database; set RUNHOOK_E2E_DATABASE (tests/run.sh does)"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (hook, seen) = receiver(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("embedded");
+    let key_file = data.join("secret.key");
+    let key_file = key_file.to_str().unwrap();
+    // The embedded store, whatever the suite's pass.
+    let embedded = [("RUNHOOK_DATABASE_URL", ""), ("RUNHOOK_SECRET_KEY_FILE", key_file)];
+    let server = Server::start_on(&data, &embedded);
+    let c = server.client();
+    assert!(c.post(server.at("/runs/batch")).json(&runs(0, 1)).send().unwrap().status().is_success());
+    let session = c.get(server.at("/sessions?name=moving")).send().unwrap().json::<Value>().unwrap()[0]["id"].clone();
+    // A long interval: the rule runs at start and when triggered, not on its own.
+    let rule = json!({"display_name": "moving", "session_id": session, "interval_seconds": 3600,
+                      "webhooks": [{"url": hook}]});
+    let rule: Value = c.post(server.at("/api/v1/runs/rules")).json(&rule).send().unwrap().json().unwrap();
+    let rule_id = rule["id"].as_str().expect("the rule is created").to_string();
+    assert!(c.post(server.at("/runs/batch")).json(&runs(1, 50)).send().unwrap().status().is_success());
+    c.post(server.at(&format!("/api/v1/runs/rules/{rule_id}/trigger"))).send().unwrap();
+    wait_for("the first 50 runs were not delivered", || seen.lock().unwrap().len() == 50);
+    // Runs the rule has not seen yet when the server stops.
+    assert!(c.post(server.at("/runs/batch")).json(&runs(51, 30)).send().unwrap().status().is_success());
+    drop(server);
+
+    let target = {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("migrated_{}_{nanos}", std::process::id());
+        let create = format!("CREATE DATABASE {name}");
+        let out = std::process::Command::new("psql").arg(&pg).args(["-qXc", &create]).output().unwrap();
+        assert!(out.status.success());
+        format!("{}/{name}", pg.rsplit_once('/').unwrap().0)
+    };
+    let out = runhook()
+        .args(["migrate-store", "--from", &format!("sqlite:{}", data.display()), "--to", &target])
+        .env_remove("RUNHOOK_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "migrate-store failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("81 runs") && stdout.contains("1 rules") && stdout.contains("50 rule-log lines"),
+        "{stdout}"
+    );
+    // A second move into the same database is refused: it is not empty.
+    let again = runhook()
+        .args(["migrate-store", "--from", &format!("sqlite:{}", data.display()), "--to", &target])
+        .output()
+        .unwrap();
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // On Postgres, with the embedded store's keys: the rule's first cycle
+    // sends the 30 runs it had not seen, and nothing else.
+    let moved = Server::start_on(
+        &dir.path().join("replica"),
+        &[("RUNHOOK_DATABASE_URL", &target), ("RUNHOOK_SECRET_KEY_FILE", key_file)],
+    );
+    let c = moved.client();
+    wait_for("the 30 runs the rule had not seen were not delivered", || seen.lock().unwrap().len() == 80);
+    let query: Value = c.post(moved.at("/runs/query")).json(&json!({"limit": 100})).send().unwrap().json().unwrap();
+    assert_eq!(query["runs"].as_array().map(Vec::len), Some(81), "every run moved");
+    let logs: Value =
+        c.get(moved.at(&format!("/runs/rules/{rule_id}/logs?limit=1000"))).send().unwrap().json().unwrap();
+    assert_eq!(logs.as_array().map(Vec::len), Some(80), "one log line per run sent, before and after the move");
+    let deliveries: Value = c.get(moved.at("/deliveries?limit=100")).send().unwrap().json().unwrap();
+    assert!(deliveries.as_array().is_some_and(|d| d.len() >= 2), "the deliveries from before the move are listed");
+    // Another cycle, triggered: it finds nothing new to send.
+    let cycles = || -> f64 {
+        let text = c.get(moved.at("/metrics")).send().unwrap().text().unwrap();
+        let line = text.lines().find(|l| {
+            l.starts_with("runhook_rule_cycles_total") && l.contains(&rule_id) && l.contains("outcome=\"ok\"")
+        });
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    let before = cycles();
+    c.post(moved.at(&format!("/api/v1/runs/rules/{rule_id}/trigger"))).send().unwrap();
+    wait_for("the triggered cycle did not run", || cycles() > before);
+    let twice: Vec<_> = seen.lock().unwrap().iter().filter(|(_, ids)| ids.len() > 1).map(|(r, _)| r.clone()).collect();
+    assert!(twice.is_empty(), "runs sent again after the move: {twice:?}");
+}
