@@ -4,36 +4,18 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use runhook_core::model::{ChangeSeq, DeliveryId, Feedback, FeedbackId, RuleId, RunId, RunRecord, Session};
-use runhook_store::rules::outcome_from;
 use runhook_store::transfer::{Export, StoredDelivery, StoredRule};
 use runhook_store::{Attachment, AttemptRecord, RuleRunLog, StoreError};
 
 use crate::SqliteStore;
 use crate::error::db;
 use crate::rows::{
-    CHUNK, FEEDBACK_COLUMNS, RUN_COLUMNS, feedback_from_row, opt_id, parse_id, push_in, req_ts, run_from_row, seq,
-    seq_value, session_from_row, ts,
+    CHUNK, FEEDBACK_COLUMNS, RUN_COLUMNS, feedback_from_row, log_from_row, opt_id, parse_id, push_in, req_ts,
+    run_from_row, seq, seq_value, session_from_row, ts,
 };
-
-fn log_from_row(row: &SqliteRow) -> Result<RuleRunLog, StoreError> {
-    Ok(RuleRunLog {
-        rule_id: parse_id(&row.try_get::<String, _>("rule_id").map_err(db)?, "rule_runs.rule_id")?,
-        run_id: parse_id(&row.try_get::<String, _>("run_id").map_err(db)?, "rule_runs.run_id")?,
-        run_name: row.try_get("run_name").map_err(db)?,
-        run_type: row.try_get("run_type").map_err(db)?,
-        session_id: parse_id(&row.try_get::<String, _>("session_id").map_err(db)?, "rule_runs.session_id")?,
-        thread_id: row.try_get("thread_id").map_err(db)?,
-        window_start: req_ts(row.try_get("window_start").map_err(db)?, "rule_runs.window_start")?,
-        window_end: req_ts(row.try_get("window_end").map_err(db)?, "rule_runs.window_end")?,
-        applied_at: req_ts(row.try_get("applied_at").map_err(db)?, "rule_runs.applied_at")?,
-        webhooks: outcome_from(row.try_get("webhooks").map_err(db)?),
-        evaluators: outcome_from(row.try_get("evaluators").map_err(db)?),
-    })
-}
 
 #[async_trait]
 impl Export for SqliteStore {

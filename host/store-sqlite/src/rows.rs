@@ -10,7 +10,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use runhook_core::model::{ChangeSeq, Feedback, FeedbackSource, RunRecord, RunType, Session, Timestamp};
-use runhook_store::StoreError;
+use runhook_store::rules::outcome_from;
+use runhook_store::{RuleRunLog, StoreError};
 
 use crate::error::db;
 
@@ -148,5 +149,22 @@ pub(crate) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
             ts(row.try_get("start_time").map_err(db)?, "sessions.start_time")?,
             "sessions.start_time",
         )?,
+    })
+}
+
+/// A line of a rule's log.
+pub(crate) fn log_from_row(row: &SqliteRow) -> Result<RuleRunLog, StoreError> {
+    Ok(RuleRunLog {
+        rule_id: parse_id(&row.try_get::<String, _>("rule_id").map_err(db)?, "rule_runs.rule_id")?,
+        run_id: parse_id(&row.try_get::<String, _>("run_id").map_err(db)?, "rule_runs.run_id")?,
+        run_name: row.try_get("run_name").map_err(db)?,
+        run_type: row.try_get("run_type").map_err(db)?,
+        session_id: parse_id(&row.try_get::<String, _>("session_id").map_err(db)?, "rule_runs.session_id")?,
+        thread_id: row.try_get("thread_id").map_err(db)?,
+        window_start: req_ts(row.try_get("window_start").map_err(db)?, "rule_runs.window_start")?,
+        window_end: req_ts(row.try_get("window_end").map_err(db)?, "rule_runs.window_end")?,
+        applied_at: req_ts(row.try_get("applied_at").map_err(db)?, "rule_runs.applied_at")?,
+        webhooks: outcome_from(row.try_get("webhooks").map_err(db)?),
+        evaluators: outcome_from(row.try_get("evaluators").map_err(db)?),
     })
 }

@@ -11,13 +11,13 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
 use runhook_core::secrets::Keyring;
-use runhook_store::rules::{commit_cycle, outcome_from};
+use runhook_store::rules::commit_cycle;
 use runhook_store::secrets::{open_spec, seal_spec};
 use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
 
 use crate::SqliteStore;
 use crate::error::db;
-use crate::rows::{CHUNK, RUN_COLUMNS, parse_id, push_in, req_ts, run_from_row, seq, seq_value};
+use crate::rows::{CHUNK, RUN_COLUMNS, log_from_row, parse_id, push_in, req_ts, run_from_row, seq, seq_value};
 use crate::tx::Tx;
 
 fn rule_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Rule, StoreError> {
@@ -201,23 +201,7 @@ impl RuleStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                Ok(RuleRunLog {
-                    rule_id: parse_id(&row.try_get::<String, _>("rule_id").map_err(db)?, "rule_runs.rule_id")?,
-                    run_id: parse_id(&row.try_get::<String, _>("run_id").map_err(db)?, "rule_runs.run_id")?,
-                    run_name: row.try_get("run_name").map_err(db)?,
-                    run_type: row.try_get("run_type").map_err(db)?,
-                    session_id: parse_id(&row.try_get::<String, _>("session_id").map_err(db)?, "rule_runs.session_id")?,
-                    thread_id: row.try_get("thread_id").map_err(db)?,
-                    window_start: req_ts(row.try_get("window_start").map_err(db)?, "rule_runs.window_start")?,
-                    window_end: req_ts(row.try_get("window_end").map_err(db)?, "rule_runs.window_end")?,
-                    applied_at: req_ts(row.try_get("applied_at").map_err(db)?, "rule_runs.applied_at")?,
-                    webhooks: outcome_from(row.try_get("webhooks").map_err(db)?),
-                    evaluators: outcome_from(row.try_get("evaluators").map_err(db)?),
-                })
-            })
-            .collect()
+        rows.iter().map(log_from_row).collect()
     }
 
     fn rule_signals(&self) -> &std::sync::Arc<runhook_core::model::signals::RuleSignals> {

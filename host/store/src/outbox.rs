@@ -37,7 +37,9 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// live claims (then it is `Busy`); one whose claim expired first gets
     /// its interrupted attempt recorded, and is given up when that reaches
     /// `terms.give_up_after` attempts. One outcome per id, in order.
-    async fn claim_deliveries(&self, ids: &[DeliveryId], terms: &ClaimTerms) -> Result<Vec<ClaimOutcome>, StoreError>;
+    async fn claim_deliveries(&self, ids: &[DeliveryId], terms: &ClaimTerms) -> Result<Vec<ClaimOutcome>, StoreError> {
+        Ok(self.record_and_claim(&[], ids, terms).await?.1)
+    }
 
     /// Records attempts, each with the delivery's state after it, in one
     /// transaction (the delivery worker commits them in groups); a final
@@ -45,23 +47,27 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// kept only under its delivery's live claim (its token matches), and
     /// clears the claim; the ids of the records refused are returned
     /// (their delivery was claimed by another worker, deleted or finished).
-    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError>;
+    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
+        let terms = ClaimTerms {
+            now: runhook_core::model::Timestamp::now(),
+            lease: std::time::Duration::ZERO,
+            give_up_after: 0,
+            per_endpoint: u32::MAX,
+        };
+        Ok(self.record_and_claim(batch, &[], &terms).await?.0)
+    }
 
     /// [`OutboxStore::record_deliveries`], then [`OutboxStore::claim_deliveries`],
-    /// as the delivery worker's group commit makes them: a backend may
-    /// commit both in one transaction (each delivery waiting for a claim is
-    /// waiting to send, so a group is committed at once, and one commit
-    /// costs less than two).
+    /// in one transaction, as the delivery worker's group commit makes them
+    /// (each delivery waiting for a claim is waiting to send, so a group is
+    /// committed at once, and one commit costs less than two). Either list
+    /// may be empty; the two methods above are this with the other empty.
     async fn record_and_claim(
         &self,
         records: &[DeliveryRecord],
         claims: &[DeliveryId],
         terms: &ClaimTerms,
-    ) -> Result<(Vec<DeliveryId>, Vec<ClaimOutcome>), StoreError> {
-        let refused = self.record_deliveries(records).await?;
-        let claimed = self.claim_deliveries(claims, terms).await?;
-        Ok((refused, claimed))
-    }
+    ) -> Result<(Vec<DeliveryId>, Vec<ClaimOutcome>), StoreError>;
 
     /// Deliveries, newest first, with their attempts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;

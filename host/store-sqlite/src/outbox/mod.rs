@@ -67,20 +67,6 @@ impl OutboxStore for SqliteStore {
         Ok(DuePage { rows, end })
     }
 
-    async fn claim_deliveries(&self, ids: &[DeliveryId], terms: &ClaimTerms) -> Result<Vec<ClaimOutcome>, StoreError> {
-        Ok(self.record_and_claim(&[], ids, terms).await?.1)
-    }
-
-    async fn record_deliveries(&self, batch: &[DeliveryRecord]) -> Result<Vec<DeliveryId>, StoreError> {
-        let terms = ClaimTerms {
-            now: Timestamp::now(),
-            lease: std::time::Duration::ZERO,
-            give_up_after: 0,
-            per_endpoint: u32::MAX,
-        };
-        Ok(self.record_and_claim(batch, &[], &terms).await?.0)
-    }
-
     async fn record_and_claim(
         &self,
         records: &[DeliveryRecord],
