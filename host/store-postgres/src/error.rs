@@ -3,8 +3,8 @@
 //! Nothing above this crate sees a sqlx type: each error becomes a
 //! [`StoreError`], `Unavailable` when the database cannot serve now (the
 //! pool timed out or closed, the connection broke, the server is shutting
-//! down or out of connections) and `Backend` otherwise, with sqlx's error
-//! as the source. Call sites convert with `.map_err(db)?`.
+//! down or out of connections), `Unstorable` for text Postgres cannot hold,
+//! and `Backend` otherwise, with sqlx's error as the source. Call sites convert with `.map_err(db)?`.
 
 use runhook_store::StoreError;
 
@@ -17,6 +17,15 @@ fn transient(code: &str) -> bool {
 
 /// `e` as a [`StoreError`].
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    // 22021, 22P05: text Postgres cannot hold (a NUL character).
+    if let Some(d) = e.as_database_error()
+        && d.code().is_some_and(|c| c == "22021" || c == "22P05")
+    {
+        return StoreError::Unstorable(format!(
+            "a text value holds a character the database cannot store: {}",
+            d.message()
+        ));
+    }
     let unavailable = matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         || e.as_database_error().and_then(|d| d.code()).is_some_and(|c| transient(&c));
     if unavailable { StoreError::Unavailable(Box::new(e)) } else { StoreError::Backend(Box::new(e)) }

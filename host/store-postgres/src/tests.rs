@@ -187,6 +187,21 @@ async fn wake_ups_cross_replicas() {
     tokio::time::timeout(within, b.outbox_bell().rung()).await.expect("b's worker hears a's deliveries");
 }
 
+/// Text Postgres cannot hold is refused as the caller's mistake, naming
+/// the field where it can, and nothing of the batch is stored.
+#[tokio::test]
+async fn text_with_a_nul_is_refused_not_a_server_error() {
+    use runhook_store::StoreError;
+    let Some(store) = store().await else { return };
+    let run = RunWrite { name: Some("bad\0name".into()), ..finished_run("nul", 5) };
+    let id = run.id.unwrap();
+    let refused = store.ingest(batch(vec![run])).await.unwrap_err();
+    assert!(matches!(&refused, StoreError::InvalidRun(e) if e.to_string().contains("\"name\"")), "{refused:?}");
+    assert!(store.get_run(id).await.unwrap().is_none());
+    let refused = store.ingest(batch(vec![finished_run("bad\0project", 5)])).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Unstorable(_)), "{refused:?}");
+}
+
 /// The URL of the database `store` is connected to.
 async fn current_url(store: &PgStore) -> String {
     let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&store.pool).await.unwrap();

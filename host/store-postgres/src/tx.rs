@@ -13,6 +13,7 @@
 
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
+use runhook_core::model::run::InvalidRun;
 use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
@@ -68,6 +69,9 @@ impl<'s> Tx<'s> {
     /// Inserts `runs`, or (`update`) overwrites the stored rows of runs this
     /// transaction has locked.
     pub(crate) async fn write_many(&mut self, runs: &[&RunRecord], update: bool) -> Result<(), StoreError> {
+        for r in runs {
+            refuse_nul(r)?;
+        }
         for chunk in runs.chunks(RUNS_PER_STATEMENT) {
             let mut b: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
             b.push_values(chunk, |mut s, r| {
@@ -298,4 +302,30 @@ impl CycleTx for Tx<'_> {
         .map_err(db)?;
         Ok(())
     }
+}
+
+/// Postgres text cannot hold a NUL character (SQLite's can): a run with one
+/// in a text field is refused, naming the field. JSON fields are stored
+/// with it escaped, so only the plain text fields are checked.
+fn refuse_nul(r: &RunRecord) -> Result<(), StoreError> {
+    let fields = [
+        ("name", Some(r.name.as_str())),
+        ("dotted_order", Some(r.dotted_order.as_str())),
+        ("error", r.error.as_deref()),
+        ("thread_id", r.thread_id.as_deref()),
+        ("prompt_cost", r.prompt_cost.as_deref()),
+        ("completion_cost", r.completion_cost.as_deref()),
+        ("total_cost", r.total_cost.as_deref()),
+    ];
+    for (field, value) in fields {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Err(InvalidRun::Invalid {
+                run: r.id.to_string(),
+                field,
+                problem: "holds a NUL character, which the database cannot store".into(),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

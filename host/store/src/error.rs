@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The write carries an invalid run.
     #[error(transparent)]
     InvalidRun(#[from] InvalidRun),
+    /// A value the database cannot hold (Postgres refuses text with a NUL
+    /// character); what and, where known, where.
+    #[error("{0}")]
+    Unstorable(String),
     /// The database is not reachable or cannot serve now (a pool timed
     /// out, a connection was lost, the file is busy); the call may succeed
     /// later.

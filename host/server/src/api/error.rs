@@ -69,6 +69,7 @@ impl From<StoreError> for ApiError {
             StoreError::SessionNotFound(s) => ApiError::NotFound(format!("project {s} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::InvalidRun(e) => ApiError::Unprocessable(e.to_string()),
+            StoreError::Unstorable(m) => ApiError::Unprocessable(m),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::Internal(Box::new(other)),
         }
