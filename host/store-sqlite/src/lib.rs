@@ -117,6 +117,16 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db)?;
+        // One process holds the data directory (its lock): leases and
+        // heartbeats left by one that died are void, and a restart resumes
+        // its rules at once rather than after their leases expire.
+        for sql in [
+            "UPDATE rules SET lease_owner = NULL, lease_until = NULL",
+            "DELETE FROM replicas",
+            "DELETE FROM singletons",
+        ] {
+            sqlx::query(sql).execute(&write).await.map_err(db)?;
+        }
         let tenant = tenant_id(&write).await?;
         let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;

@@ -48,6 +48,15 @@ async fn reseal(config: &Config, keys: Keyring) -> anyhow::Result<usize> {
 }
 
 async fn rotate(config: &Config) -> anyhow::Result<()> {
+    // Replicas that know only the old key could not open values re-sealed
+    // under a new one: rotation on a shared database needs every replica to
+    // know both keys first, which this command cannot see to.
+    anyhow::ensure!(
+        config.database.is_none(),
+        "keys rotate works on the embedded store only. On a shared database, restart the replicas one by one \
+         with the new key added after the current one in RUNHOOK_SECRET_KEY (then every replica opens both), \
+         then again with the new key first: the first to restart re-seals everything under it"
+    );
     let _lock = lock_data_dir(&config.data_dir)?;
     let current = load_keys(config)?;
     if config.secret_key.is_some() {
