@@ -3,12 +3,10 @@
 //! are locked as they are read, so two replicas starting together re-seal
 //! each value once, one after the other.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use runhook_store::sealed::{SealedTarget, open_target};
+use runhook_store::sealed::{SealedTarget, open_target, stale_values};
 use runhook_store::secrets::reseal_spec;
 use runhook_store::{SecretStore, StoreError};
 
@@ -45,10 +43,7 @@ impl SecretStore for PgStore {
                 headers: get(&row, "headers")?,
                 secret: get(&row, "signing_secret")?,
             };
-            let headers: BTreeMap<String, String> =
-                serde_json::from_str(&sealed.headers).map_err(|e| StoreError::corrupt("outbox.headers", e))?;
-            let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
-            let stale = parts.filter(|v| !keys.is_current(v)).count();
+            let stale = stale_values(keys, &sealed)?;
             if stale == 0 {
                 continue;
             }

@@ -1,13 +1,11 @@
 //! [`SecretStore`] on SQLite: re-sealing every stored secret under the
 //! current key (rules' specs, outbox targets), in one transaction.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use sqlx::Row;
 
 use runhook_store::outbox::endpoint_key;
-use runhook_store::sealed::{SealedTarget, open_target};
+use runhook_store::sealed::{SealedTarget, open_target, stale_values};
 use runhook_store::secrets::reseal_spec;
 use runhook_store::{SecretStore, StoreError};
 
@@ -42,10 +40,7 @@ impl SecretStore for SqliteStore {
                 headers: row.try_get("headers").map_err(db)?,
                 secret: row.try_get("signing_secret").map_err(db)?,
             };
-            let headers: BTreeMap<String, String> =
-                serde_json::from_str(&sealed.headers).map_err(|e| StoreError::corrupt("outbox.headers", e))?;
-            let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
-            let stale = parts.filter(|v| !keys.is_current(v)).count();
+            let stale = stale_values(keys, &sealed)?;
             if stale == 0 {
                 continue;
             }

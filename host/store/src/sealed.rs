@@ -102,6 +102,15 @@ pub fn seal_headers(keys: &Keyring, headers: &BTreeMap<String, String>) -> Strin
     serde_json::to_string(&sealed).unwrap_or_else(|_| "{}".into())
 }
 
+/// How many of a stored target's sealed values (URL, secret, header
+/// values) are not sealed under `keys`' current key.
+pub fn stale_values(keys: &Keyring, sealed: &SealedTarget) -> Result<usize, StoreError> {
+    let headers: BTreeMap<String, String> =
+        serde_json::from_str(&sealed.headers).map_err(|e| StoreError::corrupt("outbox.headers", e))?;
+    let parts = std::iter::once(&sealed.url).chain(&sealed.secret).chain(headers.values());
+    Ok(parts.filter(|v| !keys.is_current(v)).count())
+}
+
 /// Opens every part of a stored target, without the memory.
 pub fn open_target(keys: &Keyring, sealed: &SealedTarget) -> Result<Target, StoreError> {
     let headers = serde_json::from_str::<BTreeMap<String, String>>(&sealed.headers)

@@ -12,7 +12,7 @@
 //! change order, and a rule's watermark and creation position are carried
 //! over relative to the runs, so a rule continues where it stopped,
 //! neither re-sending nor skipping. A target translates them when it
-//! imports ([`TransferStore::import_rules`], after every run).
+//! imports ([`Import::import_rules`], after every run).
 //!
 //! The target must be empty, and nothing else may write to either store
 //! during the move.
