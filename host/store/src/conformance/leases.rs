@@ -6,7 +6,7 @@ use std::time::Duration;
 use runhook_core::model::{RuleId, RuleSpec, SessionId};
 
 use super::{Harness, fresh, rang};
-use crate::{CycleCommit, Lease, Store, StoreError, leases::fair_share};
+use crate::{Lease, Store, StoreError, leases::fair_share};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -21,23 +21,7 @@ async fn rules(store: &dyn Store, n: usize) -> Vec<RuleId> {
 
 /// An empty cycle of `rule` under `lease`.
 async fn commit_under(store: &dyn Store, rule: RuleId, lease: Option<Lease>) -> Result<(), StoreError> {
-    let state = store.rule_state(rule).await.unwrap().unwrap();
-    let now = runhook_core::model::Timestamp::now();
-    store
-        .commit_cycle(CycleCommit {
-            rule_id: rule,
-            from_watermark: state.watermark,
-            to_watermark: state.watermark,
-            window_start: state.window_end,
-            window_end: now,
-            candidates: 0,
-            logs: vec![],
-            outbox: vec![],
-            feedback: vec![],
-            error: None,
-            lease,
-        })
-        .await
+    super::commit_in_place(store, rule, &[], lease).await
 }
 
 /// Two replicas split the rules between them, each its fair share, and

@@ -156,24 +156,33 @@ pub fn fresh_row(rule: RuleId) -> OutboxRow {
 /// Queues `rows` (all of `rule`) as a cycle does: one commit that leaves
 /// the watermark where it is.
 pub async fn queue(store: &dyn Store, rule: RuleId, rows: &[OutboxRow]) {
+    commit_in_place(store, rule, rows, None).await.unwrap();
+}
+
+/// Commits a cycle of `rule` that leaves its watermark where it is and
+/// queues `rows`, under `lease` when given.
+pub async fn commit_in_place(
+    store: &dyn Store,
+    rule: RuleId,
+    rows: &[OutboxRow],
+    lease: Option<crate::Lease>,
+) -> Result<(), StoreError> {
     let state = store.rule_state(rule).await.unwrap().expect("the rule exists");
-    let now = Timestamp::now();
     store
         .commit_cycle(CycleCommit {
             rule_id: rule,
             from_watermark: state.watermark,
             to_watermark: state.watermark,
             window_start: state.window_end,
-            window_end: now,
+            window_end: Timestamp::now(),
             candidates: 0,
             logs: vec![],
             outbox: rows.to_vec(),
             feedback: vec![],
             error: None,
-            lease: None,
+            lease,
         })
         .await
-        .unwrap();
 }
 
 /// The record of a successful attempt `attempts` of `row`.
