@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use runhook_plugins::registry::ReloadOutcome;
 use runhook_plugins::{
     Capabilities, Capability, CompileCache, EngineSettings, LoadedPlugin, PluginEngine, PluginError, PluginFiles,
-    PluginLimits, PluginRegistry, PluginSession, PluginSpec,
+    PluginLimits, PluginLocation, PluginRegistry, PluginSession, PluginSpec,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -246,8 +246,11 @@ async fn hot_reload_swaps_versions_without_restart() {
     std::fs::copy(plugin("llm_errors"), &path).unwrap();
     let cache = CompileCache::new(&engine, Some(dir.path().join("cache"))).unwrap();
     let registry = Arc::new(PluginRegistry::new(engine.clone(), cache, PluginFiles::under(dir.path(), 1 << 26)));
-    let spec =
-        PluginSpec { name: "rule-matcher".into(), path: path.clone(), required: Capabilities::of(Capability::Match) };
+    let spec = PluginSpec {
+        name: "rule-matcher".into(),
+        location: PluginLocation::File(path.clone()),
+        required: Capabilities::of(Capability::Match),
+    };
     let handle = tokio::task::block_in_place(|| registry.load(&spec)).unwrap();
     let shutdown = CancellationToken::new();
     let watcher = registry.clone().spawn_watcher(Duration::from_millis(20), shutdown.clone());
@@ -288,7 +291,11 @@ fn poll_changes_reports_reloads_and_refusals() {
     std::fs::copy(plugin("output_score"), &path).unwrap();
     let files = PluginFiles::under(dir.path(), 1 << 26);
     let registry = PluginRegistry::new(engine.clone(), CompileCache::new(&engine, None).unwrap(), files);
-    let spec = PluginSpec { name: "p".into(), path: path.clone(), required: Capabilities::of(Capability::Evaluate) };
+    let spec = PluginSpec {
+        name: "p".into(),
+        location: PluginLocation::File(path.clone()),
+        required: Capabilities::of(Capability::Evaluate),
+    };
     registry.load(&spec).unwrap();
     assert!(registry.poll_changes().is_empty(), "nothing changed");
     replace(&path, &plugin("llm_errors"));

@@ -101,6 +101,7 @@ pub(crate) fn run(args: &PluginBenchArgs) -> anyhow::Result<ExitCode> {
         let wasm = std::fs::read(&path)
             .with_context(|| format!("cannot read {}; build the plugins first (plugins/build.sh)", path.display()))?;
         let required = Capabilities::of(capability);
+        let path = runhook_plugins::PluginLocation::File(path);
         // Large guests compile for seconds: one sample is enough for them.
         let samples = if wasm.len() > 1 << 20 { 1 } else { 3 };
         let compile = median((0..samples).map(|_| {

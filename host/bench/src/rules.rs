@@ -22,7 +22,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use runhook_core::model::{
-    PluginRef, RuleId, RulePlugins, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp, WebhookTarget,
+    PluginRef, PluginSource, RuleId, RulePlugins, RuleSpec, RunId, RunType, RunWrite, SessionId, Timestamp,
+    WebhookTarget,
 };
 use runhook_server::config::{Config, PluginSettings};
 use runhook_server::rules::pipeline::run_cycle;
@@ -98,12 +99,7 @@ fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webh
     RuleSpec {
         filter: Some(filter.into()),
         plugins: RulePlugins {
-            matcher: plugin.map(|p| PluginRef {
-                path: p.display().to_string(),
-                config: json!(null),
-                deadline_ms: None,
-                memory_mib: None,
-            }),
+            matcher: plugin.map(|p| PluginRef::new(PluginSource::Path(p.display().to_string()))),
             ..RulePlugins::default()
         },
         interval_seconds: 1,

@@ -23,6 +23,17 @@ pub enum PluginError {
         /// Why, without the file's contents.
         reason: String,
     },
+    /// An uploaded plugin's bytes cannot be had (gone, unreachable, or not
+    /// the bytes their digest names).
+    #[error("plugin {plugin}: uploaded plugin sha256:{digest} cannot be loaded: {reason}")]
+    Stored {
+        /// The plugin's name.
+        plugin: String,
+        /// Its SHA-256.
+        digest: String,
+        /// Why.
+        reason: String,
+    },
     /// The file is not a valid WebAssembly component (or failed to compile).
     #[error("plugin {plugin}: not a loadable WebAssembly component: {reason}")]
     Compile {
@@ -149,6 +160,7 @@ impl PluginError {
     pub fn kind(&self) -> &'static str {
         match self {
             PluginError::Read { .. } => "read",
+            PluginError::Stored { .. } => "stored",
             PluginError::Compile { .. } => "compile",
             PluginError::MissingCapability { .. } => "missing_capability",
             PluginError::NoCapability { .. } => "no_capability",
@@ -171,6 +183,7 @@ impl PluginError {
         matches!(
             self,
             PluginError::Read { .. }
+                | PluginError::Stored { .. }
                 | PluginError::Compile { .. }
                 | PluginError::MissingCapability { .. }
                 | PluginError::NoCapability { .. }

@@ -44,10 +44,29 @@ pub use engine::{EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use file::{DEFAULT_MAX_PLUGIN_BYTES, PluginFiles};
 pub use plugin::{LoadedPlugin, PluginLimits};
-pub use registry::{PluginHandle, PluginRegistry, PluginSlot, PluginSpec};
+pub use registry::{PluginHandle, PluginRegistry, PluginSlot, PluginSpec, StoredComponents};
 pub use session::{Evaluation, PluginSession};
 
 use std::fmt;
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginLocation {
+    /// A file (reloaded when it changes).
+    File(std::path::PathBuf),
+    /// Uploaded to the service's store, by its SHA-256 (64 hex digits);
+    /// never changes.
+    Stored(String),
+}
+
+impl fmt::Display for PluginLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginLocation::File(path) => write!(f, "{}", path.display()),
+            PluginLocation::Stored(digest) => write!(f, "sha256:{digest}"),
+        }
+    }
+}
 
 /// A plugin's name in logs and errors: its file name without the extension.
 pub fn name_from_path(path: &str) -> String {

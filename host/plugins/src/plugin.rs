@@ -6,7 +6,7 @@
 //! later instantiation does no name resolution. A [`LoadedPlugin`] is
 //! immutable; a new file version is a new `LoadedPlugin`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use wasmtime::component::{Component, InstancePre};
@@ -16,7 +16,7 @@ use super::cache::{CompileCache, LoadOrigin, content_hash};
 use super::engine::PluginEngine;
 use super::error::describe;
 use super::sandbox::SandboxState;
-use super::{Capabilities, Capability, PluginError};
+use super::{Capabilities, Capability, PluginError, PluginLocation};
 
 /// Per-use limits of a plugin: what one call and one instance may consume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(crate) struct Exports {
 /// A compiled, checked, pre-linked plugin version.
 pub struct LoadedPlugin {
     name: String,
-    path: PathBuf,
+    location: PluginLocation,
     hash: String,
     size: usize,
     capabilities: Capabilities,
@@ -85,15 +85,15 @@ impl LoadedPlugin {
         required: Capabilities,
     ) -> Result<Self, PluginError> {
         let wasm = crate::PluginFiles::anywhere(crate::DEFAULT_MAX_PLUGIN_BYTES).read(name, path)?;
-        Self::from_bytes(engine, cache, name, path, &wasm, required)
+        Self::from_bytes(engine, cache, name, &PluginLocation::File(path.to_path_buf()), &wasm, required)
     }
 
-    /// Loads a component from bytes already read from `path`.
+    /// Loads a component from bytes already read from `location`.
     pub fn from_bytes(
         engine: &PluginEngine,
         cache: &CompileCache,
         name: &str,
-        path: &Path,
+        location: &PluginLocation,
         wasm: &[u8],
         required: Capabilities,
     ) -> Result<Self, PluginError> {
@@ -112,7 +112,7 @@ impl LoadedPlugin {
         };
         Ok(Self {
             name: name.to_string(),
-            path: path.to_path_buf(),
+            location: location.clone(),
             hash,
             size: wasm.len(),
             capabilities,
@@ -129,9 +129,9 @@ impl LoadedPlugin {
         &self.name
     }
 
-    /// The file it was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where it was loaded from.
+    pub fn location(&self) -> &PluginLocation {
+        &self.location
     }
 
     /// Hex SHA-256 of the component: this version's identity.

@@ -1,6 +1,9 @@
 //! The plugins in use, and hot reload when their files change.
 //!
-//! Each plugin file in use has one [`PluginHandle`]: the current
+//! A plugin is a file (local development) or a component uploaded to the
+//! service's store, read through [`StoredComponents`] and checked against
+//! its digest; an uploaded component never changes, so only files are
+//! watched. Each plugin in use has one [`PluginHandle`]: the current
 //! [`LoadedPlugin`] behind a lock held only to clone or swap an `Arc`. A
 //! session clones the `Arc` when it starts, so a swap never disturbs calls in
 //! flight: they finish on the version they started with, and the old version
@@ -15,7 +18,7 @@
 //! stays, and the same bad bytes are not retried until the file changes again.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -26,27 +29,35 @@ use super::engine::PluginEngine;
 use super::file::PluginFiles;
 use super::plugin::{LoadedPlugin, PluginLimits};
 use super::session::PluginSession;
-use super::{Capabilities, PluginError};
+use super::{Capabilities, PluginError, PluginLocation};
 
 /// How often the service checks plugin files for changes unless configured.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What a rule asks of a plugin file.
+/// What a rule asks of a plugin.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
     /// The name used in logs and errors.
     pub name: String,
-    /// The component file.
-    pub path: PathBuf,
+    /// The component.
+    pub location: PluginLocation,
     /// The capabilities the rule will call.
     pub required: Capabilities,
+}
+
+/// Reads uploaded components from the service's store. Blocking: the
+/// registry calls it on a blocking thread, once per component and process.
+pub trait StoredComponents: Send + Sync + std::fmt::Debug {
+    /// The name and bytes of the component whose SHA-256 is `digest`, or
+    /// why not.
+    fn read(&self, digest: &str) -> Result<(String, Vec<u8>), String>;
 }
 
 /// A plugin in use: its current version, swapped on reload.
 #[derive(Debug)]
 pub struct PluginSlot {
     name: String,
-    path: PathBuf,
+    location: PluginLocation,
     required: Mutex<Capabilities>,
     current: RwLock<Arc<LoadedPlugin>>,
     stamp: Mutex<FileStamp>,
@@ -55,7 +66,7 @@ pub struct PluginSlot {
 /// Shared handle to a plugin in use.
 pub type PluginHandle = Arc<PluginSlot>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     modified: Option<SystemTime>,
@@ -103,40 +114,60 @@ pub enum ReloadOutcome {
     },
 }
 
-/// The plugins in use, keyed by file.
+/// The plugins in use, keyed by canonical file path or digest.
 #[derive(Debug)]
 pub struct PluginRegistry {
     engine: PluginEngine,
     cache: CompileCache,
     files: PluginFiles,
-    slots: Mutex<HashMap<PathBuf, PluginHandle>>,
-    /// One gate per file: concurrent first loads of a file compile it once.
-    loading: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    stored: Option<Arc<dyn StoredComponents>>,
+    slots: Mutex<HashMap<PluginLocation, PluginHandle>>,
+    /// One gate per plugin: concurrent first loads of one compile it once.
+    loading: Mutex<HashMap<PluginLocation, Arc<Mutex<()>>>>,
 }
 
 impl PluginRegistry {
-    /// An empty registry reading plugin files as `files` allows.
+    /// An empty registry reading plugin files as `files` allows, and no
+    /// uploaded plugin.
     pub fn new(engine: PluginEngine, cache: CompileCache, files: PluginFiles) -> Self {
-        Self { engine, cache, files, slots: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
+        Self { engine, cache, files, stored: None, slots: Mutex::default(), loading: Mutex::default() }
     }
 
-    /// Checks, without compiling, that `spec.path` is a component offering
-    /// `spec.required` (or that the loaded version does), and starts loading
-    /// it on a background thread when it is not loaded yet. Saving a rule
-    /// calls this: it answers in milliseconds even for a Python or
-    /// JavaScript plugin whose first compilation takes seconds (and even for
-    /// a small plugin, whose compilation would queue behind a large one's on
-    /// the shared compiler threads); the rule's first cycle waits for the
-    /// compilation (see [`load`](Self::load)), and a plugin that fails to
-    /// compile or link fails that cycle, with the reason in the rule's cycle
-    /// history and the log.
+    /// The same, reading uploaded plugins from `stored`.
+    pub fn with_stored(self, stored: Arc<dyn StoredComponents>) -> Self {
+        Self { stored: Some(stored), ..self }
+    }
+
+    /// The key a plugin in use is known by: a file's canonical path (if it
+    /// may be read), or the digest.
+    fn key(&self, spec: &PluginSpec) -> Result<PluginLocation, PluginError> {
+        match &spec.location {
+            PluginLocation::File(path) => Ok(PluginLocation::File(self.files.resolve(&spec.name, path)?)),
+            stored @ PluginLocation::Stored(_) => Ok(stored.clone()),
+        }
+    }
+
+    /// Checks, without compiling, that a plugin file is a component
+    /// offering `spec.required` (or that the loaded version does), and
+    /// starts loading it on a background thread when it is not loaded yet.
+    /// Saving a rule calls this: it answers in milliseconds even for a
+    /// Python or JavaScript plugin whose first compilation takes seconds
+    /// (and even for a small plugin, whose compilation would queue behind a
+    /// large one's on the shared compiler threads); the rule's first cycle
+    /// waits for the compilation (see [`load`](Self::load)), and a plugin
+    /// that fails to compile or link fails that cycle, with the reason in
+    /// the rule's cycle history and the log. An uploaded plugin was probed
+    /// when it was uploaded (its capabilities are stored): it is only
+    /// loaded in the background.
     pub fn prepare(self: &Arc<Self>, spec: &PluginSpec) -> Result<(), PluginError> {
-        let key = self.files.resolve(&spec.name, &spec.path)?;
+        let key = self.key(spec)?;
         if self.slot(&key).is_some() {
             return self.load(spec).map(|_| ());
         }
-        let wasm = self.files.read(&spec.name, &key)?;
-        super::probe::probe(&spec.name, &wasm, spec.required)?;
+        if let PluginLocation::File(path) = &key {
+            let wasm = self.files.read(&spec.name, path)?;
+            super::probe::probe(&spec.name, &wasm, spec.required)?;
+        }
         let (registry, spec) = (self.clone(), spec.clone());
         std::thread::spawn(move || {
             if let Err(e) = registry.load(&spec) {
@@ -151,11 +182,12 @@ impl PluginRegistry {
         &self.engine
     }
 
-    /// Returns the handle for `spec.path`, loading it on first use. A file
-    /// already in use must also provide `spec.required`, now and after every
-    /// reload. Blocking (may compile, or wait for a compilation in progress).
+    /// Returns the handle for `spec.location`, loading it on first use. A
+    /// plugin already in use must also provide `spec.required`, now and
+    /// after every reload. Blocking (may read the store, compile, or wait
+    /// for a compilation in progress).
     pub fn load(&self, spec: &PluginSpec) -> Result<PluginHandle, PluginError> {
-        let key = self.files.resolve(&spec.name, &spec.path)?;
+        let key = self.key(spec)?;
         // Whoever comes second waits here for the first compilation, then
         // finds the slot it made.
         let gate = self.loading.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
@@ -173,12 +205,21 @@ impl PluginRegistry {
             *required = required.iter().chain(spec.required.iter()).collect();
             return Ok(slot.clone());
         }
-        let (bytes, stamp) = self.read(&spec.name, &key)?;
-        let plugin = LoadedPlugin::from_bytes(&self.engine, &self.cache, &spec.name, &key, &bytes, spec.required)?;
+        let (name, bytes, stamp) = match &key {
+            PluginLocation::File(path) => {
+                let (bytes, stamp) = self.read(&spec.name, path)?;
+                (spec.name.clone(), bytes, stamp)
+            }
+            PluginLocation::Stored(digest) => {
+                let (name, bytes) = self.read_stored(&spec.name, digest)?;
+                (name, bytes, FileStamp::default())
+            }
+        };
+        let plugin = LoadedPlugin::from_bytes(&self.engine, &self.cache, &name, &key, &bytes, spec.required)?;
         log_loaded(&plugin, "loaded");
         let slot = Arc::new(PluginSlot {
-            name: spec.name.clone(),
-            path: key.clone(),
+            name,
+            location: key.clone(),
             required: Mutex::new(spec.required),
             current: RwLock::new(Arc::new(plugin)),
             stamp: Mutex::new(stamp),
@@ -188,7 +229,20 @@ impl PluginRegistry {
         Ok(slots.entry(key).or_insert(slot).clone())
     }
 
-    fn slot(&self, key: &Path) -> Option<PluginHandle> {
+    /// An uploaded component's name and bytes, refused unless they are the
+    /// bytes `digest` names.
+    fn read_stored(&self, name: &str, digest: &str) -> Result<(String, Vec<u8>), PluginError> {
+        let refused =
+            |reason: String| PluginError::Stored { plugin: name.to_string(), digest: digest.to_string(), reason };
+        let stored = self.stored.as_ref().ok_or_else(|| refused("this process reads no uploaded plugins".into()))?;
+        let (stored_name, bytes) = stored.read(digest).map_err(refused)?;
+        if content_hash(&bytes) != digest {
+            return Err(refused("the stored bytes do not match their digest".into()));
+        }
+        Ok((stored_name, bytes))
+    }
+
+    fn slot(&self, key: &PluginLocation) -> Option<PluginHandle> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
     }
 
@@ -200,7 +254,8 @@ impl PluginRegistry {
     }
 
     fn check(&self, slot: &PluginSlot) -> Option<ReloadOutcome> {
-        let meta = std::fs::metadata(&slot.path).ok()?;
+        let PluginLocation::File(path) = &slot.location else { return None };
+        let meta = std::fs::metadata(path).ok()?;
         {
             let stamp = slot.stamp.lock().unwrap_or_else(PoisonError::into_inner);
             if stamp.len == meta.len() && stamp.modified == meta.modified().ok() {
@@ -209,7 +264,7 @@ impl PluginRegistry {
         }
         // A file being rewritten may be read half-written; that fails to
         // compile, is refused, and the completed write changes the stamp again.
-        let (bytes, stamp) = match self.read(&slot.name, &slot.path) {
+        let (bytes, stamp) = match self.read(&slot.name, path) {
             Ok(read) => read,
             Err(error) => {
                 return Some(ReloadOutcome::Refused { name: slot.name.clone(), error });
@@ -220,7 +275,7 @@ impl PluginRegistry {
         if unchanged {
             return None;
         }
-        match LoadedPlugin::from_bytes(&self.engine, &self.cache, &slot.name, &slot.path, &bytes, slot.required()) {
+        match LoadedPlugin::from_bytes(&self.engine, &self.cache, &slot.name, &slot.location, &bytes, slot.required()) {
             Ok(plugin) => {
                 log_loaded(&plugin, "reloaded");
                 *slot.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(plugin);

@@ -22,6 +22,7 @@ use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
 use crate::delivery::{self, NetworkGuard};
 use crate::rules::definition::Definitions;
+use crate::rules::plugins::StoreComponents;
 use crate::rules::scheduler;
 use runhook_core::secrets::{self, Keyring};
 use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
@@ -60,14 +61,18 @@ impl App {
         let cache = CompileCache::new(&engine, Some(config.data_dir.join("plugin-cache")))?;
         let signals = store.rule_signals().clone();
         let state = AppState {
-            store,
+            store: store.clone(),
             limits: config.limits,
             key: Arc::new(ApiKey::new(&key)),
-            plugins: Arc::new(PluginRegistry::new(
-                engine,
-                cache,
-                PluginFiles::under(&config.plugins.dir, config.plugins.max_file_bytes),
-            )),
+            plugins: Arc::new(
+                PluginRegistry::new(
+                    engine,
+                    cache,
+                    PluginFiles::under(&config.plugins.dir, config.plugins.max_file_bytes),
+                )
+                .with_stored(Arc::new(StoreComponents::new(store.clone()))),
+            ),
+            max_plugin_bytes: config.plugins.max_file_bytes,
             signals,
             targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),

@@ -44,3 +44,11 @@ pub(crate) fn lost_race(e: &StoreError) -> bool {
     let Some(sqlx::Error::Database(d)) = source.downcast_ref::<sqlx::Error>() else { return false };
     d.code().is_some_and(|c| matches!(c.as_ref(), "23505" | "40001" | "40P01"))
 }
+
+/// Whether a statement failed on a foreign key (23503): a row it refers
+/// to is gone, or a row still referred to was to be deleted.
+pub(crate) fn foreign_key_violation(e: &StoreError) -> bool {
+    let StoreError::Backend(source) = e else { return false };
+    let Some(sqlx::Error::Database(d)) = source.downcast_ref::<sqlx::Error>() else { return false };
+    d.code().is_some_and(|c| c == "23503")
+}

@@ -29,6 +29,7 @@ mod import;
 mod leases;
 mod notify;
 mod outbox;
+mod plugins;
 mod rows;
 mod rules;
 mod runs;

@@ -16,6 +16,7 @@ use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleSta
 
 use crate::PgStore;
 use crate::error::db;
+use crate::plugins::set_rule_plugins;
 use crate::rows::{RUN_COLUMNS, at, get, run_from_row, seq, time, uuids};
 use crate::tx::{HORIZON, Tx, below};
 
@@ -39,6 +40,7 @@ impl RuleStore for PgStore {
         let created = below(horizon);
         let watermark = if spec.backfill_from.is_some() { ChangeSeq::START } else { created };
         let ((cx, cs), (wx, ws)) = (created.parts(), watermark.parts());
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO rules (id, spec, created_at, updated_at, created_xid, created_seq, wm_xid, wm_seq, window_end) \
              VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $3)",
@@ -50,22 +52,28 @@ impl RuleStore for PgStore {
         .bind(cs)
         .bind(wx)
         .bind(ws)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+        set_rule_plugins(&mut tx, id, spec).await?;
+        tx.commit().await.map_err(db)?;
         Ok(Rule { id, spec: spec.clone(), created_at: now, updated_at: now, created_seq: created })
     }
 
     async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
         let sql = format!("UPDATE rules SET spec = $1, updated_at = $2 WHERE id = $3 RETURNING {RULE_COLUMNS}");
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let row = sqlx::query(&sql)
             .bind(seal_spec(&self.keys, spec)?)
             .bind(at(Timestamp::now()))
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-        row.map(|r| rule_from_row(&self.keys, &r)).transpose()?.ok_or(StoreError::RuleNotFound(id))
+        let rule = row.map(|r| rule_from_row(&self.keys, &r)).transpose()?.ok_or(StoreError::RuleNotFound(id))?;
+        set_rule_plugins(&mut tx, id, spec).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(rule)
     }
 
     async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {

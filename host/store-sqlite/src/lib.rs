@@ -22,6 +22,7 @@ mod error;
 mod export;
 mod leases;
 mod outbox;
+mod plugins;
 mod rows;
 mod rules;
 mod runs;

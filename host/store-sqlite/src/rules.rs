@@ -17,6 +17,7 @@ use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleSta
 
 use crate::SqliteStore;
 use crate::error::db;
+use crate::plugins::set_rule_plugins;
 use crate::rows::{CHUNK, RUN_COLUMNS, log_from_row, parse_id, push_in, req_ts, run_from_row, seq, seq_value};
 use crate::tx::Tx;
 
@@ -54,22 +55,26 @@ impl RuleStore for SqliteStore {
         .bind(now.to_naive_string())
         .execute(&mut *tx)
         .await.map_err(db)?;
+        set_rule_plugins(&mut tx, id, spec).await?;
         tx.commit().await.map_err(db)?;
         Ok(Rule { id, spec: spec.clone(), created_at: now, updated_at: now, created_seq: crate::rows::seq(seq) })
     }
 
     async fn update_rule(&self, id: RuleId, spec: &RuleSpec) -> Result<Rule, StoreError> {
         let now = Timestamp::now();
+        let mut tx = self.write.begin().await.map_err(db)?;
         let done = sqlx::query("UPDATE rules SET spec = ?, updated_at = ? WHERE id = ?")
             .bind(seal_spec(&self.keys, spec)?)
             .bind(now.to_naive_string())
             .bind(id.to_string())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::RuleNotFound(id));
         }
+        set_rule_plugins(&mut tx, id, spec).await?;
+        tx.commit().await.map_err(db)?;
         self.get_rule(id).await?.ok_or(StoreError::RuleNotFound(id))
     }
 
@@ -77,7 +82,7 @@ impl RuleStore for SqliteStore {
         let mut tx = self.write.begin().await.map_err(db)?;
         let done =
             sqlx::query("DELETE FROM rules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await.map_err(db)?;
-        for table in ["rule_runs", "rule_cycles"] {
+        for table in ["rule_runs", "rule_cycles", "rule_plugins"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = ?"))
                 .bind(id.to_string())
                 .execute(&mut *tx)

@@ -8,6 +8,7 @@
 //! | rules, their progress and cycles | [`RuleStore`] | [`rules`] |
 //! | webhook deliveries | [`OutboxStore`] | [`outbox`], [`sealed`] |
 //! | secrets at rest | [`SecretStore`] | [`secrets`] |
+//! | uploaded plugins | [`PluginStore`] | [`plugins`] |
 //! | which replica runs what | [`LeaseStore`] | [`leases`] |
 //! | moving to another backend | [`transfer::Export`], [`transfer::Import`] | [`transfer`] |
 //!
@@ -62,6 +63,7 @@ mod error;
 pub mod ingest;
 pub mod leases;
 pub mod outbox;
+pub mod plugins;
 pub mod rules;
 pub mod runs;
 pub mod sealed;
@@ -75,6 +77,7 @@ pub use outbox::{
     AttemptRecord, Delivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DueCursor, DuePage, DueQuery, Finished,
     OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
 };
+pub use plugins::{PluginRemoval, PluginStore, PluginUpload, StoredPlugin};
 pub use rules::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore};
 pub use runhook_core::model::ChangeSeq;
 pub use runs::{
@@ -86,9 +89,9 @@ pub use secrets::SecretStore;
 use runhook_core::model::{Feedback, RunId, Timestamp};
 
 /// Every read and write the service makes: the sum of the concerns.
-pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore {}
+pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore {}
 
-impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + ?Sized> Store for T {}
+impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + ?Sized> Store for T {}
 
 /// The statements that change a run's change sequence, shared by an
 /// ingest's and a cycle's transaction.

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ids::SessionId;
-use super::rule::{RulePlugins, WebhookTarget};
+use super::plugin::RulePlugins;
+use super::rule::WebhookTarget;
 use super::time::Timestamp;
 
 /// LangSmith rule fields for actions runhook does not perform; accepted

@@ -9,6 +9,7 @@
 pub mod definition;
 pub mod feedback;
 pub mod ids;
+pub mod plugin;
 pub mod rule;
 pub mod run;
 pub mod seq;
@@ -20,7 +21,8 @@ pub mod view;
 pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
 pub use ids::{DeliveryId, FeedbackId, RuleId, RunId, SessionId, TenantId, WebhookId};
-pub use rule::{ActionOutcome, PluginRef, Rule, RulePlugins, RuleSpec, WebhookTarget};
+pub use plugin::{PluginDigest, PluginRef, PluginSource, RulePlugins};
+pub use rule::{ActionOutcome, Rule, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};
 pub use seq::ChangeSeq;
 pub use session::Session;

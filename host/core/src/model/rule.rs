@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ids::{RuleId, SessionId, WebhookId};
+use super::plugin::RulePlugins;
 use super::time::Timestamp;
 
 /// A webhook target: a URL (it may carry a secret query parameter) and
@@ -31,38 +32,6 @@ pub struct WebhookTarget {
     /// Extra request headers.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
-}
-
-/// A plugin a rule uses for one capability.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginRef {
-    /// The component file (`.wasm`).
-    pub path: String,
-    /// The JSON config passed to every call.
-    #[serde(default)]
-    pub config: Value,
-    /// Per-call deadline in milliseconds (default 100).
-    #[serde(default)]
-    pub deadline_ms: Option<u64>,
-    /// Memory cap in MiB (default 64).
-    #[serde(default)]
-    pub memory_mib: Option<usize>,
-}
-
-/// The plugins of a rule, by capability.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulePlugins {
-    /// Decides matches after the filters.
-    #[serde(default, rename = "match")]
-    pub matcher: Option<PluginRef>,
-    /// Rewrites each webhook payload.
-    #[serde(default)]
-    pub transform: Option<PluginRef>,
-    /// Turns each selected run into feedback.
-    #[serde(default)]
-    pub evaluate: Option<PluginRef>,
 }
 
 /// A rule's definition, as created and patched through the API or config.

@@ -120,7 +120,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let report = json!({
             "ok": true,
             "plugin": plugin.name(),
-            "path": plugin.path(),
+            "path": plugin.location().to_string(),
             "size_bytes": plugin.size(),
             "sha256": plugin.hash(),
             "capabilities": plugin.capabilities().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
@@ -133,7 +133,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         println!("{report:#}");
     } else {
         println!("plugin        {}", plugin.name());
-        println!("file          {} ({} bytes)", plugin.path().display(), plugin.size());
+        println!("file          {} ({} bytes)", plugin.location(), plugin.size());
         println!("sha256        {}", plugin.hash());
         println!("capabilities  {}", plugin.capabilities());
         println!("exports       {}", plugin.exports().join(", "));

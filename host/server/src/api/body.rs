@@ -13,13 +13,7 @@ pub(crate) use runhook_wire::body::json;
 
 /// Reads the whole body, enforcing the limits and undoing `Content-Encoding`.
 pub(crate) async fn read(headers: &HeaderMap, body: Body, limits: Limits) -> Result<Bytes, ApiError> {
-    let raw = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|e| {
-        if is_length_limit(&e) {
-            ApiError::TooLarge(format!("request body exceeds the limit of {} bytes", limits.max_body_bytes))
-        } else {
-            ApiError::BadRequest(format!("cannot read request body: {e}"))
-        }
-    })?;
+    let raw = read_raw(body, limits.max_body_bytes, "limits.max_body_bytes").await?;
     let encoding = headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?"));
     Ok(runhook_wire::body::decompress(encoding, raw, limits.max_decompressed_bytes)?)
 }
@@ -30,6 +24,18 @@ pub(crate) async fn read_json(headers: &HeaderMap, body: Body, limits: Limits) -
     let bytes = read(headers, body, limits).await?;
     runhook_wire::body::check_values(&bytes, || "the body".into(), &mut 0, limits.max_json_values)?;
     Ok(bytes)
+}
+
+/// Reads the whole body as sent, refusing one over `max` bytes (naming
+/// `setting`, the limit's setting).
+pub(crate) async fn read_raw(body: Body, max: usize, setting: &str) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::TooLarge(format!("request body exceeds the limit of {max} bytes ({setting})"))
+        } else {
+            ApiError::BadRequest(format!("cannot read request body: {e}"))
+        }
+    })
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

@@ -20,6 +20,7 @@ mod feedback;
 mod info;
 mod ingest;
 pub mod listen;
+mod plugins;
 pub mod rules;
 mod runs;
 mod sessions;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub key: Arc<ApiKey>,
     /// The plugins rules use (rules are validated by loading theirs).
     pub plugins: Arc<PluginRegistry>,
+    /// The largest plugin upload (`plugins.max_file_bytes`).
+    pub max_plugin_bytes: u64,
     /// How rule changes and triggers reach the scheduler.
     pub signals: Arc<RuleSignals>,
     /// The networks webhooks may reach; rules are refused targets outside them.
@@ -86,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/rules/{id}/logs", get(rules::logs))
         .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
         .route("/runs/rules/{id}/trigger", post(rules::trigger))
+        .route("/plugins", get(plugins::list).post(plugins::upload))
+        .route("/plugins/{digest}", get(plugins::read).delete(plugins::delete))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::read))
         .route("/deliveries/redeliver", post(deliveries::redeliver_matching))

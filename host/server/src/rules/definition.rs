@@ -17,7 +17,7 @@ use crate::delivery::{self, NetworkGuard};
 use crate::select::Selection;
 use runhook_core::model::rule::defaults;
 use runhook_core::model::{PluginRef, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
-use runhook_plugins::{Capabilities, Capability, PluginRegistry, PluginSpec};
+use runhook_plugins::{Capability, PluginRegistry};
 use runhook_store::{SessionQuery, Store, StoreError};
 
 /// Why a rule definition was refused.
@@ -193,21 +193,30 @@ impl Definitions<'_> {
     }
 
     async fn check_plugin(&self, field: &str, r: &PluginRef, cap: Capability) -> Result<(), DefinitionError> {
-        if r.path.trim().is_empty() {
-            return Err(bad(format!("{field}.path is required")));
-        }
         if r.deadline_ms.is_some_and(|d| !(1..=60_000).contains(&d)) {
             return Err(bad(format!("{field}.deadline_ms must be between 1 and 60000")));
         }
         if r.memory_mib.is_some_and(|m| !(1..=4096).contains(&m)) {
             return Err(bad(format!("{field}.memory_mib must be between 1 and 4096")));
         }
+        if let Some(digest) = r.digest() {
+            // Probed when uploaded: its capabilities are on record.
+            let Some(stored) = self.store.get_plugin(digest).await? else {
+                return Err(bad(format!(
+                    "{field}.sha256: no uploaded plugin has this digest; upload the component with POST /api/v1/plugins"
+                )));
+            };
+            if !stored.capabilities.iter().any(|c| c == &cap.to_string()) {
+                return Err(bad(format!(
+                    "{field}: plugin {} (sha256:{}) does not export {cap} (it exports: {})",
+                    stored.name,
+                    digest.short(),
+                    stored.capabilities.join(", ")
+                )));
+            }
+        }
         let registry = self.plugins.clone();
-        let spec = PluginSpec {
-            name: runhook_plugins::name_from_path(&r.path),
-            path: r.path.clone().into(),
-            required: Capabilities::of(cap),
-        };
+        let spec = super::plugins::spec(r, cap);
         // Checked without compiling; a first compilation runs in the background.
         let prepared = tokio::task::spawn_blocking(move || registry.prepare(&spec))
             .await

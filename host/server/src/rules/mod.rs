@@ -15,5 +15,6 @@
 
 pub mod definition;
 pub mod pipeline;
+pub mod plugins;
 pub mod sample;
 pub mod scheduler;

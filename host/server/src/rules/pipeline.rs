@@ -25,9 +25,7 @@ use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
     ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
 };
-use runhook_plugins::{
-    Capabilities, Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession, PluginSpec,
-};
+use runhook_plugins::{Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
 
 /// Candidates read and committed per step.
@@ -261,7 +259,7 @@ async fn act(
         let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
         let results = call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
         let now = Timestamp::now();
-        let source = FeedbackSource::model(&runhook_plugins::name_from_path(&r.path));
+        let source = FeedbackSource::model(handle.name());
         for (record, result) in records.iter().zip(results) {
             let outcome = match result {
                 Ok(evaluations) => {
@@ -340,11 +338,7 @@ async fn load(
 ) -> Result<Option<(PluginHandle, PluginRef)>, CycleError> {
     let Some(r) = r.clone() else { return Ok(None) };
     let registry = plugins.clone();
-    let spec = PluginSpec {
-        name: runhook_plugins::name_from_path(&r.path),
-        path: r.path.clone().into(),
-        required: Capabilities::of(cap),
-    };
+    let spec = super::plugins::spec(&r, cap);
     let handle = tokio::task::spawn_blocking(move || registry.load(&spec)).await??;
     Ok(Some((handle, r)))
 }

@@ -17,6 +17,7 @@
 
 pub mod leases;
 pub mod outbox;
+pub mod plugins;
 pub mod rules;
 pub mod runs;
 pub mod secrets;
@@ -86,6 +87,9 @@ macro_rules! conformance_suite {
             leases::rules_are_spread_over_the_live_replicas,
             leases::an_expired_lease_is_taken_over_and_fences_its_former_owner,
             leases::a_singleton_has_one_holder,
+            plugins::uploads_are_content_addressed_and_kept_while_used,
+            plugins::a_rule_cannot_name_a_plugin_not_stored,
+            plugins::a_plugin_deleted_while_a_rule_is_saved_is_never_left_missing,
         );
     };
     ($harness:expr) => {
