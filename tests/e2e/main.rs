@@ -15,4 +15,5 @@ mod migrate;
 mod ops;
 mod plugin_cli;
 mod plugin_host;
+mod plugin_upload;
 mod replicas;

@@ -4,42 +4,23 @@
 //! was not. Runs in the suite's Postgres pass (`RUNHOOK_E2E_DATABASE`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::common::runhook;
+use crate::common::receiver::{Received, Receiver};
 use crate::common::server::Server;
+use crate::common::{plugin, runhook};
 
 /// Per run id, the webhook-ids it arrived under.
-type Seen = Arc<Mutex<HashMap<String, HashSet<String>>>>;
-
-fn receiver(rt: &tokio::runtime::Runtime) -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let notes = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let notes = notes.clone();
-            async move {
-                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let mut seen = notes.lock().unwrap();
-                for run in payload["runs"].as_array().into_iter().flatten() {
-                    if let Some(run) = run["id"].as_str() {
-                        seen.entry(run.to_string()).or_default().insert(id.clone());
-                    }
-                }
-                "ok"
-            }
-        }),
-    );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+fn by_run(received: &[Received]) -> HashMap<String, HashSet<String>> {
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+    for r in received {
+        for run in r.run_ids() {
+            seen.entry(run).or_default().insert(r.webhook_id.clone());
+        }
+    }
+    seen
 }
 
 fn runs(from: usize, n: usize) -> Value {
@@ -69,8 +50,8 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         );
         return;
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (hook, seen) = receiver(&rt);
+    let receiver = Receiver::start();
+    let seen = || by_run(&receiver.received());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("embedded");
     let key_file = data.join("secret.key");
@@ -81,14 +62,19 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let c = server.client();
     assert!(c.post(server.at("/runs/batch")).json(&runs(0, 1)).send().unwrap().status().is_success());
     let session = c.get(server.at("/sessions?name=moving")).send().unwrap().json::<Value>().unwrap()[0]["id"].clone();
+    // An uploaded transform plugin redacts each run's inputs.
+    let redact = std::fs::read(plugin("redact")).unwrap();
+    let uploaded = c.post(server.at("/api/v1/plugins?name=redact")).body(redact).send().unwrap();
+    let digest = uploaded.json::<Value>().unwrap()["sha256"].clone();
+    let transform = json!({"sha256": digest, "config": {"keys": ["i"]}});
     // A long interval: the rule runs at start and when triggered, not on its own.
     let rule = json!({"display_name": "moving", "session_id": session, "interval_seconds": 3600,
-                      "webhooks": [{"url": hook}]});
+                      "webhooks": [{"url": receiver.at("/hook")}], "plugins": {"transform": transform}});
     let rule: Value = c.post(server.at("/api/v1/runs/rules")).json(&rule).send().unwrap().json().unwrap();
     let rule_id = rule["id"].as_str().expect("the rule is created").to_string();
     assert!(c.post(server.at("/runs/batch")).json(&runs(1, 50)).send().unwrap().status().is_success());
     c.post(server.at(&format!("/api/v1/runs/rules/{rule_id}/trigger"))).send().unwrap();
-    wait_for("the first 50 runs were not delivered", || seen.lock().unwrap().len() == 50);
+    wait_for("the first 50 runs were not delivered", || seen().len() == 50);
     // Runs the rule has not seen yet when the server stops.
     assert!(c.post(server.at("/runs/batch")).json(&runs(51, 30)).send().unwrap().status().is_success());
     drop(server);
@@ -109,7 +95,10 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "migrate-store failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("81 runs") && stdout.contains("1 rules") && stdout.contains("50 rule-log lines"),
+        stdout.contains("81 runs")
+            && stdout.contains("1 plugins")
+            && stdout.contains("1 rules")
+            && stdout.contains("50 rule-log lines"),
         "{stdout}"
     );
     // A second move into the same database is refused: it is not empty.
@@ -119,14 +108,28 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         .unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
-    // On Postgres, with the embedded store's keys: the rule's first cycle
-    // sends the 30 runs it had not seen, and nothing else.
+    // On Postgres, with the embedded store's keys and no plugin file: the
+    // rule's first cycle sends the 30 runs it had not seen, and nothing
+    // else, redacted by the plugin it loads from the database.
+    let no_plugins = dir.path().join("no-plugins");
     let moved = Server::start_on(
         &dir.path().join("replica"),
-        &[("RUNHOOK_DATABASE_URL", &target), ("RUNHOOK_SECRET_KEY_FILE", key_file)],
+        &[
+            ("RUNHOOK_DATABASE_URL", &target),
+            ("RUNHOOK_SECRET_KEY_FILE", key_file),
+            ("RUNHOOK_PLUGINS_DIR", no_plugins.to_str().unwrap()),
+        ],
     );
     let c = moved.client();
-    wait_for("the 30 runs the rule had not seen were not delivered", || seen.lock().unwrap().len() == 80);
+    wait_for("the 30 runs the rule had not seen were not delivered", || seen().len() == 80);
+    let plugins: Value = c.get(moved.at("/api/v1/plugins")).send().unwrap().json().unwrap();
+    assert_eq!(plugins[0]["sha256"], digest, "the plugin moved");
+    assert_eq!(plugins[0]["rules"], json!([rule_id]), "and the rule still uses it");
+    for r in receiver.received() {
+        for run in r.body["runs"].as_array().unwrap() {
+            assert_eq!(run["inputs"]["i"], json!("[REDACTED]"), "every payload went through the plugin: {run}");
+        }
+    }
     let query: Value = c.post(moved.at("/runs/query")).json(&json!({"limit": 100})).send().unwrap().json().unwrap();
     assert_eq!(query["runs"].as_array().map(Vec::len), Some(81), "every run moved");
     let logs: Value =
@@ -145,6 +148,6 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let before = cycles();
     c.post(moved.at(&format!("/api/v1/runs/rules/{rule_id}/trigger"))).send().unwrap();
     wait_for("the triggered cycle did not run", || cycles() > before);
-    let twice: Vec<_> = seen.lock().unwrap().iter().filter(|(_, ids)| ids.len() > 1).map(|(r, _)| r.clone()).collect();
+    let twice: Vec<_> = seen().into_iter().filter(|(_, ids)| ids.len() > 1).map(|(r, _)| r).collect();
     assert!(twice.is_empty(), "runs sent again after the move: {twice:?}");
 }

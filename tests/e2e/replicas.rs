@@ -3,7 +3,8 @@
 //! past its leases and resumed: nothing acknowledged is lost, every
 //! matching run reaches the receiver, none under two webhook-ids, no rule
 //! acts on a run twice, and the receiver never has more requests in flight
-//! than the endpoint's bound.
+//! than the endpoint's bound. One rule's transform plugin is uploaded
+//! through the API; no replica has it on disk.
 //!
 //! Runs in the suite's Postgres pass (`RUNHOOK_E2E_DATABASE`); on the
 //! embedded store there is one process per data directory, and it says so.
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::common::plugin;
 use crate::common::server::{API_KEY, Server};
 
 const RUNS: usize = 10_000;
@@ -29,6 +31,8 @@ struct Seen {
     requests: Mutex<Vec<(String, String, Vec<String>)>>,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    /// Runs of rule `all` whose inputs the uploaded plugin did not redact.
+    unredacted: AtomicUsize,
 }
 
 fn receiver(rt: &tokio::runtime::Runtime) -> (String, Arc<Seen>) {
@@ -50,6 +54,10 @@ fn receiver(rt: &tokio::runtime::Runtime) -> (String, Arc<Seen>) {
                     let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                     let runs = payload["runs"].as_array().cloned().unwrap_or_default();
                     let ids = runs.iter().filter_map(|r| r["id"].as_str().map(str::to_string)).collect();
+                    if rule == "all" {
+                        let plain = runs.iter().filter(|r| r["inputs"]["i"] != json!("[REDACTED]")).count();
+                        notes.unredacted.fetch_add(plain, Ordering::SeqCst);
+                    }
                     notes.requests.lock().unwrap().push((rule, id, ids));
                     notes.in_flight.fetch_sub(1, Ordering::SeqCst);
                     "ok"
@@ -119,7 +127,13 @@ fn replicas_lose_nothing_and_send_nothing_twice_when_one_dies_or_stalls() {
         ("RUNHOOK_DELIVERY_PER_ENDPOINT_CONCURRENCY", per_endpoint.as_str()),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let start = |i: usize| Server::start_on(&dirs[i].path().join("data"), &env);
+    // No replica has a plugin file: they load the uploaded plugin from the database.
+    let start = |i: usize| {
+        let plugins = dirs[i].path().join("plugins");
+        let mut env = env.to_vec();
+        env.push(("RUNHOOK_PLUGINS_DIR", plugins.to_str().unwrap()));
+        Server::start_on(&dirs[i].path().join("data"), &env)
+    };
     let mut replicas: Vec<Option<Server>> = (0..3).map(|i| Some(start(i))).collect();
 
     let c = reqwest::blocking::Client::builder()
@@ -132,12 +146,16 @@ fn replicas_lose_nothing_and_send_nothing_twice_when_one_dies_or_stalls() {
     let (_, seed) = run(RUNS);
     assert!(c.post(first.at("/runs/batch")).json(&json!({"post": [seed]})).send().unwrap().status().is_success());
     let session = c.get(first.at("/sessions?name=replicas")).send().unwrap().json::<Value>().unwrap()[0]["id"].clone();
+    let redact = std::fs::read(plugin("redact")).unwrap();
+    let uploaded: Value = c.post(first.at("/api/v1/plugins?name=redact")).body(redact).send().unwrap().json().unwrap();
     let mut rules = HashMap::new();
     for (name, filter) in [("all", None), ("llm", Some("eq(run_type, \"llm\")"))] {
         let mut rule = json!({"display_name": name, "session_id": session, "interval_seconds": 1,
                               "webhooks": [{"url": format!("{base}/{name}")}]});
         if let Some(f) = filter {
             rule["filter"] = json!(f);
+        } else {
+            rule["plugins"] = json!({"transform": {"sha256": uploaded["sha256"], "config": {"keys": ["i"]}}});
         }
         let created: Value = c.post(first.at("/api/v1/runs/rules")).json(&rule).send().unwrap().json().unwrap();
         rules.insert(name, created["id"].as_str().expect("the rule is created").to_string());
@@ -243,6 +261,7 @@ fn replicas_lose_nothing_and_send_nothing_twice_when_one_dies_or_stalls() {
         }
         assert_eq!(lines, ids_of.len(), "rule {rule}: one log line per run sent");
     }
+    assert_eq!(seen.unredacted.load(Ordering::SeqCst), 0, "every replica ran the uploaded plugin");
     let most = seen.most_in_flight.load(Ordering::SeqCst);
     assert!(most <= PER_ENDPOINT, "the receiver had {most} requests in flight, more than the bound {PER_ENDPOINT}");
     eprintln!("replicas: {} runs acknowledged, {} requests, at most {most} in flight", acked.len(), requests.len());

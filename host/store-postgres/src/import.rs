@@ -15,12 +15,15 @@ use async_trait::async_trait;
 
 use runhook_core::model::{ChangeSeq, Feedback, RunRecord, Session};
 use runhook_store::ingest::IngestTx;
+use runhook_store::plugins::capabilities_text;
 use runhook_store::rules::CycleTx;
-use runhook_store::transfer::{Import, StoredDelivery, StoredRule};
+use runhook_store::secrets::open_spec;
+use runhook_store::transfer::{ExportedPlugin, Import, StoredDelivery, StoredRule};
 use runhook_store::{Attachment, ChangeTx, RuleRunLog, StoreError};
 
 use crate::PgStore;
 use crate::error::db;
+use crate::plugins::set_rule_plugins;
 use crate::rows::{at, json_text, seq};
 use crate::tx::Tx;
 
@@ -106,6 +109,26 @@ impl Import for PgStore {
         tx.commit().await
     }
 
+    async fn import_plugins(&self, plugins: &[ExportedPlugin]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for p in plugins {
+            sqlx::query(
+                "INSERT INTO plugins (digest, name, size, capabilities, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(p.record.digest.as_str())
+            .bind(&p.record.name)
+            .bind(i64::try_from(p.bytes.len()).unwrap_or(i64::MAX))
+            .bind(capabilities_text(&p.record.capabilities))
+            .bind(&p.bytes)
+            .bind(at(p.record.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
     async fn import_rules(&self, rules: &[StoredRule]) -> Result<(), StoreError> {
         let mut translated = Vec::with_capacity(rules.len());
         for r in rules {
@@ -130,6 +153,7 @@ impl Import for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+            set_rule_plugins(&mut tx, r.id, &open_spec(&self.keys, &r.sealed_spec)?).await?;
         }
         tx.commit().await.map_err(db)
     }

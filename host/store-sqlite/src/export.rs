@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use runhook_core::model::{ChangeSeq, DeliveryId, Feedback, FeedbackId, RuleId, RunId, RunRecord, Session};
-use runhook_store::transfer::{Export, StoredDelivery, StoredRule};
-use runhook_store::{Attachment, AttemptRecord, RuleRunLog, StoreError};
+use runhook_core::model::{
+    ChangeSeq, DeliveryId, Feedback, FeedbackId, PluginDigest, RuleId, RunId, RunRecord, Session,
+};
+use runhook_store::transfer::{Export, ExportedPlugin, StoredDelivery, StoredRule};
+use runhook_store::{Attachment, AttemptRecord, PluginStore, RuleRunLog, StoreError, StoredPlugin};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -72,6 +74,30 @@ impl Export for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn export_plugins(
+        &self,
+        after: Option<PluginDigest>,
+        limit: usize,
+    ) -> Result<Vec<ExportedPlugin>, StoreError> {
+        let digests: Vec<String> =
+            sqlx::query_scalar("SELECT digest FROM plugins WHERE digest > ? ORDER BY digest LIMIT ?")
+                .bind(after.as_ref().map_or("", PluginDigest::as_str))
+                .bind(limit as i64)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        let mut out = Vec::with_capacity(digests.len());
+        for digest in digests {
+            let digest: PluginDigest = digest.parse().map_err(|e| StoreError::corrupt("plugins.digest", e))?;
+            let record = self.get_plugin(&digest).await?;
+            let bytes = self.plugin_bytes(&digest).await?;
+            if let (Some(record), Some(bytes)) = (record, bytes) {
+                out.push(ExportedPlugin { record: StoredPlugin { rules: Vec::new(), ..record }, bytes });
+            }
+        }
+        Ok(out)
     }
 
     async fn export_rules(&self) -> Result<Vec<StoredRule>, StoreError> {

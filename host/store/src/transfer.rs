@@ -4,7 +4,8 @@
 //!
 //! A source exports its rows page by page, in an order the target can
 //! import them in: projects, runs (in change order), feedback,
-//! attachments, rules, rule logs, deliveries. Secrets stay sealed on the
+//! attachments, uploaded plugins, rules (which name plugins), rule logs,
+//! deliveries. Secrets stay sealed on the
 //! way (a target opens them with the same keys), and ids stay what they
 //! were, so receivers deduplicate a delivery sent again after the move.
 //!
@@ -20,10 +21,20 @@
 use async_trait::async_trait;
 
 use runhook_core::model::{
-    ChangeSeq, DeliveryId, Feedback, FeedbackId, RuleId, RunId, RunRecord, Session, Timestamp, WebhookId,
+    ChangeSeq, DeliveryId, Feedback, FeedbackId, PluginDigest, RuleId, RunId, RunRecord, Session, Timestamp, WebhookId,
 };
 
-use crate::{Attachment, AttemptRecord, RuleRunLog, StoreError};
+use crate::{Attachment, AttemptRecord, RuleRunLog, StoreError, StoredPlugin};
+
+/// An uploaded plugin with its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedPlugin {
+    /// Its record (the rules using it are not carried: the target learns
+    /// them from the rules it imports).
+    pub record: StoredPlugin,
+    /// The component.
+    pub bytes: Vec<u8>,
+}
 
 /// A rule as stored: its spec still sealed, its progress in the source's positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +107,12 @@ pub trait Export: Send + Sync + std::fmt::Debug {
         after: Option<(RunId, String)>,
         limit: usize,
     ) -> Result<Vec<Attachment>, StoreError>;
+    /// Up to `limit` uploaded plugins with digests after `after`, by digest.
+    async fn export_plugins(
+        &self,
+        after: Option<PluginDigest>,
+        limit: usize,
+    ) -> Result<Vec<ExportedPlugin>, StoreError>;
     /// Every rule, as stored.
     async fn export_rules(&self) -> Result<Vec<StoredRule>, StoreError>;
     /// Up to `limit` rule-log lines after `(rule, run)`, in that order.
@@ -122,8 +139,11 @@ pub trait Import: Send + Sync + std::fmt::Debug {
     async fn import_feedback(&self, feedback: &[Feedback]) -> Result<(), StoreError>;
     /// Stores attachments.
     async fn import_attachments(&self, attachments: &[Attachment]) -> Result<(), StoreError>;
+    /// Stores uploaded plugins (one already stored, same bytes, is kept).
+    async fn import_plugins(&self, plugins: &[ExportedPlugin]) -> Result<(), StoreError>;
     /// Stores rules, their positions translated to this store's so that
-    /// they compare with the imported runs as they did with the source's.
+    /// they compare with the imported runs as they did with the source's,
+    /// with the plugins they use recorded (imported before them).
     async fn import_rules(&self, rules: &[StoredRule]) -> Result<(), StoreError>;
     /// Stores rule-log lines.
     async fn import_logs(&self, logs: &[RuleRunLog]) -> Result<(), StoreError>;

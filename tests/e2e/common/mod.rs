@@ -1,6 +1,7 @@
 //! Shared helpers: the example plugins (built once per test process) and the
 //! `runhook` binary.
 
+pub mod receiver;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -5,8 +5,8 @@
 //! The source server must be stopped (the data directory's lock is
 //! taken); the target must be empty, and no replica may run on it until
 //! the move is done. Everything is copied as stored: runs with their
-//! places in change order, feedback, projects, attachments, rules with
-//! their progress and logs, pending and finished deliveries with their
+//! places in change order, feedback, projects, attachments, uploaded
+//! plugins, rules with their progress and logs, pending and finished deliveries with their
 //! attempts and ids. Secrets stay sealed under the source's keys, which
 //! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
 //! Rule cycle histories are not copied.
@@ -67,8 +67,8 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
     anyhow::ensure!(target.is_empty().await?, "the target database is not empty; migrate into an empty one");
     let counts = copy(&source, &target).await?;
     println!(
-        "moved {} projects, {} runs, {} feedback, {} attachments, {} rules, {} rule-log lines, {} deliveries",
-        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
+        "moved {} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} deliveries",
+        counts[0], counts[1], counts[2], counts[3], counts[7], counts[4], counts[5], counts[6]
     );
     match &config.secret_key {
         Some(_) => println!("start the replicas with the same RUNHOOK_SECRET_KEY"),
@@ -85,9 +85,10 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
 }
 
 /// Copies every kind of row in the order the target imports them; how
-/// many of each (projects, runs, feedback, attachments, rules, logs, deliveries).
-async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usize; 7]> {
-    let mut counts = [0; 7];
+/// many of each (projects, runs, feedback, attachments, rules, logs,
+/// deliveries, plugins).
+async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usize; 8]> {
+    let mut counts = [0; 8];
     let sessions = source.export_sessions().await?;
     target.import_sessions(&sessions).await?;
     counts[0] = sessions.len();
@@ -116,7 +117,17 @@ async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usi
         target.import_attachments(&attachments).await?;
         counts[3] += attachments.len();
     }
-    // After every run: rules' positions are translated against them.
+    let mut after = None;
+    loop {
+        // Plugins are large (a Python guest is ~20 MB): a few per page.
+        let plugins = source.export_plugins(after, 4).await?;
+        let Some(last) = plugins.last() else { break };
+        after = Some(last.record.digest.clone());
+        target.import_plugins(&plugins).await?;
+        counts[7] += plugins.len();
+    }
+    // After every run and plugin: rules' positions are translated against
+    // the runs, and the plugins they name are there.
     let rules = source.export_rules().await?;
     target.import_rules(&rules).await?;
     counts[4] = rules.len();
