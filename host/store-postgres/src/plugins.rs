@@ -48,7 +48,8 @@ pub(crate) async fn set_rule_plugins(
             .map_err(db);
         match done {
             Err(e) if foreign_key_violation(&e) => return Err(missing_plugin(&digest)),
-            other => drop(other?),
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
     }
     Ok(())
