@@ -14,10 +14,16 @@
 //! first start. Values written before encryption existed are plain text;
 //! they are read as they are and re-sealed at the next start.
 //!
+//! A ring's keys can be replaced while it is in use ([`Keyring::replace`]):
+//! every clone shares them, so a server that re-reads its key file hands
+//! the new keys to its store at once. That is how replicas of a cluster
+//! rotate keys without stopping (`runhook keys rotate`).
+//!
 //! Layering: layer 0; imports nothing from the crate.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -76,9 +82,10 @@ impl Key {
 }
 
 /// The keys secrets are sealed and opened with; the first one seals.
+/// Clones share the keys (see [`Keyring::replace`]).
 #[derive(Clone)]
 pub struct Keyring {
-    keys: Vec<Key>,
+    keys: Arc<RwLock<Arc<[Key]>>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -89,9 +96,18 @@ impl fmt::Debug for Keyring {
 }
 
 impl Keyring {
+    fn of(keys: Vec<Key>) -> Self {
+        Self { keys: Arc::new(RwLock::new(keys.into())) }
+    }
+
+    /// The keys now (a replacement never disturbs a reader holding these).
+    fn keys(&self) -> Arc<[Key]> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// A ring of one fresh random key (for tests and tools).
     pub fn generate() -> Self {
-        Self { keys: vec![Key::new(rand::random())] }
+        Self::of(vec![Key::new(rand::random())])
     }
 
     /// Parses base64 keys, the first current.
@@ -109,7 +125,7 @@ impl Keyring {
         if out.is_empty() {
             return Err(SecretError::NoKey(origin.into()));
         }
-        Ok(Self { keys: out })
+        Ok(Self::of(out))
     }
 
     /// The keys in the key file at `path`, created with one fresh key
@@ -127,12 +143,18 @@ impl Keyring {
         }
     }
 
+    /// The keys in the key file at `path`, which must exist.
+    pub fn read_file(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Io { path: path.into(), source })?;
+        Self::parse(&path.display().to_string(), text.lines())
+    }
+
     /// Writes the ring to `path` atomically, mode 0600, current key first.
     pub fn write_file(&self, path: &Path) -> Result<(), SecretError> {
         let io = |source| SecretError::Io { path: path.to_path_buf(), source };
         let engine = base64::engine::general_purpose::STANDARD;
         let mut text = String::from("# runhook secret keys: base64, the first one seals. Keep this file private.\n");
-        for k in &self.keys {
+        for k in self.keys().iter() {
             text.push_str(&engine.encode(k.raw));
             text.push('\n');
         }
@@ -145,26 +167,52 @@ impl Keyring {
         Ok(())
     }
 
+    /// From now on, this ring and every clone of it seal and open with
+    /// `other`'s keys.
+    pub fn replace(&self, other: &Keyring) {
+        let keys = other.keys();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
     /// A ring with a fresh key in front of these (the first step of a rotation).
     pub fn with_new_key(&self) -> Self {
         let mut keys = vec![Key::new(rand::random())];
-        keys.extend(self.keys.iter().cloned());
-        Self { keys }
+        keys.extend(self.keys().iter().cloned());
+        Self::of(keys)
+    }
+
+    /// A ring with a fresh key right after the current one: it opens
+    /// values sealed under the fresh key and still seals under the current
+    /// one (the first step of a rotation while replicas serve).
+    pub fn accepting_new_key(&self) -> Self {
+        let keys = self.keys();
+        let mut out = vec![keys[0].clone(), Key::new(rand::random())];
+        out.extend(keys[1..].iter().cloned());
+        Self::of(out)
+    }
+
+    /// A ring with the key `id` moved first, so it seals; `None` when it
+    /// holds no such key.
+    pub fn promoted(&self, id: &str) -> Option<Self> {
+        let keys = self.keys();
+        let chosen = keys.iter().find(|k| k.id == id)?.clone();
+        Some(Self::of(std::iter::once(chosen).chain(keys.iter().filter(|k| k.id != id).cloned()).collect()))
     }
 
     /// Only the current key (the last step of a rotation).
     pub fn current_only(&self) -> Self {
-        Self { keys: self.keys[..1].to_vec() }
+        Self::of(self.keys()[..1].to_vec())
     }
 
     /// The key ids, current first.
     pub fn ids(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.id.clone()).collect()
+        self.keys().iter().map(|k| k.id.clone()).collect()
     }
 
     /// Seals `plain` under the current key.
     pub fn seal(&self, plain: &str) -> String {
-        let key = &self.keys[0];
+        let keys = self.keys();
+        let key = &keys[0];
         let nonce: [u8; NONCE_LEN] = rand::random();
         let payload = Payload { msg: plain.as_bytes(), aad: key.id.as_bytes() };
         // Encryption fails only for messages beyond 256 GiB.
@@ -180,7 +228,8 @@ impl Keyring {
             return Ok(stored.to_string());
         };
         let (id, blob) = rest.split_once(':').ok_or(SecretError::Corrupt)?;
-        let key = self.keys.iter().find(|k| k.id == id).ok_or_else(|| SecretError::UnknownKey(id.into()))?;
+        let keys = self.keys();
+        let key = keys.iter().find(|k| k.id == id).ok_or_else(|| SecretError::UnknownKey(id.into()))?;
         let blob = base64::engine::general_purpose::STANDARD_NO_PAD.decode(blob).map_err(|_| SecretError::Corrupt)?;
         if blob.len() < NONCE_LEN {
             return Err(SecretError::Corrupt);
@@ -195,7 +244,8 @@ impl Keyring {
 
     /// Whether `stored` is sealed under the current key (nothing to re-seal).
     pub fn is_current(&self, stored: &str) -> bool {
-        stored.strip_prefix(PREFIX).and_then(|r| r.split_once(':')).is_some_and(|(id, _)| id == self.keys[0].id)
+        let keys = self.keys();
+        stored.strip_prefix(PREFIX).and_then(|r| r.split_once(':')).is_some_and(|(id, _)| id == keys[0].id)
     }
 }
 
@@ -220,6 +270,22 @@ mod tests {
         let only_new = rotated.current_only();
         assert_eq!(only_new.open(&resealed).unwrap(), "https://hooks.example.com/x?token=s3cret");
         assert!(matches!(only_new.open(&sealed), Err(SecretError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn a_replaced_ring_changes_every_clone() {
+        let ring = Keyring::generate();
+        let held = ring.clone();
+        let accepting = ring.accepting_new_key();
+        let (old, new) = (accepting.ids()[0].clone(), accepting.ids()[1].clone());
+        held.replace(&accepting);
+        assert_eq!(ring.ids(), vec![old.clone(), new.clone()], "the clone sees the new key");
+        assert!(ring.is_current(&ring.seal("x")), "and still seals under the old one");
+        let promoted = ring.promoted(&new).unwrap();
+        assert_eq!(promoted.ids(), vec![new.clone(), old]);
+        ring.replace(&promoted);
+        assert!(held.seal("y").starts_with(&format!("enc:v1:{new}:")));
+        assert!(ring.promoted("nope").is_none());
     }
 
     #[test]

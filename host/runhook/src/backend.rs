@@ -38,6 +38,6 @@ pub async fn prepare(config: Config) -> anyhow::Result<App> {
         None => Some(lock_data_dir(&config.data_dir)?),
     };
     let keys = load_keys(&config)?;
-    let store = open_store(&config, keys).await?;
-    App::prepare(config, store, lock).await
+    let store = open_store(&config, keys.clone()).await?;
+    App::prepare(config, store, keys, lock).await
 }

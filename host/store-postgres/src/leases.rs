@@ -23,11 +23,12 @@ impl LeaseStore for PgStore {
     async fn heartbeat(&self, me: &str, ttl: Duration) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
-            "INSERT INTO replicas (id, alive_until) VALUES ($1, now() + $2 * interval '1 millisecond') \
-             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+            "INSERT INTO replicas (id, alive_until, key_ids) VALUES ($1, now() + $2 * interval '1 millisecond', $3) \
+             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until, key_ids = excluded.key_ids",
         )
         .bind(me)
         .bind(millis(ttl))
+        .bind(self.keys.ids().join(","))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -111,4 +112,17 @@ impl LeaseStore for PgStore {
         }
         tx.commit().await.map_err(db)
     }
+
+    async fn replica_keys(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, key_ids FROM replicas WHERE alive_until >= now() ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows.into_iter().map(|(id, keys)| (id, key_ids(&keys))).collect())
+    }
+}
+
+fn key_ids(text: &str) -> Vec<String> {
+    text.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }

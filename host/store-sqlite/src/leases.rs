@@ -26,10 +26,12 @@ impl LeaseStore for SqliteStore {
         let (now, until) = later(ttl);
         let mut tx = self.write.begin().await.map_err(db)?;
         sqlx::query(
-            "INSERT INTO replicas (id, alive_until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+            "INSERT INTO replicas (id, alive_until, key_ids) VALUES (?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until, key_ids = excluded.key_ids",
         )
         .bind(me)
         .bind(&until)
+        .bind(self.keys.ids().join(","))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -109,5 +111,17 @@ impl LeaseStore for SqliteStore {
             sqlx::query(sql).bind(me).execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn replica_keys(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let now = Timestamp::now().to_naive_string();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, key_ids FROM replicas WHERE alive_until >= ? ORDER BY id")
+                .bind(now)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        let ids = |text: &str| text.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        Ok(rows.into_iter().map(|(id, keys)| (id.clone(), ids(&keys))).collect())
     }
 }

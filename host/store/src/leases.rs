@@ -36,8 +36,9 @@ pub struct Lease {
 /// Leases on rules and on the cluster's singletons.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + std::fmt::Debug {
-    /// Marks replica `me` alive for `ttl`; how many replicas are alive,
-    /// `me` included.
+    /// Marks replica `me` alive for `ttl`, with the ids of the keys its
+    /// store seals and opens with (current first); how many replicas are
+    /// alive, `me` included.
     async fn heartbeat(&self, me: &str, ttl: Duration) -> Result<usize, StoreError>;
 
     /// In one transaction: renews the rule leases `me` holds for `ttl`,
@@ -52,6 +53,10 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug {
     /// Gives up every lease `me` holds, and its heartbeat (a replica stopping
     /// cleanly, so others take over at once).
     async fn leave(&self, me: &str) -> Result<(), StoreError>;
+
+    /// The live replicas, each with the key ids of its last heartbeat
+    /// (what a key rotation waits on).
+    async fn replica_keys(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
 }
 
 /// How many of `rules` each of `replicas` live replicas holds: an even

@@ -12,9 +12,10 @@
 //! Equal ciphertexts reveal that two rows go to the same target, which the
 //! rows' rule and endpoint columns reveal already; they reveal nothing of
 //! the target. Both memories hold at most `CAPACITY` entries and start
-//! over when full. Keys change only while the server is stopped
-//! (`runhook keys rotate`), so a remembered sealing is always under the
-//! current key.
+//! over when full. Keys can change while the server runs (`runhook keys
+//! rotate` on a cluster): a remembered sealing is used only while it is
+//! under the current key, so after a change every new row is sealed under
+//! the new key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,9 @@ fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, valu
 impl TargetMemo {
     /// `target` sealed with `keys`, the same ciphertexts as last time.
     pub fn seal(&self, keys: &Keyring, target: &Target) -> SealedTarget {
-        if let Some(s) = self.sealed.lock().unwrap_or_else(|e| e.into_inner()).get(target) {
+        if let Some(s) = self.sealed.lock().unwrap_or_else(|e| e.into_inner()).get(target)
+            && keys.is_current(&s.url)
+        {
             return s.clone();
         }
         let sealed = SealedTarget {

@@ -31,6 +31,10 @@ pub async fn rules_are_spread_over_the_live_replicas(h: &dyn Harness) {
     let ids = rules(store.as_ref(), 5).await;
     assert_eq!(store.heartbeat("a", LONG).await.unwrap(), 1);
     assert_eq!(store.heartbeat("b", LONG).await.unwrap(), 2);
+    let reported = store.replica_keys().await.unwrap();
+    let names: Vec<&str> = reported.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "both report their keys");
+    assert!(!reported[0].1.is_empty() && reported[0].1 == reported[1].1, "{reported:?}");
     let share = fair_share(ids.len(), 2);
     let a = store.balance_leases("a", share, LONG).await.unwrap();
     let b = store.balance_leases("b", share, LONG).await.unwrap();
@@ -57,6 +61,7 @@ pub async fn rules_are_spread_over_the_live_replicas(h: &dyn Harness) {
     assert_eq!(more.len(), 4);
     // Leaving frees everything at once.
     store.leave("b").await.unwrap();
+    assert_eq!(store.replica_keys().await.unwrap().len(), 1, "b is gone");
     assert_eq!(store.balance_leases("a", 5, LONG).await.unwrap().len(), 5);
 }
 

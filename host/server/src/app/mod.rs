@@ -1,13 +1,18 @@
 //! Wires the service together and runs it until shutdown.
 //!
 //! [`App::prepare`] takes an open store (the `runhook` binary chooses and
-//! opens the backend), re-seals stored secrets and settles the API key;
+//! opens the backend) with its keys, re-seals stored secrets (the
+//! embedded store) and settles the API key;
 //! [`App::serve`] serves on the given listener until `shutdown` is
 //! cancelled, then lets requests in flight finish. `runhook serve` announces
 //! its address between the two, so a client that sees the address finds
 //! the service ready.
 //!
-//! Layering: layer 4; may import anything in the crate.
+//! Layering: layer 5; may import anything in the crate.
+
+mod keys;
+
+pub use keys::{key_file, load_keys};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use crate::delivery::{self, NetworkGuard};
 use crate::rules::definition::Definitions;
 use crate::rules::plugins::StoreComponents;
 use crate::rules::scheduler;
-use runhook_core::secrets::{self, Keyring};
+use runhook_core::secrets::Keyring;
 use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
 use runhook_store::{Announcement, Store};
 
@@ -33,6 +38,8 @@ use runhook_store::{Announcement, Store};
 pub struct App {
     config: Config,
     state: AppState,
+    /// The store's keys, re-read from the key file while serving.
+    keys: Keyring,
     /// Held while the app lives: one process per data directory (the
     /// embedded store's; none on a shared database).
     _lock: Option<std::fs::File>,
@@ -42,12 +49,22 @@ impl App {
     /// Settles the API key and builds the shared state over `store`,
     /// opened by the caller; `lock` is the data directory's lock file (see
     /// [`lock_data_dir`]) when the store lives there, held while the app lives.
-    pub async fn prepare(config: Config, store: Arc<dyn Store>, lock: Option<std::fs::File>) -> anyhow::Result<Self> {
+    pub async fn prepare(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: Keyring,
+        lock: Option<std::fs::File>,
+    ) -> anyhow::Result<Self> {
         // Values sealed under an older key, or stored before encryption
-        // existed, are re-sealed under the current one.
-        let resealed = store.reseal_secrets().await.context("cannot re-seal stored secrets")?;
-        if resealed > 0 {
-            tracing::info!(values = resealed, "stored secrets re-sealed under the current key");
+        // existed, are re-sealed under the current one: by the one process
+        // of the embedded store (finishing a rotation a crash cut short).
+        // On a shared database only `runhook keys rotate` re-seals, once
+        // for the cluster, when every replica holds the keys it needs.
+        if config.database.is_none() {
+            let resealed = store.reseal_secrets().await.context("cannot re-seal stored secrets")?;
+            if resealed > 0 {
+                tracing::info!(values = resealed, "stored secrets re-sealed under the current key");
+            }
         }
         let key = match &config.api_key {
             Some(key) => key.clone(),
@@ -87,7 +104,7 @@ impl App {
             api::announce(&state, Announcement::RulesChanged).await;
             tracing::info!(rules = n, "rules from the config file applied");
         }
-        Ok(Self { config, state, _lock: lock })
+        Ok(Self { config, state, keys, _lock: lock })
     }
 
     /// The shared state (the store, for benchmarks and tools).
@@ -127,6 +144,7 @@ impl App {
             }
         };
         let watcher = state.plugins.clone().spawn_watcher(self.config.plugins.reload_interval, workers.clone());
+        let key_watcher = key_file(&self.config).map(|file| keys::watch(self.keys.clone(), file, workers.clone()));
         if let Some(handle) = state.metrics.clone() {
             // Histograms buffer samples until rendered; drain them even when
             // nobody scrapes.
@@ -145,7 +163,7 @@ impl App {
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
         api::listen::serve(listener, router, self.config.limits, shutdown).await;
         workers.cancel();
-        for task in [scheduler, sender, watcher].into_iter().chain(retention) {
+        for task in [scheduler, sender, watcher].into_iter().chain(retention).chain(key_watcher) {
             let _ = task.await;
         }
         tracing::info!("runhook stopped");
@@ -191,18 +209,6 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
-}
-
-/// The secret keys: from `RUNHOOK_SECRET_KEY`, or the key file (created
-/// at first start).
-pub fn load_keys(config: &Config) -> anyhow::Result<Keyring> {
-    let file = config.secret_key_file.clone().unwrap_or_else(|| config.data_dir.join(secrets::KEY_FILE));
-    let keys = match &config.secret_key {
-        Some(v) => Keyring::parse("RUNHOOK_SECRET_KEY", v.split(','))?,
-        None => Keyring::load_file(&file)?,
-    };
-    tracing::debug!(keys = ?keys.ids(), "secret keys loaded");
-    Ok(keys)
 }
 
 /// The API key kept in the data directory, generated at first start.
