@@ -10,6 +10,7 @@ mod claims;
 mod common;
 mod delivery_faults;
 mod hardening;
+mod keys;
 mod languages;
 mod migrate;
 mod ops;

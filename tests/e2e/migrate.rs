@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::receiver::{Received, Receiver};
-use crate::common::server::Server;
+use crate::common::server::{Server, fresh_database};
 use crate::common::{plugin, runhook};
 
 /// Per run id, the webhook-ids it arrived under.
@@ -79,14 +79,7 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     assert!(c.post(server.at("/runs/batch")).json(&runs(51, 30)).send().unwrap().status().is_success());
     drop(server);
 
-    let target = {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("migrated_{}_{nanos}", std::process::id());
-        let create = format!("CREATE DATABASE {name}");
-        let out = std::process::Command::new("psql").arg(&pg).args(["-qXc", &create]).output().unwrap();
-        assert!(out.status.success());
-        format!("{}/{name}", pg.rsplit_once('/').unwrap().0)
-    };
+    let target = fresh_database(&pg, "migrated");
     let out = runhook()
         .args(["migrate-store", "--from", &format!("sqlite:{}", data.display()), "--to", &target])
         .env_remove("RUNHOOK_DATABASE_URL")

@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::common::plugin;
-use crate::common::server::{API_KEY, Server};
+use crate::common::server::{API_KEY, Server, fresh_database};
 
 const RUNS: usize = 10_000;
 const BATCH: usize = 100;
@@ -69,16 +69,6 @@ fn receiver(rt: &tokio::runtime::Runtime) -> (String, Arc<Seen>) {
     (base, seen)
 }
 
-/// A fresh database on the suite's Postgres server.
-fn shared_database(server: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("replicas_{}_{nanos}", std::process::id());
-    let out =
-        std::process::Command::new("psql").arg(server).args(["-qXc", &format!("CREATE DATABASE {name}")]).output();
-    assert!(out.unwrap().status.success(), "cannot create {name}");
-    format!("{}/{name}", server.rsplit_once('/').unwrap().0)
-}
-
 fn run(i: usize) -> (String, Value) {
     let id = format!("0193b8f2-0000-7000-8000-{i:012}");
     let kind = if i.is_multiple_of(2) { "llm" } else { "chain" };
@@ -117,7 +107,7 @@ fn replicas_lose_nothing_and_send_nothing_twice_when_one_dies_or_stalls() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (base, seen) = receiver(&rt);
-    let url = shared_database(&pg);
+    let url = fresh_database(&pg, "replicas");
     let lease = LEASE_MS.to_string();
     let per_endpoint = PER_ENDPOINT.to_string();
     let env = [

@@ -12,6 +12,10 @@ use serde_json::Value;
 pub struct Received {
     /// The path it was posted to (`/hook`).
     pub path: String,
+    /// Its query string, if any.
+    pub query: Option<String>,
+    /// Its headers.
+    pub headers: HeaderMap,
     /// Its `webhook-id` header.
     pub webhook_id: String,
     /// Its body (`null` when not JSON).
@@ -48,7 +52,8 @@ impl Receiver {
                 async move {
                     let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").into();
                     let body = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    notes.lock().unwrap().push(Received { path: uri.path().to_string(), webhook_id, body });
+                    let (path, query) = (uri.path().to_string(), uri.query().map(str::to_string));
+                    notes.lock().unwrap().push(Received { path, query, headers, webhook_id, body });
                     "ok"
                 }
             },

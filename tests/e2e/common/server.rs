@@ -153,6 +153,17 @@ pub fn database_for(data: &Path) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// A new, empty database named after `prefix` on the Postgres server
+/// `server` (a URL ending in a database name); its URL.
+pub fn fresh_database(server: &str, prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let name = format!("{prefix}_{}_{nanos}", std::process::id());
+    let out =
+        std::process::Command::new("psql").arg(server).args(["-qXc", &format!("CREATE DATABASE {name}")]).output();
+    assert!(out.unwrap().status.success(), "cannot create {name}");
+    format!("{}/{name}", server.rsplit_once('/').unwrap().0)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
