@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use runhook_core::model::{PluginDigest, RuleId, RuleSpec, Timestamp};
-use runhook_store::plugins::{capabilities_from, capabilities_text, missing_plugin};
+use runhook_store::plugins::{capabilities_from, capabilities_text, deleted_meanwhile, missing_plugin};
 use runhook_store::{PluginRemoval, PluginStore, PluginUpload, StoreError, StoredPlugin};
 
 use crate::SqliteStore;
@@ -89,9 +89,7 @@ impl PluginStore for SqliteStore {
         .execute(&self.write)
         .await
         .map_err(db)?;
-        let stored = self.get_plugin(&upload.digest).await?;
-        let stored =
-            stored.ok_or_else(|| StoreError::Conflict(format!("plugin {} was deleted meanwhile", upload.digest)))?;
+        let stored = self.get_plugin(&upload.digest).await?.ok_or_else(|| deleted_meanwhile(&upload.digest))?;
         Ok((stored, done.rows_affected() > 0))
     }
 

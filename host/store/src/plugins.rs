@@ -93,3 +93,9 @@ pub fn capabilities_from(text: &str) -> Vec<String> {
 pub fn missing_plugin(digest: impl std::fmt::Display) -> StoreError {
     StoreError::Conflict(format!("no uploaded plugin has sha256 {digest} (was it deleted meanwhile?)"))
 }
+
+/// The conflict an upload answers when its plugin was deleted between its
+/// write and its read back.
+pub fn deleted_meanwhile(digest: impl std::fmt::Display) -> StoreError {
+    StoreError::Conflict(format!("plugin {digest} was deleted meanwhile; upload it again"))
+}
