@@ -129,3 +129,42 @@ fn run_rejects_bad_input_before_calling() {
     let out = runhook().args(["plugin", "run"]).arg(plugin("llm_errors")).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "no capability flag is a usage error");
 }
+
+/// `upload` checks the component locally, sends it to the server, and says
+/// how a rule names it; the same bytes again are "already uploaded".
+#[test]
+fn upload_sends_a_checked_component_to_the_server() {
+    use crate::common::server::{API_KEY, Server};
+    let server = Server::start();
+    let upload = |file: &std::path::Path, extra: &[&str]| {
+        runhook()
+            .args(["plugin", "upload", "--server", &server.url, "--api-key", API_KEY])
+            .args(extra)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let file = plugin("llm_errors");
+    let out = upload(&file, &["--name", "errors"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(&file).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert!(stdout.starts_with("uploaded errors") && stdout.contains(&digest), "{stdout}");
+    assert!(stdout.contains(&format!("\"match\": {{\"sha256\": \"{digest}\"}}")), "{stdout}");
+    let again = upload(&file, &["--json"]);
+    assert!(again.status.success());
+    assert_eq!(stdout_json(&again)["name"], "errors", "the first name stays");
+    let listed: serde_json::Value = server.client().get(server.at("/api/v1/plugins")).send().unwrap().json().unwrap();
+    assert_eq!(listed[0]["sha256"], digest.as_str());
+
+    // Not a component: refused here, exit 1, nothing sent.
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), b"not wasm").unwrap();
+    let refused = upload(bad.path(), &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let listed: serde_json::Value = server.client().get(server.at("/api/v1/plugins")).send().unwrap().json().unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}

@@ -78,7 +78,8 @@ def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):
     assert oct((data / "secret.key").stat().st_mode & 0o777) == "0o600"
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="keys rotate on a shared database is not built yet (issue 20, item 6)")
+@pytest.mark.skipif(ON_POSTGRES, reason="the embedded store's rotation (its lock and key file); "
+                    "on a shared database tests/e2e/keys.rs rotates under serving replicas")
 def test_keys_rotate_reseals_everything_under_a_new_key(tmp_path, receiver):
     data = tmp_path / "data"
     server = Server(data)

@@ -5,8 +5,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::Value;
+
+use super::client::{ServerArgs, call, call_with};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DeliveriesCommand {
@@ -56,20 +58,6 @@ pub(super) enum DeliveriesCommand {
         #[arg(long, requires = "since")]
         status: Option<String>,
     },
-}
-
-/// Where the server is and how to talk to it.
-#[derive(Debug, Clone, Args)]
-pub(super) struct ServerArgs {
-    /// The server's base URL.
-    #[arg(long, env = "RUNHOOK_SERVER", default_value = "http://127.0.0.1:1984")]
-    server: String,
-    /// The API key.
-    #[arg(long, env = "RUNHOOK_API_KEY", hide_env_values = true)]
-    api_key: String,
-    /// Print the API's JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 pub(super) fn run(cmd: DeliveriesCommand) -> anyhow::Result<ExitCode> {
@@ -144,37 +132,6 @@ fn time_arg(raw: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Str
         .and_then(|age| now.checked_sub_signed(age))
         .with_context(|| format!("{raw:?} is too long ago"))?;
     Ok(age.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
-async fn call(
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, String)],
-) -> anyhow::Result<Value> {
-    call_with(server, method, path, query, None).await
-}
-
-async fn call_with(
-    server: &ServerArgs,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, String)],
-    body: Option<&Value>,
-) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", server.server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).header("x-api-key", &server.api_key).query(query);
-    if let Some(body) = body {
-        req = req.json(body);
-    }
-    let resp = req.send().await.with_context(|| format!("cannot reach {}", server.server))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.with_context(|| format!("{url}: the answer is not JSON"))?;
-    if !status.is_success() {
-        let detail = body.get("detail").and_then(Value::as_str).unwrap_or("no detail");
-        anyhow::bail!("{url}: HTTP {status}: {detail}");
-    }
-    Ok(body)
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {

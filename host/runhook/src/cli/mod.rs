@@ -4,6 +4,7 @@
 //! and print. Exit codes: 0 success, 1 the plugin (or check) failed, 2 the
 //! command itself could not run (bad arguments, unreadable files).
 
+mod client;
 mod deliveries;
 mod demo;
 mod keys;

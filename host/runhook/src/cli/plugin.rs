@@ -1,10 +1,12 @@
-//! `runhook plugin check` and `runhook plugin run`: the plugin author's loop.
+//! `runhook plugin check`, `run` and `upload`: the plugin author's loop.
 //!
 //! `check` loads a component the way a rule would and reports what it
 //! exports and imports, whether its code came from the compile cache and what
 //! compiling or loading cost. `run` calls one capability on a JSON file and
 //! prints the result (or the typed error) with the time taken, under the same
-//! sandbox and limits a rule applies.
+//! sandbox and limits a rule applies. `upload` sends a checked component to
+//! a running server, which stores it for every replica, and prints the
+//! digest a rule names it by.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +27,20 @@ pub(super) enum PluginCommand {
     Run(RunArgs),
     /// Create a plugin project in Rust, Python, JavaScript, C or Go that builds with ./build.sh.
     New(super::scaffold::NewArgs),
+    /// Upload a plugin to a running server (stored by its SHA-256, for every replica); prints the
+    /// digest a rule names it by.
+    Upload(UploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct UploadArgs {
+    /// The plugin component (.wasm).
+    file: PathBuf,
+    /// Its name in listings and logs [default: the file's name without .wasm].
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    server: super::client::ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +100,7 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::Check(args) => check(&args),
         PluginCommand::Run(args) => run_plugin(&args),
+        PluginCommand::Upload(args) => upload(&args),
         PluginCommand::New(args) => {
             let root = super::scaffold::create(&args)?;
             println!("created {}", root.display());
@@ -93,6 +110,36 @@ pub(super) fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Checks the component here (a refusal needs no server), then uploads it.
+fn upload(args: &UploadArgs) -> anyhow::Result<ExitCode> {
+    let name = args.name.clone().unwrap_or_else(|| plugin_name(&args.file));
+    let wasm =
+        runhook_plugins::PluginFiles::anywhere(runhook_plugins::DEFAULT_MAX_PLUGIN_BYTES).read(&name, &args.file)?;
+    if let Err(err) = runhook_plugins::probe::probe(&name, &wasm, Capabilities::default()) {
+        return Ok(check_failed(args.server.json, &name, &err));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let query = [("name", name)];
+    let (status, record) =
+        runtime.block_on(super::client::post_bytes(&args.server, "/api/v1/plugins", &query, wasm))?;
+    if args.server.json {
+        println!("{record:#}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |key: &str| record[key].as_str().unwrap_or("?").to_string();
+    let capabilities: Vec<&str> =
+        record["capabilities"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
+    let what = if status == reqwest::StatusCode::CREATED { "uploaded" } else { "already uploaded" };
+    println!("{what} {} ({} bytes; {})", text("name"), record["size"], capabilities.join(", "));
+    println!("sha256  {}", text("sha256"));
+    println!(
+        "use it in a rule: \"plugins\": {{\"{}\": {{\"sha256\": \"{}\"}}}}",
+        capabilities.first().unwrap_or(&"match"),
+        text("sha256")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plugin_name(path: &Path) -> String {
