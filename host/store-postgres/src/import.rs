@@ -15,7 +15,6 @@ use async_trait::async_trait;
 
 use runhook_core::model::{ChangeSeq, Feedback, RunRecord, Session};
 use runhook_store::ingest::IngestTx;
-use runhook_store::plugins::capabilities_text;
 use runhook_store::rules::CycleTx;
 use runhook_store::secrets::open_spec;
 use runhook_store::transfer::{ExportedPlugin, Import, StoredDelivery, StoredRule};
@@ -23,7 +22,7 @@ use runhook_store::{Attachment, ChangeTx, RuleRunLog, StoreError};
 
 use crate::PgStore;
 use crate::error::db;
-use crate::plugins::set_rule_plugins;
+use crate::plugins::{insert_plugin, set_rule_plugins};
 use crate::rows::{at, json_text, seq};
 use crate::tx::Tx;
 
@@ -112,19 +111,8 @@ impl Import for PgStore {
     async fn import_plugins(&self, plugins: &[ExportedPlugin]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         for p in plugins {
-            sqlx::query(
-                "INSERT INTO plugins (digest, name, size, capabilities, bytes, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING",
-            )
-            .bind(p.record.digest.as_str())
-            .bind(&p.record.name)
-            .bind(i64::try_from(p.bytes.len()).unwrap_or(i64::MAX))
-            .bind(capabilities_text(&p.record.capabilities))
-            .bind(&p.bytes)
-            .bind(at(p.record.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            let r = &p.record;
+            insert_plugin(&mut *tx, &r.digest, &r.name, &r.capabilities, &p.bytes, r.created_at).await?;
         }
         tx.commit().await.map_err(db)
     }

@@ -55,24 +55,40 @@ pub(crate) async fn set_rule_plugins(
     Ok(())
 }
 
+/// Stores a plugin unless its digest is stored; whether it was new. Shared
+/// by uploads and `migrate-store`'s import (which keeps `created_at`).
+pub(crate) async fn insert_plugin<'e>(
+    exec: impl sqlx::PgExecutor<'e>,
+    digest: &PluginDigest,
+    name: &str,
+    capabilities: &[String],
+    bytes: &[u8],
+    created_at: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO plugins (digest, name, size, capabilities, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(digest.as_str())
+    .bind(name)
+    .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+    .bind(capabilities_text(capabilities))
+    .bind(bytes)
+    .bind(at(created_at))
+    .execute(exec)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
 #[async_trait]
 impl PluginStore for PgStore {
     async fn put_plugin(&self, upload: &PluginUpload) -> Result<(StoredPlugin, bool), StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO plugins (digest, name, size, capabilities, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(upload.digest.as_str())
-        .bind(&upload.name)
-        .bind(i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX))
-        .bind(capabilities_text(&upload.capabilities))
-        .bind(&upload.bytes)
-        .bind(at(Timestamp::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let u = upload;
+        let created =
+            insert_plugin(&self.pool, &u.digest, &u.name, &u.capabilities, &u.bytes, Timestamp::now()).await?;
         let stored = self.get_plugin(&upload.digest).await?.ok_or_else(|| deleted_meanwhile(&upload.digest))?;
-        Ok((stored, done.rows_affected() > 0))
+        Ok((stored, created))
     }
 
     async fn get_plugin(&self, digest: &PluginDigest) -> Result<Option<StoredPlugin>, StoreError> {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use runhook_core::model::{PluginRef, PluginSource};
+use runhook_core::model::{PluginDigest, PluginRef, PluginSource};
 use runhook_plugins::{Capabilities, Capability, PluginLocation, PluginSpec, StoredComponents, name_from_path};
 use runhook_store::Store;
 
@@ -40,7 +40,7 @@ impl StoreComponents {
 
 impl StoredComponents for StoreComponents {
     fn read(&self, digest: &str) -> Result<(String, Vec<u8>), String> {
-        let digest = digest.parse().map_err(|e: String| e)?;
+        let digest: PluginDigest = digest.parse()?;
         self.runtime.block_on(async {
             let record = self.store.get_plugin(&digest).await.map_err(|e| e.to_string())?;
             let bytes = self.store.plugin_bytes(&digest).await.map_err(|e| e.to_string())?;
