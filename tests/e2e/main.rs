@@ -18,3 +18,4 @@ mod plugin_cli;
 mod plugin_host;
 mod plugin_upload;
 mod replicas;
+mod wakeups;

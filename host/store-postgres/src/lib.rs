@@ -42,8 +42,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use runhook_core::model::TenantId;
 use runhook_core::model::signals::RuleSignals;
+use runhook_core::model::{SessionId, TenantId};
 use runhook_core::secrets::Keyring;
 use runhook_store::sealed::TargetMemo;
 use runhook_store::{OutboxBell, StoreError};
@@ -67,8 +67,9 @@ pub struct PgStore {
     pub(crate) bell: Arc<OutboxBell>,
     /// Rung by every replica's announcements (`notify`).
     pub(crate) signals: Arc<RuleSignals>,
-    /// Keeps the listener running while a clone of the store lives.
-    _listening: Arc<notify::Listening>,
+    /// Keeps the listener and notifier running while a clone of the store
+    /// lives.
+    listening: Arc<notify::Listening>,
     tenant: TenantId,
 }
 
@@ -90,7 +91,16 @@ impl PgStore {
         let tenant = tenant_id(&pool).await?;
         let (bell, signals) = (Arc::<OutboxBell>::default(), Arc::<RuleSignals>::default());
         let listening = Arc::new(notify::start(pool.clone(), bell.clone(), signals.clone()));
-        Ok(Self { pool, keys, targets: Arc::default(), bell, signals, _listening: listening, tenant })
+        Ok(Self { pool, keys, targets: Arc::default(), bell, signals, listening, tenant })
+    }
+
+    /// A commit changed runs of `projects`: wakes their rules here at once
+    /// and on the other replicas through `notify`.
+    pub(crate) fn runs_changed(&self, projects: std::collections::BTreeSet<SessionId>) {
+        for project in &projects {
+            self.signals.runs_changed(*project);
+        }
+        self.listening.runs_changed(projects);
     }
 }
 

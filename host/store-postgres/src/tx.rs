@@ -11,6 +11,8 @@
 //! one still running belongs to a transaction that has committed or rolled
 //! back, and no later transaction can take one.
 
+use std::collections::BTreeSet;
+
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use runhook_core::model::run::InvalidRun;
@@ -40,17 +42,25 @@ const RUNS_PER_STATEMENT: usize = 1000;
 pub(crate) struct Tx<'s> {
     pub(crate) tx: Transaction<'static, Postgres>,
     pub(crate) store: &'s PgStore,
+    /// Projects whose runs this transaction changed: every replica's rules
+    /// on them are woken when it commits (see `notify`).
+    changed: BTreeSet<SessionId>,
 }
 
 impl<'s> Tx<'s> {
     /// Begins a write transaction.
     pub(crate) async fn begin(store: &'s PgStore) -> Result<Self, StoreError> {
-        Ok(Self { tx: store.pool.begin().await.map_err(db)?, store })
+        Ok(Self { tx: store.pool.begin().await.map_err(db)?, store, changed: BTreeSet::new() })
     }
 
-    /// Commits it.
+    /// Commits it, then wakes the rules of the projects whose runs changed
+    /// (here at once, on other replicas through a debounced notification).
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(db)
+        self.tx.commit().await.map_err(db)?;
+        if !self.changed.is_empty() {
+            self.store.runs_changed(self.changed);
+        }
+        Ok(())
     }
 
     /// This transaction's id and `n` new sequence values, ascending.
@@ -145,15 +155,16 @@ impl ChangeTx for Tx<'_> {
     }
 
     async fn touch_run(&mut self, run: RunId, now: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
+        let project: Option<uuid::Uuid> = sqlx::query_scalar(
             "UPDATE runs SET change_xid = pg_current_xact_id()::text::bigint, seq = nextval('change_seq'), \
-             modified_at = $2 WHERE id = $1",
+             modified_at = $2 WHERE id = $1 RETURNING session_id",
         )
         .bind(run.0)
         .bind(at(now))
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
+        self.changed.extend(project.map(SessionId));
         Ok(())
     }
 }
@@ -204,6 +215,7 @@ impl IngestTx for Tx<'_> {
         let (xid, values) = self.stamps(runs.len()).await?;
         for ((run, _), n) in runs.iter_mut().zip(values) {
             run.seq = seq(xid, n);
+            self.changed.insert(run.session_id);
         }
         let created: Vec<&RunRecord> = runs.iter().filter(|(_, c)| *c).map(|(r, _)| &**r).collect();
         let changed: Vec<&RunRecord> = runs.iter().filter(|(_, c)| !*c).map(|(r, _)| &**r).collect();

@@ -8,6 +8,8 @@
 //! inside the transaction: with one writer, values become visible in the
 //! order they were taken.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
@@ -24,17 +26,24 @@ use crate::rows::{CHUNK, FEEDBACK_COLUMNS, RUN_COLUMNS, parse_id, push_in, run_f
 pub(crate) struct Tx<'s> {
     pub(crate) tx: Transaction<'static, Sqlite>,
     pub(crate) store: &'s SqliteStore,
+    /// Projects whose runs this transaction changed: their rules are woken
+    /// when it commits.
+    changed: BTreeSet<SessionId>,
 }
 
 impl<'s> Tx<'s> {
     /// Begins a write transaction (waiting for the write connection).
     pub(crate) async fn begin(store: &'s SqliteStore) -> Result<Self, StoreError> {
-        Ok(Self { tx: store.write.begin().await.map_err(db)?, store })
+        Ok(Self { tx: store.write.begin().await.map_err(db)?, store, changed: BTreeSet::new() })
     }
 
-    /// Commits it.
+    /// Commits it, then wakes the rules of the projects whose runs changed.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(db)
+        self.tx.commit().await.map_err(db)?;
+        for project in self.changed {
+            self.store.signals.runs_changed(project);
+        }
+        Ok(())
     }
 
     /// Reserves `n` consecutive values of the change sequence; returns the first.
@@ -125,13 +134,17 @@ impl ChangeTx for Tx<'_> {
 
     async fn touch_run(&mut self, run: RunId, now: Timestamp) -> Result<(), StoreError> {
         let seq = self.next_seq(1).await?;
-        sqlx::query("UPDATE runs SET seq = ?, modified_at = ? WHERE id = ?")
-            .bind(seq)
-            .bind(now.to_naive_string())
-            .bind(run.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db)?;
+        let project: Option<String> =
+            sqlx::query_scalar("UPDATE runs SET seq = ?, modified_at = ? WHERE id = ? RETURNING session_id")
+                .bind(seq)
+                .bind(now.to_naive_string())
+                .bind(run.to_string())
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db)?;
+        if let Some(project) = project {
+            self.changed.insert(parse_id(&project, "runs.session_id")?);
+        }
         Ok(())
     }
 }
@@ -183,6 +196,7 @@ impl IngestTx for Tx<'_> {
         for (run, created) in runs.iter_mut() {
             run.seq = seq(next);
             next += 1;
+            self.changed.insert(run.session_id);
             self.write_run(run, *created).await?;
         }
         Ok(())

@@ -50,6 +50,8 @@ const KNOWN: &[&str] = &[
     "webhooks",
     "plugins",
     "interval_seconds",
+    "wake_on_ingest",
+    "batch_ms",
     "max_runs_per_payload",
     "signing_secret",
 ];
@@ -80,8 +82,12 @@ pub struct RuleDefinition {
     pub webhooks: Option<Vec<WebhookTarget>>,
     /// Match, transform and evaluate plugins.
     pub plugins: Option<RulePlugins>,
-    /// Seconds between cycles.
+    /// The longest a run waits for a cycle, in seconds.
     pub interval_seconds: Option<u64>,
+    /// Whether ingest wakes the rule (false: poll every interval).
+    pub wake_on_ingest: Option<bool>,
+    /// Milliseconds a woken rule collects runs before its cycle.
+    pub batch_ms: Option<u64>,
     /// Runs per webhook POST at most.
     pub max_runs_per_payload: Option<usize>,
     /// Standard Webhooks signing secret (`whsec_...`).

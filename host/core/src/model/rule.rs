@@ -57,8 +57,20 @@ pub struct RuleSpec {
     pub webhooks: Vec<WebhookTarget>,
     /// runhook: plugins by capability.
     pub plugins: RulePlugins,
-    /// runhook: seconds between cycles (at least 1).
+    /// runhook: the longest a run waits for the rule's cycle, in seconds
+    /// (at least 1). With `wake_on_ingest` a run usually waits about
+    /// `batch_ms`; without, this is the polling interval.
     pub interval_seconds: u64,
+    /// runhook: whether a commit that changes the project's runs wakes the
+    /// rule (default). False: the rule polls every `interval_seconds`, as
+    /// LangSmith's rules do.
+    #[serde(default = "defaults::wake_on_ingest")]
+    pub wake_on_ingest: bool,
+    /// runhook: after a wake-up, how long the rule waits for more runs
+    /// before its cycle, in milliseconds: runs ingested within it go in one
+    /// window (and one payload). The latency/batching trade-off.
+    #[serde(default = "defaults::batch_ms")]
+    pub batch_ms: u64,
     /// runhook: most runs in one webhook POST; more are split over several.
     pub max_runs_per_payload: usize,
     /// runhook: a `whsec_...` secret to sign webhooks (Standard Webhooks).
@@ -98,6 +110,8 @@ impl RuleSpec {
             webhooks,
             plugins: RulePlugins::default(),
             interval_seconds: defaults::INTERVAL_SECONDS,
+            wake_on_ingest: true,
+            batch_ms: defaults::BATCH_MS,
             max_runs_per_payload: defaults::MAX_RUNS_PER_PAYLOAD,
             signing_secret: None,
             retired_signing_secret: None,
@@ -183,8 +197,24 @@ pub struct Rule {
 
 /// Defaults of runhook's own rule fields.
 pub mod defaults {
-    /// Seconds between cycles.
+    /// The longest a run waits for a cycle, in seconds (LangSmith's poll).
     pub const INTERVAL_SECONDS: u64 = 60;
+    /// Milliseconds a woken rule collects runs before its cycle: short
+    /// enough that an alert lands well within a second, long enough that
+    /// a burst of runs (a trace's runs, an SDK batch) goes in one payload.
+    pub const BATCH_MS: u64 = 100;
+    /// The most `batch_ms` may be.
+    pub const MAX_BATCH_MS: u64 = 60_000;
+
+    /// Serde's default for `wake_on_ingest` (rules stored before it existed).
+    pub fn wake_on_ingest() -> bool {
+        true
+    }
+
+    /// Serde's default for `batch_ms`.
+    pub fn batch_ms() -> u64 {
+        BATCH_MS
+    }
     /// Runs per webhook POST.
     pub const MAX_RUNS_PER_PAYLOAD: usize = 100;
     /// Hours a replaced signing secret keeps signing beside the new one

@@ -70,6 +70,8 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
         "webhooks": webhooks,
         "plugins": s.plugins,
         "interval_seconds": s.interval_seconds,
+        "wake_on_ingest": s.wake_on_ingest,
+        "batch_ms": s.batch_ms,
         "max_runs_per_payload": s.max_runs_per_payload,
         "has_signing_secret": s.signing_secret.is_some(),
         // A replaced secret still signing beside the new one, until then.

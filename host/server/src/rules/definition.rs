@@ -135,6 +135,13 @@ impl Definitions<'_> {
         if !(1..=86_400).contains(&interval_seconds) {
             return Err(bad(format!("interval_seconds must be between 1 and 86400, got {interval_seconds}")));
         }
+        let batch_ms = b.batch_ms.unwrap_or(defaults::BATCH_MS);
+        if batch_ms > defaults::MAX_BATCH_MS.min(interval_seconds * 1000) {
+            return Err(bad(format!(
+                "batch_ms must be between 0 and {} (and at most interval_seconds in milliseconds), got {batch_ms}",
+                defaults::MAX_BATCH_MS
+            )));
+        }
         let max_runs_per_payload = b.max_runs_per_payload.unwrap_or(defaults::MAX_RUNS_PER_PAYLOAD);
         if !(1..=10_000).contains(&max_runs_per_payload) {
             return Err(bad(format!("max_runs_per_payload must be between 1 and 10000, got {max_runs_per_payload}")));
@@ -158,6 +165,8 @@ impl Definitions<'_> {
             webhooks,
             plugins,
             interval_seconds,
+            wake_on_ingest: b.wake_on_ingest.unwrap_or(true),
+            batch_ms,
             max_runs_per_payload,
             signing_secret: b.signing_secret,
             retired_signing_secret: None,

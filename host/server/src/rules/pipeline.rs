@@ -63,6 +63,8 @@ impl From<SelectError> for CycleError {
 /// What a cycle did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CycleReport {
+    /// How far the cycle read: the store's change sequence when it began.
+    pub upto: ChangeSeq,
     /// Runs considered (changed in the window, finished).
     pub candidates: usize,
     /// Runs that passed filters, match plugin and sampling.
@@ -126,7 +128,7 @@ pub async fn run_cycle(
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
-    let mut report = CycleReport::default();
+    let mut report = CycleReport { upto, ..CycleReport::default() };
     let mut after = state.watermark;
     loop {
         let page = select(store, &cycle, after, upto).await?;

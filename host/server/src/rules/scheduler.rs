@@ -5,11 +5,18 @@
 //! rules, and balances its leases: it renews those it holds, gives up any
 //! beyond its fair share of the rules over the replicas alive, and takes
 //! free or expired ones up to it (see `runhook_store::leases`). It keeps a
-//! task for each enabled rule it holds: the task runs a cycle, then sleeps
-//! for the rule's interval or until the rule is triggered, and commits
-//! each page under its lease, so a replica that lost the rule meanwhile
-//! (paused, cut off) commits nothing. A slow or failing rule delays only
-//! itself.
+//! task for each enabled rule it holds: the task runs a cycle, then waits
+//! until its project's runs change (the store rings on every commit that
+//! changes them, on this replica and, through the database, the others),
+//! the rule is triggered, or its interval passes. Woken by runs, it
+//! collects for `batch_ms` so that runs ingested together share a window;
+//! the interval is the longest a run waits when a wake-up is lost (a
+//! replica died between its commit and its notification), and an interval
+//! with nothing new in the store runs no cycle. A rule with
+//! `wake_on_ingest` off polls every interval, as LangSmith's rules do.
+//! Each page commits under the rule's lease, so a replica that lost the
+//! rule meanwhile (paused, cut off) commits nothing. A slow or failing rule
+//! delays only itself.
 //!
 //! A task is restarted when its rule is edited or its lease retaken (a new
 //! epoch), and stopped when the rule is deleted, disabled or leased
@@ -22,14 +29,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::run_cycle;
 use runhook_core::model::signals::RuleSignals;
-use runhook_core::model::{Rule, RuleId, Timestamp};
+use runhook_core::model::{ChangeSeq, Rule, RuleId, Timestamp};
 use runhook_plugins::PluginRegistry;
 use runhook_store::leases::fair_share;
 use runhook_store::{Lease, Store, StoreError};
@@ -147,6 +154,17 @@ fn reconcile(
     }
 }
 
+/// Why a rule task runs its next cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Runs of its project changed (and the batch has been collected).
+    Runs,
+    /// Triggered through the API.
+    Trigger,
+    /// Its interval passed without a wake-up.
+    Interval,
+}
+
 async fn rule_loop(
     rule: Rule,
     lease: Lease,
@@ -156,42 +174,79 @@ async fn rule_loop(
     stop: CancellationToken,
 ) {
     let trigger = signals.trigger_handle(rule.id);
-    let interval = Duration::from_secs(rule.spec.interval_seconds.max(1));
-    tracing::info!(rule = %rule.id, name = %rule.spec.display_name, interval_s = interval.as_secs(), epoch = lease.epoch, "rule scheduled");
+    let mut project = signals.project(rule.spec.session_id);
+    let spec = &rule.spec;
+    let interval = Duration::from_secs(spec.interval_seconds.max(1));
+    let batch = Duration::from_millis(spec.batch_ms);
+    tracing::info!(rule = %rule.id, name = %spec.display_name, interval_s = interval.as_secs(),
+        wake_on_ingest = spec.wake_on_ingest, batch_ms = spec.batch_ms, epoch = lease.epoch, "rule scheduled");
+    // How far the last cycle read; an interval that passes with the store
+    // not beyond it runs no cycle (idle rules cost no reads or writes).
+    let mut read_upto: Option<ChangeSeq> = None;
+    let mut due = true;
     loop {
-        let started = std::time::Instant::now();
-        let result = run_cycle(&store, &plugins, &rule, Some(&lease)).await;
-        let rule_label = rule.id.to_string();
-        metrics::histogram!("runhook_rule_cycle_duration_seconds", "rule" => rule_label.clone())
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(report) => {
-                metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label.clone(), "outcome" => "ok")
-                    .increment(1);
-                metrics::counter!("runhook_rule_runs_seen_total", "rule" => rule_label.clone())
-                    .increment(report.candidates as u64);
-                metrics::counter!("runhook_rule_runs_matched_total", "rule" => rule_label)
-                    .increment(report.actioned as u64);
-                if report.candidates > 0 {
-                    tracing::info!(
-                        rule = %rule.id,
-                        candidates = report.candidates,
-                        actioned = report.actioned,
-                        deliveries = report.deliveries,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "rule cycle"
-                    );
+        // Every change rung before the cycle starts is in its window.
+        project.borrow_and_update();
+        let started = Instant::now();
+        if due && let Some(upto) = cycle(&store, &plugins, &rule, &lease).await {
+            read_upto = Some(upto);
+        }
+        // Runs that arrived during the cycle have waited since it began.
+        let pending = project.has_changed().unwrap_or(false);
+        let wake = tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = trigger.notified() => Wake::Trigger,
+            _ = project.changed(), if spec.wake_on_ingest => Wake::Runs,
+            _ = tokio::time::sleep(interval) => Wake::Interval,
+        };
+        due = match wake {
+            Wake::Trigger => true,
+            Wake::Runs => {
+                let woken = if pending { started } else { Instant::now() };
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep_until((woken + batch).into()) => true,
                 }
             }
-            Err(e) => {
-                metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "error").increment(1);
-                tracing::error!(rule = %rule.id, error = %e, "rule cycle failed; retrying next interval");
+            Wake::Interval => match (read_upto, store.change_seq().await) {
+                (Some(read), Ok(now)) => now > read,
+                _ => true,
+            },
+        };
+    }
+}
+
+/// Runs one cycle of `rule` and records it; how far it read, unless it failed.
+async fn cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, rule: &Rule, lease: &Lease) -> Option<ChangeSeq> {
+    let started = Instant::now();
+    let result = run_cycle(store, plugins, rule, Some(lease)).await;
+    let rule_label = rule.id.to_string();
+    metrics::histogram!("runhook_rule_cycle_duration_seconds", "rule" => rule_label.clone())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(report) => {
+            metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label.clone(), "outcome" => "ok")
+                .increment(1);
+            metrics::counter!("runhook_rule_runs_seen_total", "rule" => rule_label.clone())
+                .increment(report.candidates as u64);
+            metrics::counter!("runhook_rule_runs_matched_total", "rule" => rule_label)
+                .increment(report.actioned as u64);
+            if report.candidates > 0 {
+                tracing::info!(
+                    rule = %rule.id,
+                    candidates = report.candidates,
+                    actioned = report.actioned,
+                    deliveries = report.deliveries,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "rule cycle"
+                );
             }
+            Some(report.upto)
         }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = trigger.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
+        Err(e) => {
+            metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "error").increment(1);
+            tracing::error!(rule = %rule.id, error = %e, "rule cycle failed; retrying at its next wake-up or interval");
+            None
         }
     }
 }
