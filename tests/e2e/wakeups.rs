@@ -24,8 +24,8 @@ fn id(n: usize) -> String {
 }
 
 /// Creates a rule on `server`; returns its id.
-fn create(server: &Server, rule: Value) -> String {
-    let resp = server.client().post(server.at("/api/v1/runs/rules")).json(&rule).send().unwrap();
+fn create(server: &Server, rule: &Value) -> String {
+    let resp = server.client().post(server.at("/api/v1/runs/rules")).json(rule).send().unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().unwrap());
     resp.json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
 }
@@ -45,7 +45,7 @@ fn wait_first_cycle(server: &Server, rule: &str) {
     }
 }
 
-fn ingest(server: &Server, runs: Vec<Value>) {
+fn ingest(server: &Server, runs: &[Value]) {
     let resp = server.client().post(server.at("/runs/batch")).json(&json!({"post": runs})).send().unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().unwrap());
 }
@@ -73,11 +73,11 @@ fn a_run_arrives_long_before_the_interval() {
     wait_first_cycle(&server, &woken);
     wait_first_cycle(&server, &polling);
 
-    ingest(&server, vec![run(&id(1), "wake", "first")]);
+    ingest(&server, &[run(&id(1), "wake", "first")]);
     let seen = receiver.wait_until("the woken rule delivers the run", |r| r.iter().any(|r| r.path == "/woken"));
     assert_eq!(seen.iter().filter(|r| r.path == "/woken").flat_map(|r| r.run_ids()).collect::<Vec<_>>(), [id(1)]);
     // Delivered, then a second run: each wake-up acts on what is new.
-    ingest(&server, vec![run(&id(2), "wake", "second")]);
+    ingest(&server, &[run(&id(2), "wake", "second")]);
     let seen = receiver.wait_until("the second run", |r| r.iter().filter(|r| r.path == "/woken").count() == 2);
     assert_eq!(
         seen.iter().filter(|r| r.path == "/woken").flat_map(|r| r.run_ids()).collect::<Vec<_>>(),
@@ -100,7 +100,7 @@ fn a_burst_arrives_in_one_payload() {
     );
     wait_first_cycle(&server, &rule);
     for request in 0..5 {
-        ingest(&server, (0..4).map(|i| run(&id(request * 4 + i), "burst", "step")).collect());
+        ingest(&server, &(0..4).map(|i| run(&id(request * 4 + i), "burst", "step")).collect::<Vec<_>>());
     }
     let seen = receiver.wait_until("the burst", |r| !r.is_empty());
     assert_eq!(seen.len(), 1, "{seen:#?}");
@@ -144,7 +144,7 @@ fn the_wake_up_crosses_replicas() {
     );
     wait_first_cycle(&a, &rule);
     for (n, server) in [&a, &b, &a, &b].into_iter().enumerate() {
-        ingest(server, vec![run(&id(n), "cross", "hop")]);
+        ingest(server, &[run(&id(n), "cross", "hop")]);
         receiver
             .wait_until("the run ingested on one replica", |r| r.iter().flat_map(|r| r.run_ids()).any(|r| r == id(n)));
     }
