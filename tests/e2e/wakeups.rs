@@ -59,12 +59,12 @@ fn a_run_arrives_long_before_the_interval() {
     let server = Server::start();
     let woken = create(
         &server,
-        json!({"display_name": "woken", "session_name": "wake", "interval_seconds": HOUR,
+        &json!({"display_name": "woken", "session_name": "wake", "interval_seconds": HOUR,
         "webhooks": [{"url": receiver.at("/woken")}]}),
     );
     let polling = create(
         &server,
-        json!({"display_name": "polling", "session_name": "wake", "interval_seconds": HOUR,
+        &json!({"display_name": "polling", "session_name": "wake", "interval_seconds": HOUR,
         "wake_on_ingest": false, "webhooks": [{"url": receiver.at("/polling")}]}),
     );
     let view: Value =
@@ -95,7 +95,7 @@ fn a_burst_arrives_in_one_payload() {
     // Ten seconds of batching: the burst's five requests take milliseconds.
     let rule = create(
         &server,
-        json!({"display_name": "burst", "session_name": "burst", "interval_seconds": HOUR,
+        &json!({"display_name": "burst", "session_name": "burst", "interval_seconds": HOUR,
         "batch_ms": 10_000, "webhooks": [{"url": receiver.at("/burst")}]}),
     );
     wait_first_cycle(&server, &rule);
@@ -139,7 +139,7 @@ fn the_wake_up_crosses_replicas() {
     let b = Server::start_on(&dirs[1].path().join("data"), &env);
     let rule = create(
         &a,
-        json!({"display_name": "crossing", "session_name": "cross", "interval_seconds": HOUR,
+        &json!({"display_name": "crossing", "session_name": "cross", "interval_seconds": HOUR,
         "webhooks": [{"url": receiver.at("/cross")}]}),
     );
     wait_first_cycle(&a, &rule);
