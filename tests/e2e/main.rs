@@ -12,6 +12,7 @@ mod delivery_faults;
 mod hardening;
 mod keys;
 mod languages;
+mod many_rules;
 mod migrate;
 mod ops;
 mod plugin_cli;

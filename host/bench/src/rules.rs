@@ -26,7 +26,7 @@ use runhook_core::model::{
     WebhookTarget,
 };
 use runhook_server::config::{Config, PluginSettings};
-use runhook_server::rules::pipeline::run_cycle;
+use runhook_server::rules::pipeline::{Engine, Prepared, run_cycle};
 use runhook_store::IngestBatch;
 
 #[derive(Debug, Args)]
@@ -134,8 +134,10 @@ async fn throughput(
     let ingest = started.elapsed();
     let mut results = Vec::new();
     for (name, rule) in [("filter + Rust match plugin", &with_plugin), ("filter only (baseline)", &filter_only)] {
+        let engine = Engine::new(store.clone(), plugins.clone());
+        let prepared = Prepared::new(rule.clone())?;
         let started = Instant::now();
-        let report = run_cycle(&store, &plugins, rule, None).await?;
+        let report = run_cycle(&engine, &prepared, None, 0).await?;
         let took = started.elapsed();
         results.push((name, report, took));
     }

@@ -8,6 +8,7 @@
 //!
 //! Layering: layer 2; imports `model`, `store`, `filter`.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,20 +65,23 @@ impl Selection {
     /// evaluated on a blocking thread (a filter over megabytes of text is
     /// CPU work that must not hold an async worker), which checks `budget`
     /// between runs and gives up when it is spent.
-    pub async fn retain(
+    pub async fn retain<R: Borrow<RunRecord> + Send + 'static>(
         &self,
         store: &dyn RunStore,
-        runs: Vec<RunRecord>,
+        runs: Vec<R>,
         budget: &Budget,
-    ) -> Result<Vec<RunRecord>, SelectError> {
+    ) -> Result<Vec<R>, SelectError> {
         if self.is_empty() || runs.is_empty() {
             return Ok(runs);
         }
         let own_feedback = match &self.filter {
-            Some(f) if f.uses_feedback() => by_run(store.feedback_for_runs(&ids(&runs)).await?),
+            Some(f) if f.uses_feedback() => {
+                let ids: Vec<RunId> = runs.iter().map(|r| r.borrow().id).collect();
+                by_run(store.feedback_for_runs(&ids).await?)
+            }
             _ => HashMap::new(),
         };
-        let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
+        let mut traces: Vec<RunId> = runs.iter().map(|r| r.borrow().trace_id).collect();
         traces.sort_unstable();
         traces.dedup();
         // Roots: trace ids are root run ids.
@@ -95,14 +99,20 @@ impl Selection {
             .map_err(|e| SelectError::Worker(e.to_string()))?
     }
 
-    fn evaluate(
+    /// Whether the run filter reads inputs or outputs: the runs it is
+    /// given must carry them (a lean run reads as having none).
+    pub fn needs_io(&self) -> bool {
+        self.filter.as_ref().is_some_and(Filter::uses_io)
+    }
+
+    fn evaluate<R: Borrow<RunRecord>>(
         &self,
-        runs: Vec<RunRecord>,
+        runs: Vec<R>,
         own_feedback: &HashMap<RunId, Vec<Feedback>>,
         roots: Option<Loaded>,
         trees: Option<Loaded>,
         budget: &Budget,
-    ) -> Result<Vec<RunRecord>, SelectError> {
+    ) -> Result<Vec<R>, SelectError> {
         let passing = |filter: &Option<Filter>, loaded: Option<Loaded>, key: fn(&RunRecord) -> RunId| {
             let mut ok = HashSet::new();
             if let (Some(f), Some((runs, fb))) = (filter, loaded) {
@@ -120,9 +130,10 @@ impl Selection {
         let mut kept = Vec::new();
         for r in runs {
             budget.check()?;
-            if self.filter.as_ref().is_none_or(|f| f.matches(&r, feedback(own_feedback, r.id)))
-                && (self.trace_filter.is_none() || roots_ok.contains(&r.trace_id))
-                && (self.tree_filter.is_none() || trees_ok.contains(&r.trace_id))
+            let run = r.borrow();
+            if self.filter.as_ref().is_none_or(|f| f.matches(run, feedback(own_feedback, run.id)))
+                && (self.trace_filter.is_none() || roots_ok.contains(&run.trace_id))
+                && (self.tree_filter.is_none() || trees_ok.contains(&run.trace_id))
             {
                 kept.push(r);
             }

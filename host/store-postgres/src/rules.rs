@@ -17,7 +17,7 @@ use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleSta
 use crate::PgStore;
 use crate::error::db;
 use crate::plugins::set_rule_plugins;
-use crate::rows::{RUN_COLUMNS, at, get, run_from_row, seq, time, uuids};
+use crate::rows::{LEAN_RUN_COLUMNS, at, get, run_from_row, seq, time, uuids};
 use crate::tx::{HORIZON, Tx, below};
 
 const RULE_COLUMNS: &str = "id, spec, created_at, updated_at, created_xid, created_seq";
@@ -136,31 +136,25 @@ impl RuleStore for PgStore {
         Ok(below(horizon))
     }
 
-    async fn cycle_candidates(
+    async fn window_runs(
         &self,
-        rule: &Rule,
+        project: SessionId,
         after: ChangeSeq,
         upto: ChangeSeq,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let ((ax, aseq), (ux, useq), (cx, cseq)) = (after.parts(), upto.parts(), rule.created_seq.parts());
-        // Runs from before the rule existed only count when backfilling
-        // (a null `backfill_from` leaves the second branch false).
+        let ((ax, aseq), (ux, useq)) = (after.parts(), upto.parts());
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE session_id = $1 AND end_time IS NOT NULL \
+            "SELECT {LEAN_RUN_COLUMNS} FROM runs WHERE session_id = $1 AND end_time IS NOT NULL \
              AND (change_xid, seq) > ($2, $3) AND (change_xid, seq) <= ($4, $5) \
-             AND ((change_xid, seq) > ($6, $7) OR start_time >= $8) \
-             ORDER BY change_xid, seq LIMIT $9"
+             ORDER BY change_xid, seq LIMIT $6"
         );
         let rows = sqlx::query(&sql)
-            .bind(rule.spec.session_id.0)
+            .bind(project.0)
             .bind(ax)
             .bind(aseq)
             .bind(ux)
             .bind(useq)
-            .bind(cx)
-            .bind(cseq)
-            .bind(rule.spec.backfill_from.map(at))
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await

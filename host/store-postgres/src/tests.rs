@@ -93,7 +93,7 @@ async fn a_run_committed_late_with_an_early_sequence_value_is_not_skipped() {
 
     let b_stored = store.get_run(b_id).await.unwrap().unwrap();
     let upto = store.change_seq().await.unwrap();
-    let seen = store.cycle_candidates(&rule, start, upto, 100).await.unwrap();
+    let seen = store.window_runs(rule.spec.session_id, start, upto, 100).await.unwrap();
     assert!(seen.is_empty(), "nothing is read while A, stamped earlier, is open: {seen:?}");
     assert!(upto < b_stored.seq, "the horizon stays below B while A is open");
     assert!(store.horizon_lag().await.unwrap() > std::time::Duration::ZERO, "the lag counts A's age");
@@ -102,7 +102,8 @@ async fn a_run_committed_late_with_an_early_sequence_value_is_not_skipped() {
     let a_stored = store.get_run(a_id).await.unwrap().unwrap();
     assert!(a_stored.seq.parts().1 < b_stored.seq.parts().1, "A took the lower sequence value: the race happened");
     let upto = horizon_past(&store, &[a_id, b_id]).await;
-    let seen: Vec<_> = store.cycle_candidates(&rule, start, upto, 100).await.unwrap().iter().map(|r| r.id).collect();
+    let seen: Vec<_> =
+        store.window_runs(rule.spec.session_id, start, upto, 100).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(seen, vec![a_id, b_id], "both runs, in commit order of their transactions");
 }
 

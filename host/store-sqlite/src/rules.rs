@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp};
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::commit_cycle;
 use runhook_store::secrets::{open_spec, seal_spec};
@@ -18,7 +18,7 @@ use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleSta
 use crate::SqliteStore;
 use crate::error::db;
 use crate::plugins::set_rule_plugins;
-use crate::rows::{CHUNK, RUN_COLUMNS, log_from_row, parse_id, push_in, req_ts, run_from_row, seq, seq_value};
+use crate::rows::{CHUNK, LEAN_RUN_COLUMNS, log_from_row, parse_id, push_in, req_ts, run_from_row, seq, seq_value};
 use crate::tx::Tx;
 
 fn rule_from_row(keys: &Keyring, row: &SqliteRow) -> Result<Rule, StoreError> {
@@ -138,25 +138,25 @@ impl RuleStore for SqliteStore {
         }
     }
 
-    async fn cycle_candidates(
+    async fn window_runs(
         &self,
-        rule: &Rule,
+        project: SessionId,
         after: ChangeSeq,
         upto: ChangeSeq,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let mut b: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = "));
-        b.push_bind(rule.spec.session_id.to_string());
-        b.push(" AND seq > ").push_bind(seq_value(after)).push(" AND seq <= ").push_bind(seq_value(upto));
-        // Runs from before the rule existed only count when backfilling.
-        b.push(" AND (seq > ").push_bind(seq_value(rule.created_seq));
-        match rule.spec.backfill_from {
-            Some(from) => b.push(" OR start_time >= ").push_bind(from.to_naive_string()).push(")"),
-            None => b.push(")"),
-        };
-        b.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
-        let rows = b.build().fetch_all(&self.read).await.map_err(db)?;
+        let sql = format!(
+            "SELECT {LEAN_RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = ? \
+             AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(project.to_string())
+            .bind(seq_value(after))
+            .bind(seq_value(upto))
+            .bind(limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
         rows.iter().map(run_from_row).collect()
     }
 

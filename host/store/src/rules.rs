@@ -54,13 +54,14 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// began until it ends. Zero where one writer commits in order.
     async fn horizon_lag(&self) -> Result<std::time::Duration, StoreError>;
 
-    /// Finished runs of the rule's project whose change sequence is in
-    /// `(after, upto]`, oldest change first, at most `limit`; runs changed
-    /// before the rule existed only when it backfills and they started
-    /// since `backfill_from`.
-    async fn cycle_candidates(
+    /// A window page shared by the rules of `project`: its finished runs
+    /// whose change sequence is in `(after, upto]`, oldest change first, at
+    /// most `limit`, lean (inputs, outputs, events and serialized read as
+    /// absent; a rule that needs them reads the runs again by id). Which
+    /// of them one rule considers is [`Rule::sees`].
+    async fn window_runs(
         &self,
-        rule: &Rule,
+        project: SessionId,
         after: ChangeSeq,
         upto: ChangeSeq,
         limit: usize,

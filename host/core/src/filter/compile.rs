@@ -96,6 +96,20 @@ impl Expr {
             Expr::Cond(..) | Expr::Search(_) => false,
         }
     }
+
+    /// Whether evaluating this reads the run's inputs or outputs (the
+    /// large fields a rule's window leaves out unless a filter needs them).
+    pub(crate) fn reads_io(&self) -> bool {
+        let io = |f: Family| matches!(f, Family::Input | Family::Output);
+        match self {
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().any(Expr::reads_io),
+            Expr::Not(inner) => inner.reads_io(),
+            Expr::Group(g) => io(g.family),
+            Expr::Cond(Field::Pair(family, _), _) => io(*family),
+            Expr::Search(_) => true,
+            Expr::Cond(..) => false,
+        }
+    }
 }
 
 /// A leaf before grouping.

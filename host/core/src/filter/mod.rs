@@ -102,6 +102,12 @@ impl Filter {
     pub fn uses_feedback(&self) -> bool {
         self.expr.reads_feedback()
     }
+
+    /// Whether the filter reads inputs or outputs (`search`, `input_key`,
+    /// `output_value` ...), so callers need the runs' large fields.
+    pub fn uses_io(&self) -> bool {
+        self.expr.reads_io()
+    }
 }
 
 #[cfg(test)]

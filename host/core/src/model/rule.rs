@@ -195,6 +195,15 @@ pub struct Rule {
     pub created_seq: super::ChangeSeq,
 }
 
+impl Rule {
+    /// Whether the rule considers `run` when it is in its window: runs
+    /// changed before the rule existed only when it backfills and they
+    /// started since `backfill_from`.
+    pub fn sees(&self, run: &super::RunRecord) -> bool {
+        run.seq > self.created_seq || self.spec.backfill_from.is_some_and(|from| run.start_time >= from)
+    }
+}
+
 /// Defaults of runhook's own rule fields.
 pub mod defaults {
     /// The longest a run waits for a cycle, in seconds (LangSmith's poll).

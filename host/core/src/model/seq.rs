@@ -22,6 +22,9 @@ impl ChangeSeq {
     /// Before every change (a store's first position is after it).
     pub const START: ChangeSeq = ChangeSeq { major: 0, minor: 0 };
 
+    /// After every position (an open end).
+    pub const END: ChangeSeq = ChangeSeq { major: i64::MAX, minor: i64::MAX };
+
     /// The position a store encodes as `(major, minor)`; positions compare
     /// by `major`, then `minor`.
     pub fn from_parts(major: i64, minor: i64) -> Self {

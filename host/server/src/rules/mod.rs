@@ -2,10 +2,12 @@
 //! action pipeline.
 //!
 //! [`definition`] checks what a client says a rule is (shared by the API
-//! and the config file); [`scheduler`] gives every enabled rule its own task and interval;
-//! [`pipeline`] runs one cycle (window, filters, match plugin, sampling,
-//! webhook and evaluator actions, one commit); [`sample`] is the
-//! deterministic sampling draw. Webhooks leave through outbox rows in the
+//! and the config file); [`scheduler`] gives every enabled rule its own
+//! task, woken by its project's commits or its interval; [`pipeline`] runs
+//! one cycle (window, filters, match plugin, sampling, webhook and
+//! evaluator actions, one commit per page); [`window`] shares the pages of
+//! a project's window among its rules; [`sample`] is the deterministic
+//! sampling draw. Webhooks leave through outbox rows in the
 //! store, which the delivery worker sends: rules never talk to receivers.
 //!
 //! Layering: layer 3; imports `select`, `payload`, `delivery` (only the
@@ -18,3 +20,4 @@ pub mod pipeline;
 pub mod plugins;
 pub mod sample;
 pub mod scheduler;
+pub mod window;

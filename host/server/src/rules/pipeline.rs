@@ -2,9 +2,11 @@
 //! sampling -> actions (webhook, then evaluator) -> one commit.
 //!
 //! The window is the change sequence from the rule's watermark to the
-//! store's current value. Candidates are read in pages (oldest change
-//! first); each page is committed on its own, with the watermark moved to
-//! its last run, the rule log, the outbox rows and the evaluator's
+//! store's horizon. It is read in pages (oldest change first) that the
+//! rules of a project share (see `window`): lean runs, the filters
+//! evaluated on them, and only the runs the filters select read whole and
+//! rendered. Each page is committed on its own, with the watermark moved
+//! to its last run, the rule log, the outbox rows and the evaluator's
 //! feedback, all in one transaction. A crash therefore repeats at most the
 //! page in progress, which committed nothing, and never loses one.
 //!
@@ -20,7 +22,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::sample::sampled;
-use crate::payload::{self, Needs, RenderedRun};
+use super::window::{Page, Windows};
+use crate::payload::{self, RenderedRun};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
     ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
@@ -28,8 +31,41 @@ use runhook_core::model::{
 use runhook_plugins::{Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
 
-/// Candidates read and committed per step.
-pub const PAGE: usize = 1000;
+/// What every rule's cycles share: the store, the plugins, the window pages.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Compiled plugins (a component used by many rules is compiled once).
+    pub plugins: Arc<PluginRegistry>,
+    /// Window pages shared by the rules of a project.
+    pub windows: Arc<Windows>,
+}
+
+impl Engine {
+    /// An engine over `store` and `plugins`, with no pages read yet.
+    pub fn new(store: Arc<dyn Store>, plugins: Arc<PluginRegistry>) -> Self {
+        Self { store, plugins, windows: Arc::default() }
+    }
+}
+
+/// A rule with its filters compiled, as its task keeps it between cycles.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The rule.
+    pub rule: Rule,
+    selection: Selection,
+}
+
+impl Prepared {
+    /// Compiles `rule`'s filters.
+    pub fn new(rule: Rule) -> Result<Self, SelectionError> {
+        let spec = &rule.spec;
+        let selection =
+            Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
+        Ok(Self { rule, selection })
+    }
+}
 
 /// Why a cycle could not run.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +115,7 @@ struct Cycle<'r> {
     rule: &'r Rule,
     window_start: Timestamp,
     window_end: Timestamp,
-    selection: Selection,
+    selection: &'r Selection,
     matcher: Option<(PluginHandle, PluginRef)>,
     transformer: Option<(PluginHandle, PluginRef)>,
     evaluator: Option<(PluginHandle, PluginRef)>,
@@ -94,13 +130,13 @@ struct Selected {
     /// Whether this is the window's last page.
     last: bool,
     /// The runs that passed the three filters, rendered, beside their records.
-    runs: Vec<(RenderedRun, RunRecord)>,
+    runs: Vec<(RenderedRun, Arc<RunRecord>)>,
 }
 
 /// The runs the rule acts on (past the match plugin and sampling), and the
 /// log lines of those a plugin failed on.
 struct Matched {
-    chosen: Vec<(RenderedRun, RunRecord)>,
+    chosen: Vec<(RenderedRun, Arc<RunRecord>)>,
     logs: Vec<RuleRunLog>,
 }
 
@@ -108,32 +144,38 @@ struct Matched {
 /// horizon, page by page, each page through the stages `select`,
 /// `matching` and `act`, and committed on its own, under `lease` when the
 /// rule is leased (a page of a lease lost meanwhile commits nothing).
+/// `generation` is the rule's project's change counter seen before the
+/// cycle began: the pages it reads hold every change rung before it.
 pub async fn run_cycle(
-    store: &Arc<dyn Store>,
-    plugins: &Arc<PluginRegistry>,
-    rule: &Rule,
+    engine: &Engine,
+    prepared: &Prepared,
     lease: Option<&Lease>,
+    generation: u64,
 ) -> Result<CycleReport, CycleError> {
+    let (store, plugins, rule) = (&engine.store, &engine.plugins, &prepared.rule);
     let Some(state) = store.rule_state(rule.id).await? else {
         return Ok(CycleReport::default()); // deleted meanwhile
     };
-    let upto = store.change_seq().await?;
     let spec = &rule.spec;
     let cycle = Cycle {
         rule,
         window_start: state.window_end,
         window_end: Timestamp::now(),
-        selection: Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?,
+        selection: &prepared.selection,
         matcher: load(plugins, &spec.plugins.matcher, Capability::Match).await?,
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
-    let mut report = CycleReport { upto, ..CycleReport::default() };
+    let mut report = CycleReport::default();
     let mut after = state.watermark;
     loop {
-        let page = select(store, &cycle, after, upto).await?;
-        let (candidates, to, last) = (page.candidates, page.to, page.last);
-        let matched = matching(plugins, &cycle, page.runs).await?;
+        let page = engine.windows.page(store, spec.session_id, after, generation).await?;
+        if report.upto == ChangeSeq::default() {
+            report.upto = page.horizon();
+        }
+        let selected = select(store, &cycle, &page, after).await?;
+        let (candidates, to, last) = (selected.candidates, selected.to, selected.last);
+        let matched = matching(plugins, &cycle, selected.runs).await?;
         report.actioned += matched.chosen.len();
         let commit =
             CycleCommit { lease: lease.cloned(), ..act(plugins, &cycle, matched, after, to, candidates).await? };
@@ -148,25 +190,27 @@ pub async fn run_cycle(
     Ok(report)
 }
 
-/// Stage 1: the page of candidates after `after`, less the runs the rule
-/// already acted on, through the three filters, rendered.
+/// Stage 1: the runs of `page` after `after` that the rule considers,
+/// through the three filters, less those the rule already acted on,
+/// rendered.
 async fn select(
     store: &Arc<dyn Store>,
     cycle: &Cycle<'_>,
+    page: &Page,
     after: ChangeSeq,
-    upto: ChangeSeq,
 ) -> Result<Selected, CycleError> {
     let rule = cycle.rule;
-    let candidates = store.cycle_candidates(rule, after, upto, PAGE).await?;
-    let last = candidates.len() < PAGE;
-    let to = if last { upto.max(after) } else { candidates.last().map_or(upto, |r| r.seq) };
+    let candidates: Vec<Arc<RunRecord>> = page.runs_after(after).iter().filter(|r| rule.sees(r)).cloned().collect();
     let n = candidates.len();
-    let ids: Vec<_> = candidates.iter().map(|r| r.id).collect();
-    let done = store.actioned(rule.id, &ids).await?;
-    let fresh: Vec<RunRecord> = candidates.into_iter().filter(|r| !done.contains(&r.id)).collect();
-    let selected = cycle.selection.retain(store.as_ref(), fresh, &Budget::unlimited()).await?;
-    let rendered = payload::render(store.as_ref(), &selected, Needs::ALL).await?;
-    Ok(Selected { candidates: n, to, last, runs: rendered.into_iter().zip(selected).collect() })
+    let candidates = if cycle.selection.needs_io() { page.with_io(store, &candidates).await? } else { candidates };
+    let mut selected = cycle.selection.retain(store.as_ref(), candidates, &Budget::unlimited()).await?;
+    if !selected.is_empty() {
+        let ids: Vec<RunId> = selected.iter().map(|r| r.id).collect();
+        let done = store.actioned(rule.id, &ids).await?;
+        selected.retain(|r| !done.contains(&r.id));
+    }
+    let runs = page.render(store, selected).await?;
+    Ok(Selected { candidates: n, to: page.moves_to(after), last: page.is_last(), runs })
 }
 
 /// Stage 2: the match plugin, then sampling. A run the plugin failed on is
@@ -174,7 +218,7 @@ async fn select(
 async fn matching(
     plugins: &Arc<PluginRegistry>,
     cycle: &Cycle<'_>,
-    runs: Vec<(RenderedRun, RunRecord)>,
+    runs: Vec<(RenderedRun, Arc<RunRecord>)>,
 ) -> Result<Matched, CycleError> {
     let rule = cycle.rule;
     let verdicts = match &cycle.matcher {
@@ -216,7 +260,7 @@ async fn act(
 ) -> Result<CycleCommit, CycleError> {
     let (rule, spec) = (cycle.rule, &cycle.rule.spec);
     let Matched { chosen, mut logs } = matched;
-    let (chosen, records): (Vec<RenderedRun>, Vec<RunRecord>) = chosen.into_iter().unzip();
+    let (chosen, records): (Vec<RenderedRun>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
 
     // Webhook: payloads, transform plugin, outbox rows.
     let mut outbox: Vec<OutboxRow> = Vec::new();

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::run_cycle;
+use super::pipeline::{CycleReport, Engine, Prepared, run_cycle};
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{ChangeSeq, Rule, RuleId, Timestamp};
 use runhook_plugins::PluginRegistry;
@@ -85,6 +85,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<RuleId, Running> = HashMap::new();
+    let engine = Engine::new(store.clone(), plugins);
     loop {
         match balance(store.as_ref(), &replica).await {
             Ok((rules, leases)) => {
@@ -92,7 +93,7 @@ pub async fn run(
                 let newly = takeovers.count();
                 metrics::counter!("runhook_rule_leases_taken_total").increment(newly as u64);
                 metrics::gauge!("runhook_rules_owned").set(leases.len() as f64);
-                reconcile(&mut running, rules, leases, &store, &plugins, &signals, &shutdown);
+                reconcile(&mut running, rules, leases, &engine, &signals, &shutdown);
             }
             Err(e) => tracing::error!(error = %e, "cannot read or lease rules"),
         }
@@ -124,8 +125,7 @@ fn reconcile(
     running: &mut HashMap<RuleId, Running>,
     rules: Vec<Rule>,
     leases: Vec<Lease>,
-    store: &Arc<dyn Store>,
-    plugins: &Arc<PluginRegistry>,
+    engine: &Engine,
     signals: &Arc<RuleSignals>,
     shutdown: &CancellationToken,
 ) {
@@ -149,7 +149,7 @@ fn reconcile(
         let Some(lease) = held.get(&id).cloned() else { continue };
         let stop = shutdown.child_token();
         let (updated_at, epoch) = (rule.updated_at, lease.epoch);
-        let task = tokio::spawn(rule_loop(rule, lease, store.clone(), plugins.clone(), signals.clone(), stop.clone()));
+        let task = tokio::spawn(rule_loop(rule, lease, engine.clone(), signals.clone(), stop.clone()));
         running.insert(id, Running { updated_at, epoch, stop, task });
     }
 }
@@ -165,14 +165,7 @@ enum Wake {
     Interval,
 }
 
-async fn rule_loop(
-    rule: Rule,
-    lease: Lease,
-    store: Arc<dyn Store>,
-    plugins: Arc<PluginRegistry>,
-    signals: Arc<RuleSignals>,
-    stop: CancellationToken,
-) {
+async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSignals>, stop: CancellationToken) {
     let trigger = signals.trigger_handle(rule.id);
     let mut project = signals.project(rule.spec.session_id);
     let spec = &rule.spec;
@@ -184,12 +177,22 @@ async fn rule_loop(
     // not beyond it runs no cycle (idle rules cost no reads or writes).
     let mut read_upto: Option<ChangeSeq> = None;
     let mut due = true;
+    // Compiled once; an edit restarts the task.
+    let prepared = Prepared::new(rule.clone());
     loop {
         // Every change rung before the cycle starts is in its window.
-        project.borrow_and_update();
+        let generation = *project.borrow_and_update();
         let started = Instant::now();
-        if due && let Some(upto) = cycle(&store, &plugins, &rule, &lease).await {
-            read_upto = Some(upto);
+        match &prepared {
+            Ok(prepared) if due => {
+                if let Some(report) = cycle(&engine, prepared, &lease, generation).await {
+                    read_upto = Some(report.upto);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(rule = %rule.id, error = %e, "rule filter does not compile; the rule waits for an edit")
+            }
         }
         // Runs that arrived during the cycle have waited since it began.
         let pending = project.has_changed().unwrap_or(false);
@@ -208,7 +211,7 @@ async fn rule_loop(
                     _ = tokio::time::sleep_until((woken + batch).into()) => true,
                 }
             }
-            Wake::Interval => match (read_upto, store.change_seq().await) {
+            Wake::Interval => match (read_upto, engine.store.change_seq().await) {
                 (Some(read), Ok(now)) => now > read,
                 _ => true,
             },
@@ -216,10 +219,11 @@ async fn rule_loop(
     }
 }
 
-/// Runs one cycle of `rule` and records it; how far it read, unless it failed.
-async fn cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, rule: &Rule, lease: &Lease) -> Option<ChangeSeq> {
+/// Runs one cycle of `rule` and records it; its report, unless it failed.
+async fn cycle(engine: &Engine, prepared: &Prepared, lease: &Lease, generation: u64) -> Option<CycleReport> {
+    let rule = &prepared.rule;
     let started = Instant::now();
-    let result = run_cycle(store, plugins, rule, Some(lease)).await;
+    let result = run_cycle(engine, prepared, Some(lease), generation).await;
     let rule_label = rule.id.to_string();
     metrics::histogram!("runhook_rule_cycle_duration_seconds", "rule" => rule_label.clone())
         .record(started.elapsed().as_secs_f64());
@@ -241,7 +245,7 @@ async fn cycle(store: &Arc<dyn Store>, plugins: &Arc<PluginRegistry>, rule: &Rul
                     "rule cycle"
                 );
             }
-            Some(report.upto)
+            Some(report)
         }
         Err(e) => {
             metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "error").increment(1);

@@ -102,16 +102,18 @@ pub async fn a_cycle_reads_its_window_of_finished_runs(h: &dyn Harness) {
     let others = post(store.as_ref(), vec![running, theirs]).await;
     let upto = horizon_past(store.as_ref(), &[mine_ids.clone(), others].concat()).await;
 
-    let all = store.cycle_candidates(&r, after, upto, 100).await.unwrap();
+    let all = store.window_runs(project, after, upto, 100).await.unwrap();
     let ids: Vec<_> = all.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 3, "only finished runs of the rule's project, changed since it was created");
+    assert!(all.iter().all(|r| r.inputs.is_none() && r.outputs.is_none()), "lean: the large fields are not read");
+    assert!(all.iter().all(|r| r.name == "mine" && r.extra.is_some()), "the rest is");
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest change first");
     assert!(mine_ids.iter().all(|id| ids.contains(id)));
-    let first = store.cycle_candidates(&r, after, upto, 2).await.unwrap();
+    let first = store.window_runs(project, after, upto, 2).await.unwrap();
     assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
-    let rest = store.cycle_candidates(&r, first[1].seq, upto, 2).await.unwrap();
+    let rest = store.window_runs(project, first[1].seq, upto, 2).await.unwrap();
     assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..]);
-    assert!(store.cycle_candidates(&r, upto, upto, 10).await.unwrap().is_empty());
+    assert!(store.window_runs(project, upto, upto, 10).await.unwrap().is_empty());
 }
 
 /// With `backfill_from`, runs from before the rule that started since then
@@ -128,11 +130,14 @@ pub async fn a_backfilling_rule_sees_runs_from_before_it(h: &dyn Harness) {
     let upto = horizon_past(store.as_ref(), &[old, recent]).await;
 
     let state = store.rule_state(backfill.id).await.unwrap().unwrap();
-    let seen = store.cycle_candidates(&backfill, state.watermark, upto, 10).await.unwrap();
-    assert_eq!(seen.iter().map(|r| r.id).collect::<Vec<_>>(), [recent], "started since backfill_from only");
+    let window = store.window_runs(project, state.watermark, upto, 10).await.unwrap();
+    let seen: Vec<_> = window.iter().filter(|r| backfill.sees(r)).map(|r| r.id).collect();
+    assert_eq!(seen, [recent], "started since backfill_from only");
     let state = store.rule_state(live.id).await.unwrap().unwrap();
-    assert!(store.cycle_candidates(&live, state.watermark, upto, 10).await.unwrap().is_empty());
-    assert!(store.cycle_candidates(&live, ChangeSeq::START, upto, 10).await.unwrap().is_empty());
+    assert!(store.window_runs(project, state.watermark, upto, 10).await.unwrap().is_empty());
+    let all = store.window_runs(project, ChangeSeq::START, upto, 10).await.unwrap();
+    assert_eq!(all.len(), 2, "the window holds both");
+    assert!(!all.iter().any(|r| live.sees(r)), "a live rule considers neither");
 }
 
 /// A cycle's watermark, log, outbox rows, feedback (with its run's new
