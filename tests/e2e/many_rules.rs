@@ -20,7 +20,7 @@ const RUNS: usize = 100;
 /// Run `j`: named `n{j % 10}`, tagged `t{j % 7}`, errored when `j % 4 == 0`.
 fn run(j: usize) -> Value {
     json!({"id": format!("0193b8f2-0000-7000-8000-{j:012}"), "name": format!("n{}", j % 10), "run_type": "llm",
-           "tags": [format!("t{}", j % 7)], "error": (j % 4 == 0).then_some("boom"), "session_name": "many",
+           "tags": [format!("t{}", j % 7)], "error": j.is_multiple_of(4).then_some("boom"), "session_name": "many",
            "start_time": "2026-12-04T10:00:00Z", "end_time": "2026-12-04T10:00:01Z"})
 }
 

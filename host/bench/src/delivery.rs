@@ -36,6 +36,8 @@ use runhook_server::config::DeliverySettings;
 use runhook_store::{CycleCommit, OutboxRow, Store};
 use runhook_store_sqlite::{DirectCpu, SqliteStore};
 
+use crate::process::{cpu_since, cpu_time};
+
 #[derive(Debug, Args)]
 pub(crate) struct DeliveryBenchArgs {
     /// Deliveries per measurement.
@@ -285,24 +287,6 @@ async fn queue(args: &DeliveryBenchArgs, store: &dyn Store, url: &str, body: &st
             .await?;
     }
     Ok(())
-}
-
-/// CPU time this process has used so far (user and system, all threads),
-/// where the system tells it (`/proc/self/stat`, in Linux's fixed 1/100 s
-/// ticks); `None` elsewhere.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name in parentheses may hold spaces; fields are counted
-    // after it: utime and stime are the 14th and 15th of the line.
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ').skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
-/// The CPU time used since `before` was read by [`cpu_time`].
-fn cpu_since(before: Option<Duration>) -> Option<Duration> {
-    before.zip(cpu_time()).map(|(b, a)| a.saturating_sub(b))
 }
 
 /// A measurement: its wall time and the CPU time the process used meanwhile.

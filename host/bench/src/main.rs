@@ -6,7 +6,9 @@
 //! - [`plugins`]: per-plugin compile, cache-load, instantiation and call costs.
 //! - [`ingest`]: ingest throughput over HTTP beside the raw store insert rate.
 //! - [`filter`]: filter evaluations per second for representative filters.
-//! - [`rules`]: rule-cycle throughput and ingest-to-receiver latency.
+//! - [`rules`]: rule-cycle throughput, one rule beside the filter alone.
+//! - [`many_rules`]: a thousand rules sharing a project's window; idle CPU, memory.
+//! - [`latency`]: ingest-to-receiver latency, wake-ups on beside off.
 //! - [`delivery`]: webhook deliveries per second beside a bare reqwest loop.
 //! - [`soak`]: steady load for a long time; memory, files and latencies per minute.
 
@@ -19,8 +21,11 @@ use runhook_plugins::{EngineSettings, PluginEngine};
 mod delivery;
 mod filter;
 mod ingest;
+mod latency;
+mod many_rules;
 mod plugins;
 mod postgres;
+mod process;
 mod rules;
 mod soak;
 
@@ -40,8 +45,10 @@ enum BenchCommand {
     Ingest(ingest::IngestBenchArgs),
     /// Filter evaluations per second for representative filters.
     Filters(filter::FilterBenchArgs),
-    /// Rule-cycle throughput and ingest-to-receiver latency.
+    /// Rule-cycle throughput: one rule, or many sharing a window (`--rules`).
     Rules(rules::RulesBenchArgs),
+    /// Ingest-to-receiver latency under steady load, wake-ups on and off.
+    Latency(latency::LatencyBenchArgs),
     /// Webhook deliveries per second beside a bare reqwest loop.
     Deliveries(delivery::DeliveryBenchArgs),
     /// Steady load for a long time: memory, open files and latencies per minute.
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
         BenchCommand::Ingest(args) => ingest::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Filters(args) => filter::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Rules(args) => rules::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Latency(args) => latency::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Deliveries(args) => delivery::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Soak(args) => soak::run(&args).map(|()| ExitCode::SUCCESS),
     };

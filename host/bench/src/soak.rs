@@ -19,6 +19,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::process::rss_mib;
+
 use runhook_core::model::{RunId, Timestamp};
 use runhook_server::config::Config;
 
@@ -204,17 +206,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     }
     v.sort_unstable_by(f64::total_cmp);
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
-}
-
-fn rss_mib() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kib / 1024.0)
 }
 
 fn open_files() -> anyhow::Result<usize> {

@@ -148,9 +148,7 @@ impl Import for PgStore {
 
     async fn import_logs(&self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
         let mut tx = Tx::begin(self).await?;
-        for l in logs {
-            tx.insert_log(l).await?;
-        }
+        tx.insert_logs(logs).await?;
         tx.commit().await
     }
 

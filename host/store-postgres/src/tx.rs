@@ -272,25 +272,29 @@ impl CycleTx for Tx<'_> {
         Ok(moved.rows_affected() > 0)
     }
 
-    async fn insert_log(&mut self, l: &RuleRunLog) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, \
-             applied_at, webhooks, evaluators) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-        )
-        .bind(l.rule_id.0)
-        .bind(l.run_id.0)
-        .bind(&l.run_name)
-        .bind(&l.run_type)
-        .bind(l.session_id.0)
-        .bind(&l.thread_id)
-        .bind(at(l.window_start))
-        .bind(at(l.window_end))
-        .bind(at(l.applied_at))
-        .bind(outcome_json(&l.webhooks))
-        .bind(outcome_json(&l.evaluators))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db)?;
+    async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
+        // 11 values a line, within Postgres's 65,535 bound values.
+        for chunk in logs.chunks(1000) {
+            let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, \
+                 window_end, applied_at, webhooks, evaluators) ",
+            );
+            b.push_values(chunk, |mut row, l| {
+                row.push_bind(l.rule_id.0)
+                    .push_bind(l.run_id.0)
+                    .push_bind(l.run_name.clone())
+                    .push_bind(l.run_type.clone())
+                    .push_bind(l.session_id.0)
+                    .push_bind(l.thread_id.clone())
+                    .push_bind(at(l.window_start))
+                    .push_bind(at(l.window_end))
+                    .push_bind(at(l.applied_at))
+                    .push_bind(outcome_json(&l.webhooks))
+                    .push_bind(outcome_json(&l.evaluators));
+            });
+            b.push(" ON CONFLICT DO NOTHING");
+            b.build().execute(&mut *self.tx).await.map_err(db)?;
+        }
         Ok(())
     }
 

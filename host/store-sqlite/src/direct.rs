@@ -1,11 +1,14 @@
-//! The delivery worker's hot paths on SQLite connections of their own.
+//! The hot paths of the delivery worker and the rule engine on SQLite
+//! connections of their own.
 //!
 //! sqlx drives each SQLite connection from a thread of its own and hands
 //! every result row, and every statement, to the caller through a channel
 //! between threads. For the delivery worker's two hot paths (reading a
-//! page of due deliveries, recording a group of attempts) that hand-off
-//! cost more than SQLite's work: measured with `runhook-bench deliveries`,
-//! the thread wake-ups and per-row copies were most of the store's share.
+//! page of due deliveries, recording a group of attempts) and the rule
+//! engine's window reads (a thousand runs a page) that hand-off cost more
+//! than SQLite's work: measured with `runhook-bench deliveries` and
+//! `runhook-bench rules`, the thread wake-ups and per-row copies were most
+//! of the store's share.
 //! A [`Direct`] connection is opened with rusqlite on the same file and
 //! used from a blocking thread, so a batch is one hand-off whatever its
 //! size, and its statements stay prepared from one batch to the next in
@@ -92,9 +95,7 @@ impl Direct {
         })
         .await
         // Only a panic in `work` ends the blocking task early.
-        .map_err(|_| {
-            StoreError::Backend("a database batch of the delivery worker panicked; nothing of it was kept".into())
-        })?
+        .map_err(|_| StoreError::Backend("a database batch panicked; nothing of it was kept".into()))?
     }
 
     /// CPU time this connection's batches have used so far.

@@ -59,6 +59,9 @@ pub struct SqliteStore {
     /// one that reads due deliveries, one that records attempts.
     pub(crate) due_reader: Direct,
     pub(crate) recorder: Direct,
+    /// Reads of runs in bulk: window pages and runs by id, which every rule
+    /// cycle makes (see [`crate::direct`]).
+    pub(crate) run_reader: Direct,
     /// Seals URLs, headers and signing secrets before they are written.
     pub(crate) keys: Keyring,
     /// Sealings of recent delivery targets, both ways (see [`runhook_store::sealed`]).
@@ -131,11 +134,13 @@ impl SqliteStore {
         let tenant = tenant_id(&write).await?;
         let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;
+        let run_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         Ok(Self {
             write,
             read,
             due_reader,
             recorder,
+            run_reader,
             keys,
             targets: Arc::default(),
             bell: Arc::default(),

@@ -78,38 +78,77 @@ pub(crate) fn req_ts(s: Option<String>, column: &'static str) -> Result<Timestam
     required(ts(s, column)?, column)
 }
 
-pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
-    let run_type: String = row.try_get("run_type").map_err(db)?;
-    let tags: String = row.try_get("tags").map_err(db)?;
+/// A result row as sqlx or rusqlite hands it over: what decoding a run
+/// needs from either (the window reads go through rusqlite, see `direct`).
+pub(crate) trait Columns {
+    /// A text column (`None` for NULL).
+    fn text(&self, column: &'static str) -> Result<Option<String>, StoreError>;
+    /// An integer column (`None` for NULL).
+    fn int(&self, column: &'static str) -> Result<Option<i64>, StoreError>;
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
+
+    fn int(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        self.get(run_column(column)?).map_err(db)
+    }
+
+    fn int(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get(run_column(column)?).map_err(db)
+    }
+}
+
+/// The position of `column` in [`RUN_COLUMNS`] (and [`LEAN_RUN_COLUMNS`]):
+/// rusqlite looks a name up through SQLite's C API on every read, which
+/// cost more than decoding the run.
+fn run_column(column: &'static str) -> Result<usize, StoreError> {
+    static NAMES: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| RUN_COLUMNS.split(',').map(str::trim).collect());
+    NAMES.iter().position(|n| *n == column).ok_or_else(|| StoreError::corrupt("runs", format!("no column {column}")))
+}
+
+pub(crate) fn run_from_row(row: &impl Columns) -> Result<RunRecord, StoreError> {
+    let text = |c: &'static str| -> Result<String, StoreError> { required(row.text(c)?, c) };
+    let run_type = text("run_type")?;
+    let tags = text("tags")?;
     Ok(RunRecord {
-        id: parse_id(&row.try_get::<String, _>("id").map_err(db)?, "runs.id")?,
-        session_id: parse_id(&row.try_get::<String, _>("session_id").map_err(db)?, "runs.session_id")?,
-        trace_id: parse_id(&row.try_get::<String, _>("trace_id").map_err(db)?, "runs.trace_id")?,
-        parent_run_id: opt_id(row.try_get("parent_run_id").map_err(db)?, "runs.parent_run_id")?,
-        dotted_order: row.try_get("dotted_order").map_err(db)?,
-        name: row.try_get("name").map_err(db)?,
+        id: parse_id(&text("id")?, "runs.id")?,
+        session_id: parse_id(&text("session_id")?, "runs.session_id")?,
+        trace_id: parse_id(&text("trace_id")?, "runs.trace_id")?,
+        parent_run_id: opt_id(row.text("parent_run_id")?, "runs.parent_run_id")?,
+        dotted_order: text("dotted_order")?,
+        name: text("name")?,
         run_type: RunType::parse(&run_type).ok_or_else(|| StoreError::corrupt("runs.run_type", &run_type))?,
-        start_time: required(ts(row.try_get("start_time").map_err(db)?, "runs.start_time")?, "runs.start_time")?,
-        end_time: ts(row.try_get("end_time").map_err(db)?, "runs.end_time")?,
-        error: row.try_get("error").map_err(db)?,
-        inputs: json(row.try_get("inputs").map_err(db)?, "runs.inputs")?,
-        outputs: json(row.try_get("outputs").map_err(db)?, "runs.outputs")?,
-        extra: json(row.try_get("extra").map_err(db)?, "runs.extra")?,
-        events: json(row.try_get("events").map_err(db)?, "runs.events")?,
-        serialized: json(row.try_get("serialized").map_err(db)?, "runs.serialized")?,
+        start_time: req_ts(row.text("start_time")?, "runs.start_time")?,
+        end_time: ts(row.text("end_time")?, "runs.end_time")?,
+        error: row.text("error")?,
+        inputs: json(row.text("inputs")?, "runs.inputs")?,
+        outputs: json(row.text("outputs")?, "runs.outputs")?,
+        extra: json(row.text("extra")?, "runs.extra")?,
+        events: json(row.text("events")?, "runs.events")?,
+        serialized: json(row.text("serialized")?, "runs.serialized")?,
         tags: serde_json::from_str(&tags).map_err(|e| StoreError::corrupt("runs.tags", e))?,
-        reference_example_id: opt_id(row.try_get("reference_example_id").map_err(db)?, "runs.reference_example_id")?,
-        prompt_tokens: row.try_get("prompt_tokens").map_err(db)?,
-        completion_tokens: row.try_get("completion_tokens").map_err(db)?,
-        total_tokens: row.try_get("total_tokens").map_err(db)?,
-        prompt_cost: row.try_get("prompt_cost").map_err(db)?,
-        completion_cost: row.try_get("completion_cost").map_err(db)?,
-        total_cost: row.try_get("total_cost").map_err(db)?,
-        first_token_time: ts(row.try_get("first_token_time").map_err(db)?, "runs.first_token_time")?,
-        thread_id: row.try_get("thread_id").map_err(db)?,
-        seq: seq(row.try_get("seq").map_err(db)?),
-        inserted_at: required(ts(row.try_get("inserted_at").map_err(db)?, "runs.inserted_at")?, "runs.inserted_at")?,
-        modified_at: required(ts(row.try_get("modified_at").map_err(db)?, "runs.modified_at")?, "runs.modified_at")?,
+        reference_example_id: opt_id(row.text("reference_example_id")?, "runs.reference_example_id")?,
+        prompt_tokens: row.int("prompt_tokens")?,
+        completion_tokens: row.int("completion_tokens")?,
+        total_tokens: row.int("total_tokens")?,
+        prompt_cost: row.text("prompt_cost")?,
+        completion_cost: row.text("completion_cost")?,
+        total_cost: row.text("total_cost")?,
+        first_token_time: ts(row.text("first_token_time")?, "runs.first_token_time")?,
+        thread_id: row.text("thread_id")?,
+        seq: seq(required(row.int("seq")?, "runs.seq")?),
+        inserted_at: req_ts(row.text("inserted_at")?, "runs.inserted_at")?,
+        modified_at: req_ts(row.text("modified_at")?, "runs.modified_at")?,
     })
 }
 

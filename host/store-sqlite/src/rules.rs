@@ -145,19 +145,22 @@ impl RuleStore for SqliteStore {
         upto: ChangeSeq,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {LEAN_RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = ? \
-             AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(project.to_string())
-            .bind(seq_value(after))
-            .bind(seq_value(upto))
-            .bind(limit as i64)
-            .fetch_all(&self.read)
+        let (project, after, upto) = (project.to_string(), seq_value(after), seq_value(upto));
+        self.run_reader
+            .run(move |conn| {
+                let sql = format!(
+                    "SELECT {LEAN_RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = ?1 \
+                     AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+                );
+                let mut statement = conn.prepare_cached(&sql).map_err(db)?;
+                let mut rows = statement.query(rusqlite::params![project, after, upto, limit as i64]).map_err(db)?;
+                let mut runs = Vec::new();
+                while let Some(row) = rows.next().map_err(db)? {
+                    runs.push(run_from_row(row)?);
+                }
+                Ok(runs)
+            })
             .await
-            .map_err(db)?;
-        rows.iter().map(run_from_row).collect()
     }
 
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {

@@ -262,16 +262,26 @@ impl RunStore for SqliteStore {
 
 impl SqliteStore {
     /// Runs whose `column` is one of `ids`, read in chunks.
-    async fn runs_where_in(&self, column: &str, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
-            push_in(&mut b, column, chunk.iter().map(ToString::to_string));
-            for row in b.build().fetch_all(&self.read).await.map_err(db)? {
-                out.push(run_from_row(&row)?);
-            }
-        }
-        Ok(out)
+    /// Runs whose `column` is one of `ids`, read on the rule engine's own
+    /// connection (see `direct`): rules render every run they select
+    /// through here.
+    async fn runs_where_in(&self, column: &'static str, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.run_reader
+            .run(move |conn| {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE {column} IN ({marks})");
+                    let mut statement = conn.prepare_cached(&sql).map_err(db)?;
+                    let mut rows = statement.query(rusqlite::params_from_iter(chunk)).map_err(db)?;
+                    while let Some(row) = rows.next().map_err(db)? {
+                        out.push(run_from_row(row)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await
     }
 }
 

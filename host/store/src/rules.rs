@@ -140,8 +140,10 @@ pub trait CycleTx: ChangeTx {
         window_end: Timestamp,
         lease: Option<&Lease>,
     ) -> Result<bool, StoreError>;
-    /// Adds a line to the rule's log, unless the (rule, run) line exists.
-    async fn insert_log(&mut self, log: &RuleRunLog) -> Result<(), StoreError>;
+    /// Adds lines to rules' logs, each unless its (rule, run) line exists
+    /// (a page's lines in a few statements: one each cost more than the
+    /// rest of the commit).
+    async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError>;
     /// Queues a delivery: pending, due now.
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
     /// Adds the cycle's summary to the rule's history.
@@ -158,9 +160,7 @@ pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), 
             c.rule_id
         )));
     }
-    for l in &c.logs {
-        tx.insert_log(l).await?;
-    }
+    tx.insert_logs(&c.logs).await?;
     for o in &c.outbox {
         tx.queue_delivery(o).await?;
     }

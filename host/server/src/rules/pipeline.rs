@@ -5,10 +5,12 @@
 //! store's horizon. It is read in pages (oldest change first) that the
 //! rules of a project share (see `window`): lean runs, the filters
 //! evaluated on them, and only the runs the filters select read whole and
-//! rendered. Each page is committed on its own, with the watermark moved
-//! to its last run, the rule log, the outbox rows and the evaluator's
-//! feedback, all in one transaction. A crash therefore repeats at most the
-//! page in progress, which committed nothing, and never loses one.
+//! rendered. Each page the rule acted on is committed on its own, with the
+//! watermark moved to its last run, the rule log, the outbox rows and the
+//! evaluator's feedback, all in one transaction; pages it acted on nothing
+//! in commit with the next page (the window's last always commits). A
+//! crash therefore repeats at most the pages since the last commit, which
+//! committed nothing, and never loses one.
 //!
 //! A run is acted on at most once per rule (the rule log is keyed by rule
 //! and run): a run that gains feedback re-enters the window and may newly
@@ -167,6 +169,10 @@ pub async fn run_cycle(
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
     let mut report = CycleReport::default();
+    // Where the stored watermark is, and the candidates of pages passed
+    // since without anything to record (they commit with the next page:
+    // a crash repeats them, which acts on nothing).
+    let (mut committed, mut uncommitted) = (state.watermark, 0);
     let mut after = state.watermark;
     loop {
         let page = engine.windows.page(store, spec.session_id, after, generation).await?;
@@ -177,12 +183,16 @@ pub async fn run_cycle(
         let (candidates, to, last) = (selected.candidates, selected.to, selected.last);
         let matched = matching(plugins, &cycle, selected.runs).await?;
         report.actioned += matched.chosen.len();
-        let commit =
-            CycleCommit { lease: lease.cloned(), ..act(plugins, &cycle, matched, after, to, candidates).await? };
         report.candidates += candidates;
-        report.deliveries += commit.outbox.len();
-        store.commit_cycle(commit).await?;
+        let commit = act(plugins, &cycle, matched, committed, to, uncommitted + candidates).await?;
         after = to;
+        if !last && commit.logs.is_empty() && commit.feedback.is_empty() {
+            uncommitted += candidates;
+            continue;
+        }
+        report.deliveries += commit.outbox.len();
+        store.commit_cycle(CycleCommit { lease: lease.cloned(), ..commit }).await?;
+        (committed, uncommitted) = (to, 0);
         if last {
             break;
         }

@@ -12,7 +12,7 @@
 //! collects for `batch_ms` so that runs ingested together share a window;
 //! the interval is the longest a run waits when a wake-up is lost (a
 //! replica died between its commit and its notification), and an interval
-//! with nothing new in the store runs no cycle. A rule with
+//! with no run of the project changed since the last cycle runs none. A rule with
 //! `wake_on_ingest` off polls every interval, as LangSmith's rules do.
 //! Each page commits under the rule's lease, so a replica that lost the
 //! rule meanwhile (paused, cut off) commits nothing. A slow or failing rule
@@ -173,8 +173,9 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
     let batch = Duration::from_millis(spec.batch_ms);
     tracing::info!(rule = %rule.id, name = %spec.display_name, interval_s = interval.as_secs(),
         wake_on_ingest = spec.wake_on_ingest, batch_ms = spec.batch_ms, epoch = lease.epoch, "rule scheduled");
-    // How far the last cycle read; an interval that passes with the store
-    // not beyond it runs no cycle (idle rules cost no reads or writes).
+    // How far the last cycle read; an interval that passes with no run of
+    // the project changed beyond it runs no cycle (idle rules cost one
+    // indexed read per interval, and no writes).
     let mut read_upto: Option<ChangeSeq> = None;
     let mut due = true;
     // Compiled once; an edit restarts the task.
@@ -211,9 +212,14 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
                     _ = tokio::time::sleep_until((woken + batch).into()) => true,
                 }
             }
-            Wake::Interval => match (read_upto, engine.store.change_seq().await) {
-                (Some(read), Ok(now)) => now > read,
-                _ => true,
+            // Runs of the project changed past what the last cycle read
+            // (the check is one indexed row on both stores).
+            Wake::Interval => match read_upto {
+                Some(read) => {
+                    let changed = engine.store.window_runs(spec.session_id, read, ChangeSeq::END, 1).await;
+                    !matches!(changed, Ok(runs) if runs.is_empty())
+                }
+                None => true,
             },
         };
     }

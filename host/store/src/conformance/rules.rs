@@ -106,7 +106,7 @@ pub async fn a_cycle_reads_its_window_of_finished_runs(h: &dyn Harness) {
     let ids: Vec<_> = all.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 3, "only finished runs of the rule's project, changed since it was created");
     assert!(all.iter().all(|r| r.inputs.is_none() && r.outputs.is_none()), "lean: the large fields are not read");
-    assert!(all.iter().all(|r| r.name == "mine" && r.extra.is_some()), "the rest is");
+    assert!(all.iter().all(|r| r.name == "ChatOpenAI" && r.session_id == project), "the rest is");
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest change first");
     assert!(mine_ids.iter().all(|id| ids.contains(id)));
     let first = store.window_runs(project, after, upto, 2).await.unwrap();
