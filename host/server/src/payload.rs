@@ -8,12 +8,15 @@
 //!
 //! Layering: layer 2; imports `model`, `store`.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
 use runhook_core::model::view::{RunContext, feedback_stats, run_json};
-use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, Timestamp};
+use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, TenantId, Timestamp};
 use runhook_store::{RunStore, StoreError, TreeNode};
 
 /// The run keys of the doc's example payload, in its order. (`error` is not
@@ -87,30 +90,52 @@ pub fn json_text(run: &Map<String, Value>) -> String {
     serde_json::to_string(run).unwrap_or_else(|_| "{}".into())
 }
 
+/// What rendering a batch of runs needs beyond the runs: their traces'
+/// trees and their feedback.
+#[derive(Debug, Default)]
+pub struct Derived {
+    nodes: Vec<TreeNode>,
+    feedback: Vec<Feedback>,
+}
+
+impl Derived {
+    /// Loads what `needs` asks for the runs `ids` of traces `traces` (one
+    /// query each, at once): the runs themselves need not be read yet.
+    pub async fn load(store: &dyn RunStore, ids: &[RunId], traces: &[RunId], needs: Needs) -> Result<Self, StoreError> {
+        let mut traces = traces.to_vec();
+        traces.sort_unstable();
+        traces.dedup();
+        let nodes = async { if needs.tree { store.trace_nodes(&traces).await } else { Ok(Vec::new()) } };
+        let feedback = async { if needs.feedback { store.feedback_for_runs(ids).await } else { Ok(Vec::new()) } };
+        let (nodes, feedback) = tokio::try_join!(nodes, feedback)?;
+        Ok(Self { nodes, feedback })
+    }
+}
+
 /// Renders runs with their derived fields, loading the trees and the
 /// feedback `needs` asks for (one query each for the whole batch).
 pub async fn render(store: &dyn RunStore, runs: &[RunRecord], needs: Needs) -> Result<Vec<RenderedRun>, StoreError> {
-    let mut traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
-    traces.sort_unstable();
-    traces.dedup();
-    let nodes = if needs.tree { store.trace_nodes(&traces).await? } else { Vec::new() };
+    let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+    let traces: Vec<RunId> = runs.iter().map(|r| r.trace_id).collect();
+    let derived = Derived::load(store, &ids, &traces, needs).await?;
+    Ok(render_with(store.tenant_id(), runs, derived))
+}
+
+/// Renders runs with the derived fields loaded for them.
+pub fn render_with(tenant: TenantId, runs: &[RunRecord], derived: Derived) -> Vec<RenderedRun> {
     let mut by_trace: HashMap<RunId, Vec<&TreeNode>> = HashMap::new();
-    for n in &nodes {
+    for n in &derived.nodes {
         if let Some(trace) = n.dotted_order.get(22..58).and_then(|s| s.parse::<RunId>().ok()) {
             by_trace.entry(trace).or_default().push(n);
         }
     }
-    let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
     let mut feedback: HashMap<RunId, Vec<Feedback>> = HashMap::new();
-    let all_feedback = if needs.feedback { store.feedback_for_runs(&ids).await? } else { Vec::new() };
-    for f in all_feedback {
+    for f in derived.feedback {
         if let Some(run) = f.run_id {
             feedback.entry(run).or_default().push(f);
         }
     }
-    let tenant = store.tenant_id();
-    Ok(runs
-        .iter()
+    runs.iter()
         .map(|run| {
             let prefix = format!("{}.", run.dotted_order);
             let tree = by_trace.get(&run.trace_id).map(Vec::as_slice).unwrap_or(&[]);
@@ -127,7 +152,7 @@ pub async fn render(store: &dyn RunStore, runs: &[RunRecord], needs: Needs) -> R
             };
             RenderedRun { id: run.id, json: run_json(run, &ctx), feedback: fb }
         })
-        .collect())
+        .collect()
 }
 
 /// One POST's worth: its runs and its body.
@@ -135,29 +160,58 @@ pub async fn render(store: &dyn RunStore, runs: &[RunRecord], needs: Needs) -> R
 pub struct Payload {
     /// The runs it carries.
     pub run_ids: Vec<RunId>,
-    /// The JSON body.
-    pub body: Value,
+    /// The JSON body, as sent.
+    pub body: String,
 }
 
-/// The run object as the webhook carries it: the doc's keys only.
-pub fn webhook_run(full: &Map<String, Value>) -> Map<String, Value> {
-    RUN_KEYS.iter().filter_map(|k| full.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+/// The run object as the webhook carries it (the doc's keys only),
+/// written straight from the full object without copying it.
+struct WebhookRun<'a>(&'a Map<String, Value>);
+
+impl Serialize for WebhookRun<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for key in RUN_KEYS {
+            if let Some(value) = self.0.get(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A payload's body, borrowing its runs.
+#[derive(Serialize)]
+struct Body<'a> {
+    rule_id: RuleId,
+    start_time: String,
+    end_time: String,
+    runs: Vec<WebhookRun<'a>>,
+    feedback_stats: Map<String, Value>,
 }
 
 /// Splits a window's runs into payloads of at most `max_runs` runs.
-pub fn payloads(rule: RuleId, start: Timestamp, end: Timestamp, runs: &[RenderedRun], max_runs: usize) -> Vec<Payload> {
+pub fn payloads<R: Borrow<RenderedRun>>(
+    rule: RuleId,
+    start: Timestamp,
+    end: Timestamp,
+    runs: &[R],
+    max_runs: usize,
+) -> Vec<Payload> {
     runs.chunks(max_runs.max(1))
         .map(|chunk| {
-            let fb: Vec<&Feedback> = chunk.iter().flat_map(|r| r.feedback.iter()).collect();
+            let fb: Vec<&Feedback> = chunk.iter().flat_map(|r| r.borrow().feedback.iter()).collect();
+            let body = Body {
+                rule_id: rule,
+                start_time: start.to_offset_string(),
+                end_time: end.to_offset_string(),
+                runs: chunk.iter().map(|r| WebhookRun(&r.borrow().json)).collect(),
+                feedback_stats: feedback_stats(&fb),
+            };
             Payload {
-                run_ids: chunk.iter().map(|r| r.id).collect(),
-                body: json!({
-                    "rule_id": rule,
-                    "start_time": start.to_offset_string(),
-                    "end_time": end.to_offset_string(),
-                    "runs": chunk.iter().map(|r| Value::Object(webhook_run(&r.json))).collect::<Vec<_>>(),
-                    "feedback_stats": Value::Object(feedback_stats(&fb)),
-                }),
+                run_ids: chunk.iter().map(|r| r.borrow().id).collect(),
+                // Maps of JSON values and strings always serialise.
+                body: serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()),
             }
         })
         .collect()

@@ -59,8 +59,10 @@ pub struct SqliteStore {
     /// one that reads due deliveries, one that records attempts.
     pub(crate) due_reader: Direct,
     pub(crate) recorder: Direct,
-    /// Reads of runs in bulk: window pages and runs by id, which every rule
-    /// cycle makes (see [`crate::direct`]).
+    /// The rule engine's window pages (see [`crate::direct`]).
+    pub(crate) window_reader: Direct,
+    /// Runs and trees by id, which every rule reads for the runs it selects
+    /// (beside the window reader: a cycle reads the next page meanwhile).
     pub(crate) run_reader: Direct,
     /// Seals URLs, headers and signing secrets before they are written.
     pub(crate) keys: Keyring,
@@ -134,12 +136,14 @@ impl SqliteStore {
         let tenant = tenant_id(&write).await?;
         let due_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let recorder = Direct::open(&path, false, CHECKPOINT_PAGES)?;
+        let window_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         let run_reader = Direct::open(&path, true, CHECKPOINT_PAGES)?;
         Ok(Self {
             write,
             read,
             due_reader,
             recorder,
+            window_reader,
             run_reader,
             keys,
             targets: Arc::default(),

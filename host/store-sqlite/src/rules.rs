@@ -146,7 +146,7 @@ impl RuleStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let (project, after, upto) = (project.to_string(), seq_value(after), seq_value(upto));
-        self.run_reader
+        self.window_reader
             .run(move |conn| {
                 let sql = format!(
                     "SELECT {LEAN_RUN_COLUMNS} FROM runs WHERE end_time IS NOT NULL AND session_id = ?1 \

@@ -112,20 +112,28 @@ impl RunStore for SqliteStore {
     }
 
     async fn trace_nodes(&self, traces: &[RunId]) -> Result<Vec<TreeNode>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in traces.chunks(CHUNK) {
-            let mut b: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT id, parent_run_id, dotted_order FROM runs WHERE 1 = 1");
-            push_in(&mut b, "trace_id", chunk.iter().map(ToString::to_string));
-            for row in b.build().fetch_all(&self.read).await.map_err(db)? {
-                out.push(TreeNode {
-                    id: parse_id(&row.try_get::<String, _>("id").map_err(db)?, "runs.id")?,
-                    parent_run_id: opt_id(row.try_get("parent_run_id").map_err(db)?, "runs.parent_run_id")?,
-                    dotted_order: row.try_get("dotted_order").map_err(db)?,
-                });
-            }
-        }
-        Ok(out)
+        // Every rule renders its selected runs' trees through here: on the
+        // bulk reader (see `direct`).
+        let traces: Vec<String> = traces.iter().map(ToString::to_string).collect();
+        self.run_reader
+            .run(move |conn| {
+                let mut out = Vec::new();
+                for chunk in traces.chunks(CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!("SELECT id, parent_run_id, dotted_order FROM runs WHERE trace_id IN ({marks})");
+                    let mut statement = conn.prepare_cached(&sql).map_err(db)?;
+                    let mut rows = statement.query(rusqlite::params_from_iter(chunk)).map_err(db)?;
+                    while let Some(row) = rows.next().map_err(db)? {
+                        out.push(TreeNode {
+                            id: parse_id(&row.get::<_, String>(0).map_err(db)?, "runs.id")?,
+                            parent_run_id: opt_id(row.get(1).map_err(db)?, "runs.parent_run_id")?,
+                            dotted_order: row.get(2).map_err(db)?,
+                        });
+                    }
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn create_feedback(&self, feedback: Feedback) -> Result<Feedback, StoreError> {

@@ -390,3 +390,22 @@ fn random_input_never_panics() {
         let _ = Filter::parse(&String::from_utf8_lossy(&bytes));
     }
 }
+
+/// Which filters need a run's inputs or outputs: a rule's window is read
+/// without them, so a filter that reads them and is not flagged would
+/// silently never match.
+#[test]
+fn filters_that_read_inputs_or_outputs_say_so() {
+    for (text, io) in [
+        (r#"eq(name, "x")"#, false),
+        (r#"and(eq(metadata_key, "user"), eq(metadata_value, "u1"))"#, false),
+        (r#"has(tags, "prod")"#, false),
+        (r#"search("refund")"#, true),
+        (r#"and(eq(input_key, "q"), eq(input_value, "hi"))"#, true),
+        (r#"eq(output_key, "answer")"#, true),
+        (r#"or(eq(name, "x"), not(search("y")))"#, true),
+        (r#"and(eq(feedback_key, "k"), gt(feedback_score, 0.5))"#, false),
+    ] {
+        assert_eq!(Filter::parse(text).unwrap().uses_io(), io, "{text}");
+    }
+}

@@ -132,13 +132,13 @@ struct Selected {
     /// Whether this is the window's last page.
     last: bool,
     /// The runs that passed the three filters, rendered, beside their records.
-    runs: Vec<(RenderedRun, Arc<RunRecord>)>,
+    runs: Vec<(Arc<RenderedRun>, Arc<RunRecord>)>,
 }
 
 /// The runs the rule acts on (past the match plugin and sampling), and the
 /// log lines of those a plugin failed on.
 struct Matched {
-    chosen: Vec<(RenderedRun, Arc<RunRecord>)>,
+    chosen: Vec<(Arc<RenderedRun>, Arc<RunRecord>)>,
     logs: Vec<RuleRunLog>,
 }
 
@@ -174,8 +174,18 @@ pub async fn run_cycle(
     // a crash repeats them, which acts on nothing).
     let (mut committed, mut uncommitted) = (state.watermark, 0);
     let mut after = state.watermark;
+    let mut next: Option<tokio::task::JoinHandle<Result<Arc<Page>, StoreError>>> = None;
     loop {
-        let page = engine.windows.page(store, spec.session_id, after, generation).await?;
+        let page = match next.take() {
+            Some(prefetched) => prefetched.await??,
+            None => engine.windows.page(store, spec.session_id, after, generation).await?,
+        };
+        // The next page is read while this one is worked on.
+        if !page.is_last() {
+            let (windows, store, to) = (engine.windows.clone(), store.clone(), page.moves_to(after));
+            let project = spec.session_id;
+            next = Some(tokio::spawn(async move { windows.page(&store, project, to, generation).await }));
+        }
         if report.upto == ChangeSeq::default() {
             report.upto = page.horizon();
         }
@@ -228,7 +238,7 @@ async fn select(
 async fn matching(
     plugins: &Arc<PluginRegistry>,
     cycle: &Cycle<'_>,
-    runs: Vec<(RenderedRun, Arc<RunRecord>)>,
+    runs: Vec<(Arc<RenderedRun>, Arc<RunRecord>)>,
 ) -> Result<Matched, CycleError> {
     let rule = cycle.rule;
     let verdicts = match &cycle.matcher {
@@ -270,7 +280,7 @@ async fn act(
 ) -> Result<CycleCommit, CycleError> {
     let (rule, spec) = (cycle.rule, &cycle.rule.spec);
     let Matched { chosen, mut logs } = matched;
-    let (chosen, records): (Vec<RenderedRun>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
+    let (chosen, records): (Vec<Arc<RenderedRun>>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
 
     // Webhook: payloads, transform plugin, outbox rows.
     let mut outbox: Vec<OutboxRow> = Vec::new();
@@ -279,7 +289,7 @@ async fn act(
         let secrets = spec.signing_secrets(Timestamp::now());
         let parts =
             payload::payloads(rule.id, cycle.window_start, cycle.window_end, &chosen, spec.max_runs_per_payload);
-        let texts: Vec<String> = parts.iter().map(|p| p.body.to_string()).collect();
+        let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
         let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
             Some((handle, r)) => {
                 call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?

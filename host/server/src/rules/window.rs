@@ -84,7 +84,7 @@ pub struct Page {
     /// The same runs with their large fields, when a rule needs them.
     full: OnceCell<HashMap<RunId, Arc<RunRecord>>>,
     /// Runs rendered for some rule, for the next rule selecting them.
-    rendered: Mutex<HashMap<RunId, RenderedRun>>,
+    rendered: Mutex<HashMap<RunId, Arc<RenderedRun>>>,
 }
 
 impl Windows {
@@ -241,23 +241,85 @@ impl Page {
         &self,
         store: &Arc<dyn Store>,
         runs: Vec<Arc<RunRecord>>,
-    ) -> Result<Vec<(RenderedRun, Arc<RunRecord>)>, StoreError> {
-        let missing: Vec<RunId> = {
+    ) -> Result<Vec<(Arc<RenderedRun>, Arc<RunRecord>)>, StoreError> {
+        let missing: Vec<&Arc<RunRecord>> = {
             let rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
-            runs.iter().map(|r| r.id).filter(|id| !rendered.contains_key(id)).collect()
+            runs.iter().filter(|r| !rendered.contains_key(&r.id)).collect()
         };
         if !missing.is_empty() {
-            let whole = match self.full.get() {
-                Some(full) => missing.iter().filter_map(|id| full.get(id).map(|r| RunRecord::clone(r))).collect(),
-                None => store.runs_by_ids(&missing).await?,
+            // The whole runs, their trees and feedback are read at once.
+            let ids: Vec<RunId> = missing.iter().map(|r| r.id).collect();
+            let traces: Vec<RunId> = missing.iter().map(|r| r.trace_id).collect();
+            let whole = async {
+                match self.full.get() {
+                    Some(full) => Ok(ids.iter().filter_map(|id| full.get(id).map(|r| RunRecord::clone(r))).collect()),
+                    None => store.runs_by_ids(&ids).await,
+                }
             };
-            let fresh = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
+            let derived = payload::Derived::load(store.as_ref(), &ids, &traces, Needs::ALL);
+            let (whole, derived) = tokio::try_join!(whole, derived)?;
+            let fresh = payload::render_with(store.tenant_id(), &whole, derived);
             let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
             for run in fresh {
-                rendered.entry(run.id).or_insert(run);
+                rendered.entry(run.id).or_insert_with(|| Arc::new(run));
             }
         }
         let rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(runs.into_iter().filter_map(|r| rendered.get(&r.id).map(|x| (x.clone(), r))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use runhook_core::model::{RunType, RunWrite, Timestamp};
+
+    fn at(n: i64) -> ChangeSeq {
+        ChangeSeq::from_parts(0, n)
+    }
+
+    /// A page read after `after` up to the horizon `upto`, holding runs at `seqs`.
+    fn page(after: i64, upto: i64, seqs: &[i64], last: bool) -> Page {
+        let runs = seqs
+            .iter()
+            .map(|s| {
+                let w = RunWrite {
+                    name: Some("r".into()),
+                    run_type: Some(RunType::Llm),
+                    start_time: Some(Timestamp::now()),
+                    ..RunWrite::default()
+                };
+                let mut run = RunRecord::create(RunId::new_v7(), SessionId::new_v4(), w, Timestamp::now()).unwrap();
+                run.seq = at(*s);
+                Arc::new(run)
+            })
+            .collect();
+        Page { after: at(after), upto: at(upto), last, runs, full: OnceCell::new(), rendered: Mutex::default() }
+    }
+
+    #[test]
+    fn a_last_page_covers_every_watermark_up_to_its_horizon() {
+        let p = page(10, 50, &[12, 20, 31], true);
+        assert!(!p.covers(at(9)), "before the read");
+        for w in [10, 12, 25, 31, 40, 50] {
+            assert!(p.covers(at(w)), "{w}");
+        }
+        assert!(!p.covers(at(51)), "past the horizon");
+        assert_eq!(p.runs_after(at(12)).len(), 2);
+        assert!(p.runs_after(at(31)).is_empty());
+        // Rules move to the last run, so rules from 10 and from 25 meet at 31.
+        assert_eq!((p.moves_to(at(10)), p.moves_to(at(25)), p.moves_to(at(40))), (at(31), at(31), at(40)));
+        let empty = page(10, 50, &[], true);
+        assert_eq!(empty.moves_to(at(20)), at(20));
+    }
+
+    #[test]
+    fn a_full_page_covers_watermarks_before_its_last_run() {
+        let p = page(10, 50, &[12, 20, 31], false);
+        assert!(p.covers(at(20)) && p.covers(at(30)));
+        assert!(!p.covers(at(31)), "the next page holds what follows");
+        assert_eq!(p.moves_to(at(10)), at(31));
     }
 }
