@@ -11,7 +11,8 @@
 //! reads per window page (1.0 when every rule shares each read), CPU per
 //! run per rule; beside one rule's cycle over the same window alone.
 //!
-//! At rest (SQLite): the service runs in this process. Its CPU over
+//! At rest (SQLite, measured first, in a process that has not yet grown
+//! with the throughput runs): the service runs in this process. Its CPU over
 //! `--idle-seconds` with no rules, then with N rules scheduled (after each
 //! ran its first cycle); resident memory at start, with the N rules, and
 //! after `--plugin-rules` more rules with the plugin have each called it.
@@ -37,6 +38,13 @@ use runhook_store::{Announcement, IngestBatch, Store};
 const PROJECT: &str = "many";
 
 pub(crate) async fn run(args: &RulesBenchArgs, plugin: &Path) -> anyhow::Result<()> {
+    println!(
+        "runhook-bench rules --rules {}: one project, {} runs, {} rules with the Rust match plugin",
+        args.rules, args.runs, args.plugin_rules
+    );
+    // At rest first: the process has not yet grown with a throughput run.
+    let dir = tempfile::tempdir()?;
+    at_rest(args, plugin, config(dir.path(), &args.plugins_dir)).await?;
     let dir = tempfile::tempdir()?;
     throughput(args, plugin, "SQLite", config(dir.path(), &args.plugins_dir)).await?;
     if let Some(server) = &args.postgres {
@@ -44,8 +52,7 @@ pub(crate) async fn run(args: &RulesBenchArgs, plugin: &Path) -> anyhow::Result<
         let pg = crate::postgres::replica(config(dir.path(), &args.plugins_dir), &url)?;
         throughput(args, plugin, "Postgres", pg).await?;
     }
-    let dir = tempfile::tempdir()?;
-    at_rest(args, plugin, config(dir.path(), &args.plugins_dir)).await
+    Ok(())
 }
 
 /// Run `i` of the window.
@@ -152,12 +159,9 @@ async fn throughput(
     let per = |cpu: Option<Duration>, n: usize| {
         cpu.map_or("n/a".into(), |c| format!("{:.2} µs", c.as_secs_f64() * 1e6 / n as f64))
     };
+    println!("  throughput ({store_name}), one cycle of every rule over the window at once:");
     println!(
-        "runhook-bench rules --rules {} ({store_name}): one project, {} runs, {} rules with the Rust match plugin",
-        args.rules, args.runs, args.plugin_rules
-    );
-    println!(
-        "  1 rule alone (baseline)      {:>12.0} runs x rules/s   CPU {} per run per rule   {:.1} store reads per window page   ({} matched, {:.2} s)",
+        "    1 rule alone (baseline)    {:>12.0} runs x rules/s   CPU {} per run per rule   {:.1} store reads per window page   ({} matched, {:.2} s)",
         report.candidates as f64 / one_wall.as_secs_f64(),
         per(one_cpu, report.candidates),
         one_reads / pages,
@@ -165,7 +169,7 @@ async fn throughput(
         one_wall.as_secs_f64()
     );
     println!(
-        "  {:>5} rules sharing reads    {:>12.0} runs x rules/s   CPU {} per run per rule   {:.1} store reads per window page   ({} matched, {:.2} s)",
+        "    {:>5} rules sharing reads  {:>12.0} runs x rules/s   CPU {} per run per rule   {:.1} store reads per window page   ({} matched, {:.2} s)",
         args.rules,
         evaluated as f64 / all_wall.as_secs_f64(),
         per(all_cpu, evaluated),

@@ -5,12 +5,12 @@
 //! store's horizon. It is read in pages (oldest change first) that the
 //! rules of a project share (see `window`): lean runs, the filters
 //! evaluated on them, and only the runs the filters select read whole and
-//! rendered. Each page the rule acted on is committed on its own, with the
-//! watermark moved to its last run, the rule log, the outbox rows and the
-//! evaluator's feedback, all in one transaction; pages it acted on nothing
-//! in commit with the next page (the window's last always commits). A
-//! crash therefore repeats at most the pages since the last commit, which
-//! committed nothing, and never loses one.
+//! rendered. What the rule chose is committed with the watermark moved to
+//! the last run read, the rule log, the outbox rows and the evaluator's
+//! feedback, all in one transaction, once a page's worth of runs is
+//! chosen and at the window's end: a sparse rule's payloads carry runs of
+//! many pages. A crash therefore repeats at most the pages since the last
+//! commit, which committed nothing, and never loses one.
 //!
 //! A run is acted on at most once per rule (the rule log is keyed by rule
 //! and run): a run that gains feedback re-enters the window and may newly
@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::sample::sampled;
-use super::window::{Page, Windows};
+use super::window::{PAGE, Page, Windows};
 use crate::payload::{self, RenderedRun};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
@@ -169,10 +169,13 @@ pub async fn run_cycle(
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
     let mut report = CycleReport::default();
-    // Where the stored watermark is, and the candidates of pages passed
-    // since without anything to record (they commit with the next page:
-    // a crash repeats them, which acts on nothing).
+    // Where the stored watermark is, and what the pages read since hold:
+    // their candidates and the runs chosen and logged on them. Pages
+    // commit together until a page's worth is chosen or the window ends
+    // (a crash repeats them all, having sent nothing), so a rule that
+    // chooses a run here and there sends full payloads, not one per page.
     let (mut committed, mut uncommitted) = (state.watermark, 0);
+    let mut held = Matched { chosen: Vec::new(), logs: Vec::new() };
     let mut after = state.watermark;
     let mut next: Option<tokio::task::JoinHandle<Result<Arc<Page>, StoreError>>> = None;
     loop {
@@ -194,12 +197,15 @@ pub async fn run_cycle(
         let matched = matching(plugins, &cycle, selected.runs).await?;
         report.actioned += matched.chosen.len();
         report.candidates += candidates;
-        let commit = act(plugins, &cycle, matched, committed, to, uncommitted + candidates).await?;
+        uncommitted += candidates;
+        held.chosen.extend(matched.chosen);
+        held.logs.extend(matched.logs);
         after = to;
-        if !last && commit.logs.is_empty() && commit.feedback.is_empty() {
-            uncommitted += candidates;
+        if !last && held.chosen.len() + held.logs.len() < PAGE {
             continue;
         }
+        let matched = std::mem::replace(&mut held, Matched { chosen: Vec::new(), logs: Vec::new() });
+        let commit = act(plugins, &cycle, matched, committed, to, uncommitted).await?;
         report.deliveries += commit.outbox.len();
         store.commit_cycle(CycleCommit { lease: lease.cloned(), ..commit }).await?;
         (committed, uncommitted) = (to, 0);

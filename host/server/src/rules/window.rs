@@ -22,8 +22,9 @@
 //! page's runs with their large fields (read once, when the first rule
 //! whose filter reads inputs or outputs asks) and the rendered runs that
 //! a rule selected (rendered once, reused by every rule selecting them).
-//! Pages are dropped half a minute after they were read (at most eight
-//! per project are kept); a rule holding
+//! Pages are dropped half a minute after a rule last used one (at most 128
+//! per project are kept, the least recently used going first: about 100
+//! MB of lean runs while many rules work through a backlog); a rule holding
 //! one keeps it until its page is done.
 //!
 //! On Postgres the horizon can lag a commit that already rang (an older
@@ -45,14 +46,15 @@ use runhook_store::{Store, StoreError};
 /// Runs per page.
 pub const PAGE: usize = 1000;
 
-/// How long a page may serve rules after it was read.
+/// How long a page is kept after a rule last used it.
 const KEEP: Duration = Duration::from_secs(30);
 
 /// How soon rules look again at a window whose horizon was held back.
 const HELD_BACK_RECHECK: Duration = Duration::from_millis(25);
 
-/// Pages kept per project at most (the oldest goes first).
-const MOST_PAGES: usize = 8;
+/// Pages kept per project at most (the least recently used goes first):
+/// a backlog this long is read once however far apart its rules drift.
+const MOST_PAGES: usize = 128;
 
 /// The shared pages of every project, and how many reads they took.
 #[derive(Debug, Default)]
@@ -66,8 +68,14 @@ pub struct Windows {
 struct Slot {
     after: ChangeSeq,
     generation: u64,
-    read_at: Instant,
+    used_at: Mutex<Instant>,
     page: OnceCell<Arc<Page>>,
+}
+
+impl Slot {
+    fn idle(&self) -> Duration {
+        self.used_at.lock().unwrap_or_else(PoisonError::into_inner).elapsed()
+    }
 }
 
 /// One read of a project's window.
@@ -152,7 +160,7 @@ impl Windows {
         let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
         // Every project's old pages go, so an idle project holds none.
         pages.retain(|_, slots| {
-            slots.retain(|s| s.read_at.elapsed() < KEEP);
+            slots.retain(|s| s.idle() < KEEP);
             !slots.is_empty()
         });
         let slots = pages.entry(project).or_default();
@@ -165,11 +173,14 @@ impl Windows {
                 }
         };
         if let Some(slot) = slots.iter().rev().find(usable) {
+            *slot.used_at.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
             return slot.clone();
         }
-        let slot = Arc::new(Slot { after, generation, read_at: Instant::now(), page: OnceCell::new() });
-        if slots.len() >= MOST_PAGES {
-            slots.remove(0);
+        let slot = Arc::new(Slot { after, generation, used_at: Mutex::new(Instant::now()), page: OnceCell::new() });
+        if slots.len() >= MOST_PAGES
+            && let Some(lru) = slots.iter().enumerate().max_by_key(|(_, s)| s.idle()).map(|(i, _)| i)
+        {
+            slots.remove(lru);
         }
         slots.push(slot.clone());
         slot
