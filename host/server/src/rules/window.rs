@@ -155,7 +155,7 @@ impl Windows {
     }
 
     /// A slot whose page covers `after` for `generation` (one being read
-    /// counts, when `shared`), or a new one.
+    /// counts: from `after`, or from before it when `shared`), or a new one.
     fn slot(&self, project: SessionId, after: ChangeSeq, generation: u64, shared: bool) -> Arc<Slot> {
         let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
         // Every project's old pages go, so an idle project holds none.
@@ -164,15 +164,18 @@ impl Windows {
             !slots.is_empty()
         });
         let slots = pages.entry(project).or_default();
+        // A read in flight from an earlier position may end before `after`
+        // (`shared`, the first try); one from `after` itself always holds
+        // its window. Of several, the closest below `after`.
         let usable = |s: &&Arc<Slot>| {
             s.generation >= generation
                 && s.after <= after
                 && match s.page.get() {
                     Some(page) => page.covers(after),
-                    None => shared,
+                    None => shared || s.after == after,
                 }
         };
-        if let Some(slot) = slots.iter().rev().find(usable) {
+        if let Some(slot) = slots.iter().filter(usable).max_by_key(|s| s.after) {
             *slot.used_at.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
             return slot.clone();
         }
