@@ -1,9 +1,9 @@
 //! Window pages shared by the rules of a project: one store read serves
 //! every rule whose window it covers.
 //!
-//! A page is what [`RuleStore::window_runs`] returns for a project after a
-//! change position, lean (no inputs, outputs, events, serialized), up to
-//! the store's horizon when it was read. It covers every watermark from
+//! A page is what [`runhook_store::RuleStore::window_runs`] returns for a
+//! project after a change position, lean (no inputs, outputs, events,
+//! serialized), up to the store's horizon when it was read. It covers every watermark from
 //! the position it was read after up to its last run (its horizon when it
 //! is the window's last page): a rule at such a watermark takes the runs
 //! after it. Rules of one project woken by one commit all ask within a
