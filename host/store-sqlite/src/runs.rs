@@ -117,21 +117,13 @@ impl RunStore for SqliteStore {
         let traces: Vec<String> = traces.iter().map(ToString::to_string).collect();
         self.run_reader
             .run(move |conn| {
-                let mut out = Vec::new();
-                for chunk in traces.chunks(CHUNK) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = format!("SELECT id, parent_run_id, dotted_order FROM runs WHERE trace_id IN ({marks})");
-                    let mut statement = conn.prepare_cached(&sql).map_err(db)?;
-                    let mut rows = statement.query(rusqlite::params_from_iter(chunk)).map_err(db)?;
-                    while let Some(row) = rows.next().map_err(db)? {
-                        out.push(TreeNode {
-                            id: parse_id(&row.get::<_, String>(0).map_err(db)?, "runs.id")?,
-                            parent_run_id: opt_id(row.get(1).map_err(db)?, "runs.parent_run_id")?,
-                            dotted_order: row.get(2).map_err(db)?,
-                        });
-                    }
-                }
-                Ok(out)
+                rows_in(conn, "SELECT id, parent_run_id, dotted_order FROM runs WHERE trace_id", &traces, |row| {
+                    Ok(TreeNode {
+                        id: parse_id(&row.get::<_, String>(0).map_err(db)?, "runs.id")?,
+                        parent_run_id: opt_id(row.get(1).map_err(db)?, "runs.parent_run_id")?,
+                        dotted_order: row.get(2).map_err(db)?,
+                    })
+                })
             })
             .await
     }
@@ -269,28 +261,34 @@ impl RunStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs whose `column` is one of `ids`, read in chunks.
     /// Runs whose `column` is one of `ids`, read on the rule engine's own
     /// connection (see `direct`): rules render every run they select
     /// through here.
     async fn runs_where_in(&self, column: &'static str, ids: &[RunId]) -> Result<Vec<RunRecord>, StoreError> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        self.run_reader
-            .run(move |conn| {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE {column} IN ({marks})");
-                    let mut statement = conn.prepare_cached(&sql).map_err(db)?;
-                    let mut rows = statement.query(rusqlite::params_from_iter(chunk)).map_err(db)?;
-                    while let Some(row) = rows.next().map_err(db)? {
-                        out.push(run_from_row(row)?);
-                    }
-                }
-                Ok(out)
-            })
-            .await
+        let select = format!("SELECT {RUN_COLUMNS} FROM runs WHERE {column}");
+        self.run_reader.run(move |conn| rows_in(conn, &select, &ids, |row| run_from_row(row))).await
     }
+}
+
+/// The rows of `select` (a query ending in the column to match) with that
+/// column in `values`, a chunk of values per statement, each row decoded.
+fn rows_in<T>(
+    conn: &rusqlite::Connection,
+    select: &str,
+    values: &[String],
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut statement = conn.prepare_cached(&format!("{select} IN ({marks})")).map_err(db)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(chunk)).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            out.push(decode(row)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The stored text of a run row's large fields, in bytes.

@@ -123,11 +123,15 @@ impl Windows {
                     let upto = store.change_seq().await?;
                     let runs = store.window_runs(project, slot.after, upto, PAGE).await?;
                     let last = runs.len() < PAGE;
-                    // Runs committed past the horizon (on Postgres, an older
-                    // transaction still open holds it back): their commit
+                    // Runs committed past the horizon while an older
+                    // transaction still open holds it back (Postgres; the
+                    // embedded store's horizon never lags): their commit
                     // has rung already, so the project's rules are rung
                     // again shortly, until the horizon passes them.
-                    if last && !store.window_runs(project, upto, ChangeSeq::END, 1).await?.is_empty() {
+                    if last
+                        && store.horizon_lag().await? > Duration::ZERO
+                        && !store.window_runs(project, upto, ChangeSeq::END, 1).await?.is_empty()
+                    {
                         let signals = store.rule_signals().clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(HELD_BACK_RECHECK).await;
