@@ -10,9 +10,9 @@ use sqlx::postgres::PgRow;
 
 use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp};
 use runhook_core::secrets::Keyring;
-use runhook_store::rules::{commit_cycle, outcome_from};
+use runhook_store::rules::{commit_cycle, outcome_from, stats_from};
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
+use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError};
 
 use crate::PgStore;
 use crate::error::db;
@@ -263,5 +263,28 @@ impl RuleStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
+        let since = at(since);
+        let cycles: Vec<(uuid::Uuid, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT rule_id, COUNT(*), COUNT(error), COALESCE(SUM(candidates), 0)::bigint, \
+             COALESCE(SUM(actioned), 0)::bigint FROM rule_cycles WHERE window_end >= $1 GROUP BY rule_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let deliveries: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= $1 GROUP BY rule_id, status",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(stats_from(
+            cycles.into_iter().map(|(id, n, failed, seen, matched)| (RuleId(id), [n, failed, seen, matched])).collect(),
+            deliveries.into_iter().map(|(id, status, n)| (RuleId(id), status, n)).collect(),
+        ))
     }
 }

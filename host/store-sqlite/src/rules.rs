@@ -13,7 +13,7 @@ use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, S
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::commit_cycle;
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStore, StoreError};
+use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -240,5 +240,35 @@ impl RuleStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
+        let since = since.to_naive_string();
+        let cycles: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT rule_id, COUNT(*), COUNT(error), COALESCE(SUM(candidates), 0), COALESCE(SUM(actioned), 0) \
+             FROM rule_cycles WHERE window_end >= ? GROUP BY rule_id",
+        )
+        .bind(&since)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let deliveries: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= ? GROUP BY rule_id, status",
+        )
+        .bind(&since)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let cycles = cycles
+            .into_iter()
+            .map(|(raw, n, failed, seen, matched)| {
+                Ok((parse_id(&raw, "rule_cycles.rule_id")?, [n, failed, seen, matched]))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let deliveries = deliveries
+            .into_iter()
+            .map(|(raw, status, n)| Ok((parse_id(&raw, "delivery_state.rule_id")?, status, n)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(runhook_store::rules::stats_from(cycles, deliveries))
     }
 }

@@ -80,6 +80,10 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
 
+    /// What every rule did since `since`, from its cycles (ended since)
+    /// and its deliveries (queued since): a rule with neither is absent.
+    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError>;
+
     /// This process's rule signals: rung for every [`Announcement`] made on
     /// the store, by this process or (on a shared database) any replica.
     fn rule_signals(&self) -> &Arc<RuleSignals>;
@@ -87,6 +91,55 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// Tells every process on the store, this one included, that rules
     /// changed or that one should run a cycle now (whichever replica holds it).
     async fn announce(&self, what: Announcement) -> Result<(), StoreError>;
+}
+
+/// A rule's activity over a time span (the dashboard's rules list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleStats {
+    /// The rule.
+    pub rule_id: RuleId,
+    /// Cycles that ended in the span.
+    pub cycles: u64,
+    /// Cycles that failed.
+    pub failed_cycles: u64,
+    /// Runs the cycles considered.
+    pub seen: u64,
+    /// Runs they acted on.
+    pub matched: u64,
+    /// Deliveries queued in the span, by where they stand now.
+    pub delivered: u64,
+    /// ... given up on.
+    pub failed: u64,
+    /// ... still being tried.
+    pub pending: u64,
+}
+
+impl RuleStats {
+    /// A rule that did nothing.
+    pub fn none(rule_id: RuleId) -> Self {
+        Self { rule_id, cycles: 0, failed_cycles: 0, seen: 0, matched: 0, delivered: 0, failed: 0, pending: 0 }
+    }
+}
+
+/// Gathers [`RuleStats`] from a backend's two grouped counts: per rule,
+/// its cycles' `[count, failed, seen, matched]`, and its deliveries'
+/// count per status.
+pub fn stats_from(cycles: Vec<(RuleId, [i64; 4])>, deliveries: Vec<(RuleId, String, i64)>) -> Vec<RuleStats> {
+    let mut by_rule: std::collections::BTreeMap<RuleId, RuleStats> = Default::default();
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    for (id, [n, failed, seen, matched]) in cycles {
+        let s = by_rule.entry(id).or_insert_with(|| RuleStats::none(id));
+        (s.cycles, s.failed_cycles, s.seen, s.matched) = (count(n), count(failed), count(seen), count(matched));
+    }
+    for (id, status, n) in deliveries {
+        let s = by_rule.entry(id).or_insert_with(|| RuleStats::none(id));
+        match status.as_str() {
+            "delivered" => s.delivered += count(n),
+            "failed" => s.failed += count(n),
+            _ => s.pending += count(n),
+        }
+    }
+    by_rule.into_values().collect()
 }
 
 /// What the API tells the rule schedulers of every replica.

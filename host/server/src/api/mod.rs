@@ -8,9 +8,10 @@
 //! themselves through `body`, which enforces the size limits and
 //! decompression, so every bad input gets a 4xx that names the problem.
 //!
-//! Layering: layer 3; imports `model`, `config`, `store`, `select`, `payload`,
-//! `plugins`, `delivery` (the header and target checks webhooks pass when saved);
-//! never `rules` (they meet in the store and through `RuleSignals`).
+//! Layering: layer 4; imports `model`, `config`, `store`, `select`, `payload`,
+//! `plugins`, `delivery` (the header and target checks webhooks pass when saved),
+//! and of `rules` only definitions and trials (the scheduler and the API meet in
+//! the store and through `RuleSignals`).
 
 mod auth;
 mod body;
@@ -24,6 +25,7 @@ mod plugins;
 pub mod rules;
 mod runs;
 mod sessions;
+mod trial;
 
 use std::sync::Arc;
 
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions", get(sessions::list).post(sessions::create))
         .route("/sessions/{id}", get(sessions::read))
         .route("/runs/rules", get(rules::list).post(rules::create))
+        .route("/runs/rules/validate", post(trial::validate))
         .route("/runs/rules/{id}", get(rules::read).patch(rules::patch).delete(rules::delete))
         .route("/runs/rules/{id}/logs", get(rules::logs))
         .route("/runs/rules/{id}/last_applied", get(rules::last_applied))

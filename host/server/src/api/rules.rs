@@ -96,7 +96,7 @@ async fn body_map(state: &AppState, headers: &HeaderMap, b: Body) -> Result<Map<
     }
 }
 
-async fn rule_or_404(state: &AppState, raw: &str) -> Result<Rule, ApiError> {
+pub(super) async fn rule_or_404(state: &AppState, raw: &str) -> Result<Rule, ApiError> {
     let id: RuleId = path_id("rule id", raw)?;
     state.store.get_rule(id).await?.ok_or_else(|| ApiError::NotFound(format!("rule {id} not found")))
 }
@@ -145,8 +145,17 @@ pub(super) async fn patch(
 ) -> Result<Json<Value>, ApiError> {
     let rule = rule_or_404(&state, &raw).await?;
     let changes = body_map(&state, &headers, b).await?;
+    let definition = overlay(&rule, changes)?;
+    let spec = definitions(&state).validate(definition, Some(&rule.spec)).await?;
+    let updated = state.store.update_rule(rule.id, &spec).await?;
+    super::announce(&state, Announcement::RulesChanged).await;
+    Ok(Json(view(&state, &updated).await?))
+}
+
+/// The stored definition of `rule` overlaid with `changes` (a PATCH body),
+/// to be validated whole.
+pub(super) fn overlay(rule: &Rule, changes: Map<String, Value>) -> Result<RuleDefinition, ApiError> {
     check_keys(&changes).map_err(ApiError::BadRequest)?;
-    // The stored definition, overlaid with the changes, validated whole.
     let mut merged = match serde_json::to_value(&rule.spec) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -159,11 +168,7 @@ pub(super) async fn patch(
     for (k, v) in changes {
         merged.insert(k, v);
     }
-    let definition = RuleDefinition::from_map(merged).map_err(ApiError::BadRequest)?;
-    let spec = definitions(&state).validate(definition, Some(&rule.spec)).await?;
-    let updated = state.store.update_rule(rule.id, &spec).await?;
-    super::announce(&state, Announcement::RulesChanged).await;
-    Ok(Json(view(&state, &updated).await?))
+    RuleDefinition::from_map(merged).map_err(ApiError::BadRequest)
 }
 
 pub(super) async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -7,7 +7,8 @@
 //! one cycle (window, filters, match plugin, sampling, webhook and
 //! evaluator actions, one commit per page); [`window`] shares the pages of
 //! a project's window among its rules; [`sample`] is the deterministic
-//! sampling draw. Webhooks leave through outbox rows in the
+//! sampling draw; [`trial`] runs a rule that is not saved over stored runs,
+//! sending and storing nothing. Webhooks leave through outbox rows in the
 //! store, which the delivery worker sends: rules never talk to receivers.
 //!
 //! Layering: layer 3; imports `select`, `payload`, `delivery` (only the
@@ -20,4 +21,5 @@ pub mod pipeline;
 pub mod plugins;
 pub mod sample;
 pub mod scheduler;
+pub mod trial;
 pub mod window;

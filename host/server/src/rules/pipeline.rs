@@ -403,7 +403,7 @@ fn log(
 }
 
 /// Loads (or finds) the plugin a rule uses for `cap`.
-async fn load(
+pub(super) async fn load(
     plugins: &Arc<PluginRegistry>,
     r: &Option<PluginRef>,
     cap: Capability,
@@ -427,7 +427,7 @@ fn limits(r: &PluginRef) -> PluginLimits {
 /// Calls one capability (`call`, a `PluginSession` method) on each input
 /// on a blocking thread, with one instance for the whole batch (a fresh
 /// instance per rule cycle page).
-async fn call_each<R: Send + 'static>(
+pub(super) async fn call_each<R: Send + 'static>(
     plugins: &Arc<PluginRegistry>,
     handle: &PluginHandle,
     r: &PluginRef,

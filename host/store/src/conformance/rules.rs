@@ -197,6 +197,15 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     assert!(moved > to, "the evaluator's feedback did not move its run past the window");
     let cycles = store.rule_cycles(r.id, 10).await.unwrap();
     assert_eq!((cycles.len(), cycles[0].candidates, cycles[0].actioned), (1, 1, 1));
+    let stats =
+        store.rule_stats(Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds(60))).await.unwrap();
+    let want = crate::RuleStats { cycles: 1, seen: 1, matched: 1, pending: 1, ..crate::RuleStats::none(r.id) };
+    assert_eq!(stats, [want]);
+    assert_eq!(
+        store.rule_stats(Timestamp::from_datetime(end.as_datetime() + chrono::Duration::seconds(60))).await.unwrap(),
+        [],
+        "a span after the cycle holds nothing"
+    );
 }
 
 /// A cycle that started from a watermark that has moved since is refused

@@ -1,0 +1,194 @@
+//! Trying a rule before saving it: what it would have done over the
+//! stored runs of a recent span, with nothing sent or stored.
+//!
+//! Input: a validated [`RuleSpec`] (not stored: it has no id, watermark or
+//! log) and [`TrialLimits`]. The project's finished runs that started in
+//! the span are read newest first, at most `max_candidates` of them,
+//! through the rule's three filters and its match plugin; of the runs
+//! selected, at most `max_runs` (the newest) go on to the actions: the
+//! webhook payloads the rule would queue (after its transform plugin) and
+//! the feedback its evaluator would write. Output: a [`Trial`].
+//!
+//! Unlike a cycle, a trial ignores the rule log (no run was acted on yet)
+//! and sampling (a draw keyed by a rule id that does not exist yet would
+//! not be the one the saved rule makes): it shows every run the rule
+//! could act on. The plugins run under the rule's own limits, so a plugin
+//! too slow for its deadline fails here as it would in a cycle.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::pipeline::{CycleError, call_each, load};
+use crate::payload::{self, Needs, RenderedRun};
+use crate::select::{Budget, Selection};
+use runhook_core::model::{Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+use runhook_plugins::{Capability, PluginRegistry, PluginSession};
+use runhook_store::{RunCursor, RunQuery, Store};
+
+/// Runs read per step.
+const STEP: usize = 500;
+
+/// How much of the store a trial reads and how much it returns.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialLimits {
+    /// Runs that started at or after this time are considered.
+    pub since: Timestamp,
+    /// Most runs read (newest first); the trial says when it stopped early.
+    pub max_candidates: usize,
+    /// Most selected runs that go through the actions and are returned.
+    pub max_runs: usize,
+    /// How long the filters may take in all.
+    pub budget: std::time::Duration,
+}
+
+/// One payload the rule would queue (once per webhook).
+#[derive(Debug)]
+pub struct TrialPayload {
+    /// The runs it carries.
+    pub run_ids: Vec<RunId>,
+    /// The body after the transform plugin, or why the plugin failed.
+    pub body: Result<String, String>,
+}
+
+/// What the rule would have done.
+#[derive(Debug, Default)]
+pub struct Trial {
+    /// Finished runs read from the span.
+    pub scanned: usize,
+    /// Whether every run of the span was read (false: `max_candidates` was reached).
+    pub complete: bool,
+    /// Runs that passed the filters.
+    pub filtered: usize,
+    /// Runs the match plugin (when there is one) kept too.
+    pub matched: usize,
+    /// The newest `max_runs` of them, rendered as a webhook carries them.
+    pub runs: Vec<Arc<RenderedRun>>,
+    /// Runs the match plugin failed on, with its error.
+    pub match_errors: Vec<(RunId, String)>,
+    /// The payloads (none when the rule has no webhook).
+    pub payloads: Vec<TrialPayload>,
+    /// Per run shown, the feedback the evaluator would write, or its error.
+    pub feedback: Vec<(RunId, Result<Vec<Value>, String>)>,
+}
+
+/// Runs `spec` over the stored runs `limits` allow. Fails only when the
+/// store, a filter's evaluation or a plugin's loading does.
+pub async fn try_rule(
+    store: &Arc<dyn Store>,
+    plugins: &Arc<PluginRegistry>,
+    spec: &RuleSpec,
+    limits: TrialLimits,
+) -> Result<Trial, CycleError> {
+    let selection =
+        Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
+    let budget = Budget::within(limits.budget);
+    let _abandon = budget.abandon_on_drop();
+    let mut trial = Trial { complete: true, ..Trial::default() };
+
+    // Stage 1: the filters, over the span newest first.
+    let mut selected: Vec<RunRecord> = Vec::new();
+    let mut query = RunQuery {
+        sessions: vec![spec.session_id],
+        start_time: Some(limits.since),
+        limit: STEP,
+        lean: !selection.needs_io(),
+        ..RunQuery::default()
+    };
+    loop {
+        let (page, next) = store.query_runs(&query).await?;
+        query.cursor = page.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
+        let mut finished: Vec<RunRecord> = page.into_iter().filter(|r| r.end_time.is_some()).collect();
+        let room = limits.max_candidates - trial.scanned;
+        if finished.len() > room {
+            finished.truncate(room);
+            trial.complete = false;
+        }
+        trial.scanned += finished.len();
+        selected.extend(selection.retain(store.as_ref(), finished, &budget).await?);
+        if next.is_none() {
+            break;
+        }
+        if trial.scanned == limits.max_candidates {
+            trial.complete = false;
+            break;
+        }
+    }
+    trial.filtered = selected.len();
+
+    // Stage 2: the match plugin, on the whole runs as a cycle gives them.
+    let ids: Vec<RunId> = selected.iter().map(|r| r.id).collect();
+    let mut whole = store.runs_by_ids(&ids).await?;
+    // Newest first, as read: the actions see the newest `max_runs`.
+    whole.sort_by(|a, b| (b.start_time, b.id).cmp(&(a.start_time, a.id)));
+    let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
+    // A rule's context for its plugins is its id; a trial's is a fresh one.
+    let rule = Rule {
+        id: RuleId::new_v4(),
+        spec: spec.clone(),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        created_seq: Default::default(),
+    };
+    let mut kept: Vec<RenderedRun> = match load(plugins, &spec.plugins.matcher, Capability::Match).await? {
+        None => rendered,
+        Some((handle, r)) => {
+            let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
+            let verdicts =
+                call_each(plugins, &handle, &r, &rule, texts, Capability::Match, PluginSession::matches).await?;
+            let mut kept = Vec::new();
+            for (run, verdict) in rendered.into_iter().zip(verdicts) {
+                match verdict {
+                    Ok(true) => kept.push(run),
+                    Ok(false) => {}
+                    Err(e) => trial.match_errors.push((run.id, e.to_string())),
+                }
+            }
+            kept
+        }
+    };
+    trial.matched = kept.len();
+    kept.truncate(limits.max_runs);
+    trial.runs = kept.into_iter().map(Arc::new).collect();
+
+    // Stage 3: the webhook's payloads through the transform plugin.
+    if !spec.webhooks.is_empty() && !trial.runs.is_empty() {
+        let parts = payload::payloads(rule.id, limits.since, Timestamp::now(), &trial.runs, spec.max_runs_per_payload);
+        let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
+        let bodies: Vec<Result<String, String>> =
+            match load(plugins, &spec.plugins.transform, Capability::Transform).await? {
+                None => texts.into_iter().map(Ok).collect(),
+                Some((handle, r)) => {
+                    call_each(plugins, &handle, &r, &rule, texts, Capability::Transform, PluginSession::transform)
+                        .await?
+                        .into_iter()
+                        .map(|b| b.map_err(|e| e.to_string()))
+                        .collect()
+                }
+            };
+        trial.payloads =
+            parts.into_iter().zip(bodies).map(|(p, body)| TrialPayload { run_ids: p.run_ids, body }).collect();
+    }
+
+    // Stage 4: the evaluator's feedback.
+    if let Some((handle, r)) = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await? {
+        let texts = trial.runs.iter().map(|run| payload::json_text(&run.json)).collect();
+        let results =
+            call_each(plugins, &handle, &r, &rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
+        trial.feedback = trial
+            .runs
+            .iter()
+            .zip(results)
+            .map(|(run, result)| {
+                let result = result.map_err(|e| e.to_string()).map(|evaluations| {
+                    evaluations
+                        .into_iter()
+                        .map(|e| json!({"key": e.key, "score": e.score, "value": e.value, "comment": e.comment}))
+                        .collect()
+                });
+                (run.id, result)
+            })
+            .collect();
+    }
+    Ok(trial)
+}
