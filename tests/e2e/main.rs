@@ -19,4 +19,5 @@ mod plugin_cli;
 mod plugin_host;
 mod plugin_upload;
 mod replicas;
+mod trial;
 mod wakeups;
