@@ -72,6 +72,9 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug {
     /// Deliveries, newest first, with their attempts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
 
+    /// How many deliveries `query` selects, whatever its page.
+    async fn count_deliveries(&self, query: &DeliveryQuery) -> Result<u64, StoreError>;
+
     /// One delivery with its attempts.
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
 

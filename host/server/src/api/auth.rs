@@ -1,4 +1,5 @@
-//! API keys: the `x-api-key` check, and signed attachment URLs.
+//! API keys: the `x-api-key` check (or a dashboard session's cookie, see
+//! `signin`), and signed attachment URLs.
 //!
 //! The key is compared in constant time. Attachment URLs are handed to the
 //! SDK as "presigned" URLs, which it fetches without headers; they carry an
@@ -70,15 +71,27 @@ fn unreachable_hmac() -> Hmac<Sha256> {
     unreachable!("HMAC-SHA256 takes keys of any length")
 }
 
-/// Refuses requests without the right `x-api-key`.
+/// Refuses requests without the right `x-api-key`, or, from the
+/// dashboard, a valid session cookie (and its CSRF token for changes).
 pub(super) async fn require_api_key(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = req.headers().get("x-api-key").map(|v| v.as_bytes());
-    match presented {
-        Some(key) if state.key.matches(key) => Ok(next.run(req).await),
+    if let Some(key) = req.headers().get("x-api-key") {
+        return match state.key.matches(key.as_bytes()) {
+            true => Ok(next.run(req).await),
+            false => Err(ApiError::Unauthorized),
+        };
+    }
+    match super::signin::cookie(req.headers()) {
+        Some(c) if state.sessions.valid(c) => {
+            if state.sessions.allows(req.method(), req.headers(), c) {
+                Ok(next.run(req).await)
+            } else {
+                Err(ApiError::Forbidden("a change from a dashboard session needs its x-csrf-token header".into()))
+            }
+        }
         _ => Err(ApiError::Unauthorized),
     }
 }

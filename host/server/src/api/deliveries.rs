@@ -7,7 +7,8 @@
 //! /deliveries/{id}/redeliver` queues a delivered or failed one again with
 //! the same `webhook-id`; `POST /deliveries/redeliver` does so for every
 //! failed (or delivered) one queued in a time window, of one rule or all,
-//! as after a receiver's outage. URLs are shown with query values masked;
+//! as after a receiver's outage (with `"dry_run": true`, it only counts
+//! them, for a confirmation). URLs are shown with query values masked;
 //! header values and signing secrets are never shown.
 
 use axum::Json;
@@ -105,6 +106,9 @@ struct RedeliverBody {
     rule_id: Option<RuleId>,
     /// `failed` (default) or `delivered`.
     status: Option<String>,
+    /// Only count what would be redelivered (to show before confirming).
+    #[serde(default)]
+    dry_run: bool,
 }
 
 pub(super) async fn redeliver_matching(
@@ -131,6 +135,18 @@ pub(super) async fn redeliver_matching(
         && state.store.get_rule(rule).await?.is_none()
     {
         return Err(ApiError::NotFound(format!("rule {rule} not found")));
+    }
+    if req.dry_run {
+        let status = if status == Finished::Failed { "failed" } else { "delivered" };
+        let q = DeliveryQuery {
+            rule: req.rule_id,
+            status: Some(status.into()),
+            since: Some(req.since),
+            until: Some(until),
+            limit: 0,
+            offset: 0,
+        };
+        return Ok((StatusCode::OK, Json(json!({"would_redeliver": state.store.count_deliveries(&q).await?}))));
     }
     let which = Redelivery { rule: req.rule_id, status, since: req.since, until };
     let n = state.store.redeliver_matching(&which).await?;

@@ -41,22 +41,10 @@ pub(super) async fn metrics(
     State(state): State<AppState>,
 ) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
     let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
-    let Some(handle) = &state.metrics else {
-        return (StatusCode::NOT_FOUND, content_type, "metrics are not enabled in this process\n".into());
-    };
-    match state.store.outbox_stats().await {
-        Ok((depth, oldest)) => {
-            metrics::gauge!("runhook_outbox_depth").set(depth as f64);
-            let age = oldest.map_or(0.0, |t| t.seconds_until(&runhook_core::model::Timestamp::now()).max(0.0));
-            metrics::gauge!("runhook_outbox_oldest_age_seconds").set(age);
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read outbox stats for /metrics"),
+    match super::health::render(&state).await {
+        Some(text) => (StatusCode::OK, content_type, text),
+        None => (StatusCode::NOT_FOUND, content_type, "metrics are not enabled in this process\n".into()),
     }
-    match state.store.horizon_lag().await {
-        Ok(lag) => metrics::gauge!("runhook_change_horizon_lag_seconds").set(lag.as_secs_f64()),
-        Err(e) => tracing::warn!(error = %e, "cannot read the change horizon's lag for /metrics"),
-    }
-    (StatusCode::OK, content_type, handle.render())
 }
 
 pub(super) async fn healthz() -> Json<Value> {

@@ -1,4 +1,5 @@
-//! The HTTP API: LangSmith-compatible ingest and reads, plus health.
+//! The HTTP API: LangSmith-compatible ingest and reads, rules, deliveries,
+//! plugins, health, and the dashboard (`ui`, signed in through `signin`).
 //!
 //! Every route is served both at `/` and under `/api/v1`, because the
 //! LangSmith SDK calls hand-written paths relative to its endpoint and
@@ -18,6 +19,7 @@ mod body;
 mod deliveries;
 pub mod error;
 mod feedback;
+pub mod health;
 mod info;
 mod ingest;
 pub mod listen;
@@ -25,7 +27,9 @@ mod plugins;
 pub mod rules;
 mod runs;
 mod sessions;
+pub mod signin;
 mod trial;
+mod ui;
 
 use std::sync::Arc;
 
@@ -62,6 +66,10 @@ pub struct AppState {
     pub targets: Arc<NetworkGuard>,
     /// Renders the process's metrics for `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Dashboard sessions (cookies signed with a secret derived from the key).
+    pub sessions: Arc<signin::Sessions>,
+    /// The metrics' samples of the last hour (the dashboard's health charts).
+    pub health: Arc<health::HealthHistory>,
 }
 
 /// Tells every replica's scheduler (this one's too) about `what`. When the
@@ -90,10 +98,13 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/rules/validate", post(trial::validate))
         .route("/runs/rules/{id}", get(rules::read).patch(rules::patch).delete(rules::delete))
         .route("/runs/rules/{id}/logs", get(rules::logs))
+        .route("/runs/rules/{id}/cycles", get(rules::cycles))
+        .route("/runs/{id}/rules", get(rules::acted_on))
         .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
         .route("/runs/rules/{id}/trigger", post(rules::trigger))
         .route("/plugins", get(plugins::list).post(plugins::upload))
         .route("/plugins/{digest}", get(plugins::read).delete(plugins::delete))
+        .route("/health/series", get(health::series))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::read))
         .route("/deliveries/redeliver", post(deliveries::redeliver_matching))
@@ -108,9 +119,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(info::metrics))
         .route("/attachments/{run}/{name}", get(runs::attachment));
     let api = open.merge(protected);
+    // The dashboard: its page and files, and its sign-in.
+    let dashboard = Router::new()
+        .route("/", get(ui::page))
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/{*route}", get(ui::page))
+        .route("/ui/assets/{name}", get(ui::asset))
+        .route("/ui/session", get(signin::current).post(signin::sign_in).delete(signin::sign_out));
     Router::new()
         .nest("/api/v1", api.clone())
         .merge(api)
+        .merge(dashboard)
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(error::header_limits))

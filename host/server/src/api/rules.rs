@@ -4,6 +4,9 @@
 //! rules module's [`Definitions`] (shared with the config file's rules): a
 //! 400 names the field and the problem. Changes reach the scheduler at
 //! once, without a restart.
+//! A rule's view carries its last 24 hours (`last_24h`: cycles, runs seen
+//! and matched, deliveries by outcome) and `next_cycle_by`, the latest its
+//! next cycle runs (a wake-up on ingest comes sooner).
 //! Responses mask webhook query values and never return header values or
 //! the signing secret.
 
@@ -20,9 +23,9 @@ use super::mask_url;
 use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use crate::rules::definition::{DefinitionError, Definitions};
 use runhook_core::model::definition::check_keys;
-use runhook_core::model::{Rule, RuleDefinition, RuleId, SessionId};
-use runhook_store::Announcement;
+use runhook_core::model::{Rule, RuleDefinition, RuleId, RunId, SessionId, Timestamp};
 use runhook_store::rules::log_json;
+use runhook_store::{Announcement, CycleSummary, RuleStats};
 
 /// The checks a rule definition goes through, over the app's state.
 pub(crate) fn definitions(state: &AppState) -> Definitions<'_> {
@@ -38,7 +41,24 @@ impl From<DefinitionError> for ApiError {
     }
 }
 
+/// What a rule did in the last 24 hours, by rule (the dashboard's rules list).
+async fn last_day(state: &AppState) -> Result<Vec<RuleStats>, ApiError> {
+    let since = Timestamp::from_datetime(Timestamp::now().as_datetime() - chrono::Duration::hours(24));
+    Ok(state.store.rule_stats(since).await?)
+}
+
+fn stats_json(rule: RuleId, stats: &[RuleStats]) -> Value {
+    let s = stats.iter().find(|s| s.rule_id == rule).cloned().unwrap_or_else(|| RuleStats::none(rule));
+    json!({"cycles": s.cycles, "failed_cycles": s.failed_cycles, "runs_seen": s.seen, "runs_matched": s.matched,
+           "deliveries_delivered": s.delivered, "deliveries_failed": s.failed, "deliveries_pending": s.pending})
+}
+
 async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
+    view_with(state, rule, &last_day(state).await?).await
+}
+
+/// A rule as the API shows it, with its last 24 hours from `stats`.
+async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result<Value, ApiError> {
     let s = &rule.spec;
     let session = state.store.get_session(s.session_id).await?;
     let webhooks: Vec<Value> = s
@@ -49,10 +69,13 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
             json!({"id": w.id, "url": mask_url(&w.url), "headers": headers})
         })
         .collect();
-    let last_cycle = state.store.rule_cycles(rule.id, 1).await?.into_iter().next().map(|c| {
-        json!({"start_time": c.window_start.to_offset_string(), "end_time": c.window_end.to_offset_string(),
-               "candidates": c.candidates, "actioned": c.actioned, "error": c.error})
+    let last = state.store.rule_cycles(rule.id, 1).await?.into_iter().next();
+    // A rule woken by ingest runs sooner; its interval is the latest.
+    let next_cycle_by = last.as_ref().filter(|_| s.is_enabled).map(|c| {
+        Timestamp::from_datetime(c.window_end.as_datetime() + chrono::Duration::seconds(s.interval_seconds as i64))
+            .to_offset_string()
     });
+    let last_cycle = last.as_ref().map(cycle_json);
     Ok(json!({
         "id": rule.id,
         "tenant_id": state.store.tenant_id(),
@@ -85,6 +108,8 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,
         "last_cycle": last_cycle,
+        "next_cycle_by": next_cycle_by,
+        "last_24h": stats_json(rule.id, stats),
     }))
 }
 
@@ -120,6 +145,7 @@ pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery)
         pairs.iter().find(|(k, _)| k == "session_id").map(|(_, v)| path_id("session_id", v)).transpose()?;
     let name_contains = pairs.iter().find(|(k, _)| k == "name_contains").map(|(_, v)| v.to_lowercase());
     let mut out = Vec::new();
+    let stats = last_day(&state).await?;
     for rule in state.store.list_rules().await? {
         if session.is_some_and(|s| s != rule.spec.session_id) {
             continue;
@@ -127,7 +153,7 @@ pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery)
         if name_contains.as_ref().is_some_and(|n| !rule.spec.display_name.to_lowercase().contains(n)) {
             continue;
         }
-        out.push(view(&state, &rule).await?);
+        out.push(view_with(&state, &rule, &stats).await?);
     }
     Ok(Json(Value::Array(out)))
 }
@@ -189,6 +215,39 @@ pub(super) async fn logs(
     let offset = query_offset(&pairs)?;
     let logs = state.store.rule_logs(rule.id, limit, offset).await?;
     Ok(Json(Value::Array(logs.iter().map(log_json).collect())))
+}
+
+/// `GET /runs/rules/{id}/cycles?limit=`: the rule's last cycles, newest first.
+pub(super) async fn cycles(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let rule = rule_or_404(&state, &raw).await?;
+    let pairs = query_pairs(q.as_deref(), &state.limits)?;
+    let limit = query_usize(&pairs, "limit", 50, 1000)?.max(1);
+    let cycles = state.store.rule_cycles(rule.id, limit).await?;
+    Ok(Json(Value::Array(cycles.iter().map(cycle_json).collect())))
+}
+
+fn cycle_json(c: &CycleSummary) -> Value {
+    json!({"start_time": c.window_start.to_offset_string(), "end_time": c.window_end.to_offset_string(),
+           "candidates": c.candidates, "actioned": c.actioned, "error": c.error})
+}
+
+/// `GET /runs/{id}/rules`: the rules that acted on a run.
+pub(super) async fn acted_on(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let run: RunId = path_id("run id", &raw)?;
+    let Some(found) = state.store.get_run(run).await? else {
+        return Err(ApiError::NotFound(format!("run {run} not found")));
+    };
+    let mut out = Vec::new();
+    for rule in state.store.list_rules().await?.into_iter().filter(|r| r.spec.session_id == found.session_id) {
+        if state.store.actioned(rule.id, &[run]).await?.contains(&run) {
+            out.push(json!({"rule_id": rule.id, "display_name": rule.spec.display_name}));
+        }
+    }
+    Ok(Json(Value::Array(out)))
 }
 
 pub(super) async fn last_applied(

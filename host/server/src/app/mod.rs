@@ -81,6 +81,7 @@ impl App {
             store: store.clone(),
             limits: config.limits,
             key: Arc::new(ApiKey::new(&key)),
+            sessions: Arc::new(api::signin::Sessions::new(&key)),
             plugins: Arc::new(
                 PluginRegistry::new(
                     engine,
@@ -93,6 +94,7 @@ impl App {
             signals,
             targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),
+            health: Arc::default(),
         };
         if !config.rules.is_empty() {
             let definitions =
@@ -158,12 +160,13 @@ impl App {
                 }
             });
         }
+        let health = tokio::spawn(api::health::sample_loop(state.clone(), workers.clone()));
         let router = api::router(self.state);
         let addr = listener.local_addr().context("listener has no local address")?;
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
         api::listen::serve(listener, router, self.config.limits, shutdown).await;
         workers.cancel();
-        for task in [scheduler, sender, watcher].into_iter().chain(retention).chain(key_watcher) {
+        for task in [scheduler, sender, watcher, health].into_iter().chain(retention).chain(key_watcher) {
             let _ = task.await;
         }
         tracing::info!("runhook stopped");

@@ -78,22 +78,18 @@ impl OutboxStore for PgStore {
     async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
         let mut b: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {LISTED_COLUMNS} FROM {DELIVERIES} WHERE true"));
-        if let Some(rule) = q.rule {
-            b.push(" AND s.rule_id = ").push_bind(rule.0);
-        }
-        if let Some(status) = &q.status {
-            b.push(" AND s.status = ").push_bind(status.clone());
-        }
-        if let Some(since) = q.since {
-            b.push(" AND s.created_at >= ").push_bind(at(since));
-        }
-        if let Some(until) = q.until {
-            b.push(" AND s.created_at < ").push_bind(at(until));
-        }
+        push_conditions(&mut b, q);
         b.push(" ORDER BY s.created_at DESC, s.id LIMIT ").push_bind(q.limit as i64);
         b.push(" OFFSET ").push_bind(q.offset as i64);
         let rows = b.build().fetch_all(&self.pool).await.map_err(db)?;
         self.deliveries_from_rows(&rows).await
+    }
+
+    async fn count_deliveries(&self, q: &DeliveryQuery) -> Result<u64, StoreError> {
+        let mut b: QueryBuilder<Postgres> = QueryBuilder::new("SELECT COUNT(*) FROM delivery_state s WHERE true");
+        push_conditions(&mut b, q);
+        let n: i64 = b.build_query_scalar().fetch_one(&self.pool).await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
@@ -301,5 +297,21 @@ impl PgStore {
             .map_err(db)?;
         }
         Ok(())
+    }
+}
+
+/// The conditions of a deliveries query (rule, status, time span), after a `WHERE`.
+fn push_conditions(b: &mut QueryBuilder<'_, Postgres>, q: &DeliveryQuery) {
+    if let Some(rule) = q.rule {
+        b.push(" AND s.rule_id = ").push_bind(rule.0);
+    }
+    if let Some(status) = &q.status {
+        b.push(" AND s.status = ").push_bind(status.clone());
+    }
+    if let Some(since) = q.since {
+        b.push(" AND s.created_at >= ").push_bind(at(since));
+    }
+    if let Some(until) = q.until {
+        b.push(" AND s.created_at < ").push_bind(at(until));
     }
 }

@@ -102,6 +102,11 @@ pub async fn a_mixed_group_is_recorded_whole(h: &dyn Harness) {
         assert_eq!(d.last_error.is_some(), i % 2 == 1);
     }
     assert_eq!(store.outbox_stats().await.unwrap().0, i64::try_from(n / 2).unwrap());
+    assert_eq!(store.count_deliveries(&all()).await.unwrap(), n as u64);
+    let pending = DeliveryQuery { status: Some("pending".into()), limit: 1, ..all() };
+    assert_eq!(store.count_deliveries(&pending).await.unwrap(), (n / 2) as u64, "the page size does not count");
+    let later = DeliveryQuery { since: Some(Timestamp::now()), ..all() };
+    assert_eq!(store.count_deliveries(&later).await.unwrap(), 0);
 }
 
 /// Due pages come in due order and continue after their cursor; rows for
