@@ -1,0 +1,313 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven
+through chromedriver (W3C WebDriver, with Selenium as the client; nothing
+downloads a browser), against the real binary, with runs traced by the
+real SDK and webhooks to a real receiver.
+
+Screenshots of every page go to target/screenshots/<store>/ (CI keeps
+them as artifacts). The main flow is driven with the keyboard only:
+Tab to a control, type, Enter or Space.
+"""
+
+import os
+import pathlib
+import shutil
+import time
+
+import pytest
+import requests
+from langsmith import traceable, tracing_context
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from conftest import API_KEY, ON_POSTGRES, REPO, wait_for
+from receiver import Receiver
+
+SHOTS = REPO / "target" / "screenshots" / ("postgres" if ON_POSTGRES else "sqlite")
+HEADER_VALUE = "Bearer never-shown-7f3a9c"
+CHROMIUM = os.environ.get("RUNHOOK_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("RUNHOOK_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert shutil.which(path), f"{path} is missing: tests/run.sh installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # As root in a container, without a GPU, on a machine with no route
+    # out: nothing that would phone home.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def shot(driver, name):
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def wait(driver, predicate, timeout=60.0, what="the page"):
+    """Polls `predicate(driver)` until truthy (elements may be replaced as the page re-renders)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate(driver)
+            if value:
+                return value
+        except StaleElementReferenceException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; page text: {driver.find_element(By.TAG_NAME, 'body').text[:2000]}")
+        time.sleep(0.1)
+
+
+def heading(driver, text):
+    return wait(driver, lambda d: any(text in h.text for h in d.find_elements(By.TAG_NAME, "h1")), what=f"heading {text!r}")
+
+
+def active(driver):
+    return driver.switch_to.active_element
+
+
+def tab_to(driver, element_id=None, text=None, limit=80):
+    """Presses Tab until the focused element has `element_id` (or shows `text`): what a keyboard user does."""
+    for _ in range(limit):
+        el = active(driver)
+        if (element_id and el.get_attribute("id") == element_id) or (text and el.text.strip() == text):
+            return el
+        el.send_keys(Keys.TAB)
+    raise AssertionError(f"Tab never reached {element_id or text!r}")
+
+
+def type_into(driver, element_id, value):
+    el = tab_to(driver, element_id)
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.DELETE)
+    el.send_keys(value)
+
+
+def unlabelled(driver):
+    """Form controls with no label: ids of inputs, selects and textareas no <label for> or aria-label names."""
+    return driver.execute_script(
+        """return [...document.querySelectorAll('input, select, textarea')]
+             .filter(el => el.type !== 'hidden')
+             .filter(el => !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.getAttribute('aria-label'))
+             .map(el => el.outerHTML.slice(0, 80));"""
+    )
+
+
+def trace(client, project, items):
+    """Traces a chain per item with an LLM call inside; the LLM call errors when the item says so."""
+
+    @traceable(run_type="llm", name="Model")
+    def model(prompt, fail):
+        if fail:
+            raise RuntimeError(f"RateLimitError: {prompt}")
+        return {"output": f"answer to {prompt}"}
+
+    @traceable(run_type="chain", name="Pipeline")
+    def pipeline(prompt, fail):
+        try:
+            return model(prompt, fail)
+        except RuntimeError:
+            return {"output": "fallback"}
+
+    with tracing_context(client=client, project_name=project, enabled=True):
+        for prompt, fail in items:
+            pipeline(prompt, fail)
+    client.flush()
+
+
+def api(server, method, path, **kw):
+    return requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
+
+
+def test_sign_in_and_sessions(server, browser):
+    """A wrong key is refused; the right one gives an HttpOnly, SameSite=Strict
+    session whose changes need the CSRF token; every page sends a strict CSP."""
+    page = requests.get(server.url + "/", timeout=10)
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
+    for path in ("/ui/rules", "/ui/assets/app.js"):
+        assert "script-src 'self'" in requests.get(server.url + path, timeout=10).headers["content-security-policy"]
+
+    browser.get(server.url + "/")
+    heading(browser, "Sign in")
+    key = tab_to(browser, "api_key")
+    key.send_keys("rh_not_the_key_000000", Keys.ENTER)
+    wait(browser, lambda d: "not this server's API key" in d.find_element(By.ID, "api_key-error").text, what="the refusal")
+    assert key.get_attribute("aria-invalid") == "true"
+    shot(browser, "01-sign-in-refused")
+    assert unlabelled(browser) == []
+
+    # The session, as a script would try to use it.
+    s = requests.Session()
+    assert s.post(server.url + "/ui/session", json={"api_key": "wrong"}, timeout=10).status_code == 401
+    signed = s.post(server.url + "/ui/session", json={"api_key": API_KEY}, timeout=10)
+    assert signed.status_code == 200, signed.text
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+    assert s.get(server.url + "/api/v1/runs/rules", timeout=10).status_code == 200
+    rule = {"display_name": "csrf", "session_name": "csrf", "webhooks": [{"url": "https://hooks.example.com/x"}]}
+    refused = s.post(server.url + "/api/v1/runs/rules", json=rule, timeout=10)
+    assert refused.status_code == 403 and "x-csrf-token" in refused.json()["detail"], refused.text
+    forged = s.post(server.url + "/api/v1/runs/rules", json=rule, headers={"x-csrf-token": "0" * 64}, timeout=10)
+    assert forged.status_code == 403
+    token = signed.json()["csrf"]
+    made = s.post(server.url + "/api/v1/runs/rules", json=rule, headers={"x-csrf-token": token}, timeout=10)
+    assert made.status_code == 200, made.text
+    assert s.delete(server.url + f"/api/v1/runs/rules/{made.json()['id']}", headers={"x-csrf-token": token}, timeout=10).ok
+    assert requests.get(server.url + "/api/v1/runs/rules", cookies={"runhook_session": "1.2.3"}, timeout=10).status_code == 401
+
+
+def test_a_rule_from_invalid_filter_to_redelivery(server, client, project, browser):
+    receiver = Receiver()
+    try:
+        run_flow(server, client, project, browser, receiver)
+    finally:
+        receiver.close()
+
+
+def run_flow(server, client, project, browser, receiver):
+    # Stored runs for the trial: two LLM calls fail, one succeeds.
+    trace(client, project, [("q-old-1", True), ("q-old-2", False), ("q-old-3", True)])
+    wait_for(lambda: len(list(client.list_runs(project_name=project, error=True))) == 2, timeout=60)
+
+    # Sign in, keyboard only.
+    browser.get(server.url + "/")
+    heading(browser, "Sign in")
+    type_into(browser, "api_key", API_KEY)
+    active(browser).send_keys(Keys.ENTER)
+    heading(browser, "Rules")
+    assert browser.execute_script("return document.cookie") == "", "the session cookie is readable by scripts"
+    shot(browser, "02-rules-empty")
+
+    # A new rule with an invalid filter: the error is shown at the filter, with its position.
+    tab_to(browser, text="New rule").send_keys(Keys.ENTER)
+    heading(browser, "New rule")
+    assert unlabelled(browser) == []
+    type_into(browser, "display_name", "Failed LLM calls")
+    type_into(browser, "session_name", project)
+    type_into(browser, "filter", 'and(eq(run_type, "llm"), eq(status, "error")')
+    type_into(browser, "webhook_url", receiver.url + "/hook")
+    type_into(browser, "webhook_headers", f"Authorization: {HEADER_VALUE}")
+    type_into(browser, "batch_ms", "0")
+    tab_to(browser, "save").send_keys(Keys.ENTER)
+    error = wait(browser, lambda d: d.find_element(By.ID, "filter-error").text, what="the filter's error")
+    assert "position" in error and "filter" in error, error
+    assert browser.find_element(By.ID, "filter").get_attribute("aria-invalid") == "true"
+    assert active(browser).get_attribute("id") == "filter", "focus did not move to the field in error"
+    shot(browser, "03-rule-invalid-filter")
+    assert api(server, "GET", "/runs/rules").json() == [], "an invalid rule was saved"
+
+    # Fixed, then tried on the stored runs: the two failed LLM calls.
+    type_into(browser, "filter", 'and(eq(run_type, "llm"), eq(status, "error"))')
+    tab_to(browser, "try").send_keys(Keys.ENTER)
+    summary = wait(browser, lambda d: d.find_elements(By.ID, "trial-summary") and d.find_element(By.ID, "trial-summary").text,
+                   what="the trial")
+    assert "2 would be acted on" in summary, summary
+    assert browser.find_element(By.ID, "filter-error").text == ""
+    trial_text = browser.find_element(By.TAG_NAME, "main").text
+    assert trial_text.count("RateLimitError") >= 2, trial_text
+    shot(browser, "04-rule-trial")
+    assert receiver.bodies() == [] and api(server, "GET", "/deliveries").json() == [], "the trial sent something"
+
+    # Saved: the signing secret is shown once.
+    tab_to(browser, "save").send_keys(Keys.ENTER)
+    secret = wait(browser, lambda d: d.find_elements(By.ID, "signing-secret") and d.find_element(By.ID, "signing-secret").text,
+                  what="the signing secret")
+    assert secret.startswith("whsec_")
+    shot(browser, "05-rule-saved-secret")
+    rule = api(server, "GET", "/runs/rules").json()[0]
+    assert rule["has_signing_secret"] and secret not in str(rule)
+
+    # New matching runs, traced with the SDK, are delivered and listed.
+    trace(client, project, [("q-new-1", True)])
+    wait_for(lambda: len(receiver.bodies()) >= 1, timeout=120)
+    browser.get(server.url + "/ui/deliveries")
+    heading(browser, "Deliveries")
+    wait(browser, lambda d: "delivered" in d.find_element(By.TAG_NAME, "tbody").text, what="the delivered delivery")
+    shot(browser, "06-deliveries")
+
+    # The receiver fails; the failed delivery is redelivered from its page.
+    receiver.status = 404
+    trace(client, project, [("q-new-2", True)])
+    failed = wait_for(lambda: api(server, "GET", "/deliveries?status=failed").json(), timeout=120)[0]
+    receiver.status = 200
+    browser.get(server.url + "/ui/deliveries?status=failed")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-delivery="{failed["id"]}"]'), what="the failed delivery")
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-delivery="{failed["id"]}"] a[href^="/ui/deliveries/"]').click()
+    heading(browser, "Delivery")
+    wait(browser, lambda d: "Attempt 1" in d.find_element(By.ID, "timeline").text, what="the first attempt")
+    tab_to(browser, "redeliver").send_keys(Keys.ENTER)
+
+    def second_attempt(d):
+        timeline = d.find_elements(By.ID, "timeline")
+        if timeline and "Attempt 2" in timeline[0].text:
+            return timeline[0].text
+        d.find_element(By.XPATH, "//button[text()='Refresh']").click()
+        time.sleep(0.3)
+        return None
+
+    timeline = wait(browser, second_attempt, timeout=120, what="the second attempt")
+    assert "HTTP 404" in timeline and "success" in timeline, timeline
+    shot(browser, "07-delivery-timeline")
+
+    # The rule's page: its cycles and log.
+    browser.get(server.url + f"/ui/rules/{rule['id']}")
+    heading(browser, "Failed LLM calls")
+    wait(browser, lambda d: "Model (llm)" in d.find_element(By.TAG_NAME, "main").text, what="the rule's log")
+    assert "Authorization" in browser.find_element(By.TAG_NAME, "main").text
+    shot(browser, "08-rule")
+    browser.get(server.url + "/ui/rules")
+    heading(browser, "Rules")
+    wait(browser, lambda d: "Failed LLM calls" in d.find_element(By.TAG_NAME, "tbody").text, what="the rules list")
+    shot(browser, "09-rules")
+
+    # Runs: a located filter error, then the run and its trace.
+    browser.get(server.url + "/ui/runs")
+    heading(browser, "Runs")
+    type_into(browser, "filter", "eq(status")
+    active(browser).send_keys(Keys.TAB, Keys.ENTER)
+    located = wait(browser, lambda d: d.find_element(By.ID, "filter-error").text, what="the runs filter's error")
+    assert "position" in located, located
+    type_into(browser, "filter", 'eq(status, "error")')
+    active(browser).send_keys(Keys.TAB, Keys.ENTER)
+    wait(browser, lambda d: "Model" in d.find_element(By.TAG_NAME, "main").text and not d.find_element(By.ID, "filter-error").text,
+         what="the runs")
+    shot(browser, "10-runs")
+    browser.find_element(By.LINK_TEXT, "Model").click()
+    heading(browser, "Model")
+    main_text = wait(browser, lambda d: "Pipeline (chain)" in d.find_element(By.TAG_NAME, "main").text
+                     and d.find_element(By.TAG_NAME, "main").text, what="the trace tree")
+    assert "Failed LLM calls" in main_text, f"the run page does not show the rule that acted on it: {main_text}"
+    shot(browser, "11-run")
+
+    browser.get(server.url + "/ui/health")
+    heading(browser, "Health")
+    wait(browser, lambda d: "Outbox depth" in d.find_element(By.TAG_NAME, "main").text, what="the health page")
+    shot(browser, "12-health")
+
+    # The header value never comes back: not on a page, not in a response.
+    for path in ("/ui/rules", f"/ui/rules/{rule['id']}", f"/ui/rules/{rule['id']}/edit", "/ui/deliveries",
+                 f"/ui/deliveries/{failed['id']}"):
+        browser.get(server.url + path)
+        wait(browser, lambda d: d.find_elements(By.TAG_NAME, "h1") and "Sign in" not in d.find_element(By.TAG_NAME, "h1").text)
+        time.sleep(0.5)
+        assert HEADER_VALUE not in browser.page_source, path
+    assert unlabelled(browser) == []
+    for path in ("/runs/rules", f"/runs/rules/{rule['id']}", "/deliveries", f"/deliveries/{failed['id']}",
+                 f"/runs/rules/{rule['id']}/logs"):
+        assert HEADER_VALUE not in api(server, "GET", path).text, path
+    # No script error and no policy violation (a refused request's 4xx is logged too, and is expected).
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
+    assert severe == [], severe
