@@ -8,6 +8,7 @@ them as artifacts). The main flow is driven with the keyboard only:
 Tab to a control, type, Enter or Space.
 """
 
+import base64
 import os
 import pathlib
 import shutil
@@ -52,7 +53,11 @@ def browser():
 
 
 def shot(driver, name):
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    """The whole page as a PNG, not only what the window shows (Chromium's DevTools protocol)."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    (SHOTS / f"{name}.png").write_bytes(base64.b64decode(png["data"]))
 
 
 def wait(driver, predicate, timeout=60.0, what="the page"):

@@ -447,6 +447,7 @@ async function ruleForm(id) {
       trialOut.replaceChildren(h('p', { class: 'muted' }, 'Trying…'));
       const t = await api('POST', '/runs/rules/validate', req);
       renderTrial(trialOut, t);
+      trialOut.scrollIntoView({ block: 'start' });
       announce(`Trial: ${t.matched} runs selected.`);
     } catch (e) { trialOut.replaceChildren(); handle(e); }
   };
@@ -650,7 +651,7 @@ async function deliveryPage(id) {
         const good = a.class === 'success';
         const bar = h('div', { class: 'bar', 'aria-hidden': 'true' });
         bar.style.width = `${Math.max(1, (a.duration_ms / longest) * 100)}%`;
-        return h('li', { class: good ? 'ok' : 'bad' },
+        return h('li', { class: good ? 'succeeded' : 'failed' },
           h('strong', {}, `Attempt ${a.attempt}`), ' · ', h('time', { datetime: a.started_at }, when(a.started_at)),
           ` · ${a.duration_ms} ms · `, pill(a.class, good ? 'ok' : 'bad'),
           a.status_code ? ` · HTTP ${a.status_code}` : '', a.error ? h('div', { class: 'muted' }, a.error) : null, bar);

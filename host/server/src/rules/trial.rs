@@ -120,7 +120,7 @@ pub async fn try_rule(
     let ids: Vec<RunId> = selected.iter().map(|r| r.id).collect();
     let mut whole = store.runs_by_ids(&ids).await?;
     // Newest first, as read: the actions see the newest `max_runs`.
-    whole.sort_by(|a, b| (b.start_time, b.id).cmp(&(a.start_time, a.id)));
+    whole.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.id)));
     let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
     // A rule's context for its plugins is its id; a trial's is a fresh one.
     let rule = Rule {
