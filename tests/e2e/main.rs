@@ -8,6 +8,7 @@
 mod api_input;
 mod claims;
 mod common;
+mod dashboard_api;
 mod delivery_faults;
 mod hardening;
 mod keys;
