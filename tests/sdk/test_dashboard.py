@@ -12,6 +12,7 @@ import base64
 import os
 import pathlib
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from langsmith import traceable, tracing_context
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -28,8 +30,15 @@ from receiver import Receiver
 
 SHOTS = REPO / "target" / "screenshots" / ("postgres" if ON_POSTGRES else "sqlite")
 HEADER_VALUE = "Bearer never-shown-7f3a9c"
+WASM = REPO / "plugins" / "rust" / "target" / "wasm32-wasip2" / "release"
 CHROMIUM = os.environ.get("RUNHOOK_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("RUNHOOK_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_plugins():
+    if not (WASM / "output_score.wasm").exists():
+        subprocess.run([str(REPO / "plugins" / "build.sh")], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,8 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
     yield driver
     driver.quit()
 
@@ -89,7 +99,8 @@ def tab_to(driver, element_id=None, text=None, limit=80):
         el = active(driver)
         if (element_id and el.get_attribute("id") == element_id) or (text and el.text.strip() == text):
             return el
-        el.send_keys(Keys.TAB)
+        # A key press to whatever has focus (an element's send_keys would type into a file input).
+        ActionChains(driver).send_keys(Keys.TAB).perform()
     raise AssertionError(f"Tab never reached {element_id or text!r}")
 
 
@@ -267,16 +278,52 @@ def run_flow(server, client, project, browser, receiver):
     assert "HTTP 404" in timeline and "success" in timeline, timeline
     shot(browser, "07-delivery-timeline")
 
-    # The rule's page: its cycles and log.
+    # After an outage: every failed delivery of the last hour, counted, then redelivered.
+    receiver.status = 404
+    trace(client, project, [("q-new-3", True)])
+    wait_for(lambda: api(server, "GET", "/deliveries?status=failed").json(), timeout=120)
+    receiver.status = 200
+    before = len(receiver.bodies())
+    browser.get(server.url + "/ui/deliveries")
+    heading(browser, "Deliveries")
+    tab_to(browser, text="Count them").send_keys(Keys.ENTER)
+    confirm = wait(browser, lambda d: d.find_elements(By.XPATH, "//button[starts-with(text(), 'Redeliver 1 failed')]"),
+                   what="the count")[0]
+    assert active(browser) == confirm, "focus did not move to the confirmation"
+    shot(browser, "08-bulk-redelivery-count")
+    confirm.send_keys(Keys.ENTER)
+    wait(browser, lambda d: "1 deliveries queued again" in d.find_element(By.TAG_NAME, "main").text, what="the bulk redelivery")
+    wait_for(lambda: len(receiver.bodies()) == before + 1, timeout=120)
+
+    # The rule's page: its cycles and log; disable, enable and trigger from the keyboard.
     browser.get(server.url + f"/ui/rules/{rule['id']}")
     heading(browser, "Failed LLM calls")
     wait(browser, lambda d: "Model (llm)" in d.find_element(By.TAG_NAME, "main").text, what="the rule's log")
     assert "Authorization" in browser.find_element(By.TAG_NAME, "main").text
-    shot(browser, "08-rule")
+    shot(browser, "09-rule")
+    tab_to(browser, text="Disable").send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.XPATH, "//button[text()='Enable']"), what="the rule disabled")
+    assert api(server, "GET", f"/runs/rules/{rule['id']}").json()["is_enabled"] is False
+    tab_to(browser, text="Enable").send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.XPATH, "//button[text()='Disable']"), what="the rule enabled")
+    assert api(server, "GET", f"/runs/rules/{rule['id']}").json()["is_enabled"] is True
+    tab_to(browser, text="Run a cycle now").send_keys(Keys.ENTER)
+    wait(browser, lambda d: "Triggered" in d.find_element(By.TAG_NAME, "main").text, what="the trigger")
+
+    # Plugins: upload one, see its capability.
+    browser.get(server.url + "/ui/plugins")
+    heading(browser, "Plugins")
+    browser.find_element(By.ID, "p-file").send_keys(str(WASM / "output_score.wasm"))
+    type_into(browser, "p-name", "usefulness")
+    tab_to(browser, text="Upload").send_keys(Keys.ENTER)
+    wait(browser, lambda d: "usefulness" in d.find_element(By.TAG_NAME, "main").text
+         and "evaluate" in d.find_element(By.TAG_NAME, "tbody").text, what="the uploaded plugin")
+    assert unlabelled(browser) == []
+    shot(browser, "10-plugins")
     browser.get(server.url + "/ui/rules")
     heading(browser, "Rules")
     wait(browser, lambda d: "Failed LLM calls" in d.find_element(By.TAG_NAME, "tbody").text, what="the rules list")
-    shot(browser, "09-rules")
+    shot(browser, "11-rules")
 
     # Runs: a located filter error, then the run and its trace.
     browser.get(server.url + "/ui/runs")
@@ -289,18 +336,18 @@ def run_flow(server, client, project, browser, receiver):
     active(browser).send_keys(Keys.TAB, Keys.ENTER)
     wait(browser, lambda d: "Model" in d.find_element(By.TAG_NAME, "main").text and not d.find_element(By.ID, "filter-error").text,
          what="the runs")
-    shot(browser, "10-runs")
+    shot(browser, "12-runs")
     browser.find_element(By.LINK_TEXT, "Model").click()
     heading(browser, "Model")
     main_text = wait(browser, lambda d: "Pipeline (chain)" in d.find_element(By.TAG_NAME, "main").text
                      and d.find_element(By.TAG_NAME, "main").text, what="the trace tree")
     assert "Failed LLM calls" in main_text, f"the run page does not show the rule that acted on it: {main_text}"
-    shot(browser, "11-run")
+    shot(browser, "13-run")
 
     browser.get(server.url + "/ui/health")
     heading(browser, "Health")
     wait(browser, lambda d: "Outbox depth" in d.find_element(By.TAG_NAME, "main").text, what="the health page")
-    shot(browser, "12-health")
+    shot(browser, "14-health")
 
     # The header value never comes back: not on a page, not in a response.
     for path in ("/ui/rules", f"/ui/rules/{rule['id']}", f"/ui/rules/{rule['id']}/edit", "/ui/deliveries",
@@ -314,5 +361,15 @@ def run_flow(server, client, project, browser, receiver):
                  f"/runs/rules/{rule['id']}/logs"):
         assert HEADER_VALUE not in api(server, "GET", path).text, path
     # No script error and no policy violation (a refused request's 4xx is logged too, and is expected).
+    # Deleted through its dialog, keyboard only.
+    browser.get(server.url + f"/ui/rules/{rule['id']}")
+    heading(browser, "Failed LLM calls")
+    tab_to(browser, text="Delete").send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "dialog").get_attribute("open") is not None, what="the dialog")
+    shot(browser, "15-rule-delete-dialog")
+    tab_to(browser, text="Delete").send_keys(Keys.ENTER)
+    heading(browser, "Rules")
+    wait_for(lambda: api(server, "GET", "/runs/rules").json() == [], timeout=30)
+
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
     assert severe == [], severe

@@ -84,12 +84,13 @@ class ApiError extends Error {
 }
 
 /** Calls the API; throws ApiError with the server's `detail` on a 4xx/5xx. */
-async function api(method, path, body) {
+async function api(method, path, body, raw) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (raw !== undefined) headers['content-type'] = 'application/octet-stream';
   if (method !== 'GET' && session.csrf) headers['x-csrf-token'] = session.csrf;
   const resp = await fetch(path.startsWith('/ui/') ? path : `/api/v1${path}`, {
-    method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, credentials: 'same-origin', body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
   });
   if (resp.status === 401 && !path.startsWith('/ui/session')) {
     session.csrf = null;
@@ -152,6 +153,7 @@ async function route() {
     else if (section === 'deliveries') await deliveriesPage(params);
     else if (section === 'runs' && parts[2]) await runPage(parts[2]);
     else if (section === 'runs') await runsPage(params);
+    else if (section === 'plugins') await pluginsPage();
     else if (section === 'health') await healthPage();
     else show('Not found', h('p', {}, 'There is no such page. ', link('/ui/rules', 'Go to the rules.')));
   } catch (e) {
@@ -733,6 +735,50 @@ async function runPage(id) {
     h('h2', {}, 'Trace'), branch('root', 0) || h('p', { class: 'muted' }, 'Only this run.'));
 }
 
+// ---------------------------------------------------------------- plugins
+
+async function pluginsPage() {
+  const [list, rules] = await Promise.all([plugins(), api('GET', '/runs/rules')]);
+  const names = Object.fromEntries(rules.map((r) => [r.id, r.display_name]));
+  const file = h('input', { type: 'file', accept: '.wasm,application/wasm' });
+  const name = h('input', { type: 'text', autocomplete: 'off', placeholder: 'llm-errors' });
+  const out = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'toolbar' },
+    field('p-file', 'Component (.wasm)', file, 'A WebAssembly component exporting runhook\'s match, transform or evaluate.'),
+    field('p-name', 'Name', name), h('div', {}, h('button', { type: 'submit' }, 'Upload')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!file.files.length) { out.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, 'Choose a component file first.')); file.focus(); return; }
+    try {
+      const label = name.value.trim() || file.files[0].name.replace(/\.wasm$/, '');
+      const p = await api('POST', `/plugins?name=${encodeURIComponent(label)}`, undefined, file.files[0]);
+      announce(`Uploaded ${p.name}.`);
+      await pluginsPage();
+      main().focus();
+    } catch (err) {
+      if (err.status === 401) throw err;
+      out.replaceChildren(h('p', { class: 'notice bad error', role: 'alert' }, err.detail));
+    }
+  });
+  show('Plugins',
+    h('p', { class: 'muted' }, 'Components uploaded here are stored in the database, so every replica can load them; a rule names one by its digest.'),
+    list.length === 0 ? h('p', { class: 'muted' }, 'No plugin uploaded yet.') : h('table', {},
+      h('caption', { class: 'visually-hidden' }, 'Uploaded plugins'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Capabilities'),
+        h('th', { scope: 'col' }, 'SHA-256'), h('th', { scope: 'col', class: 'num' }, 'Size'), h('th', { scope: 'col' }, 'Uploaded'),
+        h('th', { scope: 'col' }, 'Used by'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('tbody', {}, list.map((p) => h('tr', {}, h('td', {}, p.name), h('td', {}, (p.capabilities || []).join(', ')),
+        h('td', {}, h('code', { title: p.sha256 }, `${p.sha256.slice(0, 16)}…`)), h('td', { class: 'num' }, `${Math.round(p.size / 1024)} KiB`),
+        timeCell(p.created_at),
+        h('td', {}, (p.rules || []).length ? p.rules.map((r, i) => [i ? ', ' : '', link(`/ui/rules/${r}`, names[r] || r)]) : 'no rule'),
+        h('td', {}, h('button', { type: 'button', class: 'secondary', disabled: (p.rules || []).length > 0,
+          'aria-label': `Delete ${p.name}`, onclick: async () => {
+            try { await api('DELETE', `/plugins/${p.sha256}`); announce(`Deleted ${p.name}.`); await pluginsPage(); main().focus(); }
+            catch (err) { out.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, err.detail)); }
+          } }, 'Delete')))))),
+    h('h2', {}, 'Upload a plugin'), form, out);
+}
+
 // ----------------------------------------------------------------- health
 
 /** A small bar chart of `values` (one bar per sample), with a text alternative. */
@@ -778,8 +824,9 @@ async function healthPage() {
       card('Plugin p99 duration', p99, null),
       card('Runs ingested', t.runs_ingested, bars(series((p) => p.runs_ingested), 'Runs ingested per sample'))),
     h('h2', {}, 'Plugin calls by outcome'),
-    h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Outcome'), h('th', { scope: 'col', class: 'num' }, 'Calls'))),
-      h('tbody', {}, Object.entries(t.plugin_calls || {}).map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'num' }, v))))),
+    Object.keys(t.plugin_calls || {}).length === 0 ? h('p', { class: 'muted' }, 'No plugin call in this span.')
+      : h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Outcome'), h('th', { scope: 'col', class: 'num' }, 'Calls'))),
+        h('tbody', {}, Object.entries(t.plugin_calls).map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'num' }, v))))),
     h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'secondary', onclick: () => healthPage() }, 'Refresh')));
 }
 

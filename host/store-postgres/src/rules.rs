@@ -265,6 +265,23 @@ impl RuleStore for PgStore {
             .collect()
     }
 
+    async fn record_failed_cycle(&self, rule: RuleId, c: &CycleSummary) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rule_cycles (rule_id, window_start, window_end, candidates, actioned, error) \
+             SELECT id, $1, $2, $3, $4, $5 FROM rules WHERE id = $6",
+        )
+        .bind(at(c.window_start))
+        .bind(at(c.window_end))
+        .bind(c.candidates)
+        .bind(c.actioned)
+        .bind(&c.error)
+        .bind(rule.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
         let since = at(since);
         let cycles: Vec<(uuid::Uuid, i64, i64, i64, i64)> = sqlx::query_as(

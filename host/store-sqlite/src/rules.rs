@@ -242,6 +242,23 @@ impl RuleStore for SqliteStore {
             .collect()
     }
 
+    async fn record_failed_cycle(&self, rule: RuleId, c: &CycleSummary) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rule_cycles (rule_id, window_start, window_end, candidates, actioned, error) \
+             SELECT id, ?, ?, ?, ?, ? FROM rules WHERE id = ?",
+        )
+        .bind(c.window_start.to_naive_string())
+        .bind(c.window_end.to_naive_string())
+        .bind(c.candidates)
+        .bind(c.actioned)
+        .bind(&c.error)
+        .bind(rule.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
         let since = since.to_naive_string();
         let cycles: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(

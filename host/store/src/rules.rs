@@ -80,6 +80,10 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
 
+    /// Records a cycle that failed before it could commit (its error, no
+    /// run), so the rule's cycles show it; nothing when the rule is gone.
+    async fn record_failed_cycle(&self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
+
     /// What every rule did since `since`, from its cycles (ended since)
     /// and its deliveries (queued since): a rule with neither is absent.
     async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError>;

@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::{CycleReport, Engine, Prepared, run_cycle};
+use super::pipeline::{CycleError, CycleReport, Engine, Prepared, run_cycle};
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{ChangeSeq, Rule, RuleId, Timestamp};
 use runhook_plugins::PluginRegistry;
 use runhook_store::leases::fair_share;
-use runhook_store::{Lease, Store, StoreError};
+use runhook_store::{CycleSummary, Lease, Store, StoreError};
 
 /// This replica in the cluster: its name and how long its leases last.
 #[derive(Debug, Clone)]
@@ -253,9 +253,29 @@ async fn cycle(engine: &Engine, prepared: &Prepared, lease: &Lease, generation: 
             }
             Some(report)
         }
+        // The rule changed, was deleted or moved to another replica while
+        // the cycle ran: nothing was committed, and that is no failure.
+        Err(CycleError::Store(StoreError::Conflict(why))) => {
+            metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "superseded")
+                .increment(1);
+            tracing::info!(rule = %rule.id, %why, "rule cycle superseded; nothing committed");
+            None
+        }
         Err(e) => {
             metrics::counter!("runhook_rule_cycles_total", "rule" => rule_label, "outcome" => "error").increment(1);
             tracing::error!(rule = %rule.id, error = %e, "rule cycle failed; retrying at its next wake-up or interval");
+            // Listed among the rule's cycles, so its page shows why.
+            let now = Timestamp::now();
+            let summary = CycleSummary {
+                window_start: now,
+                window_end: now,
+                candidates: 0,
+                actioned: 0,
+                error: Some(e.to_string()),
+            };
+            if let Err(e) = engine.store.record_failed_cycle(rule.id, &summary).await {
+                tracing::warn!(rule = %rule.id, error = %e, "cannot record the failed cycle");
+            }
             None
         }
     }

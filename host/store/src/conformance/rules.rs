@@ -206,6 +206,22 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
         [],
         "a span after the cycle holds nothing"
     );
+
+    // A cycle that failed before committing is listed with its error and counted.
+    let failed = crate::CycleSummary {
+        window_start: end,
+        window_end: end,
+        candidates: 0,
+        actioned: 0,
+        error: Some("plugin worker failed".into()),
+    };
+    store.record_failed_cycle(r.id, &failed).await.unwrap();
+    store.record_failed_cycle(RuleId::new_v4(), &failed).await.unwrap();
+    let cycles = store.rule_cycles(r.id, 10).await.unwrap();
+    assert_eq!((cycles.len(), cycles[0].error.as_deref()), (2, Some("plugin worker failed")));
+    let day = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds(60));
+    let stats = store.rule_stats(day).await.unwrap();
+    assert_eq!((stats.len(), stats[0].cycles, stats[0].failed_cycles), (1, 2, 1), "a gone rule's failure is not kept");
 }
 
 /// A cycle that started from a watermark that has moved since is refused
