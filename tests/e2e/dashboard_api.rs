@@ -112,6 +112,10 @@ fn the_page_its_files_and_sessions() {
     assert_eq!(signed.status(), 200);
     let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: a browser would drop a Secure cookie");
+    let proxied = plain.post(server.at("/ui/session")).header("x-forwarded-proto", "https");
+    let proxied = proxied.json(&json!({"api_key": API_KEY})).send().unwrap();
+    assert!(proxied.headers()["set-cookie"].to_str().unwrap().contains("; Secure"), "behind an HTTPS proxy");
     let pair = cookie.split(';').next().unwrap().to_string();
     let csrf = signed.json::<Value>().unwrap()["csrf"].as_str().unwrap().to_string();
     let again: Value = plain.get(server.at("/ui/session")).header("cookie", &pair).send().unwrap().json().unwrap();

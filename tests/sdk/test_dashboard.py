@@ -310,6 +310,20 @@ def run_flow(server, client, project, browser, receiver):
     tab_to(browser, text="Run a cycle now").send_keys(Keys.ENTER)
     wait(browser, lambda d: "Triggered" in d.find_element(By.TAG_NAME, "main").text, what="the trigger")
 
+    # Edited: a bad interval is shown at its field; the webhooks, kept, keep their header.
+    tab_to(browser, text="Edit").send_keys(Keys.ENTER)
+    heading(browser, "Edit")
+    type_into(browser, "interval_seconds", "0")
+    tab_to(browser, "save").send_keys(Keys.ENTER)
+    bad = wait(browser, lambda d: d.find_element(By.ID, "interval_seconds-error").text, what="the interval's error")
+    assert "interval_seconds" in bad, bad
+    type_into(browser, "interval_seconds", "30")
+    tab_to(browser, "save").send_keys(Keys.ENTER)
+    heading(browser, "Failed LLM calls")
+    wait(browser, lambda d: "at least every 30 s" in d.find_element(By.TAG_NAME, "main").text, what="the edited rule")
+    edited = api(server, "GET", f"/runs/rules/{rule['id']}").json()
+    assert edited["webhooks"][0]["headers"] == {"Authorization": "***"} and edited["has_signing_secret"], edited
+
     # Plugins: upload one, see its capability.
     browser.get(server.url + "/ui/plugins")
     heading(browser, "Plugins")

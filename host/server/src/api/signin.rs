@@ -100,8 +100,13 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
-fn set_cookie(value: &str, max_age: i64) -> (header::HeaderName, String) {
-    (header::SET_COOKIE, format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+/// The cookie's header. `Secure` when the request came over HTTPS through
+/// a proxy that says so (`X-Forwarded-Proto`); runhook itself serves plain
+/// HTTP, where a browser would drop a `Secure` cookie (but on localhost).
+fn set_cookie(headers: &HeaderMap, value: &str, max_age: i64) -> (header::HeaderName, String) {
+    let https = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = if https { "; Secure" } else { "" };
+    (header::SET_COOKIE, format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"))
 }
 
 #[derive(Deserialize)]
@@ -119,7 +124,8 @@ pub(super) async fn sign_in(State(state): State<AppState>, headers: HeaderMap, b
     }
     let value = state.sessions.issue();
     let csrf = state.sessions.csrf(&value);
-    Ok(([set_cookie(&value, SESSION_SECS)], Json(json!({"csrf": csrf, "expires_in": SESSION_SECS}))).into_response())
+    Ok(([set_cookie(&headers, &value, SESSION_SECS)], Json(json!({"csrf": csrf, "expires_in": SESSION_SECS})))
+        .into_response())
 }
 
 /// `GET /ui/session`: the CSRF token of the session the cookie holds.
@@ -138,7 +144,7 @@ pub(super) async fn current(
 pub(super) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     match cookie(&headers) {
         Some(c) if state.sessions.valid(c) && state.sessions.allows(&Method::DELETE, &headers, c) => {
-            Ok((StatusCode::NO_CONTENT, [set_cookie("", 0)]).into_response())
+            Ok((StatusCode::NO_CONTENT, [set_cookie(&headers, "", 0)]).into_response())
         }
         _ => Err(ApiError::Unauthorized),
     }

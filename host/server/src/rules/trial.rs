@@ -64,7 +64,7 @@ pub struct Trial {
     pub matched: usize,
     /// The newest `max_runs` of them, rendered as a webhook carries them.
     pub runs: Vec<Arc<RenderedRun>>,
-    /// Runs the match plugin failed on, with its error.
+    /// Runs the match plugin failed on, with its error (at most `max_runs` of them).
     pub match_errors: Vec<(RunId, String)>,
     /// The payloads (none when the rule has no webhook).
     pub payloads: Vec<TrialPayload>,
@@ -116,12 +116,10 @@ pub async fn try_rule(
     }
     trial.filtered = selected.len();
 
-    // Stage 2: the match plugin, on the whole runs as a cycle gives them.
-    let ids: Vec<RunId> = selected.iter().map(|r| r.id).collect();
-    let mut whole = store.runs_by_ids(&ids).await?;
-    // Newest first, as read: the actions see the newest `max_runs`.
-    whole.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.id)));
-    let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
+    // Stage 2: the match plugin, on the whole runs as a cycle gives them,
+    // a step at a time (newest first, as read), so a wide span holds a
+    // step's whole runs at once, not all of them. Without a match plugin,
+    // only the runs shown are read whole.
     // A rule's context for its plugins is its id; a trial's is a fresh one.
     let rule = Rule {
         id: RuleId::new_v4(),
@@ -130,25 +128,41 @@ pub async fn try_rule(
         updated_at: Timestamp::now(),
         created_seq: Default::default(),
     };
-    let mut kept: Vec<RenderedRun> = match load(plugins, &spec.plugins.matcher, Capability::Match).await? {
-        None => rendered,
-        Some((handle, r)) => {
-            let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
-            let verdicts =
-                call_each(plugins, &handle, &r, &rule, texts, Capability::Match, PluginSession::matches).await?;
-            let mut kept = Vec::new();
-            for (run, verdict) in rendered.into_iter().zip(verdicts) {
-                match verdict {
-                    Ok(true) => kept.push(run),
-                    Ok(false) => {}
-                    Err(e) => trial.match_errors.push((run.id, e.to_string())),
+    let matcher = load(plugins, &spec.plugins.matcher, Capability::Match).await?;
+    if matcher.is_none() {
+        selected.truncate(limits.max_runs);
+    }
+    let mut kept: Vec<RenderedRun> = Vec::new();
+    for step in selected.chunks(STEP) {
+        let ids: Vec<RunId> = step.iter().map(|r| r.id).collect();
+        let mut whole = store.runs_by_ids(&ids).await?;
+        whole.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.id)));
+        let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
+        let Some((handle, r)) = &matcher else {
+            kept.extend(rendered);
+            continue;
+        };
+        let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
+        let verdicts = call_each(plugins, handle, r, &rule, texts, Capability::Match, PluginSession::matches).await?;
+        for (run, verdict) in rendered.into_iter().zip(verdicts) {
+            match verdict {
+                Ok(true) => {
+                    trial.matched += 1;
+                    if kept.len() < limits.max_runs {
+                        kept.push(run);
+                    }
                 }
+                Ok(false) => {}
+                Err(e) if trial.match_errors.len() < limits.max_runs => {
+                    trial.match_errors.push((run.id, e.to_string()))
+                }
+                Err(_) => {}
             }
-            kept
         }
-    };
-    trial.matched = kept.len();
-    kept.truncate(limits.max_runs);
+    }
+    if matcher.is_none() {
+        trial.matched = trial.filtered;
+    }
     trial.runs = kept.into_iter().map(Arc::new).collect();
 
     // Stage 3: the webhook's payloads through the transform plugin.
