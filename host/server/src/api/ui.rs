@@ -1,7 +1,8 @@
 //! The dashboard's files, embedded in the binary at build time.
 //!
 //! `/` and every `/ui/...` path answer the one page (the script routes
-//! by path), `/ui/assets/{name}` the script, the style sheet and the icon.
+//! by path), `/ui/assets/{name}` its files: `app.js` (router, sign-in),
+//! `api.js`, `lib.js` and a module per section, the style sheet and the icon.
 //! The files are plain HTML, CSS and JavaScript under `host/server/ui/`:
 //! no build step, nothing fetched from elsewhere, so `cargo build` alone
 //! makes a binary with its dashboard and the dashboard works offline.
@@ -19,8 +20,17 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
      connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const INDEX: &str = include_str!("../../ui/index.html");
+const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../ui/app.js")),
+    ("app.js", JS, include_str!("../../ui/app.js")),
+    ("api.js", JS, include_str!("../../ui/api.js")),
+    ("lib.js", JS, include_str!("../../ui/lib.js")),
+    ("rules.js", JS, include_str!("../../ui/rules.js")),
+    ("rule-form.js", JS, include_str!("../../ui/rule-form.js")),
+    ("deliveries.js", JS, include_str!("../../ui/deliveries.js")),
+    ("runs.js", JS, include_str!("../../ui/runs.js")),
+    ("plugins.js", JS, include_str!("../../ui/plugins.js")),
+    ("health.js", JS, include_str!("../../ui/health.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../../ui/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../../ui/icon.svg")),
 ];
