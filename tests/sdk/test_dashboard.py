@@ -253,6 +253,7 @@ def run_flow(server, client, project, browser, receiver):
     heading(browser, "Deliveries")
     wait(browser, lambda d: "delivered" in d.find_element(By.TAG_NAME, "tbody").text, what="the delivered delivery")
     shot(browser, "06-deliveries")
+    assert unlabelled(browser) == []
 
     # The receiver fails; the failed delivery is redelivered from its page.
     receiver.status = 404
@@ -351,6 +352,7 @@ def run_flow(server, client, project, browser, receiver):
     wait(browser, lambda d: "Model" in d.find_element(By.TAG_NAME, "main").text and not d.find_element(By.ID, "filter-error").text,
          what="the runs")
     shot(browser, "12-runs")
+    assert unlabelled(browser) == []
     browser.find_element(By.LINK_TEXT, "Model").click()
     heading(browser, "Model")
     main_text = wait(browser, lambda d: "Pipeline (chain)" in d.find_element(By.TAG_NAME, "main").text

@@ -40,6 +40,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         // Machine-readable: tests and scripts read the port from this line.
         println!("runhook listening on http://{addr}");
+        eprintln!("runhook: the dashboard is at http://{addr}/ (sign in with the API key)");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         app.serve(listener, shutdown).await
