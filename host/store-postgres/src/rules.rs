@@ -282,20 +282,25 @@ impl RuleStore for PgStore {
         Ok(())
     }
 
-    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
+    async fn rule_stats(&self, since: Timestamp, rule: Option<RuleId>) -> Result<Vec<RuleStats>, StoreError> {
         let since = at(since);
+        let rule = rule.map(|r| r.0);
         let cycles: Vec<(uuid::Uuid, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT rule_id, COUNT(*), COUNT(error), COALESCE(SUM(candidates), 0)::bigint, \
-             COALESCE(SUM(actioned), 0)::bigint FROM rule_cycles WHERE window_end >= $1 GROUP BY rule_id",
+             COALESCE(SUM(actioned), 0)::bigint FROM rule_cycles WHERE window_end >= $1 \
+             AND ($2::uuid IS NULL OR rule_id = $2) GROUP BY rule_id",
         )
         .bind(since)
+        .bind(rule)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
         let deliveries: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
-            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= $1 GROUP BY rule_id, status",
+            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= $1 \
+             AND ($2::uuid IS NULL OR rule_id = $2) GROUP BY rule_id, status",
         )
         .bind(since)
+        .bind(rule)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -259,20 +259,26 @@ impl RuleStore for SqliteStore {
         Ok(())
     }
 
-    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError> {
+    async fn rule_stats(&self, since: Timestamp, rule: Option<RuleId>) -> Result<Vec<RuleStats>, StoreError> {
         let since = since.to_naive_string();
+        let rule = rule.map(|r| r.to_string());
         let cycles: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT rule_id, COUNT(*), COUNT(error), COALESCE(SUM(candidates), 0), COALESCE(SUM(actioned), 0) \
-             FROM rule_cycles WHERE window_end >= ? GROUP BY rule_id",
+             FROM rule_cycles WHERE window_end >= ? AND (? IS NULL OR rule_id = ?) GROUP BY rule_id",
         )
         .bind(&since)
+        .bind(&rule)
+        .bind(&rule)
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
         let deliveries: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= ? GROUP BY rule_id, status",
+            "SELECT rule_id, status, COUNT(*) FROM delivery_state WHERE created_at >= ? AND (? IS NULL OR rule_id = ?) \
+             GROUP BY rule_id, status",
         )
         .bind(&since)
+        .bind(&rule)
+        .bind(&rule)
         .fetch_all(&self.read)
         .await
         .map_err(db)?;

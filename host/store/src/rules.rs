@@ -84,9 +84,10 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// run), so the rule's cycles show it; nothing when the rule is gone.
     async fn record_failed_cycle(&self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
 
-    /// What every rule did since `since`, from its cycles (ended since)
-    /// and its deliveries (queued since): a rule with neither is absent.
-    async fn rule_stats(&self, since: Timestamp) -> Result<Vec<RuleStats>, StoreError>;
+    /// What every rule (or only `rule`) did since `since`, from its cycles
+    /// (ended since) and its deliveries (queued since): a rule with neither
+    /// is absent.
+    async fn rule_stats(&self, since: Timestamp, rule: Option<RuleId>) -> Result<Vec<RuleStats>, StoreError>;
 
     /// This process's rule signals: rung for every [`Announcement`] made on
     /// the store, by this process or (on a shared database) any replica.

@@ -41,10 +41,10 @@ impl From<DefinitionError> for ApiError {
     }
 }
 
-/// What a rule did in the last 24 hours, by rule (the dashboard's rules list).
-async fn last_day(state: &AppState) -> Result<Vec<RuleStats>, ApiError> {
+/// What every rule, or `rule`, did in the last 24 hours (the dashboard's rules list).
+async fn last_day(state: &AppState, rule: Option<RuleId>) -> Result<Vec<RuleStats>, ApiError> {
     let since = Timestamp::from_datetime(Timestamp::now().as_datetime() - chrono::Duration::hours(24));
-    Ok(state.store.rule_stats(since).await?)
+    Ok(state.store.rule_stats(since, rule).await?)
 }
 
 fn stats_json(rule: RuleId, stats: &[RuleStats]) -> Value {
@@ -54,7 +54,7 @@ fn stats_json(rule: RuleId, stats: &[RuleStats]) -> Value {
 }
 
 async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
-    view_with(state, rule, &last_day(state).await?).await
+    view_with(state, rule, &last_day(state, Some(rule.id)).await?).await
 }
 
 /// A rule as the API shows it, with its last 24 hours from `stats`.
@@ -145,7 +145,7 @@ pub(super) async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery)
         pairs.iter().find(|(k, _)| k == "session_id").map(|(_, v)| path_id("session_id", v)).transpose()?;
     let name_contains = pairs.iter().find(|(k, _)| k == "name_contains").map(|(_, v)| v.to_lowercase());
     let mut out = Vec::new();
-    let stats = last_day(&state).await?;
+    let stats = last_day(&state, None).await?;
     for rule in state.store.list_rules().await? {
         if session.is_some_and(|s| s != rule.spec.session_id) {
             continue;

@@ -197,12 +197,17 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     assert!(moved > to, "the evaluator's feedback did not move its run past the window");
     let cycles = store.rule_cycles(r.id, 10).await.unwrap();
     assert_eq!((cycles.len(), cycles[0].candidates, cycles[0].actioned), (1, 1, 1));
-    let stats =
-        store.rule_stats(Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds(60))).await.unwrap();
+    let stats = store
+        .rule_stats(Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds(60)), None)
+        .await
+        .unwrap();
     let want = crate::RuleStats { cycles: 1, seen: 1, matched: 1, pending: 1, ..crate::RuleStats::none(r.id) };
     assert_eq!(stats, [want]);
     assert_eq!(
-        store.rule_stats(Timestamp::from_datetime(end.as_datetime() + chrono::Duration::seconds(60))).await.unwrap(),
+        store
+            .rule_stats(Timestamp::from_datetime(end.as_datetime() + chrono::Duration::seconds(60)), None)
+            .await
+            .unwrap(),
         [],
         "a span after the cycle holds nothing"
     );
@@ -220,8 +225,10 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     let cycles = store.rule_cycles(r.id, 10).await.unwrap();
     assert_eq!((cycles.len(), cycles[0].error.as_deref()), (2, Some("plugin worker failed")));
     let day = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds(60));
-    let stats = store.rule_stats(day).await.unwrap();
+    let stats = store.rule_stats(day, None).await.unwrap();
     assert_eq!((stats.len(), stats[0].cycles, stats[0].failed_cycles), (1, 2, 1), "a gone rule's failure is not kept");
+    assert_eq!(store.rule_stats(day, Some(r.id)).await.unwrap(), stats, "one rule's");
+    assert_eq!(store.rule_stats(day, Some(RuleId::new_v4())).await.unwrap(), [], "another rule's");
 }
 
 /// A cycle that started from a watermark that has moved since is refused
