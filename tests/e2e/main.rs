@@ -20,5 +20,6 @@ mod plugin_cli;
 mod plugin_host;
 mod plugin_upload;
 mod replicas;
+mod rule_ops;
 mod trial;
 mod wakeups;

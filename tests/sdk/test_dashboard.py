@@ -293,7 +293,7 @@ def run_flow(server, client, project, browser, receiver):
     assert active(browser) == confirm, "focus did not move to the confirmation"
     shot(browser, "08-bulk-redelivery-count")
     confirm.send_keys(Keys.ENTER)
-    wait(browser, lambda d: "1 deliveries queued again" in d.find_element(By.TAG_NAME, "main").text, what="the bulk redelivery")
+    wait(browser, lambda d: "1 delivery queued again" in d.find_element(By.TAG_NAME, "main").text, what="the bulk redelivery")
     wait_for(lambda: len(receiver.bodies()) == before + 1, timeout=120)
 
     # The rule's page: its cycles and log; disable, enable and trigger from the keyboard.

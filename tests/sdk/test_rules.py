@@ -57,6 +57,8 @@ DOC_RUN_KEYS = {
     "completion_tokens", "prompt_tokens", "total_cost", "completion_cost", "prompt_cost", "first_token_time",
     "app_path", "in_dataset", "last_queued_at", "inputs", "inputs_s3_urls", "outputs", "outputs_s3_urls", "extra",
     "events", "feedback_stats", "serialized", "share_token",
+    # runhook's additions: what receivers filter on.
+    "error", "tags",
 }
 
 

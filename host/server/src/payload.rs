@@ -2,9 +2,10 @@
 //!
 //! `{rule_id, start_time, end_time, runs, feedback_stats}`: the window
 //! times in UTC with `+00:00`, each run with the keys of the doc's example
-//! (timestamps without offset), and `feedback_stats` aggregated over the
-//! payload's runs. Plugins see the full run object of the read API (a
-//! superset: it adds `error`, `tags`, `parent_run_id`, `latency` ...).
+//! (timestamps without offset) plus `error` and `tags`, and
+//! `feedback_stats` aggregated over the payload's runs. Plugins see the
+//! full run object of the read API (a superset: it adds `parent_run_id`,
+//! `latency` ...). A run's `app_path` is its page on runhook's dashboard.
 //!
 //! Layering: layer 2; imports `model`, `store`.
 
@@ -19,9 +20,11 @@ use runhook_core::model::view::{RunContext, feedback_stats, run_json};
 use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, TenantId, Timestamp};
 use runhook_store::{RunStore, StoreError, TreeNode};
 
-/// The run keys of the doc's example payload, in its order. (`error` is not
-/// among them; receivers read it with `read_run`, as the doc suggests.)
-pub const RUN_KEYS: [&str; 34] = [
+/// The run keys of the doc's example payload, in its order, then `error`
+/// and `tags`: what a receiver filters on most ("LLM call failed: ..."),
+/// so it needs no second request (extra keys break no receiver written
+/// against the doc).
+pub const RUN_KEYS: [&str; 36] = [
     "status",
     "is_root",
     "trace_id",
@@ -56,6 +59,8 @@ pub const RUN_KEYS: [&str; 34] = [
     "feedback_stats",
     "serialized",
     "share_token",
+    "error",
+    "tags",
 ];
 
 /// Runs rendered for payloads and plugins, with their feedback.

@@ -3,7 +3,7 @@
 // timeline with redelivery.
 
 import { api } from './api.js';
-import { announce, field, go, h, link, pill, show, statusPill, timeCell, when } from './lib.js';
+import { announce, field, go, h, link, pill, plural, show, statusPill, timeCell, when } from './lib.js';
 
 function toLocalInput(date) {
   const d = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
@@ -53,9 +53,9 @@ export async function deliveriesPage(params) {
       if (n === 0) { bOut.replaceChildren(h('p', { class: 'notice' }, 'No failed delivery in that window.')); return; }
       const confirm = h('button', { type: 'button', onclick: async () => {
         const { redelivered } = await api('POST', '/deliveries/redeliver', bulkBody());
-        bOut.replaceChildren(h('p', { class: 'notice', role: 'status' }, `${redelivered} deliveries queued again.`));
-      } }, `Redeliver ${n} failed deliveries`);
-      bOut.replaceChildren(h('p', { class: 'notice' }, `${n} failed deliveries match. `, confirm));
+        bOut.replaceChildren(h('p', { class: 'notice', role: 'status' }, `${plural(redelivered, 'delivery', 'deliveries')} queued again.`));
+      } }, `Redeliver ${plural(n, 'failed delivery', 'failed deliveries')}`);
+      bOut.replaceChildren(h('p', { class: 'notice' }, `${plural(n, 'failed delivery matches', 'failed deliveries match')}. `, confirm));
       confirm.focus();
     } catch (err) { bOut.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, err.detail || String(err))); }
   });

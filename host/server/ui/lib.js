@@ -38,6 +38,9 @@ export function ago(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** `n` and the noun that goes with it: 1 delivery, 2 deliveries. */
+export function plural(n, one, many) { return `${n} ${n === 1 ? one : many}`; }
+
 export function pretty(v) { return JSON.stringify(v, null, 2); }
 
 export function announce(text) { document.getElementById('status').textContent = text; }

@@ -12,7 +12,9 @@ use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, S
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::{commit_cycle, outcome_from, stats_from};
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError};
+use runhook_store::{
+    Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError,
+};
 
 use crate::PgStore;
 use crate::error::db;
@@ -209,23 +211,30 @@ impl RuleStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                Ok(RuleRunLog {
-                    rule_id: RuleId(get(row, "rule_id")?),
-                    run_id: RunId(get(row, "run_id")?),
-                    run_name: get(row, "run_name")?,
-                    run_type: get(row, "run_type")?,
-                    session_id: SessionId(get(row, "session_id")?),
-                    thread_id: get(row, "thread_id")?,
-                    window_start: time(row, "window_start")?,
-                    window_end: time(row, "window_end")?,
-                    applied_at: time(row, "applied_at")?,
-                    webhooks: outcome_from(get(row, "webhooks")?),
-                    evaluators: outcome_from(get(row, "evaluators")?),
-                })
-            })
-            .collect()
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn rule_log_page(
+        &self,
+        rule: RuleId,
+        after: Option<&RuleLogCursor>,
+        limit: usize,
+    ) -> Result<Vec<RuleRunLog>, StoreError> {
+        let (at_time, run) = after.map(|c| (at(c.applied_at), c.run_id.0)).unzip();
+        let rows = sqlx::query(
+            "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
+             webhooks, evaluators FROM rule_runs WHERE rule_id = $1 \
+             AND ($2::timestamptz IS NULL OR applied_at < $2 OR (applied_at = $2 AND run_id > $3)) \
+             ORDER BY applied_at DESC, run_id LIMIT $4",
+        )
+        .bind(rule.0)
+        .bind(at_time)
+        .bind(run)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(log_from_row).collect()
     }
 
     fn rule_signals(&self) -> &std::sync::Arc<runhook_core::model::signals::RuleSignals> {
@@ -309,4 +318,21 @@ impl RuleStore for PgStore {
             deliveries.into_iter().map(|(id, status, n)| (RuleId(id), status, n)).collect(),
         ))
     }
+}
+
+/// A rule log line as read back.
+fn log_from_row(row: &PgRow) -> Result<RuleRunLog, StoreError> {
+    Ok(RuleRunLog {
+        rule_id: RuleId(get(row, "rule_id")?),
+        run_id: RunId(get(row, "run_id")?),
+        run_name: get(row, "run_name")?,
+        run_type: get(row, "run_type")?,
+        session_id: SessionId(get(row, "session_id")?),
+        thread_id: get(row, "thread_id")?,
+        window_start: time(row, "window_start")?,
+        window_end: time(row, "window_end")?,
+        applied_at: time(row, "applied_at")?,
+        webhooks: outcome_from(get(row, "webhooks")?),
+        evaluators: outcome_from(get(row, "evaluators")?),
+    })
 }

@@ -13,7 +13,9 @@ use runhook_core::model::{ChangeSeq, Rule, RuleId, RuleSpec, RunId, RunRecord, S
 use runhook_core::secrets::Keyring;
 use runhook_store::rules::commit_cycle;
 use runhook_store::secrets::{open_spec, seal_spec};
-use runhook_store::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError};
+use runhook_store::{
+    Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError,
+};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -206,6 +208,31 @@ impl RuleStore for SqliteStore {
         .bind(rule.to_string())
         .bind(limit as i64)
         .bind(offset as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn rule_log_page(
+        &self,
+        rule: RuleId,
+        after: Option<&RuleLogCursor>,
+        limit: usize,
+    ) -> Result<Vec<RuleRunLog>, StoreError> {
+        let (at, run) = after.map(|c| (c.applied_at.to_naive_string(), c.run_id.to_string())).unzip();
+        let rows = sqlx::query(
+            "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
+             webhooks, evaluators FROM rule_runs WHERE rule_id = ? \
+             AND (? IS NULL OR applied_at < ? OR (applied_at = ? AND run_id > ?)) \
+             ORDER BY applied_at DESC, run_id LIMIT ?",
+        )
+        .bind(rule.to_string())
+        .bind(&at)
+        .bind(&at)
+        .bind(&at)
+        .bind(&run)
+        .bind(limit as i64)
         .fetch_all(&self.read)
         .await
         .map_err(db)?;

@@ -78,7 +78,7 @@ pub use outbox::{
     OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
 };
 pub use plugins::{PluginRemoval, PluginStore, PluginUpload, StoredPlugin};
-pub use rules::{Announcement, CycleCommit, CycleSummary, RuleRunLog, RuleState, RuleStats, RuleStore};
+pub use rules::{Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore};
 pub use runhook_core::model::ChangeSeq;
 pub use runs::{
     Attachment, DEFAULT_PROJECT, FeedbackQuery, IngestBatch, IngestSummary, RunCursor, RunQuery, RunStore,

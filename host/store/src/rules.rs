@@ -77,6 +77,15 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// A page of a rule's log, newest first.
     async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError>;
 
+    /// A page of a rule's log, newest first, after `after` (the last line
+    /// of the page before): a cursor that new lines do not shift.
+    async fn rule_log_page(
+        &self,
+        rule: RuleId,
+        after: Option<&RuleLogCursor>,
+        limit: usize,
+    ) -> Result<Vec<RuleRunLog>, StoreError>;
+
     /// The rule's last cycles, newest first.
     async fn rule_cycles(&self, rule: RuleId, limit: usize) -> Result<Vec<CycleSummary>, StoreError>;
 
@@ -96,6 +105,16 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// Tells every process on the store, this one included, that rules
     /// changed or that one should run a cycle now (whichever replica holds it).
     async fn announce(&self, what: Announcement) -> Result<(), StoreError>;
+}
+
+/// Where a page of a rule's log ends: its last line's time and run. Logs
+/// are ordered by `applied_at` descending, then run id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleLogCursor {
+    /// The last line's `applied_at`.
+    pub applied_at: Timestamp,
+    /// The last line's run.
+    pub run_id: RunId,
 }
 
 /// A rule's activity over a time span (the dashboard's rules list).

@@ -29,14 +29,10 @@ pub struct RunContext<'a> {
 /// The full JSON object of a run.
 pub fn run_json(run: &RunRecord, ctx: &RunContext<'_>) -> Map<String, Value> {
     let tenant = ctx.tenant.map(|t| t.to_string());
-    let app_path = format!(
-        "/o/{}/projects/p/{}/r/{}?trace_id={}&start_time={}",
-        tenant.as_deref().unwrap_or("-"),
-        run.session_id,
-        run.id,
-        run.trace_id,
-        run.start_time
-    );
+    // Where a person looks at the run: the dashboard's run page on this
+    // server (LangSmith's is a path of its web app; both are relative to
+    // the endpoint a receiver already knows).
+    let app_path = format!("/ui/runs/{}", run.id);
     let ids = |v: &Option<Vec<RunId>>| match v {
         Some(v) if !v.is_empty() => json!(v),
         _ => Value::Null,

@@ -16,6 +16,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -25,7 +27,7 @@ use crate::rules::definition::{DefinitionError, Definitions};
 use runhook_core::model::definition::check_keys;
 use runhook_core::model::{Rule, RuleDefinition, RuleId, RunId, SessionId, Timestamp};
 use runhook_store::rules::log_json;
-use runhook_store::{Announcement, CycleSummary, RuleStats};
+use runhook_store::{Announcement, CycleSummary, RuleLogCursor, RuleStats};
 
 /// The checks a rule definition goes through, over the app's state.
 pub(crate) fn definitions(state: &AppState) -> Definitions<'_> {
@@ -215,6 +217,78 @@ pub(super) async fn logs(
     let offset = query_offset(&pairs)?;
     let logs = state.store.rule_logs(rule.id, limit, offset).await?;
     Ok(Json(Value::Array(logs.iter().map(log_json).collect())))
+}
+
+/// `GET /runs/rules/{id}/logs/v2?limit=&cursor=`: LangSmith's cursor-paged
+/// log, `{logs, cursor, has_more}`; pass `cursor` back for the next page.
+/// The cursor is the last line's place, so lines logged meanwhile shift nothing.
+pub(super) async fn logs_v2(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let rule = rule_or_404(&state, &raw).await?;
+    let pairs = query_pairs(q.as_deref(), &state.limits)?;
+    let limit = query_usize(&pairs, "limit", 150, 1440)?.max(1);
+    let after = match pairs.iter().rev().find(|(k, _)| k == "cursor") {
+        Some((_, c)) => Some(decode_log_cursor(c)?),
+        None => None,
+    };
+    let mut logs = state.store.rule_log_page(rule.id, after.as_ref(), limit + 1).await?;
+    let has_more = logs.len() > limit;
+    logs.truncate(limit);
+    let cursor = logs
+        .last()
+        .filter(|_| has_more)
+        .map(|l| URL_SAFE_NO_PAD.encode(format!("{}|{}", l.applied_at.to_offset_string(), l.run_id)));
+    Ok(Json(json!({"logs": logs.iter().map(log_json).collect::<Vec<_>>(), "cursor": cursor, "has_more": has_more})))
+}
+
+fn decode_log_cursor(raw: &str) -> Result<RuleLogCursor, ApiError> {
+    let bad =
+        || ApiError::BadRequest(format!("invalid cursor {raw:?}: pass back the cursor of the last page unchanged"));
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (at, run) = text.split_once('|').ok_or_else(bad)?;
+    Ok(RuleLogCursor { applied_at: at.parse().map_err(|_| bad())?, run_id: run.parse().map_err(|_| bad())? })
+}
+
+/// `POST /runs/rules/trigger` with `{"rule_ids": [...]}`: a cycle now for
+/// each (every enabled rule when `rule_ids` is absent). LangSmith's
+/// `dataset_id` (rules over a dataset's experiments) has no runhook
+/// counterpart and is refused.
+pub(super) async fn trigger_many(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body::read_json(&headers, b, state.limits).await?;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Trigger {
+        rule_ids: Option<Vec<RuleId>>,
+        dataset_id: Option<Value>,
+    }
+    let req: Trigger =
+        if bytes.is_empty() { Trigger { rule_ids: None, dataset_id: None } } else { body::json(&bytes, "trigger")? };
+    if req.dataset_id.as_ref().is_some_and(|d| !d.is_null()) {
+        return Err(ApiError::BadRequest("dataset_id: runhook's rules watch projects; name them by rule_ids".into()));
+    }
+    let ids: Vec<RuleId> = match req.rule_ids {
+        Some(ids) => {
+            body::check_list("rule_ids", ids.len(), state.limits.max_list_items, "limits.max_list_items")?;
+            for id in &ids {
+                if state.store.get_rule(*id).await?.is_none() {
+                    return Err(ApiError::NotFound(format!("rule_ids: rule {id} not found")));
+                }
+            }
+            ids
+        }
+        None => state.store.list_rules().await?.into_iter().filter(|r| r.spec.is_enabled).map(|r| r.id).collect(),
+    };
+    for id in &ids {
+        super::announce(&state, Announcement::Trigger(*id)).await;
+    }
+    Ok(Json(json!({"triggered": ids})))
 }
 
 /// `GET /runs/rules/{id}/cycles?limit=`: the rule's last cycles, newest first.

@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             rules::a_cycle_commits_whole,
             rules::a_cycle_whose_watermark_moved_commits_nothing,
             rules::deleting_a_rule_drops_its_pending_deliveries,
+            rules::rule_log_pages_continue_after_their_cursor,
             outbox::attempts_are_recorded_until_a_delivery_finishes,
             outbox::a_claimed_delivery_is_one_workers_until_its_record,
             outbox::an_expired_claim_is_an_interrupted_attempt,

@@ -273,3 +273,55 @@ pub async fn deleting_a_rule_drops_its_pending_deliveries(h: &dyn Harness) {
     assert_eq!(left.iter().map(|d| (d.id, d.status.as_str())).collect::<Vec<_>>(), [(rows[0].id, "delivered")]);
     assert_eq!(store.outbox_stats().await.unwrap().0, 0);
 }
+
+/// Log pages continue after their cursor, in order, ties on `applied_at`
+/// broken by run id; lines added meanwhile shift nothing.
+pub async fn rule_log_pages_continue_after_their_cursor(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let seed = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
+    horizon_past(store.as_ref(), &[seed]).await;
+    let project = store.get_run(seed).await.unwrap().unwrap().session_id;
+    let r = rule(store.as_ref(), project, vec![]).await;
+    let ids = post(store.as_ref(), (0..5).map(|i| finished_run("p", i)).collect()).await;
+    let to = horizon_past(store.as_ref(), &ids).await;
+    let runs: Vec<RunRecord> = store.runs_by_ids(&ids).await.unwrap();
+    let now = Timestamp::now();
+    // Three lines share one time.
+    let logs: Vec<RuleRunLog> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let at = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::seconds([0, 0, 0, 5, 9][i]));
+            RuleRunLog { applied_at: at, ..log(r.id, run, now) }
+        })
+        .collect();
+    let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+    store.commit_cycle(CycleCommit { candidates: 5, logs, ..commit(r.id, from, to) }).await.unwrap();
+    let all = store.rule_logs(r.id, 10, 0).await.unwrap();
+    let mut paged = Vec::new();
+    let mut cursor: Option<crate::RuleLogCursor> = None;
+    loop {
+        let page = store.rule_log_page(r.id, cursor.as_ref(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(|l| crate::RuleLogCursor { applied_at: l.applied_at, run_id: l.run_id });
+        paged.extend(page);
+        assert!(paged.len() <= 5, "pages repeat lines");
+    }
+    let order = |logs: &[RuleRunLog]| logs.iter().map(|l| l.run_id).collect::<Vec<_>>();
+    assert_eq!(order(&paged), order(&all), "pages read as the whole log does");
+    assert_eq!(paged.len(), 5);
+    // A newer line does not move the pages after a cursor.
+    let first = store.rule_log_page(r.id, None, 2).await.unwrap();
+    let after = crate::RuleLogCursor { applied_at: first[1].applied_at, run_id: first[1].run_id };
+    let newer = post(store.as_ref(), vec![finished_run("p", 0)]).await;
+    let to2 = horizon_past(store.as_ref(), &newer).await;
+    let run = store.get_run(newer[0]).await.unwrap().unwrap();
+    store
+        .commit_cycle(CycleCommit { logs: vec![log(r.id, &run, Timestamp::now())], ..commit(r.id, to, to2) })
+        .await
+        .unwrap();
+    let next = store.rule_log_page(r.id, Some(&after), 10).await.unwrap();
+    assert_eq!(order(&next), order(&all[2..]));
+}
