@@ -6,7 +6,7 @@
 //! mapping, the workers' logs) never depend on a backend.
 
 use runhook_core::model::run::InvalidRun;
-use runhook_core::model::{RuleId, RunId};
+use runhook_core::model::{DatasetId, RuleId, RunId};
 
 /// A backend's own error, boxed so that no driver type crosses the store's surface.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -20,6 +20,9 @@ pub enum StoreError {
     /// A rule does not exist.
     #[error("rule {0} not found")]
     RuleNotFound(RuleId),
+    /// A dataset a write refers to does not exist.
+    #[error("dataset {0} not found")]
+    DatasetNotFound(DatasetId),
     /// A project a write or read refers to does not exist.
     #[error("project {0} not found")]
     SessionNotFound(String),

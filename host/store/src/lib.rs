@@ -9,6 +9,7 @@
 //! | webhook deliveries | [`OutboxStore`] | [`outbox`], [`sealed`] |
 //! | secrets at rest | [`SecretStore`] | [`secrets`] |
 //! | uploaded plugins | [`PluginStore`] | [`plugins`] |
+//! | datasets and examples | [`DatasetStore`] | [`datasets`] |
 //! | which replica runs what | [`LeaseStore`] | [`leases`] |
 //! | moving to another backend | [`transfer::Export`], [`transfer::Import`] | [`transfer`] |
 //!
@@ -59,6 +60,7 @@
 pub mod claim;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod datasets;
 mod error;
 pub mod ingest;
 pub mod leases;
@@ -71,6 +73,7 @@ pub mod secrets;
 pub mod transfer;
 
 pub use claim::{Claim, ClaimOutcome, ClaimTerms, ClaimToken};
+pub use datasets::{DatasetQuery, DatasetStore, ExampleChanges, ExampleQuery};
 pub use error::{BoxError, StoreError};
 pub use leases::{Lease, LeaseStore};
 pub use outbox::{
@@ -89,9 +92,12 @@ pub use secrets::SecretStore;
 use runhook_core::model::{Feedback, RunId, Timestamp};
 
 /// Every read and write the service makes: the sum of the concerns.
-pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore {}
+pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore {}
 
-impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + ?Sized> Store for T {}
+impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + ?Sized> Store
+    for T
+{
+}
 
 /// The statements that change a run's change sequence, shared by an
 /// ingest's and a cycle's transaction.

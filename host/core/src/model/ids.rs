@@ -72,3 +72,11 @@ id_type!(
     /// This runhook instance, reported as `tenant_id` (generated at first start).
     TenantId
 );
+id_type!(
+    /// A dataset of examples.
+    DatasetId
+);
+id_type!(
+    /// An example of a dataset.
+    ExampleId
+);

@@ -1,4 +1,5 @@
-//! The shared vocabulary: ids, timestamps, runs, feedback and projects.
+//! The shared vocabulary: ids, timestamps, runs, feedback, projects,
+//! datasets and their examples.
 //!
 //! Plain values with no I/O, used by every layer above. Wire shapes that
 //! LangSmith defines (what the SDK posts, what readers get back) live here
@@ -6,6 +7,7 @@
 //!
 //! Layering: layer 0; imports nothing from the crate.
 
+pub mod dataset;
 pub mod definition;
 pub mod feedback;
 pub mod ids;
@@ -18,9 +20,10 @@ pub mod signals;
 pub mod time;
 pub mod view;
 
+pub use dataset::{Dataset, Example};
 pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
-pub use ids::{DeliveryId, FeedbackId, RuleId, RunId, SessionId, TenantId, WebhookId};
+pub use ids::{DatasetId, DeliveryId, ExampleId, FeedbackId, RuleId, RunId, SessionId, TenantId, WebhookId};
 pub use plugin::{PluginDigest, PluginRef, PluginSource, RulePlugins};
 pub use rule::{ActionOutcome, Rule, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};

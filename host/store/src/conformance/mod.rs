@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod datasets;
 pub mod leases;
 pub mod outbox;
 pub mod plugins;
@@ -91,6 +92,7 @@ macro_rules! conformance_suite {
             plugins::uploads_are_content_addressed_and_kept_while_used,
             plugins::a_rule_cannot_name_a_plugin_not_stored,
             plugins::a_plugin_deleted_while_a_rule_is_saved_is_never_left_missing,
+            datasets::datasets_and_examples_are_kept_listed_and_changed,
         );
     };
     ($harness:expr) => {
