@@ -62,6 +62,13 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let c = server.client();
     assert!(c.post(server.at("/runs/batch")).json(&runs(0, 1)).send().unwrap().status().is_success());
     let session = c.get(server.at("/sessions?name=moving")).send().unwrap().json::<Value>().unwrap()[0]["id"].clone();
+    // A dataset with two examples, one made from a run.
+    let dataset: Value =
+        c.post(server.at("/api/v1/datasets")).json(&json!({"name": "kept"})).send().unwrap().json().unwrap();
+    let examples = json!([{"dataset_id": dataset["id"], "inputs": {"q": 1}, "outputs": {"a": 1}, "split": "test"},
+                          {"dataset_id": dataset["id"], "source_run_id": "0193b8f2-0000-7000-9000-000000000000",
+                           "use_source_run_io": true}]);
+    assert!(c.post(server.at("/api/v1/examples/bulk")).json(&examples).send().unwrap().status().is_success());
     // An uploaded transform plugin redacts each run's inputs.
     let redact = std::fs::read(plugin("redact")).unwrap();
     let uploaded = c.post(server.at("/api/v1/plugins?name=redact")).body(redact).send().unwrap();
@@ -91,7 +98,8 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         stdout.contains("81 runs")
             && stdout.contains("1 plugins")
             && stdout.contains("1 rules")
-            && stdout.contains("50 rule-log lines"),
+            && stdout.contains("50 rule-log lines")
+            && stdout.contains("1 datasets, 2 examples"),
         "{stdout}"
     );
     // A second move into the same database is refused: it is not empty.
@@ -128,6 +136,16 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let logs: Value =
         c.get(moved.at(&format!("/runs/rules/{rule_id}/logs?limit=1000"))).send().unwrap().json().unwrap();
     assert_eq!(logs.as_array().map(Vec::len), Some(80), "one log line per run sent, before and after the move");
+    let kept: Value = c.get(moved.at("/api/v1/datasets?name=kept")).send().unwrap().json().unwrap();
+    assert_eq!((kept[0]["id"].clone(), kept[0]["example_count"].clone()), (dataset["id"].clone(), json!(2)));
+    let moved_examples: Value = c
+        .get(moved.at(&format!("/api/v1/examples?dataset={}", dataset["id"].as_str().unwrap())))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(moved_examples[0]["metadata"]["dataset_split"], json!(["test"]), "{moved_examples}");
+    assert_eq!(moved_examples[1]["source_run_id"], "0193b8f2-0000-7000-9000-000000000000");
     let deliveries: Value = c.get(moved.at("/deliveries?limit=100")).send().unwrap().json().unwrap();
     assert!(deliveries.as_array().is_some_and(|d| d.len() >= 2), "the deliveries from before the move are listed");
     // Another cycle, triggered: it finds nothing new to send.

@@ -7,7 +7,7 @@
 //! the move is done. Everything is copied as stored: runs with their
 //! places in change order, feedback, projects, attachments, uploaded
 //! plugins, rules with their progress and logs, pending and finished deliveries with their
-//! attempts and ids. Secrets stay sealed under the source's keys, which
+//! attempts and ids, datasets with their examples. Secrets stay sealed under the source's keys, which
 //! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
 //! Rule cycle histories are not copied.
 
@@ -21,6 +21,7 @@ use runhook_core::model::ChangeSeq;
 use runhook_server::app::{load_keys, lock_data_dir};
 use runhook_server::config::{Config, DatabaseUrl, Overrides};
 use runhook_store::transfer::{Export, Import};
+use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery};
 use runhook_store_postgres::PgStore;
 use runhook_store_sqlite::SqliteStore;
 
@@ -67,8 +68,9 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
     anyhow::ensure!(target.is_empty().await?, "the target database is not empty; migrate into an empty one");
     let counts = copy(&source, &target).await?;
     println!(
-        "moved {} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} deliveries",
-        counts[0], counts[1], counts[2], counts[3], counts[7], counts[4], counts[5], counts[6]
+        "moved {} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} deliveries, \
+         {} datasets, {} examples",
+        counts[0], counts[1], counts[2], counts[3], counts[7], counts[4], counts[5], counts[6], counts[8], counts[9]
     );
     match &config.secret_key {
         Some(_) => println!("start the replicas with the same RUNHOOK_SECRET_KEY"),
@@ -86,9 +88,12 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
 
 /// Copies every kind of row in the order the target imports them; how
 /// many of each (projects, runs, feedback, attachments, rules, logs,
-/// deliveries, plugins).
-async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usize; 8]> {
-    let mut counts = [0; 8];
+/// deliveries, plugins, datasets, examples).
+async fn copy(
+    source: &(impl Export + DatasetStore),
+    target: &(impl Import + DatasetStore),
+) -> anyhow::Result<[usize; 10]> {
+    let mut counts = [0; 10];
     let sessions = source.export_sessions().await?;
     target.import_sessions(&sessions).await?;
     counts[0] = sessions.len();
@@ -146,6 +151,32 @@ async fn copy(source: &impl Export, target: &impl Import) -> anyhow::Result<[usi
         after = Some(last.id);
         target.import_deliveries(&deliveries).await?;
         counts[6] += deliveries.len();
+    }
+    // Datasets and examples through the store's own calls, which keep ids
+    // and times; pages by offset hold still, as nothing writes meanwhile.
+    let mut offset = 0;
+    loop {
+        let q = DatasetQuery { limit: PAGE, offset, ..DatasetQuery::default() };
+        let datasets = source.list_datasets(&q).await?;
+        if datasets.is_empty() {
+            break;
+        }
+        offset += datasets.len();
+        for d in &datasets {
+            target.create_dataset(d).await?;
+            counts[8] += 1;
+            let mut from = 0;
+            loop {
+                let q = ExampleQuery { dataset: Some(d.id), limit: PAGE, offset: from, ..ExampleQuery::default() };
+                let examples = source.list_examples(&q).await?;
+                if examples.is_empty() {
+                    break;
+                }
+                from += examples.len();
+                target.create_examples(&examples).await?;
+                counts[9] += examples.len();
+            }
+        }
     }
     Ok(counts)
 }

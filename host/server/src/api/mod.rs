@@ -16,6 +16,7 @@
 
 mod auth;
 mod body;
+mod datasets;
 mod deliveries;
 pub mod error;
 mod feedback;
@@ -104,6 +105,14 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/rules", get(rules::acted_on))
         .route("/runs/rules/{id}/last_applied", get(rules::last_applied))
         .route("/runs/rules/{id}/trigger", post(rules::trigger))
+        .route("/datasets", get(datasets::list_datasets).post(datasets::create_dataset))
+        .route("/datasets/{id}", get(datasets::read_dataset).delete(datasets::delete_dataset))
+        .route("/examples", get(datasets::list_examples).post(datasets::create_example))
+        .route("/examples/bulk", post(datasets::create_examples))
+        .route(
+            "/examples/{id}",
+            get(datasets::read_example).patch(datasets::update_example).delete(datasets::delete_example),
+        )
         .route("/plugins", get(plugins::list).post(plugins::upload))
         .route("/plugins/{digest}", get(plugins::read).delete(plugins::delete))
         .route("/health/series", get(health::series))
