@@ -20,6 +20,7 @@ mod plugin_cli;
 mod plugin_host;
 mod plugin_upload;
 mod replicas;
+mod rule_dataset;
 mod rule_ops;
 mod trial;
 mod wakeups;

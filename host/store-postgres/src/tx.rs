@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use runhook_core::model::run::InvalidRun;
-use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
+use runhook_core::model::{ChangeSeq, Example, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
 use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
@@ -273,11 +273,11 @@ impl CycleTx for Tx<'_> {
     }
 
     async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
-        // 11 values a line, within Postgres's 65,535 bound values.
+        // 12 values a line, within Postgres's 65,535 bound values.
         for chunk in logs.chunks(1000) {
             let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, \
-                 window_end, applied_at, webhooks, evaluators) ",
+                 window_end, applied_at, webhooks, evaluators, add_to_dataset) ",
             );
             b.push_values(chunk, |mut row, l| {
                 row.push_bind(l.rule_id.0)
@@ -290,7 +290,8 @@ impl CycleTx for Tx<'_> {
                     .push_bind(at(l.window_end))
                     .push_bind(at(l.applied_at))
                     .push_bind(outcome_json(&l.webhooks))
-                    .push_bind(outcome_json(&l.evaluators));
+                    .push_bind(outcome_json(&l.evaluators))
+                    .push_bind(outcome_json(&l.add_to_dataset));
             });
             b.push(" ON CONFLICT DO NOTHING");
             b.build().execute(&mut *self.tx).await.map_err(db)?;
@@ -300,6 +301,28 @@ impl CycleTx for Tx<'_> {
 
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
         crate::outbox::insert_outbox(&mut self.tx, self.store, row).await
+    }
+
+    async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError> {
+        for e in examples {
+            sqlx::query(
+                "INSERT INTO examples (id, dataset_id, inputs, outputs, metadata, splits, source_run_id, created_at, \
+                 modified_at) SELECT $1, id, $2, $3, $4, $5, $6, $7, $8 FROM datasets WHERE id = $9 ON CONFLICT DO NOTHING",
+            )
+            .bind(e.id.0)
+            .bind(e.inputs.to_string())
+            .bind(e.outputs.as_ref().map(ToString::to_string))
+            .bind(e.metadata.as_ref().map(ToString::to_string))
+            .bind(runhook_store::datasets::splits_column(&e.splits))
+            .bind(e.source_run_id.map(|r| r.0))
+            .bind(at(e.created_at))
+            .bind(at(e.modified_at))
+            .bind(e.dataset_id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
     }
 
     async fn insert_cycle(&mut self, rule: RuleId, c: &CycleSummary) -> Result<(), StoreError> {

@@ -205,5 +205,6 @@ pub(crate) fn log_from_row(row: &SqliteRow) -> Result<RuleRunLog, StoreError> {
         applied_at: req_ts(row.try_get("applied_at").map_err(db)?, "rule_runs.applied_at")?,
         webhooks: outcome_from(row.try_get("webhooks").map_err(db)?),
         evaluators: outcome_from(row.try_get("evaluators").map_err(db)?),
+        add_to_dataset: outcome_from(row.try_get("add_to_dataset").map_err(db)?),
     })
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
+use runhook_core::model::{ChangeSeq, Example, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
 use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
@@ -244,11 +244,11 @@ impl CycleTx for Tx<'_> {
     }
 
     async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
-        // 11 values a line: 80 lines stay far below SQLite's bound values.
+        // 12 values a line: 80 lines stay far below SQLite's bound values.
         for chunk in logs.chunks(80) {
             let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, \
-                 window_end, applied_at, webhooks, evaluators) ",
+                 window_end, applied_at, webhooks, evaluators, add_to_dataset) ",
             );
             b.push_values(chunk, |mut row, l| {
                 row.push_bind(l.rule_id.to_string())
@@ -261,7 +261,8 @@ impl CycleTx for Tx<'_> {
                     .push_bind(l.window_end.to_naive_string())
                     .push_bind(l.applied_at.to_naive_string())
                     .push_bind(outcome_json(&l.webhooks))
-                    .push_bind(outcome_json(&l.evaluators));
+                    .push_bind(outcome_json(&l.evaluators))
+                    .push_bind(outcome_json(&l.add_to_dataset));
             });
             b.push(" ON CONFLICT DO NOTHING");
             b.build().execute(&mut *self.tx).await.map_err(db)?;
@@ -271,6 +272,28 @@ impl CycleTx for Tx<'_> {
 
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
         crate::outbox::insert_outbox(&mut self.tx, self.store, row).await
+    }
+
+    async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError> {
+        for e in examples {
+            sqlx::query(
+                "INSERT INTO examples (id, dataset_id, inputs, outputs, metadata, splits, source_run_id, created_at, \
+                 modified_at) SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM datasets WHERE id = ? ON CONFLICT DO NOTHING",
+            )
+            .bind(e.id.to_string())
+            .bind(e.inputs.to_string())
+            .bind(e.outputs.as_ref().map(ToString::to_string))
+            .bind(e.metadata.as_ref().map(ToString::to_string))
+            .bind(runhook_store::datasets::splits_column(&e.splits))
+            .bind(e.source_run_id.map(|r| r.to_string()))
+            .bind(e.created_at.to_naive_string())
+            .bind(e.modified_at.to_naive_string())
+            .bind(e.dataset_id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
     }
 
     async fn insert_cycle(&mut self, rule: RuleId, c: &CycleSummary) -> Result<(), StoreError> {

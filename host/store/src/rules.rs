@@ -18,7 +18,7 @@ use crate::outbox::OutboxRow;
 use crate::{ChangeTx, Lease, StoreError};
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{
-    ActionOutcome, ChangeSeq, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
+    ActionOutcome, ChangeSeq, Example, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
 };
 
 /// Rules, their progress and their logs.
@@ -225,6 +225,9 @@ pub trait CycleTx: ChangeTx {
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
     /// Adds the cycle's summary to the rule's history.
     async fn insert_cycle(&mut self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
+    /// Adds examples whose id is not stored yet, to datasets that exist
+    /// (one deleted since the rule was saved takes none).
+    async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError>;
 }
 
 /// Composes a cycle's commit through `tx`; the caller commits the
@@ -238,6 +241,8 @@ pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), 
         )));
     }
     tx.insert_logs(&c.logs).await?;
+    // LangSmith's order: annotation queue, dataset, webhook, evaluator.
+    tx.insert_examples_once(&c.examples).await?;
     for o in &c.outbox {
         tx.queue_delivery(o).await?;
     }
@@ -285,6 +290,8 @@ pub struct RuleRunLog {
     pub window_end: Timestamp,
     /// When the rule acted.
     pub applied_at: Timestamp,
+    /// The dataset action's outcome.
+    pub add_to_dataset: Option<ActionOutcome>,
     /// The webhook action's outcome.
     pub webhooks: Option<ActionOutcome>,
     /// The evaluator action's outcome.
@@ -311,6 +318,9 @@ pub struct CycleCommit {
     pub logs: Vec<RuleRunLog>,
     /// Webhook deliveries to queue.
     pub outbox: Vec<OutboxRow>,
+    /// Examples for the rule's dataset (ids derived from rule and run, so a
+    /// cycle repeated after a crash adds none twice).
+    pub examples: Vec<Example>,
     /// Feedback written by the evaluator.
     pub feedback: Vec<Feedback>,
     /// A cycle-level error, for the cycle history.
@@ -366,6 +376,7 @@ pub fn log_json(l: &RuleRunLog) -> Value {
         "end_time": l.window_end.to_offset_string(),
         "application_time": l.applied_at.to_offset_string(),
         "webhooks": l.webhooks,
+        "add_to_dataset": l.add_to_dataset,
         "evaluators": l.evaluators,
     })
 }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ids::SessionId;
+use super::ids::{DatasetId, SessionId};
 use super::plugin::RulePlugins;
 use super::rule::WebhookTarget;
 use super::time::Timestamp;
@@ -18,8 +18,6 @@ const UNSUPPORTED: &[&str] = &[
     "code_evaluators",
     "alerts",
     "add_to_annotation_queue_id",
-    "add_to_dataset_id",
-    "add_to_dataset_prefer_correction",
     "extend_only",
     "use_corrections_dataset",
     "num_few_shot_examples",
@@ -54,6 +52,8 @@ const KNOWN: &[&str] = &[
     "batch_ms",
     "max_runs_per_payload",
     "signing_secret",
+    "add_to_dataset_id",
+    "add_to_dataset_prefer_correction",
 ];
 
 /// A rule as written; `None` means not given.
@@ -92,6 +92,10 @@ pub struct RuleDefinition {
     pub max_runs_per_payload: Option<usize>,
     /// Standard Webhooks signing secret (`whsec_...`).
     pub signing_secret: Option<String>,
+    /// The dataset each run acted on is added to, as an example.
+    pub add_to_dataset_id: Option<DatasetId>,
+    /// Whether a feedback's correction is the example's outputs.
+    pub add_to_dataset_prefer_correction: Option<bool>,
 }
 
 impl RuleDefinition {

@@ -63,6 +63,10 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
 async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result<Value, ApiError> {
     let s = &rule.spec;
     let session = state.store.get_session(s.session_id).await?;
+    let dataset = match s.add_to_dataset_id {
+        Some(id) => state.store.get_dataset(id).await?,
+        None => None,
+    };
     let webhooks: Vec<Value> = s
         .webhooks
         .iter()
@@ -105,7 +109,9 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         "code_evaluators": null,
         "alerts": null,
         "add_to_annotation_queue_id": null,
-        "add_to_dataset_id": null,
+        "add_to_dataset_id": s.add_to_dataset_id,
+        "add_to_dataset_name": dataset.map(|d| d.name),
+        "add_to_dataset_prefer_correction": s.add_to_dataset_prefer_correction,
         "evaluator_version": 1,
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,

@@ -128,8 +128,18 @@ impl Definitions<'_> {
                 self.check_plugin(field, r, cap).await?;
             }
         }
-        if webhooks.is_empty() && plugins.evaluate.is_none() {
-            return Err(bad("a rule needs an action: webhooks, or an evaluator plugin (plugins.evaluate)"));
+        if let Some(id) = b.add_to_dataset_id
+            && self.store.get_dataset(id).await?.is_none()
+        {
+            return Err(bad(format!("add_to_dataset_id {id}: no such dataset")));
+        }
+        if b.add_to_dataset_prefer_correction == Some(true) && b.add_to_dataset_id.is_none() {
+            return Err(bad("add_to_dataset_prefer_correction needs add_to_dataset_id"));
+        }
+        if webhooks.is_empty() && plugins.evaluate.is_none() && b.add_to_dataset_id.is_none() {
+            return Err(bad(
+                "a rule needs an action: webhooks, an evaluator plugin (plugins.evaluate) or a dataset (add_to_dataset_id)",
+            ));
         }
         let interval_seconds = b.interval_seconds.unwrap_or(defaults::INTERVAL_SECONDS);
         if !(1..=86_400).contains(&interval_seconds) {
@@ -169,6 +179,8 @@ impl Definitions<'_> {
             batch_ms,
             max_runs_per_payload,
             signing_secret: b.signing_secret,
+            add_to_dataset_id: b.add_to_dataset_id,
+            add_to_dataset_prefer_correction: b.add_to_dataset_prefer_correction.unwrap_or(false),
             retired_signing_secret: None,
         };
         spec.assign_webhook_ids(replaces).map_err(bad)?;

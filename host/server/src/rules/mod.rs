@@ -16,6 +16,7 @@
 //! and the crates below; never `api`. The engine hands webhooks to the
 //! delivery worker through outbox rows only.
 
+pub mod dataset;
 pub mod definition;
 pub mod pipeline;
 pub mod plugins;

@@ -23,12 +23,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::dataset::example_of;
 use super::sample::sampled;
 use super::window::{PAGE, Page, Windows};
 use crate::payload::{self, RenderedRun};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
-    ActionOutcome, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
+    ActionOutcome, DatasetId, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
 };
 use runhook_plugins::{Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
@@ -119,6 +120,8 @@ struct Cycle<'r> {
     window_end: Timestamp,
     selection: &'r Selection,
     matcher: Option<(PluginHandle, PluginRef)>,
+    /// The dataset the rule adds runs to, and whether it still exists.
+    dataset: Option<(DatasetId, bool)>,
     transformer: Option<(PluginHandle, PluginRef)>,
     evaluator: Option<(PluginHandle, PluginRef)>,
 }
@@ -165,6 +168,10 @@ pub async fn run_cycle(
         window_end: Timestamp::now(),
         selection: &prepared.selection,
         matcher: load(plugins, &spec.plugins.matcher, Capability::Match).await?,
+        dataset: match spec.add_to_dataset_id {
+            Some(id) => Some((id, store.get_dataset(id).await?.is_some())),
+            None => None,
+        },
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
@@ -259,7 +266,8 @@ async fn matching(
         match verdicts.as_ref().map(|v| &v[i]) {
             Some(Err(e)) => {
                 let outcome = ActionOutcome::error(format!("match plugin: {e}"));
-                matched.logs.push(log(rule, &record, cycle.window_start, cycle.window_end, Some(outcome), None));
+                let outcomes = Outcomes { webhooks: Some(outcome), ..Outcomes::default() };
+                matched.logs.push(log(rule, &record, cycle.window_start, cycle.window_end, outcomes));
                 continue;
             }
             Some(Ok(false)) => continue,
@@ -287,6 +295,24 @@ async fn act(
     let (rule, spec) = (cycle.rule, &cycle.rule.spec);
     let Matched { chosen, mut logs } = matched;
     let (chosen, records): (Vec<Arc<RenderedRun>>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
+
+    // Dataset: each run as an example, before the webhook (LangSmith's order).
+    let mut examples = Vec::new();
+    let mut dataset_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+    if let Some((dataset, exists)) = cycle.dataset {
+        let now = Timestamp::now();
+        for run in &chosen {
+            let outcome = if exists {
+                let e = example_of(rule.id, dataset, run, spec.add_to_dataset_prefer_correction, now);
+                let outcome = ActionOutcome::success(json!({"dataset_id": dataset, "example_id": e.id}));
+                examples.push(e);
+                outcome
+            } else {
+                ActionOutcome::error(format!("dataset {dataset} no longer exists"))
+            };
+            dataset_outcome.insert(run.id, outcome);
+        }
+    }
 
     // Webhook: payloads, transform plugin, outbox rows.
     let mut outbox: Vec<OutboxRow> = Vec::new();
@@ -360,9 +386,12 @@ async fn act(
     }
 
     for record in &records {
-        let webhooks = webhook_outcome.remove(&record.id);
-        let evaluators = eval_outcome.remove(&record.id);
-        logs.push(log(rule, record, cycle.window_start, cycle.window_end, webhooks, evaluators));
+        let outcomes = Outcomes {
+            add_to_dataset: dataset_outcome.remove(&record.id),
+            webhooks: webhook_outcome.remove(&record.id),
+            evaluators: eval_outcome.remove(&record.id),
+        };
+        logs.push(log(rule, record, cycle.window_start, cycle.window_end, outcomes));
     }
     Ok(CycleCommit {
         rule_id: rule.id,
@@ -373,20 +402,22 @@ async fn act(
         candidates,
         logs,
         outbox,
+        examples,
         feedback,
         error: None,
         lease: None,
     })
 }
 
-fn log(
-    rule: &Rule,
-    run: &RunRecord,
-    start: Timestamp,
-    end: Timestamp,
+/// A run's outcome per action (`None`: the rule has no such action).
+#[derive(Default)]
+struct Outcomes {
+    add_to_dataset: Option<ActionOutcome>,
     webhooks: Option<ActionOutcome>,
     evaluators: Option<ActionOutcome>,
-) -> RuleRunLog {
+}
+
+fn log(rule: &Rule, run: &RunRecord, start: Timestamp, end: Timestamp, outcomes: Outcomes) -> RuleRunLog {
     RuleRunLog {
         rule_id: rule.id,
         run_id: run.id,
@@ -397,8 +428,9 @@ fn log(
         window_start: start,
         window_end: end,
         applied_at: Timestamp::now(),
-        webhooks,
-        evaluators,
+        add_to_dataset: outcomes.add_to_dataset,
+        webhooks: outcomes.webhooks,
+        evaluators: outcomes.evaluators,
     }
 }
 

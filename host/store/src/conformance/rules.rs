@@ -21,6 +21,7 @@ fn log(rule: RuleId, run: &RunRecord, window_end: Timestamp) -> RuleRunLog {
         window_start: window_end,
         window_end,
         applied_at: Timestamp::now(),
+        add_to_dataset: None,
         webhooks: Some(ActionOutcome::pending(json!({"delivery_ids": []}))),
         evaluators: None,
     }
@@ -37,6 +38,7 @@ fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
         candidates: 0,
         logs: vec![],
         outbox: vec![],
+        examples: vec![],
         feedback: vec![],
         error: None,
         lease: None,
@@ -176,6 +178,7 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
         candidates: 1,
         logs: vec![log(r.id, &run, end)],
         outbox: vec![row.clone()],
+        examples: vec![],
         feedback: vec![fb.clone()],
         error: None,
         lease: None,
@@ -324,4 +327,57 @@ pub async fn rule_log_pages_continue_after_their_cursor(h: &dyn Harness) {
         .unwrap();
     let next = store.rule_log_page(r.id, Some(&after), 10).await.unwrap();
     assert_eq!(order(&next), order(&all[2..]));
+}
+
+/// A cycle's examples are added with it, each once: a cycle repeated
+/// (after a crash, on another replica) with the same example ids adds
+/// nothing, and a dataset deleted meanwhile takes none.
+pub async fn a_cycle_adds_its_examples_once(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let seed = post(store.as_ref(), vec![finished_run("p", 9)]).await[0];
+    horizon_past(store.as_ref(), &[seed]).await;
+    let project = store.get_run(seed).await.unwrap().unwrap().session_id;
+    let r = rule(store.as_ref(), project, vec![]).await;
+    let now = Timestamp::now();
+    let dataset = runhook_core::model::Dataset {
+        id: runhook_core::model::DatasetId::new_v4(),
+        name: "from rules".into(),
+        description: None,
+        data_type: "kv".into(),
+        inputs_schema: None,
+        outputs_schema: None,
+        metadata: None,
+        created_at: now,
+        modified_at: now,
+        example_count: 0,
+    };
+    store.create_dataset(&dataset).await.unwrap();
+    let example = |n: u32, dataset_id| runhook_core::model::Example {
+        id: runhook_core::model::ExampleId(uuid::Uuid::new_v5(&r.id.0, &n.to_be_bytes())),
+        dataset_id,
+        inputs: json!({"n": n}),
+        outputs: Some(json!({"output": "corrected"})),
+        metadata: None,
+        splits: vec!["base".into()],
+        source_run_id: Some(seed),
+        created_at: now,
+        modified_at: now,
+    };
+    let ids = post(store.as_ref(), vec![finished_run("p", 1)]).await;
+    let to = horizon_past(store.as_ref(), &ids).await;
+    let from = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+    let examples = vec![example(1, dataset.id), example(2, dataset.id)];
+    store.commit_cycle(CycleCommit { examples: examples.clone(), ..commit(r.id, from, to) }).await.unwrap();
+    let count = || async { store.get_dataset(dataset.id).await.unwrap().unwrap().example_count };
+    assert_eq!(count().await, 2);
+    // The same examples again, and one for a dataset that is gone.
+    let more = post(store.as_ref(), vec![finished_run("p", 0)]).await;
+    let to2 = horizon_past(store.as_ref(), &more).await;
+    let gone = runhook_core::model::DatasetId::new_v4();
+    let again = vec![example(1, dataset.id), example(2, dataset.id), example(3, gone)];
+    store.commit_cycle(CycleCommit { examples: again, ..commit(r.id, to, to2) }).await.unwrap();
+    assert_eq!(count().await, 2, "a repeated example was added twice");
+    let stored = store.get_example(examples[0].id).await.unwrap().unwrap();
+    assert_eq!((stored.outputs, stored.source_run_id), (Some(json!({"output": "corrected"})), Some(seed)));
+    assert!(store.get_example(example(3, gone).id).await.unwrap().is_none());
 }
