@@ -77,8 +77,8 @@ fn corrected_runs_become_examples_once_before_their_webhook() {
     // window again) and the rule runs again: no example twice.
     server = server.crash_and_restart();
     let c = server.client();
-    for i in 0..3 {
-        let fb = json!({"run_id": runs[i]["id"], "key": "correction", "correction": "later"});
+    for r in &runs {
+        let fb = json!({"run_id": r["id"], "key": "correction", "correction": "later"});
         assert!(c.post(server.at("/feedback")).json(&fb).send().unwrap().status().is_success());
     }
     wait_until("the third run", || {
