@@ -312,6 +312,7 @@ async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usiz
         candidates: 0,
         logs: vec![],
         outbox,
+        queued: None,
         examples: vec![],
         feedback: vec![],
         error: None,

@@ -69,6 +69,12 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
                           {"dataset_id": dataset["id"], "source_run_id": "0193b8f2-0000-7000-9000-000000000000",
                            "use_source_run_io": true}]);
     assert!(c.post(server.at("/api/v1/examples/bulk")).json(&examples).send().unwrap().status().is_success());
+    // An annotation queue holding the first run.
+    let queue: Value =
+        c.post(server.at("/api/v1/annotation-queues")).json(&json!({"name": "kept"})).send().unwrap().json().unwrap();
+    let queued = json!(["0193b8f2-0000-7000-9000-000000000000"]);
+    let added = c.post(server.at(&format!("/api/v1/annotation-queues/{}/runs", queue["id"].as_str().unwrap())));
+    assert!(added.json(&queued).send().unwrap().status().is_success());
     // An uploaded transform plugin redacts each run's inputs.
     let redact = std::fs::read(plugin("redact")).unwrap();
     let uploaded = c.post(server.at("/api/v1/plugins?name=redact")).body(redact).send().unwrap();
@@ -99,7 +105,7 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
             && stdout.contains("1 plugins")
             && stdout.contains("1 rules")
             && stdout.contains("50 rule-log lines")
-            && stdout.contains("1 datasets, 2 examples"),
+            && stdout.contains("1 datasets, 2 examples, 1 annotation queues"),
         "{stdout}"
     );
     // A second move into the same database is refused: it is not empty.
@@ -146,6 +152,13 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         .unwrap();
     assert_eq!(moved_examples[0]["metadata"]["dataset_split"], json!(["test"]), "{moved_examples}");
     assert_eq!(moved_examples[1]["source_run_id"], "0193b8f2-0000-7000-9000-000000000000");
+    let in_queue: Value = c
+        .get(moved.at(&format!("/api/v1/annotation-queues/{}/runs", queue["id"].as_str().unwrap())))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(in_queue[0]["id"], "0193b8f2-0000-7000-9000-000000000000", "{in_queue}");
     let deliveries: Value = c.get(moved.at("/deliveries?limit=100")).send().unwrap().json().unwrap();
     assert!(deliveries.as_array().is_some_and(|d| d.len() >= 2), "the deliveries from before the move are listed");
     // Another cycle, triggered: it finds nothing new to send.

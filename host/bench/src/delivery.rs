@@ -280,6 +280,7 @@ async fn queue(args: &DeliveryBenchArgs, store: &dyn Store, url: &str, body: &st
                 candidates: 0,
                 logs: vec![],
                 outbox,
+                queued: None,
                 examples: vec![],
                 feedback: vec![],
                 error: None,

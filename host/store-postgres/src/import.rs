@@ -47,7 +47,7 @@ impl Import for PgStore {
     async fn is_empty(&self) -> Result<bool, StoreError> {
         let any: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM sessions) OR EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM rules) \
-             OR EXISTS (SELECT 1 FROM datasets)",
+             OR EXISTS (SELECT 1 FROM datasets) OR EXISTS (SELECT 1 FROM annotation_queues)",
         )
         .fetch_one(&self.pool)
         .await

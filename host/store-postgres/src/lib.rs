@@ -31,6 +31,7 @@ mod leases;
 mod notify;
 mod outbox;
 mod plugins;
+mod queues;
 mod rows;
 mod rules;
 mod runs;

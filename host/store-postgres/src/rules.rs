@@ -203,7 +203,7 @@ impl RuleStore for PgStore {
     async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
-             webhooks, evaluators, add_to_dataset FROM rule_runs WHERE rule_id = $1 ORDER BY applied_at DESC, run_id LIMIT $2 OFFSET $3",
+             webhooks, evaluators, add_to_dataset, add_to_annotation_queue FROM rule_runs WHERE rule_id = $1 ORDER BY applied_at DESC, run_id LIMIT $2 OFFSET $3",
         )
         .bind(rule.0)
         .bind(limit as i64)
@@ -223,7 +223,7 @@ impl RuleStore for PgStore {
         let (at_time, run) = after.map(|c| (at(c.applied_at), c.run_id.0)).unzip();
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
-             webhooks, evaluators, add_to_dataset FROM rule_runs WHERE rule_id = $1 \
+             webhooks, evaluators, add_to_dataset, add_to_annotation_queue FROM rule_runs WHERE rule_id = $1 \
              AND ($2::timestamptz IS NULL OR applied_at < $2 OR (applied_at = $2 AND run_id > $3)) \
              ORDER BY applied_at DESC, run_id LIMIT $4",
         )
@@ -335,5 +335,6 @@ fn log_from_row(row: &PgRow) -> Result<RuleRunLog, StoreError> {
         webhooks: outcome_from(get(row, "webhooks")?),
         evaluators: outcome_from(get(row, "evaluators")?),
         add_to_dataset: outcome_from(get(row, "add_to_dataset")?),
+        add_to_annotation_queue: outcome_from(get(row, "add_to_annotation_queue")?),
     })
 }

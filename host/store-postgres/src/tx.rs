@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use runhook_core::model::run::InvalidRun;
-use runhook_core::model::{ChangeSeq, Example, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
+use runhook_core::model::{ChangeSeq, Example, Feedback, QueueId, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
 use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
@@ -273,11 +273,11 @@ impl CycleTx for Tx<'_> {
     }
 
     async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
-        // 12 values a line, within Postgres's 65,535 bound values.
+        // 13 values a line, within Postgres's 65,535 bound values.
         for chunk in logs.chunks(1000) {
             let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, \
-                 window_end, applied_at, webhooks, evaluators, add_to_dataset) ",
+                 window_end, applied_at, webhooks, evaluators, add_to_dataset, add_to_annotation_queue) ",
             );
             b.push_values(chunk, |mut row, l| {
                 row.push_bind(l.rule_id.0)
@@ -291,7 +291,8 @@ impl CycleTx for Tx<'_> {
                     .push_bind(at(l.applied_at))
                     .push_bind(outcome_json(&l.webhooks))
                     .push_bind(outcome_json(&l.evaluators))
-                    .push_bind(outcome_json(&l.add_to_dataset));
+                    .push_bind(outcome_json(&l.add_to_dataset))
+                    .push_bind(outcome_json(&l.add_to_annotation_queue));
             });
             b.push(" ON CONFLICT DO NOTHING");
             b.build().execute(&mut *self.tx).await.map_err(db)?;
@@ -301,6 +302,22 @@ impl CycleTx for Tx<'_> {
 
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
         crate::outbox::insert_outbox(&mut self.tx, self.store, row).await
+    }
+
+    async fn queue_runs_once(&mut self, queue: QueueId, runs: &[RunId], at: Timestamp) -> Result<(), StoreError> {
+        for (i, run) in runs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO queue_runs (queue_id, run_id, added_at) SELECT id, $1, $2 FROM annotation_queues WHERE id = $3 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(run.0)
+            .bind(crate::rows::at(runhook_store::queues::added_at(at, i)))
+            .bind(queue.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
     }
 
     async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError> {

@@ -126,7 +126,7 @@ impl Export for SqliteStore {
         let (rule, run) = after.map_or((String::new(), String::new()), |(r, n)| (r.to_string(), n.to_string()));
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
-             webhooks, evaluators, add_to_dataset FROM rule_runs WHERE (rule_id, run_id) > (?, ?) ORDER BY rule_id, run_id LIMIT ?",
+             webhooks, evaluators, add_to_dataset, add_to_annotation_queue FROM rule_runs WHERE (rule_id, run_id) > (?, ?) ORDER BY rule_id, run_id LIMIT ?",
         )
         .bind(rule)
         .bind(run)

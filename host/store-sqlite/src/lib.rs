@@ -24,6 +24,7 @@ mod export;
 mod leases;
 mod outbox;
 mod plugins;
+mod queues;
 mod rows;
 mod rules;
 mod runs;

@@ -206,5 +206,6 @@ pub(crate) fn log_from_row(row: &SqliteRow) -> Result<RuleRunLog, StoreError> {
         webhooks: outcome_from(row.try_get("webhooks").map_err(db)?),
         evaluators: outcome_from(row.try_get("evaluators").map_err(db)?),
         add_to_dataset: outcome_from(row.try_get("add_to_dataset").map_err(db)?),
+        add_to_annotation_queue: outcome_from(row.try_get("add_to_annotation_queue").map_err(db)?),
     })
 }

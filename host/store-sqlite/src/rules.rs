@@ -203,7 +203,7 @@ impl RuleStore for SqliteStore {
     async fn rule_logs(&self, rule: RuleId, limit: usize, offset: usize) -> Result<Vec<RuleRunLog>, StoreError> {
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
-             webhooks, evaluators, add_to_dataset FROM rule_runs WHERE rule_id = ? ORDER BY applied_at DESC, run_id LIMIT ? OFFSET ?",
+             webhooks, evaluators, add_to_dataset, add_to_annotation_queue FROM rule_runs WHERE rule_id = ? ORDER BY applied_at DESC, run_id LIMIT ? OFFSET ?",
         )
         .bind(rule.to_string())
         .bind(limit as i64)
@@ -223,7 +223,7 @@ impl RuleStore for SqliteStore {
         let (at, run) = after.map(|c| (c.applied_at.to_naive_string(), c.run_id.to_string())).unzip();
         let rows = sqlx::query(
             "SELECT rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, window_end, applied_at, \
-             webhooks, evaluators, add_to_dataset FROM rule_runs WHERE rule_id = ? \
+             webhooks, evaluators, add_to_dataset, add_to_annotation_queue FROM rule_runs WHERE rule_id = ? \
              AND (? IS NULL OR applied_at < ? OR (applied_at = ? AND run_id > ?)) \
              ORDER BY applied_at DESC, run_id LIMIT ?",
         )

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use runhook_core::model::{ChangeSeq, Example, Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp};
+use runhook_core::model::{ChangeSeq, Example, Feedback, QueueId, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
 use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
@@ -244,11 +244,11 @@ impl CycleTx for Tx<'_> {
     }
 
     async fn insert_logs(&mut self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
-        // 12 values a line: 80 lines stay far below SQLite's bound values.
+        // 13 values a line: 80 lines stay far below SQLite's bound values.
         for chunk in logs.chunks(80) {
             let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO rule_runs (rule_id, run_id, run_name, run_type, session_id, thread_id, window_start, \
-                 window_end, applied_at, webhooks, evaluators, add_to_dataset) ",
+                 window_end, applied_at, webhooks, evaluators, add_to_dataset, add_to_annotation_queue) ",
             );
             b.push_values(chunk, |mut row, l| {
                 row.push_bind(l.rule_id.to_string())
@@ -262,7 +262,8 @@ impl CycleTx for Tx<'_> {
                     .push_bind(l.applied_at.to_naive_string())
                     .push_bind(outcome_json(&l.webhooks))
                     .push_bind(outcome_json(&l.evaluators))
-                    .push_bind(outcome_json(&l.add_to_dataset));
+                    .push_bind(outcome_json(&l.add_to_dataset))
+                    .push_bind(outcome_json(&l.add_to_annotation_queue));
             });
             b.push(" ON CONFLICT DO NOTHING");
             b.build().execute(&mut *self.tx).await.map_err(db)?;
@@ -272,6 +273,22 @@ impl CycleTx for Tx<'_> {
 
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
         crate::outbox::insert_outbox(&mut self.tx, self.store, row).await
+    }
+
+    async fn queue_runs_once(&mut self, queue: QueueId, runs: &[RunId], at: Timestamp) -> Result<(), StoreError> {
+        for (i, run) in runs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO queue_runs (queue_id, run_id, added_at) SELECT id, ?, ? FROM annotation_queues WHERE id = ? \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(run.to_string())
+            .bind(runhook_store::queues::added_at(at, i).to_naive_string())
+            .bind(queue.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
     }
 
     async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@
 //! mapping, the workers' logs) never depend on a backend.
 
 use runhook_core::model::run::InvalidRun;
-use runhook_core::model::{DatasetId, RuleId, RunId};
+use runhook_core::model::{DatasetId, QueueId, RuleId, RunId};
 
 /// A backend's own error, boxed so that no driver type crosses the store's surface.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -23,6 +23,9 @@ pub enum StoreError {
     /// A dataset a write refers to does not exist.
     #[error("dataset {0} not found")]
     DatasetNotFound(DatasetId),
+    /// An annotation queue a write refers to does not exist.
+    #[error("annotation queue {0} not found")]
+    QueueNotFound(QueueId),
     /// A project a write or read refers to does not exist.
     #[error("project {0} not found")]
     SessionNotFound(String),

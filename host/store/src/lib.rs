@@ -10,6 +10,7 @@
 //! | secrets at rest | [`SecretStore`] | [`secrets`] |
 //! | uploaded plugins | [`PluginStore`] | [`plugins`] |
 //! | datasets and examples | [`DatasetStore`] | [`datasets`] |
+//! | annotation queues | [`QueueStore`] | [`queues`] |
 //! | which replica runs what | [`LeaseStore`] | [`leases`] |
 //! | moving to another backend | [`transfer::Export`], [`transfer::Import`] | [`transfer`] |
 //!
@@ -66,6 +67,7 @@ pub mod ingest;
 pub mod leases;
 pub mod outbox;
 pub mod plugins;
+pub mod queues;
 pub mod rules;
 pub mod runs;
 pub mod sealed;
@@ -81,6 +83,7 @@ pub use outbox::{
     OutboxBell, OutboxRow, OutboxStore, Redelivery, endpoint_key,
 };
 pub use plugins::{PluginRemoval, PluginStore, PluginUpload, StoredPlugin};
+pub use queues::{AnnotationQueue, QueueEntry, QueueQuery, QueueStore};
 pub use rules::{Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore};
 pub use runhook_core::model::ChangeSeq;
 pub use runs::{
@@ -92,10 +95,14 @@ pub use secrets::SecretStore;
 use runhook_core::model::{Feedback, RunId, Timestamp};
 
 /// Every read and write the service makes: the sum of the concerns.
-pub trait Store: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore {}
+pub trait Store:
+    RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + QueueStore
+{
+}
 
-impl<T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + ?Sized> Store
-    for T
+impl<
+    T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + QueueStore + ?Sized,
+> Store for T
 {
 }
 

@@ -18,7 +18,8 @@ use crate::outbox::OutboxRow;
 use crate::{ChangeTx, Lease, StoreError};
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{
-    ActionOutcome, ChangeSeq, Example, Feedback, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId, Timestamp,
+    ActionOutcome, ChangeSeq, Example, Feedback, QueueId, Rule, RuleId, RuleSpec, RunId, RunRecord, SessionId,
+    Timestamp,
 };
 
 /// Rules, their progress and their logs.
@@ -225,6 +226,9 @@ pub trait CycleTx: ChangeTx {
     async fn queue_delivery(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
     /// Adds the cycle's summary to the rule's history.
     async fn insert_cycle(&mut self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
+    /// Adds runs to an annotation queue that exists (one deleted since the
+    /// rule was saved takes none); a run already in it stays as it is.
+    async fn queue_runs_once(&mut self, queue: QueueId, runs: &[RunId], at: Timestamp) -> Result<(), StoreError>;
     /// Adds examples whose id is not stored yet, to datasets that exist
     /// (one deleted since the rule was saved takes none).
     async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError>;
@@ -242,6 +246,9 @@ pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), 
     }
     tx.insert_logs(&c.logs).await?;
     // LangSmith's order: annotation queue, dataset, webhook, evaluator.
+    if let Some((queue, runs)) = &c.queued {
+        tx.queue_runs_once(*queue, runs, c.window_end).await?;
+    }
     tx.insert_examples_once(&c.examples).await?;
     for o in &c.outbox {
         tx.queue_delivery(o).await?;
@@ -290,6 +297,8 @@ pub struct RuleRunLog {
     pub window_end: Timestamp,
     /// When the rule acted.
     pub applied_at: Timestamp,
+    /// The annotation-queue action's outcome.
+    pub add_to_annotation_queue: Option<ActionOutcome>,
     /// The dataset action's outcome.
     pub add_to_dataset: Option<ActionOutcome>,
     /// The webhook action's outcome.
@@ -318,6 +327,9 @@ pub struct CycleCommit {
     pub logs: Vec<RuleRunLog>,
     /// Webhook deliveries to queue.
     pub outbox: Vec<OutboxRow>,
+    /// Runs for an annotation queue (each added once: a run already in
+    /// the queue stays as it is).
+    pub queued: Option<(QueueId, Vec<RunId>)>,
     /// Examples for the rule's dataset (ids derived from rule and run, so a
     /// cycle repeated after a crash adds none twice).
     pub examples: Vec<Example>,
@@ -376,6 +388,7 @@ pub fn log_json(l: &RuleRunLog) -> Value {
         "end_time": l.window_end.to_offset_string(),
         "application_time": l.applied_at.to_offset_string(),
         "webhooks": l.webhooks,
+        "add_to_annotation_queue": l.add_to_annotation_queue,
         "add_to_dataset": l.add_to_dataset,
         "evaluators": l.evaluators,
     })

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ids::{DatasetId, SessionId};
+use super::ids::{DatasetId, QueueId, SessionId};
 use super::plugin::RulePlugins;
 use super::rule::WebhookTarget;
 use super::time::Timestamp;
@@ -17,7 +17,6 @@ const UNSUPPORTED: &[&str] = &[
     "evaluators",
     "code_evaluators",
     "alerts",
-    "add_to_annotation_queue_id",
     "extend_only",
     "use_corrections_dataset",
     "num_few_shot_examples",
@@ -54,6 +53,7 @@ const KNOWN: &[&str] = &[
     "signing_secret",
     "add_to_dataset_id",
     "add_to_dataset_prefer_correction",
+    "add_to_annotation_queue_id",
 ];
 
 /// A rule as written; `None` means not given.
@@ -92,6 +92,8 @@ pub struct RuleDefinition {
     pub max_runs_per_payload: Option<usize>,
     /// Standard Webhooks signing secret (`whsec_...`).
     pub signing_secret: Option<String>,
+    /// The annotation queue each run acted on is added to.
+    pub add_to_annotation_queue_id: Option<QueueId>,
     /// The dataset each run acted on is added to, as an example.
     pub add_to_dataset_id: Option<DatasetId>,
     /// Whether a feedback's correction is the example's outputs.

@@ -80,3 +80,7 @@ id_type!(
     /// An example of a dataset.
     ExampleId
 );
+id_type!(
+    /// An annotation queue.
+    QueueId
+);

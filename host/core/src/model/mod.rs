@@ -23,7 +23,7 @@ pub mod view;
 pub use dataset::{Dataset, Example};
 pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
-pub use ids::{DatasetId, DeliveryId, ExampleId, FeedbackId, RuleId, RunId, SessionId, TenantId, WebhookId};
+pub use ids::{DatasetId, DeliveryId, ExampleId, FeedbackId, QueueId, RuleId, RunId, SessionId, TenantId, WebhookId};
 pub use plugin::{PluginDigest, PluginRef, PluginSource, RulePlugins};
 pub use rule::{ActionOutcome, Rule, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::{DatasetId, RuleId, SessionId, WebhookId};
+use super::ids::{DatasetId, QueueId, RuleId, SessionId, WebhookId};
 use super::plugin::RulePlugins;
 use super::time::Timestamp;
 
@@ -75,6 +75,9 @@ pub struct RuleSpec {
     pub max_runs_per_payload: usize,
     /// runhook: a `whsec_...` secret to sign webhooks (Standard Webhooks).
     pub signing_secret: Option<String>,
+    /// Add each run acted on to this annotation queue (LangSmith's first action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_to_annotation_queue_id: Option<QueueId>,
     /// Add each run acted on to this dataset as an example (LangSmith's
     /// action, before the webhook).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +125,7 @@ impl RuleSpec {
             batch_ms: defaults::BATCH_MS,
             max_runs_per_payload: defaults::MAX_RUNS_PER_PAYLOAD,
             signing_secret: None,
+            add_to_annotation_queue_id: None,
             add_to_dataset_id: None,
             add_to_dataset_prefer_correction: false,
             retired_signing_secret: None,

@@ -7,7 +7,7 @@
 //! the move is done. Everything is copied as stored: runs with their
 //! places in change order, feedback, projects, attachments, uploaded
 //! plugins, rules with their progress and logs, pending and finished deliveries with their
-//! attempts and ids, datasets with their examples. Secrets stay sealed under the source's keys, which
+//! attempts and ids, datasets with their examples, annotation queues with their runs. Secrets stay sealed under the source's keys, which
 //! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
 //! Rule cycle histories are not copied.
 
@@ -21,7 +21,7 @@ use runhook_core::model::ChangeSeq;
 use runhook_server::app::{load_keys, lock_data_dir};
 use runhook_server::config::{Config, DatabaseUrl, Overrides};
 use runhook_store::transfer::{Export, Import};
-use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery};
+use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery, QueueQuery, QueueStore};
 use runhook_store_postgres::PgStore;
 use runhook_store_sqlite::SqliteStore;
 
@@ -69,8 +69,18 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
     let counts = copy(&source, &target).await?;
     println!(
         "moved {} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} deliveries, \
-         {} datasets, {} examples",
-        counts[0], counts[1], counts[2], counts[3], counts[7], counts[4], counts[5], counts[6], counts[8], counts[9]
+         {} datasets, {} examples, {} annotation queues",
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[7],
+        counts[4],
+        counts[5],
+        counts[6],
+        counts[8],
+        counts[9],
+        counts[10]
     );
     match &config.secret_key {
         Some(_) => println!("start the replicas with the same RUNHOOK_SECRET_KEY"),
@@ -88,12 +98,12 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
 
 /// Copies every kind of row in the order the target imports them; how
 /// many of each (projects, runs, feedback, attachments, rules, logs,
-/// deliveries, plugins, datasets, examples).
+/// deliveries, plugins, datasets, examples, annotation queues).
 async fn copy(
-    source: &(impl Export + DatasetStore),
-    target: &(impl Import + DatasetStore),
-) -> anyhow::Result<[usize; 10]> {
-    let mut counts = [0; 10];
+    source: &(impl Export + DatasetStore + QueueStore),
+    target: &(impl Import + DatasetStore + QueueStore),
+) -> anyhow::Result<[usize; 11]> {
+    let mut counts = [0; 11];
     let sessions = source.export_sessions().await?;
     target.import_sessions(&sessions).await?;
     counts[0] = sessions.len();
@@ -175,6 +185,34 @@ async fn copy(
                 from += examples.len();
                 target.create_examples(&examples).await?;
                 counts[9] += examples.len();
+            }
+        }
+    }
+    // Annotation queues, each entry with when it was added and reviewed.
+    let mut offset = 0;
+    loop {
+        let q = QueueQuery { limit: PAGE, offset, ..QueueQuery::default() };
+        let queues = source.list_queues(&q).await?;
+        if queues.is_empty() {
+            break;
+        }
+        offset += queues.len();
+        for queue in &queues {
+            target.create_queue(queue).await?;
+            counts[10] += 1;
+            let mut from = 0;
+            loop {
+                let entries = source.queue_entries(queue.id, None, PAGE, from).await?;
+                if entries.is_empty() {
+                    break;
+                }
+                from += entries.len();
+                for e in &entries {
+                    target.add_to_queue(queue.id, &[e.run_id], e.added_at).await?;
+                    if let Some(at) = e.last_reviewed_time {
+                        target.mark_reviewed(queue.id, e.run_id, e.done, at).await?;
+                    }
+                }
             }
         }
     }

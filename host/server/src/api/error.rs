@@ -71,6 +71,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::RunNotFound(id) => ApiError::NotFound(format!("run {id} not found")),
             StoreError::DatasetNotFound(id) => ApiError::NotFound(format!("dataset {id} not found")),
+            StoreError::QueueNotFound(id) => ApiError::NotFound(format!("annotation queue {id} not found")),
             StoreError::SessionNotFound(s) => ApiError::NotFound(format!("project {s} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::InvalidRun(e) => ApiError::Unprocessable(e.to_string()),

@@ -25,6 +25,7 @@ mod info;
 mod ingest;
 pub mod listen;
 mod plugins;
+mod queues;
 pub mod rules;
 mod runs;
 mod sessions;
@@ -113,6 +114,12 @@ pub fn router(state: AppState) -> Router {
             "/examples/{id}",
             get(datasets::read_example).patch(datasets::update_example).delete(datasets::delete_example),
         )
+        .route("/annotation-queues", get(queues::list).post(queues::create))
+        .route("/annotation-queues/{id}", get(queues::read).delete(queues::delete))
+        .route("/annotation-queues/{id}/runs", get(queues::list_runs).post(queues::add_runs))
+        .route("/annotation-queues/{id}/runs/by-key", post(queues::add_runs_by_key))
+        .route("/annotation-queues/{id}/runs/{run}", axum::routing::patch(queues::review).delete(queues::remove_run))
+        .route("/annotation-queues/{id}/run/{index}", get(queues::run_at))
         .route("/plugins", get(plugins::list).post(plugins::upload))
         .route("/plugins/{digest}", get(plugins::read).delete(plugins::delete))
         .route("/health/series", get(health::series))

@@ -63,6 +63,10 @@ async fn view(state: &AppState, rule: &Rule) -> Result<Value, ApiError> {
 async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result<Value, ApiError> {
     let s = &rule.spec;
     let session = state.store.get_session(s.session_id).await?;
+    let queue = match s.add_to_annotation_queue_id {
+        Some(id) => state.store.get_queue(id).await?,
+        None => None,
+    };
     let dataset = match s.add_to_dataset_id {
         Some(id) => state.store.get_dataset(id).await?,
         None => None,
@@ -108,7 +112,8 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         "evaluators": null,
         "code_evaluators": null,
         "alerts": null,
-        "add_to_annotation_queue_id": null,
+        "add_to_annotation_queue_id": s.add_to_annotation_queue_id,
+        "add_to_annotation_queue_name": queue.map(|q| q.name),
         "add_to_dataset_id": s.add_to_dataset_id,
         "add_to_dataset_name": dataset.map(|d| d.name),
         "add_to_dataset_prefer_correction": s.add_to_dataset_prefer_correction,

@@ -133,13 +133,21 @@ impl Definitions<'_> {
         {
             return Err(bad(format!("add_to_dataset_id {id}: no such dataset")));
         }
+        if let Some(id) = b.add_to_annotation_queue_id
+            && self.store.get_queue(id).await?.is_none()
+        {
+            return Err(bad(format!("add_to_annotation_queue_id {id}: no such annotation queue")));
+        }
         if b.add_to_dataset_prefer_correction == Some(true) && b.add_to_dataset_id.is_none() {
             return Err(bad("add_to_dataset_prefer_correction needs add_to_dataset_id"));
         }
-        if webhooks.is_empty() && plugins.evaluate.is_none() && b.add_to_dataset_id.is_none() {
-            return Err(bad(
-                "a rule needs an action: webhooks, an evaluator plugin (plugins.evaluate) or a dataset (add_to_dataset_id)",
-            ));
+        if webhooks.is_empty()
+            && plugins.evaluate.is_none()
+            && b.add_to_dataset_id.is_none()
+            && b.add_to_annotation_queue_id.is_none()
+        {
+            return Err(bad("a rule needs an action: webhooks, an evaluator plugin (plugins.evaluate), a dataset \
+                 (add_to_dataset_id) or an annotation queue (add_to_annotation_queue_id)"));
         }
         let interval_seconds = b.interval_seconds.unwrap_or(defaults::INTERVAL_SECONDS);
         if !(1..=86_400).contains(&interval_seconds) {
@@ -179,6 +187,7 @@ impl Definitions<'_> {
             batch_ms,
             max_runs_per_payload,
             signing_secret: b.signing_secret,
+            add_to_annotation_queue_id: b.add_to_annotation_queue_id,
             add_to_dataset_id: b.add_to_dataset_id,
             add_to_dataset_prefer_correction: b.add_to_dataset_prefer_correction.unwrap_or(false),
             retired_signing_secret: None,

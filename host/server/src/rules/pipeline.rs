@@ -29,7 +29,8 @@ use super::window::{PAGE, Page, Windows};
 use crate::payload::{self, RenderedRun};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
-    ActionOutcome, DatasetId, Feedback, FeedbackId, FeedbackSource, PluginRef, Rule, RunId, RunRecord, Timestamp,
+    ActionOutcome, DatasetId, Feedback, FeedbackId, FeedbackSource, PluginRef, QueueId, Rule, RunId, RunRecord,
+    Timestamp,
 };
 use runhook_plugins::{Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
@@ -120,7 +121,9 @@ struct Cycle<'r> {
     window_end: Timestamp,
     selection: &'r Selection,
     matcher: Option<(PluginHandle, PluginRef)>,
-    /// The dataset the rule adds runs to, and whether it still exists.
+    /// The annotation queue and the dataset the rule adds runs to, and
+    /// whether each still exists.
+    queue: Option<(QueueId, bool)>,
     dataset: Option<(DatasetId, bool)>,
     transformer: Option<(PluginHandle, PluginRef)>,
     evaluator: Option<(PluginHandle, PluginRef)>,
@@ -168,6 +171,10 @@ pub async fn run_cycle(
         window_end: Timestamp::now(),
         selection: &prepared.selection,
         matcher: load(plugins, &spec.plugins.matcher, Capability::Match).await?,
+        queue: match spec.add_to_annotation_queue_id {
+            Some(id) => Some((id, store.get_queue(id).await?.is_some())),
+            None => None,
+        },
         dataset: match spec.add_to_dataset_id {
             Some(id) => Some((id, store.get_dataset(id).await?.is_some())),
             None => None,
@@ -296,7 +303,21 @@ async fn act(
     let Matched { chosen, mut logs } = matched;
     let (chosen, records): (Vec<Arc<RenderedRun>>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
 
-    // Dataset: each run as an example, before the webhook (LangSmith's order).
+    // Annotation queue, then dataset: before the webhook (LangSmith's order).
+    let mut queued = None;
+    let mut queue_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
+    if let Some((queue, exists)) = cycle.queue {
+        for run in &chosen {
+            let outcome = match exists {
+                true => ActionOutcome::success(json!({"queue_id": queue})),
+                false => ActionOutcome::error(format!("annotation queue {queue} no longer exists")),
+            };
+            queue_outcome.insert(run.id, outcome);
+        }
+        if exists {
+            queued = Some((queue, chosen.iter().map(|r| r.id).collect()));
+        }
+    }
     let mut examples = Vec::new();
     let mut dataset_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
     if let Some((dataset, exists)) = cycle.dataset {
@@ -387,6 +408,7 @@ async fn act(
 
     for record in &records {
         let outcomes = Outcomes {
+            add_to_annotation_queue: queue_outcome.remove(&record.id),
             add_to_dataset: dataset_outcome.remove(&record.id),
             webhooks: webhook_outcome.remove(&record.id),
             evaluators: eval_outcome.remove(&record.id),
@@ -402,6 +424,7 @@ async fn act(
         candidates,
         logs,
         outbox,
+        queued,
         examples,
         feedback,
         error: None,
@@ -412,6 +435,7 @@ async fn act(
 /// A run's outcome per action (`None`: the rule has no such action).
 #[derive(Default)]
 struct Outcomes {
+    add_to_annotation_queue: Option<ActionOutcome>,
     add_to_dataset: Option<ActionOutcome>,
     webhooks: Option<ActionOutcome>,
     evaluators: Option<ActionOutcome>,
@@ -428,6 +452,7 @@ fn log(rule: &Rule, run: &RunRecord, start: Timestamp, end: Timestamp, outcomes:
         window_start: start,
         window_end: end,
         applied_at: Timestamp::now(),
+        add_to_annotation_queue: outcomes.add_to_annotation_queue,
         add_to_dataset: outcomes.add_to_dataset,
         webhooks: outcomes.webhooks,
         evaluators: outcomes.evaluators,

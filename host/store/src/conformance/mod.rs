@@ -19,6 +19,7 @@ pub mod datasets;
 pub mod leases;
 pub mod outbox;
 pub mod plugins;
+pub mod queues;
 pub mod rules;
 pub mod runs;
 pub mod secrets;
@@ -94,6 +95,7 @@ macro_rules! conformance_suite {
             plugins::a_rule_cannot_name_a_plugin_not_stored,
             plugins::a_plugin_deleted_while_a_rule_is_saved_is_never_left_missing,
             datasets::datasets_and_examples_are_kept_listed_and_changed,
+            queues::queues_hold_runs_once_in_order_until_reviewed,
         );
     };
     ($harness:expr) => {
@@ -186,6 +188,7 @@ pub async fn commit_in_place(
             candidates: 0,
             logs: vec![],
             outbox: rows.to_vec(),
+            queued: None,
             examples: vec![],
             feedback: vec![],
             error: None,

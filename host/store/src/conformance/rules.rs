@@ -22,6 +22,7 @@ fn log(rule: RuleId, run: &RunRecord, window_end: Timestamp) -> RuleRunLog {
         window_end,
         applied_at: Timestamp::now(),
         add_to_dataset: None,
+        add_to_annotation_queue: None,
         webhooks: Some(ActionOutcome::pending(json!({"delivery_ids": []}))),
         evaluators: None,
     }
@@ -38,6 +39,7 @@ fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
         candidates: 0,
         logs: vec![],
         outbox: vec![],
+        queued: None,
         examples: vec![],
         feedback: vec![],
         error: None,
@@ -178,6 +180,7 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
         candidates: 1,
         logs: vec![log(r.id, &run, end)],
         outbox: vec![row.clone()],
+        queued: None,
         examples: vec![],
         feedback: vec![fb.clone()],
         error: None,
