@@ -389,3 +389,41 @@ def run_flow(server, client, project, browser, receiver):
 
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
     assert severe == [], severe
+
+
+def sign_in(browser, server, path):
+    browser.get(server.url + path)
+    wait(browser, lambda d: d.find_elements(By.TAG_NAME, "h1"), what="a page")
+    if "Sign in" in browser.find_element(By.TAG_NAME, "h1").text:
+        type_into(browser, "api_key", API_KEY)
+        active(browser).send_keys(Keys.ENTER)
+        wait(browser, lambda d: "Sign in" not in d.find_element(By.TAG_NAME, "h1").text, what="signed in")
+
+
+def test_a_reviewer_works_through_a_queue(server, client, project, browser):
+    trace(client, project, [("review-1", False), ("review-2", True)])
+    roots = wait_for(lambda: (r := list(client.list_runs(project_name=project, is_root=True))) and len(r) == 2 and r,
+                     timeout=60)
+    queue = client.create_annotation_queue(name=f"review-{project}", rubric_instructions="Is the answer right?")
+    client.add_runs_to_annotation_queue(queue.id, runs=[
+        {"run_id": r.id, "session_id": r.session_id, "start_time": r.start_time} for r in reversed(roots)])
+    sign_in(browser, server, "/ui/queues")
+    heading(browser, "Annotation queues")
+    assert unlabelled(browser) == []
+    tab_to(browser, text=queue.name).send_keys(Keys.ENTER)
+    heading(browser, queue.name)
+    wait(browser, lambda d: "Run 1 of 2 runs to review" in d.find_element(By.ID, "review-position").text, what="the first run")
+    assert "Is the answer right?" in browser.find_element(By.TAG_NAME, "main").text
+    assert unlabelled(browser) == []
+    first = roots[-1]
+    type_into(browser, "r-score", "0")
+    type_into(browser, "r-correction", '{"output": "fixed"}')
+    shot(browser, "16-queue-review")
+    tab_to(browser, "done").send_keys(Keys.ENTER)
+    wait(browser, lambda d: "Run 1 of 1 run to review" in d.find_element(By.ID, "review-position").text, what="the next run")
+    feedback = wait_for(lambda: list(client.list_feedback(run_ids=[first.id], feedback_key=["correctness"])), timeout=30)
+    assert feedback[0].score == 0 and feedback[0].correction == {"output": "fixed"}
+    tab_to(browser, "done").send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.ID, "queue-empty"), what="the empty queue")
+    done = list(client.list_runs_from_annotation_queue(queue.id, status="completed"))
+    assert {r.id for r in done} == {r.id for r in roots}

@@ -31,6 +31,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("runs.js", JS, include_str!("../../ui/runs.js")),
     ("plugins.js", JS, include_str!("../../ui/plugins.js")),
     ("health.js", JS, include_str!("../../ui/health.js")),
+    ("queues.js", JS, include_str!("../../ui/queues.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../../ui/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../../ui/icon.svg")),
 ];
