@@ -13,6 +13,7 @@ mod delivery_faults;
 mod hardening;
 mod keys;
 mod languages;
+mod large_payloads;
 mod many_rules;
 mod migrate;
 mod ops;

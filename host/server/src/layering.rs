@@ -7,8 +7,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Layer of each top-level module (see the table in `lib.rs`).
-const LAYERS: &[(&str, u8)] =
-    &[("config", 0), ("select", 2), ("payload", 2), ("delivery", 2), ("rules", 3), ("api", 4), ("app", 5)];
+const LAYERS: &[(&str, u8)] = &[
+    ("config", 0),
+    ("links", 1),
+    ("select", 2),
+    ("payload", 2),
+    ("delivery", 2),
+    ("rules", 3),
+    ("api", 4),
+    ("app", 5),
+];
 
 fn module_of(path: &Path, src: &Path) -> Option<String> {
     let rel = path.strip_prefix(src).ok()?;

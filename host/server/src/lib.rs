@@ -17,6 +17,7 @@
 //! | layer | module | job |
 //! |---|---|---|
 //! | 0 | [`config`] | the service configuration, validated once |
+//! | 1 | [`links`] | signed links: reads without the API key, until they expire |
 //! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`delivery`] | the webhook sender draining the outbox |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
@@ -36,6 +37,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod delivery;
+pub mod links;
 pub mod payload;
 pub mod rules;
 pub mod select;

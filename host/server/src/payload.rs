@@ -7,7 +7,7 @@
 //! full run object of the read API (a superset: it adds `parent_run_id`,
 //! `latency` ...). A run's `app_path` is its page on runhook's dashboard.
 //!
-//! Layering: layer 2; imports `model`, `store`.
+//! Layering: layer 2; imports `model`, `store`, `links`.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
+use crate::links::Links;
 use runhook_core::model::view::{RunContext, feedback_stats, run_json};
 use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, TenantId, Timestamp};
 use runhook_store::{RunStore, StoreError, TreeNode};
@@ -169,16 +170,77 @@ pub struct Payload {
     pub body: String,
 }
 
+/// Large inputs and outputs by link, as LangSmith's doc describes: past
+/// `max_bytes` of JSON, a run's `inputs` (or `outputs`) are null in the
+/// payload and its `inputs_s3_urls` (or `outputs_s3_urls`) are
+/// `{"ROOT": {"presigned_url": "/runs/{id}/io/inputs?expires=...&sig=..."}}`,
+/// a link relative to the server, like the SDK's attachment URLs. The
+/// payload stays small however large the runs are.
+#[derive(Debug)]
+pub struct LargeFields {
+    /// The most bytes of JSON a field carries inline.
+    pub max_bytes: usize,
+    /// How long a link works, in seconds (past retries and redeliveries).
+    pub lifetime_secs: i64,
+    /// Signs the links.
+    pub links: Links,
+}
+
+impl LargeFields {
+    /// The link to field `field` (`inputs` or `outputs`) of run `run`.
+    pub fn link(&self, run: &str, field: &str) -> String {
+        self.links.sign(&io_path(run, field), self.lifetime_secs)
+    }
+}
+
+/// The path a run's large field is served at (see [`LargeFields`]).
+pub fn io_path(run: &str, field: &str) -> String {
+    format!("/runs/{run}/io/{field}")
+}
+
 /// The run object as the webhook carries it (the doc's keys only),
 /// written straight from the full object without copying it.
-struct WebhookRun<'a>(&'a Map<String, Value>);
+struct WebhookRun<'a>(&'a Map<String, Value>, Option<&'a LargeFields>);
+
+/// Counts the bytes a value serialises to, without keeping them.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl Serialize for WebhookRun<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
+        // A large field's link, written in place of its `*_s3_urls`.
+        let mut linked: Option<(&str, String)> = None;
         for key in RUN_KEYS {
-            if let Some(value) = self.0.get(key) {
-                map.serialize_entry(key, value)?;
+            let Some(value) = self.0.get(key) else { continue };
+            match (key, self.1) {
+                ("inputs" | "outputs", Some(large)) if !value.is_null() => {
+                    let mut size = Counter(0);
+                    let fits = serde_json::to_writer(&mut size, value).is_ok() && size.0 <= large.max_bytes;
+                    if fits {
+                        map.serialize_entry(key, value)?;
+                    } else {
+                        let id = self.0.get("id").and_then(Value::as_str).unwrap_or_default();
+                        linked = Some((key, large.link(id, key)));
+                        map.serialize_entry(key, &Value::Null)?;
+                    }
+                }
+                ("inputs_s3_urls" | "outputs_s3_urls", _) => match linked.take() {
+                    Some((field, url)) if key.starts_with(field) => {
+                        map.serialize_entry(key, &serde_json::json!({"ROOT": {"presigned_url": url}}))?;
+                    }
+                    _ => map.serialize_entry(key, value)?,
+                },
+                _ => map.serialize_entry(key, value)?,
             }
         }
         map.end()
@@ -195,13 +257,15 @@ struct Body<'a> {
     feedback_stats: Map<String, Value>,
 }
 
-/// Splits a window's runs into payloads of at most `max_runs` runs.
+/// Splits a window's runs into payloads of at most `max_runs` runs, with
+/// large inputs and outputs by link when `large` is given.
 pub fn payloads<R: Borrow<RenderedRun>>(
     rule: RuleId,
     start: Timestamp,
     end: Timestamp,
     runs: &[R],
     max_runs: usize,
+    large: Option<&LargeFields>,
 ) -> Vec<Payload> {
     runs.chunks(max_runs.max(1))
         .map(|chunk| {
@@ -210,7 +274,7 @@ pub fn payloads<R: Borrow<RenderedRun>>(
                 rule_id: rule,
                 start_time: start.to_offset_string(),
                 end_time: end.to_offset_string(),
-                runs: chunk.iter().map(|r| WebhookRun(&r.borrow().json)).collect(),
+                runs: chunk.iter().map(|r| WebhookRun(&r.borrow().json, large)).collect(),
                 feedback_stats: feedback_stats(&fb),
             };
             Payload {

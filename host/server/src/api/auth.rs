@@ -2,28 +2,26 @@
 //! `signin`), and signed attachment URLs.
 //!
 //! The key is compared in constant time. Attachment URLs are handed to the
-//! SDK as "presigned" URLs, which it fetches without headers; they carry an
-//! expiry and an HMAC over run, name and expiry, keyed by a secret derived
-//! from the API key (so rotating the key revokes them).
+//! SDK as "presigned" URLs, which it fetches without headers: links signed
+//! with the key (see `links`), so rotating the key revokes them.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::links::Links;
 use runhook_core::model::RunId;
 
 /// How long an attachment URL stays valid.
 const URL_LIFETIME_SECS: i64 = 3600;
 
-/// The configured API key and the secret derived from it.
+/// The configured API key and the links signed with it.
 pub struct ApiKey {
     key: String,
-    url_secret: [u8; 32],
+    links: Links,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -35,10 +33,7 @@ impl std::fmt::Debug for ApiKey {
 impl ApiKey {
     /// Wraps a key.
     pub fn new(key: &str) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(b"runhook attachment urls v1");
-        let url_secret = mac.finalize().into_bytes().into();
-        Self { key: key.to_string(), url_secret }
+        Self { key: key.to_string(), links: Links::new(key) }
     }
 
     /// Whether `presented` is the key.
@@ -46,29 +41,21 @@ impl ApiKey {
         presented.ct_eq(self.key.as_bytes()).into()
     }
 
+    /// The links signed with this key.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
     /// A URL path (relative, as LangSmith's presigned URLs are joined to the
     /// endpoint) that serves one attachment for an hour.
     pub fn attachment_url(&self, run: RunId, name: &str) -> String {
-        let expires = chrono::Utc::now().timestamp() + URL_LIFETIME_SECS;
-        format!("/attachments/{run}/{name}?expires={expires}&sig={}", self.sign(run, name, expires))
+        self.links.sign(&format!("/attachments/{run}/{name}"), URL_LIFETIME_SECS)
     }
 
     /// Whether `sig` authorises `run`/`name` until `expires`, and it has not passed.
     pub fn verify(&self, run: RunId, name: &str, expires: i64, sig: &str) -> bool {
-        expires >= chrono::Utc::now().timestamp()
-            && sig.as_bytes().ct_eq(self.sign(run, name, expires).as_bytes()).into()
+        self.links.verify(&format!("/attachments/{run}/{name}"), expires, sig)
     }
-
-    fn sign(&self, run: RunId, name: &str, expires: i64) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.url_secret).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(format!("{run}/{name}/{expires}").as_bytes());
-        hex::encode(mac.finalize().into_bytes())
-    }
-}
-
-/// HMAC accepts keys of any length, so construction cannot fail.
-fn unreachable_hmac() -> Hmac<Sha256> {
-    unreachable!("HMAC-SHA256 takes keys of any length")
 }
 
 /// Refuses requests without the right `x-api-key`, or, from the

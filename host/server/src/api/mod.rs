@@ -70,6 +70,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Dashboard sessions (cookies signed with a secret derived from the key).
     pub sessions: Arc<signin::Sessions>,
+    /// Large inputs and outputs by link in payloads (`None`: always inline).
+    pub large: Option<Arc<crate::payload::LargeFields>>,
     /// The metrics' samples of the last hour (the dashboard's health charts).
     pub health: Arc<health::HealthHistory>,
 }
@@ -129,13 +131,15 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     // Open routes: what the SDK probes before it has a key, health for
-    // orchestrators, and attachment downloads (authorised by their signed URL).
+    // orchestrators, and attachment and large-field downloads (authorised
+    // by their signed link).
     let open = Router::new()
         .route("/info", get(info::info))
         .route("/healthz", get(info::healthz))
         .route("/readyz", get(info::readyz))
         .route("/metrics", get(info::metrics))
-        .route("/attachments/{run}/{name}", get(runs::attachment));
+        .route("/attachments/{run}/{name}", get(runs::attachment))
+        .route("/runs/{id}/io/{field}", get(runs::io));
     let api = open.merge(protected);
     // The dashboard: its page and files, and its sign-in.
     let dashboard = Router::new()

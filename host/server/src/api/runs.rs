@@ -246,6 +246,42 @@ pub(super) async fn attachment(
         .into_response())
 }
 
+/// Serves a run's large inputs or outputs to the holder of the signed link
+/// a webhook payload carried in their place (`inputs_s3_urls`, ...).
+pub(super) async fn io(
+    State(state): State<AppState>,
+    Path((run, field)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref(), &state.limits)?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let expires = get("expires").and_then(|e| e.parse::<i64>().ok());
+    let authorised = match (expires, get("sig")) {
+        (Some(expires), Some(sig)) => state.key.links().verify(&payload::io_path(&run, &field), expires, sig),
+        _ => false,
+    };
+    if !authorised {
+        return Err(ApiError::Unauthorized);
+    }
+    let id: RunId = path_id("run id", &run)?;
+    let found = state.store.get_run(id).await?.ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))?;
+    let value = match field.as_str() {
+        "inputs" => found.inputs,
+        "outputs" => found.outputs,
+        other => return Err(ApiError::NotFound(format!("a run has no large field {other:?}"))),
+    };
+    let text = serde_json::to_string(&value.unwrap_or(Value::Null)).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
+        ],
+        text,
+    )
+        .into_response())
+}
+
 /// An attachment's name as a quoted `filename`: printable ASCII without
 /// quotes or backslashes, anything else replaced by `_`.
 fn safe_filename(name: &str) -> String {

@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::rules::{definitions, overlay, rule_or_404};
 use super::{AppState, body};
 use crate::rules::pipeline::CycleError;
-use crate::rules::trial::{self, TrialLimits};
+use crate::rules::trial::{self, TrialLimits, TrialPayloads};
 use crate::select::SelectError;
 use runhook_core::model::{RuleDefinition, Timestamp};
 use runhook_store::SessionQuery;
@@ -98,7 +98,8 @@ pub(super) async fn validate(
         max_runs: max_runs as usize,
         budget: state.limits.request_timeout,
     };
-    let t = trial::try_rule(&state.store, &state.plugins, &spec, limits).await.map_err(trial_error)?;
+    let payloads = TrialPayloads { large: state.large.as_deref() };
+    let t = trial::try_rule(&state.store, &state.plugins, &spec, limits, payloads).await.map_err(trial_error)?;
     let payloads: Vec<Value> = t
         .payloads
         .iter()

@@ -95,6 +95,13 @@ impl App {
             targets: Arc::new(NetworkGuard::from_settings(&config.delivery)),
             metrics: metrics_handle(),
             health: Arc::default(),
+            large: (config.delivery.max_inline_io_bytes > 0).then(|| {
+                Arc::new(crate::payload::LargeFields {
+                    max_bytes: config.delivery.max_inline_io_bytes,
+                    lifetime_secs: i64::try_from(config.delivery.io_link_lifetime.as_secs()).unwrap_or(i64::MAX),
+                    links: crate::links::Links::new(&key),
+                })
+            }),
         };
         if !config.rules.is_empty() {
             let definitions =
@@ -127,6 +134,7 @@ impl App {
             state.plugins.clone(),
             state.signals.clone(),
             replica.clone(),
+            state.large.clone(),
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));

@@ -141,6 +141,11 @@ pub struct DeliverySettings {
     /// poll finds the rest (due after a restart, or queued by another
     /// process on the same database).
     pub poll_interval: Duration,
+    /// The most bytes of JSON a run's inputs (or outputs) carry inline in
+    /// a webhook payload; larger ones go by a signed link (0: always inline).
+    pub max_inline_io_bytes: usize,
+    /// How long such a link works.
+    pub io_link_lifetime: Duration,
 }
 
 impl DeliverySettings {
@@ -242,6 +247,8 @@ impl Default for Config {
                 require_https: false,
                 retention_days: 0,
                 poll_interval: Duration::ZERO,
+                max_inline_io_bytes: 0,
+                io_link_lifetime: Duration::ZERO,
             },
             secret_key: None,
             secret_key_file: None,

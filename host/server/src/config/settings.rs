@@ -175,6 +175,15 @@ pub(super) const SETTINGS: &[Setting] = &[
         c.delivery.require_https = boolean(v)?;
         Ok(())
     }),
+    setting!("delivery.max_inline_io_bytes", "RUNHOOK_DELIVERY_MAX_INLINE_IO_BYTES", "1048576", |c, v| {
+        c.delivery.max_inline_io_bytes =
+            number(v, 0..=1 << 30).map_err(|e| format!("{e} (0 always sends inputs and outputs inline)"))?;
+        Ok(())
+    }),
+    setting!("delivery.io_link_lifetime_seconds", "RUNHOOK_DELIVERY_IO_LINK_LIFETIME_SECONDS", "86400", |c, v| {
+        c.delivery.io_link_lifetime = Duration::from_secs(number(v, 1..=2_592_000)?);
+        Ok(())
+    }),
     setting!("delivery.retention_days", "RUNHOOK_DELIVERY_RETENTION_DAYS", "30", |c, v| {
         c.delivery.retention_days = number(v, 0..=36_500).map_err(|e| format!("{e} (0 keeps deliveries forever)"))?;
         Ok(())

@@ -44,12 +44,14 @@ pub struct Engine {
     pub plugins: Arc<PluginRegistry>,
     /// Window pages shared by the rules of a project.
     pub windows: Arc<Windows>,
+    /// Large inputs and outputs by link in payloads (`None`: always inline).
+    pub large: Option<Arc<payload::LargeFields>>,
 }
 
 impl Engine {
     /// An engine over `store` and `plugins`, with no pages read yet.
     pub fn new(store: Arc<dyn Store>, plugins: Arc<PluginRegistry>) -> Self {
-        Self { store, plugins, windows: Arc::default() }
+        Self { store, plugins, windows: Arc::default(), large: None }
     }
 }
 
@@ -117,6 +119,7 @@ pub struct CycleReport {
 /// compiled and its plugins loaded.
 struct Cycle<'r> {
     rule: &'r Rule,
+    large: Option<&'r payload::LargeFields>,
     window_start: Timestamp,
     window_end: Timestamp,
     selection: &'r Selection,
@@ -167,6 +170,7 @@ pub async fn run_cycle(
     let spec = &rule.spec;
     let cycle = Cycle {
         rule,
+        large: engine.large.as_deref(),
         window_start: state.window_end,
         window_end: Timestamp::now(),
         selection: &prepared.selection,
@@ -340,8 +344,14 @@ async fn act(
     let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
     if !spec.webhooks.is_empty() && !chosen.is_empty() {
         let secrets = spec.signing_secrets(Timestamp::now());
-        let parts =
-            payload::payloads(rule.id, cycle.window_start, cycle.window_end, &chosen, spec.max_runs_per_payload);
+        let parts = payload::payloads(
+            rule.id,
+            cycle.window_start,
+            cycle.window_end,
+            &chosen,
+            spec.max_runs_per_payload,
+            cycle.large,
+        );
         let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
         let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
             Some((handle, r)) => {

@@ -82,10 +82,11 @@ pub async fn run(
     plugins: Arc<PluginRegistry>,
     signals: Arc<RuleSignals>,
     replica: Replica,
+    large: Option<Arc<crate::payload::LargeFields>>,
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<RuleId, Running> = HashMap::new();
-    let engine = Engine::new(store.clone(), plugins);
+    let engine = Engine { large, ..Engine::new(store.clone(), plugins) };
     loop {
         match balance(store.as_ref(), &replica).await {
             Ok((rules, leases)) => {

@@ -42,6 +42,13 @@ pub struct TrialLimits {
     pub budget: std::time::Duration,
 }
 
+/// How the payloads are built, as the rule's cycles build them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrialPayloads<'a> {
+    /// Large inputs and outputs by link.
+    pub large: Option<&'a crate::payload::LargeFields>,
+}
+
 /// One payload the rule would queue (once per webhook).
 #[derive(Debug)]
 pub struct TrialPayload {
@@ -79,6 +86,7 @@ pub async fn try_rule(
     plugins: &Arc<PluginRegistry>,
     spec: &RuleSpec,
     limits: TrialLimits,
+    payloads: TrialPayloads<'_>,
 ) -> Result<Trial, CycleError> {
     let selection =
         Selection::parse(spec.filter.as_deref(), spec.trace_filter.as_deref(), spec.tree_filter.as_deref())?;
@@ -167,7 +175,14 @@ pub async fn try_rule(
 
     // Stage 3: the webhook's payloads through the transform plugin.
     if !spec.webhooks.is_empty() && !trial.runs.is_empty() {
-        let parts = payload::payloads(rule.id, limits.since, Timestamp::now(), &trial.runs, spec.max_runs_per_payload);
+        let parts = payload::payloads(
+            rule.id,
+            limits.since,
+            Timestamp::now(),
+            &trial.runs,
+            spec.max_runs_per_payload,
+            payloads.large,
+        );
         let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
         let bodies: Vec<Result<String, String>> =
             match load(plugins, &spec.plugins.transform, Capability::Transform).await? {
