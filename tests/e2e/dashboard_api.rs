@@ -7,14 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::receiver::Receiver;
 use crate::common::server::{API_KEY, Server};
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(started.elapsed().as_secs() < 300, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use crate::common::wait_until;
 
 #[test]
 fn a_rule_reports_its_day_its_cycles_and_the_runs_it_acted_on() {

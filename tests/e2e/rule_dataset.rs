@@ -7,14 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::receiver::Receiver;
 use crate::common::server::Server;
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(started.elapsed().as_secs() < 300, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use crate::common::wait_until;
 
 fn run(i: usize) -> Value {
     json!({"id": format!("0193b8f2-0000-7000-c000-{i:012}"), "name": "Classify", "run_type": "chain",

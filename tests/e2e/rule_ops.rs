@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::receiver::Receiver;
 use crate::common::server::Server;
+use crate::common::wait_until;
 
 const HOUR: u64 = 3600;
 
@@ -25,14 +26,6 @@ fn runs(project: &str, from: usize, n: usize) -> Value {
         })
         .collect();
     json!({"post": posts})
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(started.elapsed().as_secs() < 300, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -76,3 +76,13 @@ pub fn expect(resp: reqwest::blocking::Response, status: reqwest::StatusCode, ne
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(needle), "detail {detail:?} does not mention {needle:?}");
 }
+
+/// Polls `done` until it holds; fails naming `what` after five minutes (a
+/// loaded machine compiling a large guest can take minutes).
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed().as_secs() < 300, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
