@@ -314,6 +314,8 @@ async fn queue(store: &runhook_store_sqlite::SqliteStore, targets: &[(&str, usiz
         outbox,
         queued: None,
         examples: vec![],
+        held: vec![],
+        released: vec![],
         feedback: vec![],
         error: None,
         lease: None,

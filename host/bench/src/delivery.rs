@@ -282,6 +282,8 @@ async fn queue(args: &DeliveryBenchArgs, store: &dyn Store, url: &str, body: &st
                 outbox,
                 queued: None,
                 examples: vec![],
+                held: vec![],
+                released: vec![],
                 feedback: vec![],
                 error: None,
                 lease: None,

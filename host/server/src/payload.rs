@@ -255,6 +255,101 @@ struct Body<'a> {
     end_time: String,
     runs: Vec<WebhookRun<'a>>,
     feedback_stats: Map<String, Value>,
+    /// A thread rule's threads (absent from other rules' payloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<Vec<ThreadEntry<'a>>>,
+}
+
+/// A thread in a thread rule's payload: its runs by id (the run objects
+/// are in `runs`, once), and the span from its first run's start to its
+/// last run's end.
+#[derive(Serialize)]
+struct ThreadEntry<'a> {
+    thread_id: &'a str,
+    run_ids: Vec<RunId>,
+    start_time: String,
+    end_time: String,
+}
+
+/// A thread a thread rule acts on: its runs of this idle period, in order,
+/// and its span.
+#[derive(Debug, Clone)]
+pub struct ThreadPart<R> {
+    /// The thread id.
+    pub thread_id: String,
+    /// Its runs, earliest first.
+    pub runs: Vec<R>,
+    /// Its first run's start.
+    pub start: Timestamp,
+    /// Its last run's end.
+    pub end: Timestamp,
+}
+
+/// A thread rule's payloads: whole threads, as many in each as fit in
+/// `max_runs` runs (a thread with more goes alone, never split), with
+/// `threads` beside the usual keys and every run in `runs`, thread by
+/// thread.
+pub fn thread_payloads<R: Borrow<RenderedRun>>(
+    rule: RuleId,
+    start: Timestamp,
+    end: Timestamp,
+    threads: &[ThreadPart<R>],
+    max_runs: usize,
+    large: Option<&LargeFields>,
+) -> Vec<Payload> {
+    let mut groups: Vec<&[ThreadPart<R>]> = Vec::new();
+    let (mut from, mut runs) = (0, 0);
+    for (i, t) in threads.iter().enumerate() {
+        if i > from && runs + t.runs.len() > max_runs {
+            groups.push(&threads[from..i]);
+            (from, runs) = (i, 0);
+        }
+        runs += t.runs.len();
+    }
+    if from < threads.len() {
+        groups.push(&threads[from..]);
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            let all: Vec<&RenderedRun> = group.iter().flat_map(|t| t.runs.iter().map(Borrow::borrow)).collect();
+            let entries = group
+                .iter()
+                .map(|t| ThreadEntry {
+                    thread_id: &t.thread_id,
+                    run_ids: t.runs.iter().map(|r| r.borrow().id).collect(),
+                    start_time: t.start.to_offset_string(),
+                    end_time: t.end.to_offset_string(),
+                })
+                .collect();
+            body(rule, start, end, &all, large, Some(entries))
+        })
+        .collect()
+}
+
+/// One payload of `runs`.
+fn body<R: Borrow<RenderedRun>>(
+    rule: RuleId,
+    start: Timestamp,
+    end: Timestamp,
+    runs: &[R],
+    large: Option<&LargeFields>,
+    threads: Option<Vec<ThreadEntry<'_>>>,
+) -> Payload {
+    let fb: Vec<&Feedback> = runs.iter().flat_map(|r| r.borrow().feedback.iter()).collect();
+    let body = Body {
+        rule_id: rule,
+        start_time: start.to_offset_string(),
+        end_time: end.to_offset_string(),
+        runs: runs.iter().map(|r| WebhookRun(&r.borrow().json, large)).collect(),
+        feedback_stats: feedback_stats(&fb),
+        threads,
+    };
+    Payload {
+        run_ids: runs.iter().map(|r| r.borrow().id).collect(),
+        // Maps of JSON values and strings always serialise.
+        body: serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()),
+    }
 }
 
 /// Splits a window's runs into payloads of at most `max_runs` runs, with
@@ -267,21 +362,5 @@ pub fn payloads<R: Borrow<RenderedRun>>(
     max_runs: usize,
     large: Option<&LargeFields>,
 ) -> Vec<Payload> {
-    runs.chunks(max_runs.max(1))
-        .map(|chunk| {
-            let fb: Vec<&Feedback> = chunk.iter().flat_map(|r| r.borrow().feedback.iter()).collect();
-            let body = Body {
-                rule_id: rule,
-                start_time: start.to_offset_string(),
-                end_time: end.to_offset_string(),
-                runs: chunk.iter().map(|r| WebhookRun(&r.borrow().json, large)).collect(),
-                feedback_stats: feedback_stats(&fb),
-            };
-            Payload {
-                run_ids: chunk.iter().map(|r| r.borrow().id).collect(),
-                // Maps of JSON values and strings always serialise.
-                body: serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()),
-            }
-        })
-        .collect()
+    runs.chunks(max_runs.max(1)).map(|chunk| body(rule, start, end, chunk, large, None)).collect()
 }

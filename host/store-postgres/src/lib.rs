@@ -36,6 +36,7 @@ mod rows;
 mod rules;
 mod runs;
 mod secrets;
+mod threads;
 mod tx;
 
 use std::sync::Arc;

@@ -13,7 +13,8 @@ use runhook_core::secrets::Keyring;
 use runhook_store::rules::{commit_cycle, outcome_from, stats_from};
 use runhook_store::secrets::{open_spec, seal_spec};
 use runhook_store::{
-    Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError,
+    Announcement, CycleCommit, CycleSummary, DueThreads, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore,
+    StoreError,
 };
 
 use crate::PgStore;
@@ -81,7 +82,7 @@ impl RuleStore for PgStore {
     async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("DELETE FROM rules WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(db)?;
-        for table in ["rule_runs", "rule_cycles"] {
+        for table in ["rule_runs", "rule_cycles", "rule_thread_runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = $1"))
                 .bind(id.0)
                 .execute(&mut *tx)
@@ -162,6 +163,10 @@ impl RuleStore for PgStore {
             .await
             .map_err(db)?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    async fn due_threads(&self, rule: RuleId, idle_before: Timestamp, limit: usize) -> Result<DueThreads, StoreError> {
+        crate::threads::due(self, rule, idle_before, limit).await
     }
 
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {

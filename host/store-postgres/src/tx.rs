@@ -19,7 +19,7 @@ use runhook_core::model::run::InvalidRun;
 use runhook_core::model::{ChangeSeq, Example, Feedback, QueueId, RuleId, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::{CycleTx, outcome_json};
-use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError};
+use runhook_store::{Attachment, ChangeTx, CycleSummary, Lease, OutboxRow, RuleRunLog, StoreError, ThreadRun};
 
 use crate::PgStore;
 use crate::error::db;
@@ -318,6 +318,14 @@ impl CycleTx for Tx<'_> {
             .map_err(db)?;
         }
         Ok(())
+    }
+
+    async fn hold_thread_runs(&mut self, rule: RuleId, runs: &[ThreadRun]) -> Result<(), StoreError> {
+        crate::threads::hold(&mut self.tx, rule, runs).await
+    }
+
+    async fn release_thread_runs(&mut self, rule: RuleId, runs: &[RunId]) -> Result<(), StoreError> {
+        crate::threads::release(&mut self.tx, rule, runs).await
     }
 
     async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError> {

@@ -29,6 +29,7 @@ mod rows;
 mod rules;
 mod runs;
 mod secrets;
+mod threads;
 mod tx;
 
 use std::path::Path;

@@ -14,7 +14,8 @@ use runhook_core::secrets::Keyring;
 use runhook_store::rules::commit_cycle;
 use runhook_store::secrets::{open_spec, seal_spec};
 use runhook_store::{
-    Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore, StoreError,
+    Announcement, CycleCommit, CycleSummary, DueThreads, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore,
+    StoreError,
 };
 
 use crate::SqliteStore;
@@ -84,7 +85,7 @@ impl RuleStore for SqliteStore {
         let mut tx = self.write.begin().await.map_err(db)?;
         let done =
             sqlx::query("DELETE FROM rules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await.map_err(db)?;
-        for table in ["rule_runs", "rule_cycles", "rule_plugins"] {
+        for table in ["rule_runs", "rule_cycles", "rule_plugins", "rule_thread_runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE rule_id = ?"))
                 .bind(id.to_string())
                 .execute(&mut *tx)
@@ -163,6 +164,10 @@ impl RuleStore for SqliteStore {
                 Ok(runs)
             })
             .await
+    }
+
+    async fn due_threads(&self, rule: RuleId, idle_before: Timestamp, limit: usize) -> Result<DueThreads, StoreError> {
+        crate::threads::due(self, rule, idle_before, limit).await
     }
 
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError> {

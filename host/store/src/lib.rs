@@ -84,7 +84,10 @@ pub use outbox::{
 };
 pub use plugins::{PluginRemoval, PluginStore, PluginUpload, StoredPlugin};
 pub use queues::{AnnotationQueue, QueueEntry, QueueQuery, QueueStore};
-pub use rules::{Announcement, CycleCommit, CycleSummary, RuleLogCursor, RuleRunLog, RuleState, RuleStats, RuleStore};
+pub use rules::{
+    Announcement, CycleCommit, CycleSummary, DueThreads, PendingThread, RuleLogCursor, RuleRunLog, RuleState,
+    RuleStats, RuleStore, ThreadRun,
+};
 pub use runhook_core::model::ChangeSeq;
 pub use runs::{
     Attachment, DEFAULT_PROJECT, FeedbackQuery, IngestBatch, IngestSummary, RunCursor, RunQuery, RunStore,

@@ -68,6 +68,12 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError>;
 
+    /// The threads whose runs thread rule `rule` holds (see
+    /// [`CycleCommit::held`]) and that have been idle since `idle_before`
+    /// (no held run's activity after it), longest idle first, at most
+    /// `limit`; and when the next thread goes idle.
+    async fn due_threads(&self, rule: RuleId, idle_before: Timestamp, limit: usize) -> Result<DueThreads, StoreError>;
+
     /// Which of `runs` the rule has already acted on.
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError>;
 
@@ -106,6 +112,78 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// Tells every process on the store, this one included, that rules
     /// changed or that one should run a cycle now (whichever replica holds it).
     async fn announce(&self, what: Announcement) -> Result<(), StoreError>;
+}
+
+/// A run a thread rule holds until its thread has been idle long enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRun {
+    /// The run.
+    pub run_id: RunId,
+    /// Its thread.
+    pub thread_id: String,
+    /// When the run last did something, by its own times (its end, or its
+    /// start), never later than when it was held.
+    pub activity: Timestamp,
+}
+
+/// A thread whose runs a thread rule holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingThread {
+    /// The thread.
+    pub thread_id: String,
+    /// Its held runs, earliest activity first.
+    pub runs: Vec<ThreadRun>,
+}
+
+impl PendingThread {
+    /// The earliest and the latest activity of its runs (the thread's
+    /// window); `None` for a thread with no run.
+    pub fn span(&self) -> Option<(Timestamp, Timestamp)> {
+        Some((self.runs.first()?.activity, self.runs.last()?.activity))
+    }
+}
+
+/// What [`RuleStore::due_threads`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueThreads {
+    /// The threads idle long enough, longest idle first.
+    pub threads: Vec<PendingThread>,
+    /// Whether more threads are idle than were returned.
+    pub more: bool,
+    /// The latest activity of the thread that goes idle next: it is due
+    /// once that is older than the idle time.
+    pub next_last_activity: Option<Timestamp>,
+}
+
+impl DueThreads {
+    /// Builds the answer from a backend's two reads: `groups`, each held
+    /// thread with its latest activity, ascending, at most `limit + 1`
+    /// of them; and `runs`, the held runs of the threads due among them.
+    pub fn assemble(
+        groups: Vec<(String, Timestamp)>,
+        mut runs: Vec<ThreadRun>,
+        idle_before: Timestamp,
+        limit: usize,
+    ) -> Self {
+        let idle = groups.iter().filter(|(_, last)| *last <= idle_before).count();
+        let next_last_activity = groups.iter().find(|(_, last)| *last > idle_before).map(|(_, last)| *last);
+        runs.sort_by(|a, b| (a.activity, a.run_id).cmp(&(b.activity, b.run_id)));
+        let mut by_thread: std::collections::HashMap<String, Vec<ThreadRun>> = Default::default();
+        for r in runs {
+            by_thread.entry(r.thread_id.clone()).or_default().push(r);
+        }
+        let threads = groups
+            .into_iter()
+            .take(idle.min(limit))
+            .map(|(thread_id, _)| PendingThread { runs: by_thread.remove(&thread_id).unwrap_or_default(), thread_id })
+            .collect();
+        Self { threads, more: idle > limit, next_last_activity }
+    }
+
+    /// The thread ids [`DueThreads::assemble`] needs the runs of.
+    pub fn due_ids(groups: &[(String, Timestamp)], idle_before: Timestamp, limit: usize) -> Vec<String> {
+        groups.iter().filter(|(_, last)| *last <= idle_before).take(limit).map(|(t, _)| t.clone()).collect()
+    }
 }
 
 /// Where a page of a rule's log ends: its last line's time and run. Logs
@@ -232,6 +310,11 @@ pub trait CycleTx: ChangeTx {
     /// Adds examples whose id is not stored yet, to datasets that exist
     /// (one deleted since the rule was saved takes none).
     async fn insert_examples_once(&mut self, examples: &[Example]) -> Result<(), StoreError>;
+    /// Holds runs of thread rule `rule` until their threads are idle; a run
+    /// held already keeps the later of its two activities.
+    async fn hold_thread_runs(&mut self, rule: RuleId, runs: &[ThreadRun]) -> Result<(), StoreError>;
+    /// Lets held runs of `rule` go (their threads were acted on).
+    async fn release_thread_runs(&mut self, rule: RuleId, runs: &[RunId]) -> Result<(), StoreError>;
 }
 
 /// Composes a cycle's commit through `tx`; the caller commits the
@@ -245,6 +328,8 @@ pub async fn commit_cycle(tx: &mut impl CycleTx, c: &CycleCommit) -> Result<(), 
         )));
     }
     tx.insert_logs(&c.logs).await?;
+    tx.hold_thread_runs(c.rule_id, &c.held).await?;
+    tx.release_thread_runs(c.rule_id, &c.released).await?;
     // LangSmith's order: annotation queue, dataset, webhook, evaluator.
     if let Some((queue, runs)) = &c.queued {
         tx.queue_runs_once(*queue, runs, c.window_end).await?;
@@ -335,6 +420,10 @@ pub struct CycleCommit {
     pub examples: Vec<Example>,
     /// Feedback written by the evaluator.
     pub feedback: Vec<Feedback>,
+    /// A thread rule's runs, held until their threads are idle.
+    pub held: Vec<ThreadRun>,
+    /// Held runs let go: their threads are acted on in this commit.
+    pub released: Vec<RunId>,
     /// A cycle-level error, for the cycle history.
     pub error: Option<String>,
     /// The lease the cycle ran under: the commit is refused unless the rule
@@ -344,6 +433,28 @@ pub struct CycleCommit {
 }
 
 impl CycleCommit {
+    /// A commit of `rule`'s cycle over the window `start..end`, moving its
+    /// watermark from `from` to `to`, with nothing else in it yet.
+    pub fn new(rule: RuleId, from: ChangeSeq, to: ChangeSeq, start: Timestamp, end: Timestamp) -> Self {
+        Self {
+            rule_id: rule,
+            from_watermark: from,
+            to_watermark: to,
+            window_start: start,
+            window_end: end,
+            candidates: 0,
+            logs: Vec::new(),
+            outbox: Vec::new(),
+            queued: None,
+            examples: Vec::new(),
+            feedback: Vec::new(),
+            held: Vec::new(),
+            released: Vec::new(),
+            error: None,
+            lease: None,
+        }
+    }
+
     /// Whether committing it makes deliveries due now.
     pub fn queues_deliveries(&self) -> bool {
         !self.outbox.is_empty()

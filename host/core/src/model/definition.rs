@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ids::{DatasetId, QueueId, SessionId};
 use super::plugin::RulePlugins;
-use super::rule::WebhookTarget;
+use super::rule::{GroupBy, WebhookTarget};
 use super::time::Timestamp;
 
 /// LangSmith rule fields for actions runhook does not perform; accepted
@@ -25,7 +25,6 @@ const UNSUPPORTED: &[&str] = &[
     "transient",
     "create_alignment_queue",
     "include_extended_stats",
-    "group_by",
     "spend_limit",
     "tracer_session_issue_id",
     "dataset_id",
@@ -54,6 +53,8 @@ const KNOWN: &[&str] = &[
     "add_to_dataset_id",
     "add_to_dataset_prefer_correction",
     "add_to_annotation_queue_id",
+    "group_by",
+    "thread_idle_seconds",
 ];
 
 /// A rule as written; `None` means not given.
@@ -98,6 +99,10 @@ pub struct RuleDefinition {
     pub add_to_dataset_id: Option<DatasetId>,
     /// Whether a feedback's correction is the example's outputs.
     pub add_to_dataset_prefer_correction: Option<bool>,
+    /// `"thread_id"`: a thread rule.
+    pub group_by: Option<GroupBy>,
+    /// A thread rule's idle time, in seconds.
+    pub thread_idle_seconds: Option<u64>,
 }
 
 impl RuleDefinition {

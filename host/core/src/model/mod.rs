@@ -25,7 +25,7 @@ pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
 pub use ids::{DatasetId, DeliveryId, ExampleId, FeedbackId, QueueId, RuleId, RunId, SessionId, TenantId, WebhookId};
 pub use plugin::{PluginDigest, PluginRef, PluginSource, RulePlugins};
-pub use rule::{ActionOutcome, Rule, RuleSpec, WebhookTarget};
+pub use rule::{ActionOutcome, GroupBy, Rule, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};
 pub use seq::ChangeSeq;
 pub use session::Session;

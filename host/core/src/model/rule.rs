@@ -86,10 +86,28 @@ pub struct RuleSpec {
     /// has one, is the example's outputs instead of the run's.
     #[serde(default)]
     pub add_to_dataset_prefer_correction: bool,
+    /// Thread rules (`"thread_id"`): the rule acts on threads, once each
+    /// has been idle for `thread_idle_seconds`, not on runs one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<GroupBy>,
+    /// runhook: with `group_by`, how long a thread has had no run (by the
+    /// runs' own times) before the rule acts on it, in seconds.
+    #[serde(default = "defaults::thread_idle_seconds")]
+    pub thread_idle_seconds: u64,
     /// runhook: the secret `signing_secret` replaced, still signing beside
     /// it for a while (set by [`RuleSpec::rotate_from`], never by a client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_signing_secret: Option<RetiredSecret>,
+}
+
+/// What a rule groups runs by before it acts (LangSmith's `group_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupBy {
+    /// Runs sharing a thread id (`thread_id`, `session_id` or
+    /// `conversation_id` in their metadata) form a thread. The API's v2
+    /// spelling `THREAD_ID` is read too.
+    #[serde(rename = "thread_id", alias = "THREAD_ID")]
+    ThreadId,
 }
 
 /// A signing secret replaced by a new one. Until `until`, webhooks carry a
@@ -128,6 +146,8 @@ impl RuleSpec {
             add_to_annotation_queue_id: None,
             add_to_dataset_id: None,
             add_to_dataset_prefer_correction: false,
+            group_by: None,
+            thread_idle_seconds: defaults::THREAD_IDLE_SECONDS,
             retired_signing_secret: None,
         }
     }
@@ -243,6 +263,21 @@ pub mod defaults {
     /// Hours a replaced signing secret keeps signing beside the new one
     /// (Svix's grace period).
     pub const SIGNING_SECRET_OVERLAP_HOURS: i64 = 24;
+    /// How long a thread is idle before a thread rule acts on it
+    /// (LangSmith's default: 10 minutes).
+    pub const THREAD_IDLE_SECONDS: u64 = 600;
+    /// The shortest idle time a thread rule may have.
+    pub const MIN_THREAD_IDLE_SECONDS: u64 = 60;
+    /// The longest (runs older than LangSmith's 7 days are not threads'
+    /// news any more; a day keeps pending threads few).
+    pub const MAX_THREAD_IDLE_SECONDS: u64 = 86_400;
+    /// The most threads one cycle acts on (LangSmith's limit per execution).
+    pub const MAX_THREADS_PER_CYCLE: usize = 500;
+
+    /// Serde's default for `thread_idle_seconds`.
+    pub fn thread_idle_seconds() -> u64 {
+        THREAD_IDLE_SECONDS
+    }
 }
 
 /// The outcome of one action on one run, as rule logs show it.

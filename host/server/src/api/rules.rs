@@ -117,6 +117,8 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         "add_to_dataset_id": s.add_to_dataset_id,
         "add_to_dataset_name": dataset.map(|d| d.name),
         "add_to_dataset_prefer_correction": s.add_to_dataset_prefer_correction,
+        "group_by": s.group_by,
+        "thread_idle_seconds": s.group_by.map(|_| s.thread_idle_seconds),
         "evaluator_version": 1,
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,
@@ -204,8 +206,14 @@ pub(super) fn overlay(rule: &Rule, changes: Map<String, Value>) -> Result<RuleDe
     }
     // Derived from the history below, never from a client.
     merged.remove("retired_signing_secret");
+    let idle_given = changes.contains_key("thread_idle_seconds");
     for (k, v) in changes {
         merged.insert(k, v);
+    }
+    // The stored idle time is the default's echo on a rule that groups
+    // nothing: only a client that names it asks for it.
+    if merged.get("group_by").is_none_or(Value::is_null) && !idle_given {
+        merged.remove("thread_idle_seconds");
     }
     RuleDefinition::from_map(merged).map_err(ApiError::BadRequest)
 }

@@ -16,7 +16,7 @@ use crate::config::ConfigRule;
 use crate::delivery::{self, NetworkGuard};
 use crate::select::Selection;
 use runhook_core::model::rule::defaults;
-use runhook_core::model::{PluginRef, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
+use runhook_core::model::{GroupBy, PluginRef, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
 use runhook_plugins::{Capability, PluginRegistry};
 use runhook_store::{SessionQuery, Store, StoreError};
 
@@ -149,6 +149,26 @@ impl Definitions<'_> {
             return Err(bad("a rule needs an action: webhooks, an evaluator plugin (plugins.evaluate), a dataset \
                  (add_to_dataset_id) or an annotation queue (add_to_annotation_queue_id)"));
         }
+        let thread_idle_seconds = b.thread_idle_seconds.unwrap_or(defaults::THREAD_IDLE_SECONDS);
+        match b.group_by {
+            Some(GroupBy::ThreadId) => {
+                // LangSmith's thread rules: only these two actions apply.
+                if b.add_to_dataset_id.is_some() || plugins.evaluate.is_some() {
+                    return Err(bad("group_by thread_id: a thread rule acts through webhooks and an annotation \
+                         queue only (remove add_to_dataset_id and plugins.evaluate)"));
+                }
+                let (min, max) = (defaults::MIN_THREAD_IDLE_SECONDS, defaults::MAX_THREAD_IDLE_SECONDS);
+                if !(min..=max).contains(&thread_idle_seconds) {
+                    return Err(bad(format!(
+                        "thread_idle_seconds must be between {min} and {max}, got {thread_idle_seconds}"
+                    )));
+                }
+            }
+            None if b.thread_idle_seconds.is_some() => {
+                return Err(bad("thread_idle_seconds applies to thread rules only (group_by: \"thread_id\")"));
+            }
+            None => {}
+        }
         let interval_seconds = b.interval_seconds.unwrap_or(defaults::INTERVAL_SECONDS);
         if !(1..=86_400).contains(&interval_seconds) {
             return Err(bad(format!("interval_seconds must be between 1 and 86400, got {interval_seconds}")));
@@ -190,6 +210,8 @@ impl Definitions<'_> {
             add_to_annotation_queue_id: b.add_to_annotation_queue_id,
             add_to_dataset_id: b.add_to_dataset_id,
             add_to_dataset_prefer_correction: b.add_to_dataset_prefer_correction.unwrap_or(false),
+            group_by: b.group_by,
+            thread_idle_seconds,
             retired_signing_secret: None,
         };
         spec.assign_webhook_ids(replaces).map_err(bad)?;

@@ -6,7 +6,8 @@
 //! task, woken by its project's commits or its interval; [`pipeline`] runs
 //! one cycle (window, filters, match plugin, sampling, webhook and
 //! evaluator actions, one commit per page); [`window`] shares the pages of
-//! a project's window among its rules; [`sample`] is the deterministic
+//! a project's window among its rules; `threads` holds a thread rule's
+//! runs until their thread is idle, then acts on the thread; [`sample`] is the deterministic
 //! sampling draw; [`trial`] runs a rule that is not saved over stored runs,
 //! sending and storing nothing. Webhooks leave through outbox rows in the
 //! store, which the delivery worker sends: rules never talk to receivers.
@@ -22,5 +23,6 @@ pub mod pipeline;
 pub mod plugins;
 pub mod sample;
 pub mod scheduler;
+mod threads;
 pub mod trial;
 pub mod window;

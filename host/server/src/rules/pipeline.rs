@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::dataset::example_of;
 use super::sample::sampled;
+use super::threads;
 use super::window::{PAGE, Page, Windows};
 use crate::payload::{self, RenderedRun};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
@@ -113,15 +114,18 @@ pub struct CycleReport {
     pub actioned: usize,
     /// Webhook deliveries queued.
     pub deliveries: usize,
+    /// A thread rule's next thread due: when it goes idle (now, when more
+    /// threads were idle than a cycle acts on).
+    pub next_thread_due: Option<Timestamp>,
 }
 
 /// What a cycle holds for all its pages: the rule, its window, its filters
 /// compiled and its plugins loaded.
-struct Cycle<'r> {
-    rule: &'r Rule,
-    large: Option<&'r payload::LargeFields>,
-    window_start: Timestamp,
-    window_end: Timestamp,
+pub(super) struct Cycle<'r> {
+    pub(super) rule: &'r Rule,
+    pub(super) large: Option<&'r payload::LargeFields>,
+    pub(super) window_start: Timestamp,
+    pub(super) window_end: Timestamp,
     selection: &'r Selection,
     matcher: Option<(PluginHandle, PluginRef)>,
     /// The annotation queue and the dataset the rule adds runs to, and
@@ -130,6 +134,14 @@ struct Cycle<'r> {
     dataset: Option<(DatasetId, bool)>,
     transformer: Option<(PluginHandle, PluginRef)>,
     evaluator: Option<(PluginHandle, PluginRef)>,
+}
+
+impl Cycle<'_> {
+    /// A commit of this cycle moving the watermark from `after` to `to`,
+    /// with nothing else in it yet.
+    pub(super) fn commit(&self, after: ChangeSeq, to: ChangeSeq) -> CycleCommit {
+        CycleCommit::new(self.rule.id, after, to, self.window_start, self.window_end)
+    }
 }
 
 /// One page's candidates after the filters.
@@ -146,9 +158,9 @@ struct Selected {
 
 /// The runs the rule acts on (past the match plugin and sampling), and the
 /// log lines of those a plugin failed on.
-struct Matched {
-    chosen: Vec<(Arc<RenderedRun>, Arc<RunRecord>)>,
-    logs: Vec<RuleRunLog>,
+pub(super) struct Matched {
+    pub(super) chosen: Vec<(Arc<RenderedRun>, Arc<RunRecord>)>,
+    pub(super) logs: Vec<RuleRunLog>,
 }
 
 /// Runs one cycle of `rule`: the window from its watermark to the store's
@@ -186,6 +198,7 @@ pub async fn run_cycle(
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
+    let thread_rule = spec.group_by.is_some();
     let mut report = CycleReport::default();
     // Where the stored watermark is, and what the pages read since hold:
     // their candidates and the runs chosen and logged on them. Pages
@@ -213,7 +226,9 @@ pub async fn run_cycle(
         let selected = select(store, &cycle, &page, after).await?;
         let (candidates, to, last) = (selected.candidates, selected.to, selected.last);
         let matched = matching(plugins, &cycle, selected.runs).await?;
-        report.actioned += matched.chosen.len();
+        if !thread_rule {
+            report.actioned += matched.chosen.len();
+        }
         report.candidates += candidates;
         uncommitted += candidates;
         held.chosen.extend(matched.chosen);
@@ -223,13 +238,22 @@ pub async fn run_cycle(
             continue;
         }
         let matched = std::mem::replace(&mut held, Matched { chosen: Vec::new(), logs: Vec::new() });
-        let commit = act(plugins, &cycle, matched, committed, to, uncommitted).await?;
+        let commit = match thread_rule {
+            true => threads::hold(&cycle, matched, committed, to, uncommitted),
+            false => act(plugins, &cycle, matched, committed, to, uncommitted).await?,
+        };
         report.deliveries += commit.outbox.len();
         store.commit_cycle(CycleCommit { lease: lease.cloned(), ..commit }).await?;
         (committed, uncommitted) = (to, 0);
         if last {
             break;
         }
+    }
+    if thread_rule {
+        let acted = threads::act_on_idle(engine, &cycle, committed, lease).await?;
+        report.actioned += acted.runs;
+        report.deliveries += acted.deliveries;
+        report.next_thread_due = acted.next_due;
     }
     Ok(report)
 }
@@ -284,7 +308,8 @@ async fn matching(
             Some(Ok(false)) => continue,
             _ => {}
         }
-        if sampled(rule.id, run.id, rule.spec.sampling_rate) {
+        // A thread rule samples whole threads when it acts on them.
+        if rule.spec.group_by.is_some() || sampled(rule.id, run.id, rule.spec.sampling_rate) {
             matched.chosen.push((run, record));
         }
     }
@@ -308,20 +333,8 @@ async fn act(
     let (chosen, records): (Vec<Arc<RenderedRun>>, Vec<Arc<RunRecord>>) = chosen.into_iter().unzip();
 
     // Annotation queue, then dataset: before the webhook (LangSmith's order).
-    let mut queued = None;
-    let mut queue_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
-    if let Some((queue, exists)) = cycle.queue {
-        for run in &chosen {
-            let outcome = match exists {
-                true => ActionOutcome::success(json!({"queue_id": queue})),
-                false => ActionOutcome::error(format!("annotation queue {queue} no longer exists")),
-            };
-            queue_outcome.insert(run.id, outcome);
-        }
-        if exists {
-            queued = Some((queue, chosen.iter().map(|r| r.id).collect()));
-        }
-    }
+    let ids: Vec<RunId> = chosen.iter().map(|r| r.id).collect();
+    let (queued, mut queue_outcome) = queue_action(cycle, &ids);
     let mut examples = Vec::new();
     let mut dataset_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
     if let Some((dataset, exists)) = cycle.dataset {
@@ -340,46 +353,18 @@ async fn act(
     }
 
     // Webhook: payloads, transform plugin, outbox rows.
-    let mut outbox: Vec<OutboxRow> = Vec::new();
-    let mut webhook_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
-    if !spec.webhooks.is_empty() && !chosen.is_empty() {
-        let secrets = spec.signing_secrets(Timestamp::now());
-        let parts = payload::payloads(
+    let parts = match spec.webhooks.is_empty() || chosen.is_empty() {
+        true => Vec::new(),
+        false => payload::payloads(
             rule.id,
             cycle.window_start,
             cycle.window_end,
             &chosen,
             spec.max_runs_per_payload,
             cycle.large,
-        );
-        let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
-        let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
-            Some((handle, r)) => {
-                call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
-            }
-            None => texts.into_iter().map(Ok).collect(),
-        };
-        for (part, body) in parts.iter().zip(bodies) {
-            let outcome = match body {
-                Ok(body) => {
-                    let mut ids = Vec::new();
-                    for target in &spec.webhooks {
-                        let row = OutboxRow {
-                            run_ids: part.run_ids.clone(),
-                            ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
-                        };
-                        ids.push(row.id);
-                        outbox.push(row);
-                    }
-                    ActionOutcome::pending(json!({"delivery_ids": ids}))
-                }
-                Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
-            };
-            for run in &part.run_ids {
-                webhook_outcome.insert(*run, outcome.clone());
-            }
-        }
-    }
+        ),
+    };
+    let (outbox, mut webhook_outcome) = webhook_action(plugins, cycle, parts).await?;
 
     // Evaluator: feedback on each chosen run.
     let mut feedback: Vec<Feedback> = Vec::new();
@@ -425,33 +410,78 @@ async fn act(
         };
         logs.push(log(rule, record, cycle.window_start, cycle.window_end, outcomes));
     }
-    Ok(CycleCommit {
-        rule_id: rule.id,
-        from_watermark: after,
-        to_watermark: to,
-        window_start: cycle.window_start,
-        window_end: cycle.window_end,
-        candidates,
-        logs,
-        outbox,
-        queued,
-        examples,
-        feedback,
-        error: None,
-        lease: None,
-    })
+    Ok(CycleCommit { candidates, logs, outbox, queued, examples, feedback, ..cycle.commit(after, to) })
+}
+
+/// The annotation-queue action on `runs`: what to add to the queue (when
+/// it still exists), and each run's outcome.
+pub(super) fn queue_action(
+    cycle: &Cycle<'_>,
+    runs: &[RunId],
+) -> (Option<(QueueId, Vec<RunId>)>, HashMap<RunId, ActionOutcome>) {
+    let Some((queue, exists)) = cycle.queue else { return (None, HashMap::new()) };
+    let outcome = match exists {
+        true => ActionOutcome::success(json!({"queue_id": queue})),
+        false => ActionOutcome::error(format!("annotation queue {queue} no longer exists")),
+    };
+    let outcomes = runs.iter().map(|r| (*r, outcome.clone())).collect();
+    (exists.then(|| (queue, runs.to_vec())), outcomes)
+}
+
+/// The webhook action on `parts`: each through the transform plugin, then
+/// one outbox row per webhook target; and each run's outcome.
+pub(super) async fn webhook_action(
+    plugins: &Arc<PluginRegistry>,
+    cycle: &Cycle<'_>,
+    parts: Vec<payload::Payload>,
+) -> Result<(Vec<OutboxRow>, HashMap<RunId, ActionOutcome>), CycleError> {
+    let (rule, spec) = (cycle.rule, &cycle.rule.spec);
+    let mut outbox: Vec<OutboxRow> = Vec::new();
+    let mut outcomes: HashMap<RunId, ActionOutcome> = HashMap::new();
+    if parts.is_empty() {
+        return Ok((outbox, outcomes));
+    }
+    let secrets = spec.signing_secrets(Timestamp::now());
+    let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
+    let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
+        Some((handle, r)) => {
+            call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
+        }
+        None => texts.into_iter().map(Ok).collect(),
+    };
+    for (part, body) in parts.iter().zip(bodies) {
+        let outcome = match body {
+            Ok(body) => {
+                let mut ids = Vec::new();
+                for target in &spec.webhooks {
+                    let row = OutboxRow {
+                        run_ids: part.run_ids.clone(),
+                        ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
+                    };
+                    ids.push(row.id);
+                    outbox.push(row);
+                }
+                ActionOutcome::pending(json!({"delivery_ids": ids}))
+            }
+            Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
+        };
+        for run in &part.run_ids {
+            outcomes.insert(*run, outcome.clone());
+        }
+    }
+    Ok((outbox, outcomes))
 }
 
 /// A run's outcome per action (`None`: the rule has no such action).
 #[derive(Default)]
-struct Outcomes {
-    add_to_annotation_queue: Option<ActionOutcome>,
-    add_to_dataset: Option<ActionOutcome>,
-    webhooks: Option<ActionOutcome>,
-    evaluators: Option<ActionOutcome>,
+pub(super) struct Outcomes {
+    pub(super) add_to_annotation_queue: Option<ActionOutcome>,
+    pub(super) add_to_dataset: Option<ActionOutcome>,
+    pub(super) webhooks: Option<ActionOutcome>,
+    pub(super) evaluators: Option<ActionOutcome>,
 }
 
-fn log(rule: &Rule, run: &RunRecord, start: Timestamp, end: Timestamp, outcomes: Outcomes) -> RuleRunLog {
+pub(super) fn log(rule: &Rule, run: &RunRecord, start: Timestamp, end: Timestamp, outcomes: Outcomes) -> RuleRunLog {
     RuleRunLog {
         rule_id: rule.id,
         run_id: run.id,

@@ -8,6 +8,16 @@ use runhook_core::model::{RuleId, RunId};
 
 /// Whether `run` is in `rule`'s sample at `rate` (0 = none, 1 = all).
 pub fn sampled(rule: RuleId, run: RunId, rate: f64) -> bool {
+    drawn(rule, run.0.as_bytes(), rate)
+}
+
+/// Whether thread `thread` is in thread rule `rule`'s sample at `rate`:
+/// a thread is in or out whole, in every idle period.
+pub fn thread_sampled(rule: RuleId, thread: &str, rate: f64) -> bool {
+    drawn(rule, thread.as_bytes(), rate)
+}
+
+fn drawn(rule: RuleId, key: &[u8], rate: f64) -> bool {
     if rate >= 1.0 {
         return true;
     }
@@ -16,7 +26,7 @@ pub fn sampled(rule: RuleId, run: RunId, rate: f64) -> bool {
     }
     let mut h = Sha256::new();
     h.update(rule.0.as_bytes());
-    h.update(run.0.as_bytes());
+    h.update(key);
     let digest = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);

@@ -13,7 +13,9 @@
 //! the interval is the longest a run waits when a wake-up is lost (a
 //! replica died between its commit and its notification), and an interval
 //! with no run of the project changed since the last cycle runs none. A rule with
-//! `wake_on_ingest` off polls every interval, as LangSmith's rules do.
+//! `wake_on_ingest` off polls every interval, as LangSmith's rules do. A
+//! thread rule also runs a cycle when its next held thread goes idle, and
+//! at every interval.
 //! Each page commits under the rule's lease, so a replica that lost the
 //! rule meanwhile (paused, cut off) commits nothing. A slow or failing rule
 //! delays only itself.
@@ -164,6 +166,8 @@ enum Wake {
     Trigger,
     /// Its interval passed without a wake-up.
     Interval,
+    /// A thread rule's thread went idle.
+    Thread,
 }
 
 async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSignals>, stop: CancellationToken) {
@@ -178,6 +182,9 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
     // the project changed beyond it runs no cycle (idle rules cost one
     // indexed read per interval, and no writes).
     let mut read_upto: Option<ChangeSeq> = None;
+    // A thread rule's next thread to go idle: a cycle runs then, whether
+    // or not runs arrived.
+    let mut thread_due: Option<Timestamp> = None;
     let mut due = true;
     // Compiled once; an edit restarts the task.
     let prepared = Prepared::new(rule.clone());
@@ -187,8 +194,12 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
         let started = Instant::now();
         match &prepared {
             Ok(prepared) if due => {
+                // A failed cycle is retried at the next wake-up or interval,
+                // not at a thread's due time over and over.
+                thread_due = None;
                 if let Some(report) = cycle(&engine, prepared, &lease, generation).await {
                     read_upto = Some(report.upto);
+                    thread_due = report.next_thread_due;
                 }
             }
             Ok(_) => {}
@@ -203,9 +214,10 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
             _ = trigger.notified() => Wake::Trigger,
             _ = project.changed(), if spec.wake_on_ingest => Wake::Runs,
             _ = tokio::time::sleep(interval) => Wake::Interval,
+            _ = tokio::time::sleep(until(thread_due)), if thread_due.is_some() => Wake::Thread,
         };
         due = match wake {
-            Wake::Trigger => true,
+            Wake::Trigger | Wake::Thread => true,
             Wake::Runs => {
                 let woken = if pending { started } else { Instant::now() };
                 tokio::select! {
@@ -215,6 +227,9 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
             }
             // Runs of the project changed past what the last cycle read
             // (the check is one indexed row on both stores).
+            // A thread rule's held threads go idle with no run changing,
+            // so each interval looks at them.
+            Wake::Interval if spec.group_by.is_some() => true,
             Wake::Interval => match read_upto {
                 Some(read) => {
                     let changed = engine.store.window_runs(spec.session_id, read, ChangeSeq::END, 1).await;
@@ -224,6 +239,14 @@ async fn rule_loop(rule: Rule, lease: Lease, engine: Engine, signals: Arc<RuleSi
             },
         };
     }
+}
+
+/// How long until `at` (zero when past; a little after, so the thread
+/// is idle by then on the store's clock too).
+fn until(at: Option<Timestamp>) -> Duration {
+    let Some(at) = at else { return Duration::ZERO };
+    let left = at.as_datetime() - Timestamp::now().as_datetime();
+    left.to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(20)
 }
 
 /// Runs one cycle of `rule` and records it; its report, unless it failed.
@@ -242,7 +265,7 @@ async fn cycle(engine: &Engine, prepared: &Prepared, lease: &Lease, generation: 
                 .increment(report.candidates as u64);
             metrics::counter!("runhook_rule_runs_matched_total", "rule" => rule_label)
                 .increment(report.actioned as u64);
-            if report.candidates > 0 {
+            if report.candidates > 0 || report.actioned > 0 {
                 tracing::info!(
                     rule = %rule.id,
                     candidates = report.candidates,

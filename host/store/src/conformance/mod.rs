@@ -23,6 +23,7 @@ pub mod queues;
 pub mod rules;
 pub mod runs;
 pub mod secrets;
+pub mod threads;
 
 use std::sync::Arc;
 
@@ -96,6 +97,7 @@ macro_rules! conformance_suite {
             plugins::a_plugin_deleted_while_a_rule_is_saved_is_never_left_missing,
             datasets::datasets_and_examples_are_kept_listed_and_changed,
             queues::queues_hold_runs_once_in_order_until_reviewed,
+            threads::held_runs_wait_until_their_thread_is_idle,
         );
     };
     ($harness:expr) => {
@@ -180,19 +182,9 @@ pub async fn commit_in_place(
     let state = store.rule_state(rule).await.unwrap().expect("the rule exists");
     store
         .commit_cycle(CycleCommit {
-            rule_id: rule,
-            from_watermark: state.watermark,
-            to_watermark: state.watermark,
-            window_start: state.window_end,
-            window_end: Timestamp::now(),
-            candidates: 0,
-            logs: vec![],
             outbox: rows.to_vec(),
-            queued: None,
-            examples: vec![],
-            feedback: vec![],
-            error: None,
             lease,
+            ..CycleCommit::new(rule, state.watermark, state.watermark, state.window_end, Timestamp::now())
         })
         .await
 }

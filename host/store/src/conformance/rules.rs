@@ -30,21 +30,7 @@ fn log(rule: RuleId, run: &RunRecord, window_end: Timestamp) -> RuleRunLog {
 
 fn commit(rule: RuleId, from: ChangeSeq, to: ChangeSeq) -> CycleCommit {
     let now = Timestamp::now();
-    CycleCommit {
-        rule_id: rule,
-        from_watermark: from,
-        to_watermark: to,
-        window_start: now,
-        window_end: now,
-        candidates: 0,
-        logs: vec![],
-        outbox: vec![],
-        queued: None,
-        examples: vec![],
-        feedback: vec![],
-        error: None,
-        lease: None,
-    }
+    CycleCommit::new(rule, from, to, now, now)
 }
 
 /// Rules read back as written; an update keeps the rule's progress; a
@@ -182,6 +168,8 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
         outbox: vec![row.clone()],
         queued: None,
         examples: vec![],
+        held: vec![],
+        released: vec![],
         feedback: vec![fb.clone()],
         error: None,
         lease: None,

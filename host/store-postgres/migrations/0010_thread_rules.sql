@@ -1,0 +1,10 @@
+-- Runs a thread rule holds until their thread has been idle long enough
+-- (by the runs' own times); released when the thread is acted on.
+CREATE TABLE rule_thread_runs (
+    rule_id   uuid NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
+    run_id    uuid NOT NULL,
+    thread_id text NOT NULL,
+    activity  timestamptz NOT NULL,
+    PRIMARY KEY (rule_id, run_id)
+);
+CREATE INDEX rule_thread_runs_by_thread ON rule_thread_runs (rule_id, thread_id, activity);
