@@ -167,7 +167,7 @@ impl DueThreads {
     ) -> Self {
         let idle = groups.iter().filter(|(_, last)| *last <= idle_before).count();
         let next_last_activity = groups.iter().find(|(_, last)| *last > idle_before).map(|(_, last)| *last);
-        runs.sort_by(|a, b| (a.activity, a.run_id).cmp(&(b.activity, b.run_id)));
+        runs.sort_by_key(|r| (r.activity, r.run_id));
         let mut by_thread: std::collections::HashMap<String, Vec<ThreadRun>> = Default::default();
         for r in runs {
             by_thread.entry(r.thread_id.clone()).or_default().push(r);
