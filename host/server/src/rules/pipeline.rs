@@ -413,12 +413,12 @@ async fn act(
     Ok(CycleCommit { candidates, logs, outbox, queued, examples, feedback, ..cycle.commit(after, to) })
 }
 
+/// Each run's outcome of one action.
+pub(super) type RunOutcomes = HashMap<RunId, ActionOutcome>;
+
 /// The annotation-queue action on `runs`: what to add to the queue (when
 /// it still exists), and each run's outcome.
-pub(super) fn queue_action(
-    cycle: &Cycle<'_>,
-    runs: &[RunId],
-) -> (Option<(QueueId, Vec<RunId>)>, HashMap<RunId, ActionOutcome>) {
+pub(super) fn queue_action(cycle: &Cycle<'_>, runs: &[RunId]) -> (Option<(QueueId, Vec<RunId>)>, RunOutcomes) {
     let Some((queue, exists)) = cycle.queue else { return (None, HashMap::new()) };
     let outcome = match exists {
         true => ActionOutcome::success(json!({"queue_id": queue})),
@@ -434,7 +434,7 @@ pub(super) async fn webhook_action(
     plugins: &Arc<PluginRegistry>,
     cycle: &Cycle<'_>,
     parts: Vec<payload::Payload>,
-) -> Result<(Vec<OutboxRow>, HashMap<RunId, ActionOutcome>), CycleError> {
+) -> Result<(Vec<OutboxRow>, RunOutcomes), CycleError> {
     let (rule, spec) = (cycle.rule, &cycle.rule.spec);
     let mut outbox: Vec<OutboxRow> = Vec::new();
     let mut outcomes: HashMap<RunId, ActionOutcome> = HashMap::new();
