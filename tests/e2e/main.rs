@@ -23,5 +23,6 @@ mod plugin_upload;
 mod replicas;
 mod rule_dataset;
 mod rule_ops;
+mod thread_rules;
 mod trial;
 mod wakeups;
