@@ -1,5 +1,6 @@
 //! `runhook migrate-store`: an embedded store with history, rules part way
-//! through their windows and deliveries, moved to Postgres; the server on
+//! through their windows, a thread rule's held thread and deliveries,
+//! moved to Postgres; the server on
 //! Postgres carries on, neither re-sending what was sent nor skipping what
 //! was not. Runs in the suite's Postgres pass (`RUNHOOK_E2E_DATABASE`).
 
@@ -51,7 +52,7 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         return;
     };
     let receiver = Receiver::start();
-    let seen = || by_run(&receiver.received());
+    let seen = || by_run(&receiver.received().into_iter().filter(|r| r.path == "/hook").collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("embedded");
     let key_file = data.join("secret.key");
@@ -85,6 +86,26 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
                       "webhooks": [{"url": receiver.at("/hook")}], "plugins": {"transform": transform}});
     let rule: Value = c.post(server.at("/api/v1/runs/rules")).json(&rule).send().unwrap().json().unwrap();
     let rule_id = rule["id"].as_str().expect("the rule is created").to_string();
+    // A thread rule holding a thread that is not idle yet when the server stops.
+    let threads = json!({"display_name": "conversations", "session_name": "chats", "group_by": "thread_id",
+                         "thread_idle_seconds": 3600, "webhooks": [{"url": receiver.at("/threads")}]});
+    let threads: Value = c.post(server.at("/api/v1/runs/rules")).json(&threads).send().unwrap().json().unwrap();
+    let threads_id = threads["id"].as_str().expect("the thread rule is created").to_string();
+    // Its turns ended 90 s ago (idleness is by the runs' own times).
+    let ended = (chrono::Utc::now() - chrono::Duration::seconds(90)).to_rfc3339();
+    let turns: Vec<Value> = (0..2)
+        .map(|i| {
+            json!({"id": format!("0193b8f2-0000-7000-9100-{i:012}"), "name": "turn", "run_type": "chain",
+                   "session_name": "chats", "start_time": "2026-12-04T10:00:00Z", "end_time": ended,
+                   "extra": {"metadata": {"thread_id": "kept"}}})
+        })
+        .collect();
+    assert!(c.post(server.at("/runs/batch")).json(&json!({"post": turns})).send().unwrap().status().is_success());
+    wait_for("the thread rule never held the turns", || {
+        let cycles = c.get(server.at(&format!("/api/v1/runs/rules/{threads_id}/cycles"))).send().unwrap();
+        cycles.json::<Value>().unwrap().as_array().unwrap().iter().filter_map(|c| c["candidates"].as_i64()).sum::<i64>()
+            == 2
+    });
     assert!(c.post(server.at("/runs/batch")).json(&runs(1, 50)).send().unwrap().status().is_success());
     c.post(server.at(&format!("/api/v1/runs/rules/{rule_id}/trigger"))).send().unwrap();
     wait_for("the first 50 runs were not delivered", || seen().len() == 50);
@@ -101,10 +122,10 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "migrate-store failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("81 runs")
+        stdout.contains("83 runs")
             && stdout.contains("1 plugins")
-            && stdout.contains("1 rules")
-            && stdout.contains("50 rule-log lines")
+            && stdout.contains("2 rules")
+            && stdout.contains("50 rule-log lines, 2 runs held by thread rules")
             && stdout.contains("1 datasets, 2 examples, 1 annotation queues"),
         "{stdout}"
     );
@@ -138,7 +159,7 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
         }
     }
     let query: Value = c.post(moved.at("/runs/query")).json(&json!({"limit": 100})).send().unwrap().json().unwrap();
-    assert_eq!(query["runs"].as_array().map(Vec::len), Some(81), "every run moved");
+    assert_eq!(query["runs"].as_array().map(Vec::len), Some(83), "every run moved");
     let logs: Value =
         c.get(moved.at(&format!("/runs/rules/{rule_id}/logs?limit=1000"))).send().unwrap().json().unwrap();
     assert_eq!(logs.as_array().map(Vec::len), Some(80), "one log line per run sent, before and after the move");
@@ -174,4 +195,12 @@ fn a_migrated_store_carries_on_without_resending_or_skipping() {
     wait_for("the triggered cycle did not run", || cycles() > before);
     let twice: Vec<_> = seen().into_iter().filter(|(_, ids)| ids.len() > 1).map(|(r, _)| r).collect();
     assert!(twice.is_empty(), "runs sent again after the move: {twice:?}");
+
+    // The held thread moved too: with a minute's idle time it is due at once.
+    let shorter = c.patch(moved.at(&format!("/api/v1/runs/rules/{threads_id}")));
+    assert!(shorter.json(&json!({"thread_idle_seconds": 60})).send().unwrap().status().is_success());
+    let sent = receiver.wait_until("the held thread, sent from Postgres", |r| r.iter().any(|r| r.path == "/threads"));
+    let thread = sent.iter().find(|r| r.path == "/threads").unwrap();
+    assert_eq!(thread.body["threads"][0]["thread_id"], "kept");
+    assert_eq!(thread.run_ids(), ["0193b8f2-0000-7000-9100-000000000000", "0193b8f2-0000-7000-9100-000000000001"]);
 }

@@ -13,12 +13,12 @@
 
 use async_trait::async_trait;
 
-use runhook_core::model::{ChangeSeq, Feedback, RunRecord, Session};
+use runhook_core::model::{ChangeSeq, Feedback, RuleId, RunRecord, Session};
 use runhook_store::ingest::IngestTx;
 use runhook_store::rules::CycleTx;
 use runhook_store::secrets::open_spec;
 use runhook_store::transfer::{ExportedPlugin, Import, StoredDelivery, StoredRule};
-use runhook_store::{Attachment, ChangeTx, RuleRunLog, StoreError};
+use runhook_store::{Attachment, ChangeTx, RuleRunLog, StoreError, ThreadRun};
 
 use crate::PgStore;
 use crate::error::db;
@@ -150,6 +150,12 @@ impl Import for PgStore {
     async fn import_logs(&self, logs: &[RuleRunLog]) -> Result<(), StoreError> {
         let mut tx = Tx::begin(self).await?;
         tx.insert_logs(logs).await?;
+        tx.commit().await
+    }
+
+    async fn import_held_runs(&self, rule: RuleId, runs: &[ThreadRun]) -> Result<(), StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        tx.hold_thread_runs(rule, runs).await?;
         tx.commit().await
     }
 

@@ -24,7 +24,7 @@ use runhook_core::model::{
     ChangeSeq, DeliveryId, Feedback, FeedbackId, PluginDigest, RuleId, RunId, RunRecord, Session, Timestamp, WebhookId,
 };
 
-use crate::{Attachment, AttemptRecord, RuleRunLog, StoreError, StoredPlugin};
+use crate::{Attachment, AttemptRecord, RuleRunLog, StoreError, StoredPlugin, ThreadRun};
 
 /// An uploaded plugin with its bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +147,8 @@ pub trait Import: Send + Sync + std::fmt::Debug {
     async fn import_rules(&self, rules: &[StoredRule]) -> Result<(), StoreError>;
     /// Stores rule-log lines.
     async fn import_logs(&self, logs: &[RuleRunLog]) -> Result<(), StoreError>;
+    /// Holds a thread rule's runs as the source held them.
+    async fn import_held_runs(&self, rule: RuleId, runs: &[ThreadRun]) -> Result<(), StoreError>;
     /// Stores deliveries with their attempts (pending ones are sent by this
     /// store's workers, under the same ids).
     async fn import_deliveries(&self, deliveries: &[StoredDelivery]) -> Result<(), StoreError>;

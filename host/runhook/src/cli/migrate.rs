@@ -6,8 +6,10 @@
 //! taken); the target must be empty, and no replica may run on it until
 //! the move is done. Everything is copied as stored: runs with their
 //! places in change order, feedback, projects, attachments, uploaded
-//! plugins, rules with their progress and logs, pending and finished deliveries with their
-//! attempts and ids, datasets with their examples, annotation queues with their runs. Secrets stay sealed under the source's keys, which
+//! plugins, rules with their progress, logs and held thread runs, pending
+//! and finished deliveries with their attempts and ids, datasets with
+//! their examples, annotation queues with their runs. Secrets stay sealed
+//! under the source's keys, which
 //! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
 //! Rule cycle histories are not copied.
 
@@ -17,16 +19,55 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use runhook_core::model::ChangeSeq;
+use runhook_core::model::{ChangeSeq, Timestamp};
 use runhook_server::app::{load_keys, lock_data_dir};
 use runhook_server::config::{Config, DatabaseUrl, Overrides};
 use runhook_store::transfer::{Export, Import};
-use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery, QueueQuery, QueueStore};
+use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery, QueueQuery, QueueStore, RuleStore};
 use runhook_store_postgres::PgStore;
 use runhook_store_sqlite::SqliteStore;
 
 /// Rows copied per page (and per target transaction).
 const PAGE: usize = 1000;
+
+/// How many of each kind of row a move copied.
+#[derive(Debug, Default)]
+struct Moved {
+    projects: usize,
+    runs: usize,
+    feedback: usize,
+    attachments: usize,
+    plugins: usize,
+    rules: usize,
+    logs: usize,
+    held: usize,
+    deliveries: usize,
+    datasets: usize,
+    examples: usize,
+    queues: usize,
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} runs held \
+             by thread rules, {} deliveries, {} datasets, {} examples, {} annotation queues",
+            self.projects,
+            self.runs,
+            self.feedback,
+            self.attachments,
+            self.plugins,
+            self.rules,
+            self.logs,
+            self.held,
+            self.deliveries,
+            self.datasets,
+            self.examples,
+            self.queues
+        )
+    }
+}
 
 #[derive(Debug, Args)]
 pub(super) struct MigrateArgs {
@@ -66,22 +107,8 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let target = PgStore::open(to.expose(), keys).await.context("cannot open the Postgres store")?;
     anyhow::ensure!(target.is_empty().await?, "the target database is not empty; migrate into an empty one");
-    let counts = copy(&source, &target).await?;
-    println!(
-        "moved {} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} deliveries, \
-         {} datasets, {} examples, {} annotation queues",
-        counts[0],
-        counts[1],
-        counts[2],
-        counts[3],
-        counts[7],
-        counts[4],
-        counts[5],
-        counts[6],
-        counts[8],
-        counts[9],
-        counts[10]
-    );
+    let moved = copy(&source, &target).await?;
+    println!("moved {moved}");
     match &config.secret_key {
         Some(_) => println!("start the replicas with the same RUNHOOK_SECRET_KEY"),
         None => println!(
@@ -100,13 +127,13 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
 /// many of each (projects, runs, feedback, attachments, rules, logs,
 /// deliveries, plugins, datasets, examples, annotation queues).
 async fn copy(
-    source: &(impl Export + DatasetStore + QueueStore),
+    source: &(impl Export + RuleStore + DatasetStore + QueueStore),
     target: &(impl Import + DatasetStore + QueueStore),
-) -> anyhow::Result<[usize; 11]> {
-    let mut counts = [0; 11];
+) -> anyhow::Result<Moved> {
+    let mut counts = Moved::default();
     let sessions = source.export_sessions().await?;
     target.import_sessions(&sessions).await?;
-    counts[0] = sessions.len();
+    counts.projects = sessions.len();
 
     let mut after = ChangeSeq::START;
     loop {
@@ -114,7 +141,7 @@ async fn copy(
         let Some(last) = runs.last() else { break };
         after = last.seq;
         target.import_runs(&runs).await?;
-        counts[1] += runs.len();
+        counts.runs += runs.len();
     }
     let mut after = None;
     loop {
@@ -122,7 +149,7 @@ async fn copy(
         let Some(last) = feedback.last() else { break };
         after = Some(last.id);
         target.import_feedback(&feedback).await?;
-        counts[2] += feedback.len();
+        counts.feedback += feedback.len();
     }
     let mut after = None;
     loop {
@@ -130,7 +157,7 @@ async fn copy(
         let Some(last) = attachments.last() else { break };
         after = Some((last.run_id, last.name.clone()));
         target.import_attachments(&attachments).await?;
-        counts[3] += attachments.len();
+        counts.attachments += attachments.len();
     }
     let mut after = None;
     loop {
@@ -139,20 +166,29 @@ async fn copy(
         let Some(last) = plugins.last() else { break };
         after = Some(last.record.digest.clone());
         target.import_plugins(&plugins).await?;
-        counts[7] += plugins.len();
+        counts.plugins += plugins.len();
     }
     // After every run and plugin: rules' positions are translated against
     // the runs, and the plugins they name are there.
     let rules = source.export_rules().await?;
     target.import_rules(&rules).await?;
-    counts[4] = rules.len();
+    counts.rules = rules.len();
     let mut after = None;
     loop {
         let logs = source.export_logs(after, PAGE).await?;
         let Some(last) = logs.last() else { break };
         after = Some((last.rule_id, last.run_id));
         target.import_logs(&logs).await?;
-        counts[5] += logs.len();
+        counts.logs += logs.len();
+    }
+    // A thread rule's held runs (activity never later than when held): a
+    // thread waiting to go idle is acted on by the target.
+    let everything = Timestamp::from_datetime(Timestamp::now().as_datetime() + chrono::Duration::days(1));
+    for rule in &rules {
+        let held = source.due_threads(rule.id, everything, usize::MAX).await?;
+        let runs: Vec<_> = held.threads.into_iter().flat_map(|t| t.runs).collect();
+        target.import_held_runs(rule.id, &runs).await?;
+        counts.held += runs.len();
     }
     let mut after = None;
     loop {
@@ -160,7 +196,7 @@ async fn copy(
         let Some(last) = deliveries.last() else { break };
         after = Some(last.id);
         target.import_deliveries(&deliveries).await?;
-        counts[6] += deliveries.len();
+        counts.deliveries += deliveries.len();
     }
     // Datasets and examples through the store's own calls, which keep ids
     // and times; pages by offset hold still, as nothing writes meanwhile.
@@ -174,7 +210,7 @@ async fn copy(
         offset += datasets.len();
         for d in &datasets {
             target.create_dataset(d).await?;
-            counts[8] += 1;
+            counts.datasets += 1;
             let mut from = 0;
             loop {
                 let q = ExampleQuery { dataset: Some(d.id), limit: PAGE, offset: from, ..ExampleQuery::default() };
@@ -184,7 +220,7 @@ async fn copy(
                 }
                 from += examples.len();
                 target.create_examples(&examples).await?;
-                counts[9] += examples.len();
+                counts.examples += examples.len();
             }
         }
     }
@@ -199,7 +235,7 @@ async fn copy(
         offset += queues.len();
         for queue in &queues {
             target.create_queue(queue).await?;
-            counts[10] += 1;
+            counts.queues += 1;
             let mut from = 0;
             loop {
                 let entries = source.queue_entries(queue.id, None, PAGE, from).await?;
