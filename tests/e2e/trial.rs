@@ -1,5 +1,6 @@
 //! Trying a rule before saving it (`POST /api/v1/runs/rules/validate`):
-//! the filter, the match plugin, the transform and the evaluator over
+//! the filter, the match plugin, the queue, the dataset, a thread rule's
+//! threads, the transform and the evaluator over
 //! stored runs, with nothing sent and nothing stored; the same
 //! validation as saving.
 
@@ -167,4 +168,63 @@ fn a_trial_of_changes_to_a_stored_rule() {
         .json()
         .unwrap();
     assert_eq!(again["filter"], "eq(status, \"error\")", "the trial changed the stored rule");
+}
+
+/// The annotation queue and the dataset a trial would fill, and a thread
+/// rule's threads: only the idle one is acted on. Nothing is stored.
+#[test]
+fn a_trial_shows_the_queue_the_dataset_and_the_threads() {
+    let server = Server::start();
+    let c = server.client();
+    let runs = ingest(&server);
+    let created = |path: &str, name: &str| -> String {
+        let v: Value = c.post(server.at(path)).json(&json!({"name": name})).send().unwrap().json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let queue = created("/api/v1/annotation-queues", "review");
+    let dataset = created("/api/v1/datasets", "errors");
+    let rule = json!({"display_name": "t", "session_name": "tried", "filter": "eq(status, \"error\")",
+                      "add_to_annotation_queue_id": queue, "add_to_dataset_id": dataset});
+    let (status, t) = try_rule(&server, &json!({"rule": rule}));
+    assert_eq!(status, 200, "{t}");
+    let mut queued: Vec<String> =
+        t["annotation_queue"]["run_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    queued.sort();
+    assert_eq!(queued, [0, 3, 6, 9].iter().map(|&i| runs[i].clone()).collect::<Vec<_>>(), "{t}");
+    let examples = t["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 4, "{t}");
+    assert_eq!(examples[0]["dataset_id"], dataset.as_str());
+    assert_eq!(examples[0]["outputs"], json!({"output": "short"}));
+
+    // Threads: "old" went quiet 30 minutes ago, "live" 10 seconds ago.
+    let now = chrono::Utc::now();
+    let turn = |i: usize, thread: Option<&str>, ago: i64| {
+        let end = now - chrono::Duration::seconds(ago);
+        json!({"id": format!("0193b8f2-0000-7000-9200-{i:012}"), "name": "turn", "run_type": "chain",
+               "session_name": "talks", "start_time": (end - chrono::Duration::seconds(1)).to_rfc3339(),
+               "end_time": end.to_rfc3339(), "extra": {"metadata": {"thread_id": thread}}})
+    };
+    let talks = [turn(0, Some("old"), 1900), turn(1, Some("old"), 1800), turn(2, Some("live"), 10), turn(3, None, 60)];
+    assert!(c.post(server.at("/runs/batch")).json(&json!({"post": talks})).send().unwrap().status().is_success());
+    let rule = json!({"display_name": "t", "session_name": "talks", "group_by": "thread_id",
+                      "add_to_annotation_queue_id": queue, "webhooks": [{"url": "https://hooks.example.com/t"}]});
+    let (status, t) = try_rule(&server, &json!({"rule": rule}));
+    assert_eq!(status, 200, "{t}");
+    let threads = t["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 2, "the run of no thread is left out: {t}");
+    assert_eq!((threads[0]["thread_id"].as_str(), threads[0]["due"].as_bool()), (Some("old"), Some(true)));
+    assert_eq!((threads[1]["thread_id"].as_str(), threads[1]["due"].as_bool()), (Some("live"), Some(false)));
+    assert_eq!(threads[0]["run_ids"], json!([talks[0]["id"], talks[1]["id"]]));
+    assert_eq!(t["annotation_queue"]["run_ids"], json!([talks[1]["id"], talks[0]["id"]]), "newest first: {t}");
+    let payloads = t["payloads"].as_array().unwrap();
+    assert_eq!(payloads.len(), 1, "{t}");
+    assert_eq!(payloads[0]["body"]["threads"][0]["thread_id"], "old");
+    assert_eq!(payloads[0]["body"]["runs"].as_array().unwrap().len(), 2);
+
+    // Nothing was stored.
+    let in_queue: Value =
+        c.get(server.at(&format!("/api/v1/annotation-queues/{queue}/runs"))).send().unwrap().json().unwrap();
+    assert_eq!(in_queue, json!([]));
+    let made: Value = c.get(server.at(&format!("/api/v1/examples?dataset={dataset}"))).send().unwrap().json().unwrap();
+    assert_eq!(made, json!([]));
 }

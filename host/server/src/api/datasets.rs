@@ -45,7 +45,7 @@ fn dataset_json(state: &AppState, d: &Dataset) -> Value {
     })
 }
 
-fn example_json(e: &Example) -> Value {
+pub(super) fn example_json(e: &Example) -> Value {
     json!({
         "id": e.id,
         "dataset_id": e.dataset_id,

@@ -128,6 +128,13 @@ pub(super) async fn validate(
         "webhooks": spec.webhooks.len(),
         "payloads": payloads,
         "feedback": feedback,
+        "annotation_queue": t.queued.as_ref().map(|(queue, runs)| json!({"queue_id": queue, "run_ids": runs})),
+        "examples": t.examples.iter().map(super::datasets::example_json).collect::<Vec<_>>(),
+        "group_by": spec.group_by,
+        "threads": t.threads.iter().map(|t| json!({
+            "thread_id": t.thread_id, "run_ids": t.run_ids, "start_time": t.span.0.to_offset_string(),
+            "end_time": t.span.1.to_offset_string(), "idle_at": t.idle_at.to_offset_string(), "due": t.due,
+        })).collect::<Vec<_>>(),
         "sampling_rate": spec.sampling_rate,
     })))
 }

@@ -5,9 +5,12 @@
 //! log) and [`TrialLimits`]. The project's finished runs that started in
 //! the span are read newest first, at most `max_candidates` of them,
 //! through the rule's three filters and its match plugin; of the runs
-//! selected, at most `max_runs` (the newest) go on to the actions: the
-//! webhook payloads the rule would queue (after its transform plugin) and
-//! the feedback its evaluator would write. Output: a [`Trial`].
+//! selected, at most `max_runs` (the newest) go on to the actions in
+//! LangSmith's order: the runs its annotation queue would get, the
+//! examples its dataset would get, the webhook payloads it would queue
+//! (after its transform plugin) and the feedback its evaluator would
+//! write. A thread rule groups those runs into threads and acts only on
+//! the threads idle now, as its next cycle would. Output: a [`Trial`].
 //!
 //! Unlike a cycle, a trial ignores the rule log (no run was acted on yet)
 //! and sampling (a draw keyed by a rule id that does not exist yet would
@@ -15,14 +18,16 @@
 //! could act on. The plugins run under the rule's own limits, so a plugin
 //! too slow for its deadline fails here as it would in a cycle.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::dataset::example_of;
 use super::pipeline::{CycleError, call_each, load};
-use crate::payload::{self, Needs, RenderedRun};
+use crate::payload::{self, Needs, RenderedRun, ThreadPart};
 use crate::select::{Budget, Selection};
-use runhook_core::model::{Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
+use runhook_core::model::{Example, QueueId, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
 use runhook_plugins::{Capability, PluginRegistry, PluginSession};
 use runhook_store::{RunCursor, RunQuery, Store};
 
@@ -77,6 +82,28 @@ pub struct Trial {
     pub payloads: Vec<TrialPayload>,
     /// Per run shown, the feedback the evaluator would write, or its error.
     pub feedback: Vec<(RunId, Result<Vec<Value>, String>)>,
+    /// The annotation queue and the runs it would get.
+    pub queued: Option<(QueueId, Vec<RunId>)>,
+    /// The examples the dataset would get.
+    pub examples: Vec<Example>,
+    /// A thread rule's threads among the runs shown (runs of no thread are
+    /// left out), the latest activity last.
+    pub threads: Vec<TrialThread>,
+}
+
+/// A thread a thread rule would hold or act on.
+#[derive(Debug)]
+pub struct TrialThread {
+    /// The thread.
+    pub thread_id: String,
+    /// Its runs among those shown, earliest first.
+    pub run_ids: Vec<RunId>,
+    /// Its first run's start and its last run's end.
+    pub span: (Timestamp, Timestamp),
+    /// When it is (or was) idle long enough for the rule.
+    pub idle_at: Timestamp,
+    /// Whether it is idle now: the rule would act on it at its next cycle.
+    pub due: bool,
 }
 
 /// Runs `spec` over the stored runs `limits` allow. Fails only when the
@@ -141,10 +168,16 @@ pub async fn try_rule(
         selected.truncate(limits.max_runs);
     }
     let mut kept: Vec<RenderedRun> = Vec::new();
+    // Each run's thread and times, for a thread rule.
+    let mut times: HashMap<RunId, (Option<String>, Timestamp, Timestamp)> = HashMap::new();
     for step in selected.chunks(STEP) {
         let ids: Vec<RunId> = step.iter().map(|r| r.id).collect();
         let mut whole = store.runs_by_ids(&ids).await?;
         whole.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.id)));
+        if spec.group_by.is_some() {
+            let span = |r: &RunRecord| (r.thread_id.clone(), r.start_time, r.end_time.unwrap_or(r.start_time));
+            times.extend(whole.iter().map(|r| (r.id, span(r))));
+        }
         let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
         let Some((handle, r)) = &matcher else {
             kept.extend(rendered);
@@ -173,16 +206,54 @@ pub async fn try_rule(
     }
     trial.runs = kept.into_iter().map(Arc::new).collect();
 
+    // A thread rule acts on the threads idle now, with two actions only.
+    let acting: Vec<Arc<RenderedRun>> = match spec.group_by {
+        None => trial.runs.clone(),
+        Some(_) => {
+            trial.runs.retain(|r| times.get(&r.id).is_some_and(|(thread, ..)| thread.is_some()));
+            trial.threads = threads(spec, &trial.runs, &times);
+            let due: HashSet<RunId> =
+                trial.threads.iter().filter(|t| t.due).flat_map(|t| t.run_ids.iter().copied()).collect();
+            trial.runs.iter().filter(|r| due.contains(&r.id)).cloned().collect()
+        }
+    };
+    if let Some(queue) = spec.add_to_annotation_queue_id {
+        trial.queued = Some((queue, acting.iter().map(|r| r.id).collect()));
+    }
+    if let Some(dataset) = spec.add_to_dataset_id {
+        let now = Timestamp::now();
+        let prefer = spec.add_to_dataset_prefer_correction;
+        trial.examples = acting.iter().map(|run| example_of(rule.id, dataset, run, prefer, now)).collect();
+    }
+
     // Stage 3: the webhook's payloads through the transform plugin.
-    if !spec.webhooks.is_empty() && !trial.runs.is_empty() {
-        let parts = payload::payloads(
-            rule.id,
-            limits.since,
-            Timestamp::now(),
-            &trial.runs,
-            spec.max_runs_per_payload,
-            payloads.large,
-        );
+    if !spec.webhooks.is_empty() && !acting.is_empty() {
+        let parts = match spec.group_by {
+            None => payload::payloads(
+                rule.id,
+                limits.since,
+                Timestamp::now(),
+                &acting,
+                spec.max_runs_per_payload,
+                payloads.large,
+            ),
+            Some(_) => {
+                let by_id: HashMap<RunId, &Arc<RenderedRun>> = acting.iter().map(|r| (r.id, r)).collect();
+                let parts: Vec<ThreadPart<Arc<RenderedRun>>> = trial
+                    .threads
+                    .iter()
+                    .filter(|t| t.due)
+                    .map(|t| ThreadPart {
+                        thread_id: t.thread_id.clone(),
+                        runs: t.run_ids.iter().filter_map(|id| by_id.get(id).map(|r| Arc::clone(r))).collect(),
+                        start: t.span.0,
+                        end: t.span.1,
+                    })
+                    .collect();
+                let now = Timestamp::now();
+                payload::thread_payloads(rule.id, limits.since, now, &parts, spec.max_runs_per_payload, payloads.large)
+            }
+        };
         let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
         let bodies: Vec<Result<String, String>> =
             match load(plugins, &spec.plugins.transform, Capability::Transform).await? {
@@ -199,7 +270,7 @@ pub async fn try_rule(
             parts.into_iter().zip(bodies).map(|(p, body)| TrialPayload { run_ids: p.run_ids, body }).collect();
     }
 
-    // Stage 4: the evaluator's feedback.
+    // Stage 4: the evaluator's feedback (a thread rule has none).
     if let Some((handle, r)) = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await? {
         let texts = trial.runs.iter().map(|run| payload::json_text(&run.json)).collect();
         let results =
@@ -220,4 +291,39 @@ pub async fn try_rule(
             .collect();
     }
     Ok(trial)
+}
+
+/// The threads of `runs` (each run's thread and times in `times`), the
+/// latest activity last, each with when it goes idle under `spec`.
+fn threads(
+    spec: &RuleSpec,
+    runs: &[Arc<RenderedRun>],
+    times: &HashMap<RunId, (Option<String>, Timestamp, Timestamp)>,
+) -> Vec<TrialThread> {
+    let idle = chrono::Duration::seconds(i64::try_from(spec.thread_idle_seconds).unwrap_or(i64::MAX));
+    let mut by_thread: HashMap<&str, Vec<(Timestamp, Timestamp, RunId)>> = HashMap::new();
+    for run in runs {
+        if let Some((Some(thread), start, end)) = times.get(&run.id) {
+            by_thread.entry(thread).or_default().push((*end, *start, run.id));
+        }
+    }
+    let now = Timestamp::now();
+    let mut out: Vec<TrialThread> = by_thread
+        .into_iter()
+        .map(|(thread, mut runs)| {
+            runs.sort();
+            let start = runs.iter().map(|r| r.1).min().unwrap_or(now);
+            let last = runs.last().map_or(now, |r| r.0);
+            let idle_at = Timestamp::from_datetime(last.min(now).as_datetime() + idle);
+            TrialThread {
+                thread_id: thread.to_string(),
+                run_ids: runs.iter().map(|r| r.2).collect(),
+                span: (start, last),
+                idle_at,
+                due: idle_at <= now,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (a.span.1, &a.thread_id).cmp(&(b.span.1, &b.thread_id)));
+    out
 }
