@@ -427,3 +427,56 @@ def test_a_reviewer_works_through_a_queue(server, client, project, browser):
     wait(browser, lambda d: d.find_elements(By.ID, "queue-empty"), what="the empty queue")
     done = list(client.list_runs_from_annotation_queue(queue.id, status="completed"))
     assert {r.id for r in done} == {r.id for r in roots}
+
+
+def test_a_rule_fills_a_dataset_made_on_the_dashboard(server, client, project, browser):
+    # A stored LLM call for the trial.
+    trace(client, project, [("ds-old", False)])
+    wait_for(lambda: len(list(client.list_runs(project_name=project, run_type="llm"))) == 1, timeout=60)
+
+    # A dataset, created on its page with the keyboard.
+    name = f"answers-{project}"
+    sign_in(browser, server, "/ui/datasets")
+    heading(browser, "Datasets")
+    assert unlabelled(browser) == []
+    type_into(browser, "d-name", name)
+    active(browser).send_keys(Keys.ENTER)
+    wait(browser, lambda d: name in d.find_element(By.TAG_NAME, "main").text, what="the new dataset")
+    dataset = client.read_dataset(dataset_name=name)
+    shot(browser, "17-datasets")
+
+    # A rule adding each LLM call to it: tried first (one example would be
+    # made, none is), then saved. "Threads" shows the idle time.
+    browser.get(server.url + "/ui/rules/new")
+    heading(browser, "New rule")
+    assert unlabelled(browser) == []
+    type_into(browser, "display_name", "Answers to the dataset")
+    type_into(browser, "session_name", project)
+    type_into(browser, "filter", 'eq(run_type, "llm")')
+    tab_to(browser, "add_to_dataset_id").send_keys(name)
+    assert not browser.find_element(By.ID, "thread_idle_seconds").is_displayed()
+    tab_to(browser, "group_by").send_keys("t")
+    wait(browser, lambda d: d.find_element(By.ID, "thread_idle_seconds").is_displayed(), what="the idle time")
+    active(browser).send_keys(Keys.UP)
+    wait(browser, lambda d: not d.find_element(By.ID, "thread_idle_seconds").is_displayed(), what="each run again")
+    tab_to(browser, "try").send_keys(Keys.ENTER)
+    wait(browser, lambda d: "Examples the dataset would get" in d.find_element(By.TAG_NAME, "main").text, what="the trial's examples")
+    shot(browser, "18-rule-trial-dataset")
+    assert list(client.list_examples(dataset_id=dataset.id)) == [], "the trial made an example"
+    tab_to(browser, "new_secret").send_keys(Keys.SPACE)
+    tab_to(browser, "save").send_keys(Keys.ENTER)
+    heading(browser, "Answers to the dataset")
+    wait(browser, lambda d: name in d.find_element(By.TAG_NAME, "main").text, what="the rule's dataset")
+
+    # Runs traced now become examples; the dataset's page lists them, and one is deleted.
+    trace(client, project, [("ds-new-1", False), ("ds-new-2", False)])
+    wait_for(lambda: len(list(client.list_examples(dataset_id=dataset.id))) == 2, timeout=120)
+    tab_to(browser, text=name).send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.ID, "dataset-count") and "2 examples" in d.find_element(By.ID, "dataset-count").text,
+         what="the dataset's examples")
+    assert "answer to ds-new-1" in browser.find_element(By.TAG_NAME, "main").text
+    assert unlabelled(browser) == []
+    shot(browser, "19-dataset")
+    tab_to(browser, text="Delete").send_keys(Keys.ENTER)
+    wait(browser, lambda d: "1 example" in d.find_element(By.ID, "dataset-count").text, what="the deletion")
+    assert len(list(client.list_examples(dataset_id=dataset.id))) == 1

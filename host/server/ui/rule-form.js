@@ -2,7 +2,8 @@
 // the API answers is shown next to the field it names.
 
 import { ApiError, api, listPlugins } from './api.js';
-import { announce, checkbox, field, go, h, link, main, pretty, runsTable, show, when } from './lib.js';
+import { announce, checkbox, field, go, h, link, main, show } from './lib.js';
+import { renderTrial } from './trial.js';
 
 
 /** Which form field a 400's message is about: the API names it first. */
@@ -24,8 +25,9 @@ function secretValue() {
 }
 
 export async function ruleForm(id) {
-  const [rule, known, projects] = await Promise.all([
-    id ? api('GET', `/runs/rules/${id}`) : null, listPlugins(), api('GET', '/sessions?limit=1000')]);
+  const [rule, known, projects, queues, datasets] = await Promise.all([
+    id ? api('GET', `/runs/rules/${id}`) : null, listPlugins(), api('GET', '/sessions?limit=1000'),
+    api('GET', '/annotation-queues?limit=1000'), api('GET', '/datasets?limit=1000')]);
   const r = rule || { sampling_rate: 1, interval_seconds: 60, batch_ms: 100, wake_on_ingest: true, is_enabled: true,
     max_runs_per_payload: 100, webhooks: [], plugins: {} };
   const input = (value, attrs) => h('input', { value: value === null || value === undefined ? '' : value, ...attrs });
@@ -41,7 +43,18 @@ export async function ruleForm(id) {
     webhook_url: input('', { type: 'url', placeholder: 'https://hooks.example.com/runs', autocomplete: 'off' }),
     webhook_headers: area('', 3),
     hours: input(24, { type: 'number', min: 1, max: 720 }),
+    add_to_annotation_queue_id: h('select', {}, h('option', { value: '' }, 'none'), queues.map((q) =>
+      h('option', { value: q.id, selected: q.id === r.add_to_annotation_queue_id }, q.name))),
+    add_to_dataset_id: h('select', {}, h('option', { value: '' }, 'none'), datasets.map((d) =>
+      h('option', { value: d.id, selected: d.id === r.add_to_dataset_id }, d.name))),
+    group_by: h('select', {}, h('option', { value: '' }, 'each run'),
+      h('option', { value: 'thread_id', selected: r.group_by === 'thread_id' }, 'threads (by thread_id)')),
+    thread_idle_seconds: input(r.thread_idle_seconds || 600, { type: 'number', min: 60, max: 86400 }),
   };
+  const idleField = field('thread_idle_seconds', 'Thread idle time (s)', c.thread_idle_seconds,
+    'A thread is acted on once no run of it has ended for this long (60 to 86400).');
+  idleField.hidden = !r.group_by;
+  c.group_by.addEventListener('change', () => { idleField.hidden = !c.group_by.value; });
   const datalist = h('datalist', { id: 'projects' }, projects.map((p) => h('option', { value: p.name })));
   const pluginFields = [['match', 'Match plugin', 'Decides, per run, whether the rule acts on it (after the filters).'],
     ['transform', 'Transform plugin', 'Rewrites each webhook payload before it is queued.'],
@@ -78,7 +91,12 @@ export async function ruleForm(id) {
       batch_ms: Number(c.batch_ms.value), max_runs_per_payload: Number(c.max_runs_per_payload.value),
       wake_on_ingest: document.getElementById('wake_on_ingest').checked,
       is_enabled: document.getElementById('is_enabled').checked,
+      add_to_annotation_queue_id: c.add_to_annotation_queue_id.value || null,
+      add_to_dataset_id: c.add_to_dataset_id.value || null,
+      add_to_dataset_prefer_correction: document.getElementById('add_to_dataset_prefer_correction').checked,
+      group_by: c.group_by.value || null,
     };
+    if (b.group_by) b.thread_idle_seconds = Number(c.thread_idle_seconds.value);
     if (!id || replaceHooks.checked) {
       const headers = {};
       for (const line of c.webhook_headers.value.split('\n').map((l) => l.trim()).filter(Boolean)) {
@@ -156,6 +174,15 @@ export async function ruleForm(id) {
       hookInputs,
       h('div', { class: 'field inline' }, sign, h('label', { for: 'new_secret' },
         id ? 'Replace the signing secret (the old one keeps signing for a while)' : 'Sign deliveries (Standard Webhooks); the secret is shown once, after saving'))),
+    h('fieldset', {}, h('legend', {}, 'Queue, dataset and threads'),
+      field('add_to_annotation_queue_id', 'Annotation queue', c.add_to_annotation_queue_id,
+        'Each run acted on is added to this queue for a person to review (before the webhook).'),
+      field('add_to_dataset_id', 'Dataset', c.add_to_dataset_id, 'Each run acted on becomes an example of this dataset.'),
+      checkbox('add_to_dataset_prefer_correction', 'Use a feedback correction as the example\'s outputs, when the run has one',
+        r.add_to_dataset_prefer_correction),
+      field('group_by', 'Act on', c.group_by,
+        'Threads: the runs sharing a thread_id are acted on together once the thread is idle (annotation queue and webhook only).'),
+      idleField),
     pluginFields,
     h('fieldset', {}, h('legend', {}, 'Timing and limits'),
       checkbox('is_enabled', 'Enabled', r.is_enabled),
@@ -167,7 +194,7 @@ export async function ruleForm(id) {
     h('fieldset', {}, h('legend', {}, 'Try it before saving'),
       field('hours', 'Over the stored runs of the last … hours', c.hours),
       h('div', {}, h('button', { type: 'button', class: 'secondary', id: 'try', onclick: tryIt }, 'Try it on stored runs')),
-      h('p', { class: 'hint' }, 'Shows the runs the rule would select, the payload it would send and the feedback its evaluator would write. Nothing is sent or stored.')),
+      h('p', { class: 'hint' }, 'Shows the runs the rule would select, what it would add to its queue and dataset, the payload it would send and the feedback its evaluator would write. Nothing is sent or stored.')),
     h('div', { class: 'toolbar' }, h('button', { type: 'submit', id: 'save' }, id ? 'Save changes' : 'Create rule'),
       link(id ? `/ui/rules/${id}` : '/ui/rules', 'Cancel', { class: 'button secondary' })));
   form.addEventListener('submit', async (e) => {
@@ -198,30 +225,4 @@ export async function ruleForm(id) {
 
 class FormError extends Error {
   constructor(field, message) { super(message); this.field = field; }
-}
-
-function renderTrial(out, t) {
-  const parts = [h('h2', {}, 'What the rule would have done'),
-    h('p', { id: 'trial-summary' }, `Read ${t.scanned} finished runs since ${when(t.window.since)}${t.complete ? '' : ' (stopped at the limit; older runs were not read)'}: `,
-      `${t.filtered} passed the filters, ${t.matched} would be acted on.`,
-      t.sampling_rate < 1 ? ` Sampling (${t.sampling_rate}) would keep about ${Math.round(t.matched * t.sampling_rate)} of them.` : '')];
-  if (t.runs.length) parts.push(runsTable(t.runs, 'Runs the rule would act on'));
-  if (t.match_errors.length) {
-    parts.push(h('h3', {}, 'Match plugin errors'),
-      h('ul', {}, t.match_errors.map((e) => h('li', {}, link(`/ui/runs/${e.run_id}`, e.run_id), ': ', h('span', { class: 'bad' }, e.error)))));
-  }
-  t.payloads.forEach((p, i) => parts.push(h('details', { open: i === 0 },
-    h('summary', {}, `Payload ${i + 1} of ${t.payloads.length} (${p.run_ids.length} runs), sent to each of ${t.webhooks} webhook(s)`),
-    p.error ? h('p', { class: 'bad' }, `Transform plugin failed: ${p.error}`)
-      : h('pre', { class: 'json' }, typeof p.body === 'string' ? p.body : pretty(p.body)))));
-  if (t.feedback.length) {
-    parts.push(h('h3', {}, 'Feedback the evaluator would write'), h('table', {},
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Run'), h('th', { scope: 'col' }, 'Key'),
-        h('th', { scope: 'col', class: 'num' }, 'Score'), h('th', { scope: 'col' }, 'Comment'))),
-      h('tbody', {}, t.feedback.flatMap((f) => f.error
-        ? [h('tr', {}, h('td', {}, f.run_id), h('td', { colspan: 3, class: 'bad' }, f.error))]
-        : f.feedback.map((fb) => h('tr', {}, h('td', {}, link(`/ui/runs/${f.run_id}`, f.run_id.slice(0, 8))),
-          h('td', {}, fb.key), h('td', { class: 'num' }, fb.score ?? '—'), h('td', {}, fb.comment || '')))))));
-  }
-  out.replaceChildren(...parts);
 }

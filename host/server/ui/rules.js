@@ -88,6 +88,12 @@ export async function rulePage(id) {
       rule.tree_filter ? [h('dt', {}, 'Tree filter'), h('dd', {}, h('code', {}, rule.tree_filter))] : null,
       h('dt', {}, 'Sampling'), h('dd', {}, `${Math.round(rule.sampling_rate * 100)} %`),
       h('dt', {}, 'Timing'), h('dd', {}, `${rule.wake_on_ingest ? `woken by new runs, after ${rule.batch_ms} ms` : 'polling'}; at least every ${rule.interval_seconds} s`),
+      rule.group_by ? [h('dt', {}, 'Acts on'), h('dd', {}, `threads, once idle for ${rule.thread_idle_seconds} s`)] : null,
+      rule.add_to_annotation_queue_id ? [h('dt', {}, 'Annotation queue'), h('dd', {},
+        link(`/ui/queues/${rule.add_to_annotation_queue_id}`, rule.add_to_annotation_queue_name || rule.add_to_annotation_queue_id))] : null,
+      rule.add_to_dataset_id ? [h('dt', {}, 'Dataset'), h('dd', {},
+        link(`/ui/datasets/${rule.add_to_dataset_id}`, rule.add_to_dataset_name || rule.add_to_dataset_id),
+        rule.add_to_dataset_prefer_correction ? ' (a correction, when there is one, as the outputs)' : '')] : null,
       h('dt', {}, 'Webhooks'), hooks,
       h('dt', {}, 'Signing secret'), h('dd', {}, rule.has_signing_secret ? 'set (never shown again)' : 'none: deliveries are not signed'),
       h('dt', {}, 'Plugins'), h('dd', {}, used.length === 0 ? 'none' : h('ul', {}, used.map(([c, label]) =>

@@ -27,11 +27,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("lib.js", JS, include_str!("../../ui/lib.js")),
     ("rules.js", JS, include_str!("../../ui/rules.js")),
     ("rule-form.js", JS, include_str!("../../ui/rule-form.js")),
+    ("trial.js", JS, include_str!("../../ui/trial.js")),
     ("deliveries.js", JS, include_str!("../../ui/deliveries.js")),
     ("runs.js", JS, include_str!("../../ui/runs.js")),
     ("plugins.js", JS, include_str!("../../ui/plugins.js")),
     ("health.js", JS, include_str!("../../ui/health.js")),
     ("queues.js", JS, include_str!("../../ui/queues.js")),
+    ("datasets.js", JS, include_str!("../../ui/datasets.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../../ui/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../../ui/icon.svg")),
 ];
