@@ -10,6 +10,7 @@
 //! - [`many_rules`]: a thousand rules sharing a project's window; idle CPU, memory.
 //! - [`latency`]: ingest-to-receiver latency, wake-ups on beside off.
 //! - [`delivery`]: webhook deliveries per second beside a bare reqwest loop.
+//! - [`payloads`]: payload rendering with the large-field check beside none.
 //! - [`soak`]: steady load for a long time; memory, files and latencies per minute.
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ mod filter;
 mod ingest;
 mod latency;
 mod many_rules;
+mod payloads;
 mod plugins;
 mod postgres;
 mod process;
@@ -51,6 +53,8 @@ enum BenchCommand {
     Latency(latency::LatencyBenchArgs),
     /// Webhook deliveries per second beside a bare reqwest loop.
     Deliveries(delivery::DeliveryBenchArgs),
+    /// Payload rendering with the large-field check beside every field inline.
+    Payloads(payloads::PayloadBenchArgs),
     /// Steady load for a long time: memory, open files and latencies per minute.
     Soak(soak::SoakBenchArgs),
 }
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         BenchCommand::Rules(args) => rules::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Latency(args) => latency::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Deliveries(args) => delivery::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Payloads(args) => payloads::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Soak(args) => soak::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match ran {

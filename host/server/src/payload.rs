@@ -202,7 +202,65 @@ pub fn io_path(run: &str, field: &str) -> String {
 /// written straight from the full object without copying it.
 struct WebhookRun<'a>(&'a Map<String, Value>, Option<&'a LargeFields>);
 
-/// Counts the bytes a value serialises to, without keeping them.
+/// The bytes `v` serialises to (compact, as `serde_json` writes it), or
+/// `None` once past `budget`: a walk that copies nothing and stops early,
+/// so a field is serialised once, into the payload, and a huge one is
+/// measured only up to the cap.
+fn json_len(v: &Value, budget: usize) -> Option<usize> {
+    fn walk(v: &Value, left: &mut usize) -> Option<()> {
+        let take = |left: &mut usize, n: usize| left.checked_sub(n).map(|l| *left = l);
+        match v {
+            Value::Null => take(left, 4),
+            Value::Bool(b) => take(left, if *b { 4 } else { 5 }),
+            Value::Number(n) => {
+                let mut digits = Counter(0);
+                let _ = std::io::Write::write_fmt(&mut digits, format_args!("{n}"));
+                take(left, digits.0)
+            }
+            Value::String(s) => take(left, string_len(s)),
+            Value::Array(items) => {
+                take(left, 2 + items.len().saturating_sub(1))?;
+                items.iter().try_for_each(|i| walk(i, left))
+            }
+            Value::Object(map) => {
+                take(left, 2 + map.len().saturating_sub(1))?;
+                map.iter().try_for_each(|(k, v)| {
+                    take(left, string_len(k) + 1)?;
+                    walk(v, left)
+                })
+            }
+        }
+    }
+    let mut left = budget;
+    walk(v, &mut left).map(|()| budget - left)
+}
+
+/// A JSON string's length with its quotes and escapes, as `serde_json`
+/// escapes: `"` and `\\` and the control characters (two bytes for the
+/// five with short forms, six for the rest); nothing else.
+fn string_len(s: &str) -> usize {
+    s.len() + 2 + s.bytes().map(|b| usize::from(ESCAPE_EXTRA[usize::from(b)])).sum::<usize>()
+}
+
+/// The bytes escaping adds to each byte: one pass with no branch.
+static ESCAPE_EXTRA: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = 5;
+        b += 1;
+    }
+    t[b'"' as usize] = 1;
+    t[b'\\' as usize] = 1;
+    t[b'\n' as usize] = 1;
+    t[b'\r' as usize] = 1;
+    t[b'\t' as usize] = 1;
+    t[0x08] = 1;
+    t[0x0c] = 1;
+    t
+};
+
+/// Counts the bytes written to it, keeping none.
 struct Counter(usize);
 
 impl std::io::Write for Counter {
@@ -224,9 +282,7 @@ impl Serialize for WebhookRun<'_> {
             let Some(value) = self.0.get(key) else { continue };
             match (key, self.1) {
                 ("inputs" | "outputs", Some(large)) if !value.is_null() => {
-                    let mut size = Counter(0);
-                    let fits = serde_json::to_writer(&mut size, value).is_ok() && size.0 <= large.max_bytes;
-                    if fits {
+                    if json_len(value, large.max_bytes).is_some() {
                         map.serialize_entry(key, value)?;
                     } else {
                         let id = self.0.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -363,4 +419,37 @@ pub fn payloads<R: Borrow<RenderedRun>>(
     large: Option<&LargeFields>,
 ) -> Vec<Payload> {
     runs.chunks(max_runs.max(1)).map(|chunk| body(rule, start, end, chunk, large, None)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_len;
+
+    #[test]
+    fn json_len_is_what_serde_json_writes() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-17),
+            json!(u64::MAX),
+            json!(1.5e-7),
+            json!(3.0),
+            json!("plain"),
+            json!("quote \" backslash \\ newline \n tab \t bell \u{7} nul \u{0} é 猫 😀 </script>"),
+            json!([]),
+            json!({}),
+            json!([1, "two", [3, {"four": null}]]),
+            json!({"messages": [{"role": "user", "content": "hi\r\n"}], "n": 2, "ok": false, "k\"ey": {}}),
+        ];
+        for v in values {
+            let written = serde_json::to_string(&v).unwrap().len();
+            assert_eq!(json_len(&v, usize::MAX), Some(written), "{v}");
+            assert_eq!(json_len(&v, written), Some(written), "{v}");
+            assert_eq!(json_len(&v, written - 1), None, "{v}");
+        }
+    }
 }
