@@ -165,6 +165,19 @@ impl RuleStore for PgStore {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn prune_cycles(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM rule_cycles WHERE id IN (SELECT c.id FROM rule_cycles c WHERE c.window_end < $1 \
+             AND c.id < (SELECT MAX(n.id) FROM rule_cycles n WHERE n.rule_id = c.rule_id) ORDER BY c.id LIMIT $2)",
+        )
+        .bind(at(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
     async fn due_threads(&self, rule: RuleId, idle_before: Timestamp, limit: usize) -> Result<DueThreads, StoreError> {
         crate::threads::due(self, rule, idle_before, limit).await
     }

@@ -100,6 +100,12 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// run), so the rule's cycles show it; nothing when the rule is gone.
     async fn record_failed_cycle(&self, rule: RuleId, summary: &CycleSummary) -> Result<(), StoreError>;
 
+    /// Deletes up to `limit` cycle summaries whose window ended before
+    /// `before`, keeping each rule's newest (its page shows when it last
+    /// ran); returns how many. The rule log is kept: it is what makes a
+    /// rule act on a run at most once.
+    async fn prune_cycles(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError>;
+
     /// What every rule (or only `rule`) did since `since`, from its cycles
     /// (ended since) and its deliveries (queued since): a rule with neither
     /// is absent.

@@ -1,14 +1,16 @@
-//! Retention: finished deliveries are deleted once they are older than the
-//! operator's `delivery.retention_days`, so the database does not grow
-//! without bound.
+//! Retention: finished deliveries, and rule cycle summaries, are deleted
+//! once they are older than the operator's `delivery.retention_days`, so
+//! the database does not grow without bound.
 //!
 //! A delivery's payload holds the runs it carried (their inputs and
 //! outputs), so keeping every payload forever would be both a disk leak
 //! and a store of data nobody asked to keep. What goes: a delivery queued
 //! and finished (delivered or failed) before the cutoff, with its payload,
-//! sealed target and attempt history. What stays: every pending delivery,
-//! and the rule log's line for each run (its outcome names the delivery,
-//! which the deliveries API then no longer finds).
+//! sealed target and attempt history; a rule's cycle summaries whose
+//! window ended before the cutoff, but its newest. What stays: every
+//! pending delivery, and the rule log's line for each run (its outcome
+//! names the delivery, which the deliveries API then no longer finds; the
+//! line is what keeps a run from being acted on twice).
 //!
 //! The task prunes shortly after start and then periodically, in chunks
 //! of `CHUNK`, so no single transaction holds the store's one writer for
@@ -62,13 +64,33 @@ pub async fn run(store: Arc<dyn Store>, me: String, keep: Duration, schedule: Sc
             }
         }
         let Some(cutoff) = chrono::Utc::now().checked_sub_signed(keep) else { continue };
-        match prune(store.as_ref(), Timestamp::from_datetime(cutoff), &shutdown).await {
+        let cutoff = Timestamp::from_datetime(cutoff);
+        match prune(store.as_ref(), cutoff, &shutdown).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "deleted finished deliveries past their retention"),
             // The next pass tries again; nothing was half-deleted (each
             // chunk is one transaction).
             Err(e) => tracing::error!(error = %e, "cannot delete old deliveries"),
         }
+        match prune_cycles(store.as_ref(), cutoff, &shutdown).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cycles = n, "deleted rule cycle summaries past their retention"),
+            Err(e) => tracing::error!(error = %e, "cannot delete old rule cycle summaries"),
+        }
+    }
+}
+
+/// Deletes the rule cycle summaries of windows ended before `before` (each
+/// rule's newest stays), a chunk at a time; returns how many.
+async fn prune_cycles(store: &dyn Store, before: Timestamp, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = store.prune_cycles(before, CHUNK).await?;
+        total += n;
+        if n < CHUNK || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
     }
 }
 

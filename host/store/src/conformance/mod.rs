@@ -75,6 +75,7 @@ macro_rules! conformance_suite {
             rules::deleting_a_rule_drops_its_pending_deliveries,
             rules::rule_log_pages_continue_after_their_cursor,
             rules::a_cycle_adds_its_examples_once,
+            rules::old_cycle_summaries_are_pruned_but_each_rules_newest,
             outbox::attempts_are_recorded_until_a_delivery_finishes,
             outbox::a_claimed_delivery_is_one_workers_until_its_record,
             outbox::an_expired_claim_is_an_interrupted_attempt,

@@ -372,3 +372,22 @@ pub async fn a_cycle_adds_its_examples_once(h: &dyn Harness) {
     assert_eq!((stored.outputs, stored.source_run_id), (Some(json!({"output": "corrected"})), Some(seed)));
     assert!(store.get_example(example(3, gone).id).await.unwrap().is_none());
 }
+
+/// Retention deletes cycle summaries of windows ended before the cutoff,
+/// a chunk at a time, but never a rule's newest.
+pub async fn old_cycle_summaries_are_pruned_but_each_rules_newest(h: &dyn Harness) {
+    let store = fresh(h).await;
+    let project = runhook_core::model::SessionId::new_v4();
+    let (a, b) = (rule(store.as_ref(), project, vec![]).await, rule(store.as_ref(), project, vec![]).await);
+    let days = |n: i64| super::ago(n * 24 * 60);
+    for (r, ended) in [(&a, days(40)), (&a, days(35)), (&a, days(0)), (&b, days(40))] {
+        let at = store.rule_state(r.id).await.unwrap().unwrap().watermark;
+        store.commit_cycle(CycleCommit::new(r.id, at, at, ended, ended)).await.unwrap();
+    }
+    assert_eq!(store.prune_cycles(days(30), 1).await.unwrap(), 1);
+    assert_eq!(store.prune_cycles(days(30), 10).await.unwrap(), 1);
+    assert_eq!(store.prune_cycles(days(30), 10).await.unwrap(), 0);
+    let (a_left, b_left) = (store.rule_cycles(a.id, 10).await.unwrap(), store.rule_cycles(b.id, 10).await.unwrap());
+    assert_eq!((a_left.len(), b_left.len()), (1, 1), "each rule keeps its newest: {a_left:?} {b_left:?}");
+    assert!(a_left[0].window_end > days(1) && b_left[0].window_end < days(39));
+}
