@@ -165,6 +165,15 @@ impl RuleStore for PgStore {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn rules_acted_on(&self, run: RunId) -> Result<Vec<RuleId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT rule_id FROM rule_runs WHERE run_id = $1")
+            .bind(run.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(ids.into_iter().map(RuleId).collect())
+    }
+
     async fn prune_cycles(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
         let done = sqlx::query(
             "DELETE FROM rule_cycles WHERE id IN (SELECT c.id FROM rule_cycles c WHERE c.window_end < $1 \

@@ -166,6 +166,15 @@ impl RuleStore for SqliteStore {
             .await
     }
 
+    async fn rules_acted_on(&self, run: RunId) -> Result<Vec<RuleId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT rule_id FROM rule_runs WHERE run_id = ?")
+            .bind(run.to_string())
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        ids.iter().map(|id| parse_id(id, "rule_runs.rule_id")).collect()
+    }
+
     async fn prune_cycles(&self, before: Timestamp, limit: usize) -> Result<usize, StoreError> {
         let done = sqlx::query(
             "DELETE FROM rule_cycles WHERE id IN (SELECT c.id FROM rule_cycles c WHERE c.window_end < ? \

@@ -74,6 +74,9 @@ pub trait RuleStore: Send + Sync + std::fmt::Debug {
     /// `limit`; and when the next thread goes idle.
     async fn due_threads(&self, rule: RuleId, idle_before: Timestamp, limit: usize) -> Result<DueThreads, StoreError>;
 
+    /// The rules that have acted on `run`.
+    async fn rules_acted_on(&self, run: RunId) -> Result<Vec<RuleId>, StoreError>;
+
     /// Which of `runs` the rule has already acted on.
     async fn actioned(&self, rule: RuleId, runs: &[RunId]) -> Result<HashSet<RunId>, StoreError>;
 

@@ -334,13 +334,11 @@ pub(super) async fn acted_on(State(state): State<AppState>, Path(raw): Path<Stri
     let Some(found) = state.store.get_run(run).await? else {
         return Err(ApiError::NotFound(format!("run {run} not found")));
     };
-    let mut out = Vec::new();
-    for rule in state.store.list_rules().await?.into_iter().filter(|r| r.spec.session_id == found.session_id) {
-        if state.store.actioned(rule.id, &[run]).await?.contains(&run) {
-            out.push(json!({"rule_id": rule.id, "display_name": rule.spec.display_name}));
-        }
-    }
-    Ok(Json(Value::Array(out)))
+    let acted: std::collections::HashSet<RuleId> = state.store.rules_acted_on(found.id).await?.into_iter().collect();
+    let out = state.store.list_rules().await?.into_iter().filter(|r| acted.contains(&r.id));
+    Ok(Json(Value::Array(
+        out.map(|rule| json!({"rule_id": rule.id, "display_name": rule.spec.display_name})).collect(),
+    )))
 }
 
 pub(super) async fn last_applied(

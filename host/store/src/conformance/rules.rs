@@ -181,6 +181,8 @@ pub async fn a_cycle_commits_whole(h: &dyn Harness) {
     let state = store.rule_state(r.id).await.unwrap().unwrap();
     assert_eq!((state.watermark, state.window_end), (to, end));
     assert_eq!(store.actioned(r.id, &[run_id, seed]).await.unwrap().into_iter().collect::<Vec<_>>(), [run_id]);
+    assert_eq!(store.rules_acted_on(run_id).await.unwrap(), [r.id]);
+    assert_eq!(store.rules_acted_on(seed).await.unwrap(), []);
     let logs = store.rule_logs(r.id, 10, 0).await.unwrap();
     assert_eq!(logs.iter().map(|l| l.run_id).collect::<Vec<_>>(), [run_id]);
     let d = store.get_delivery(row.id).await.unwrap().unwrap();
