@@ -3,27 +3,17 @@
 // each to look at or delete.
 
 import { api } from './api.js';
-import { announce, field, h, link, main, plural, pretty, show, timeCell } from './lib.js';
+import { actionForm, announce, field, h, link, main, plural, pretty, show, timeCell } from './lib.js';
 
 export async function datasetsPage() {
   const datasets = await api('GET', '/datasets?limit=1000');
   const name = h('input', { type: 'text', autocomplete: 'off', required: true });
   const description = h('input', { type: 'text', autocomplete: 'off' });
-  const out = h('div', { 'aria-live': 'polite' });
-  const form = h('form', { class: 'toolbar' }, field('d-name', 'Name', name), field('d-description', 'Description', description),
-    h('div', {}, h('button', { type: 'submit' }, 'Create dataset')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    try {
+  const [form, out] = actionForm([field('d-name', 'Name', name), field('d-description', 'Description', description)],
+    'Create dataset', async () => {
       await api('POST', '/datasets', { name: name.value, description: description.value || null });
-      announce('Dataset created.');
-      await datasetsPage();
-      main().focus();
-    } catch (err) {
-      if (err.status === 401) throw err;
-      out.replaceChildren(h('p', { class: 'notice bad error', role: 'alert' }, err.detail));
-    }
-  });
+      return 'Dataset created.';
+    }, datasetsPage);
   show('Datasets',
     h('p', { class: 'muted' }, 'Examples kept for evaluation: added by a rule (add_to_dataset_id) or through the SDK.'),
     datasets.length === 0 ? h('p', { class: 'muted' }, 'No dataset yet.') : h('table', {},

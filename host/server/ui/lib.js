@@ -98,3 +98,26 @@ export function runsTable(runs, caption) {
         h('td', {}, run.error ? h('span', { class: 'bad' }, 'error: ', run.error.split('\n')[0].slice(0, 120)) : statusPill(run.status || 'success')));
     })));
 }
+
+/**
+ * A form that makes something: on submit, `act()` (API calls, answering
+ * what to announce), then `done()` (the page again) with focus back on it.
+ * Its error (the API's detail, or a thrown Error's message) is shown under
+ * the form; a 401 goes on to sign-in. Returns the form and that slot.
+ */
+export function actionForm(controls, button, act, done) {
+  const out = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'toolbar' }, controls, h('div', {}, h('button', { type: 'submit' }, button)));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      announce(await act());
+      await done();
+      main().focus();
+    } catch (err) {
+      if (err.status === 401) throw err;
+      out.replaceChildren(h('p', { class: 'notice bad error', role: 'alert' }, err.detail || err.message));
+    }
+  });
+  return [form, out];
+}

@@ -2,31 +2,21 @@
 // using them; upload and delete.
 
 import { api, listPlugins } from './api.js';
-import { announce, field, h, link, main, show, timeCell } from './lib.js';
+import { actionForm, announce, field, h, link, main, show, timeCell } from './lib.js';
 
 export async function pluginsPage() {
   const [list, rules] = await Promise.all([listPlugins(), api('GET', '/runs/rules')]);
   const names = Object.fromEntries(rules.map((r) => [r.id, r.display_name]));
   const file = h('input', { type: 'file', accept: '.wasm,application/wasm' });
   const name = h('input', { type: 'text', autocomplete: 'off', placeholder: 'llm-errors' });
-  const out = h('div', { 'aria-live': 'polite' });
-  const form = h('form', { class: 'toolbar' },
+  const [form, out] = actionForm([
     field('p-file', 'Component (.wasm)', file, 'A WebAssembly component exporting runhook\'s match, transform or evaluate.'),
-    field('p-name', 'Name', name), h('div', {}, h('button', { type: 'submit' }, 'Upload')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    if (!file.files.length) { out.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, 'Choose a component file first.')); file.focus(); return; }
-    try {
-      const label = name.value.trim() || file.files[0].name.replace(/\.wasm$/, '');
-      const p = await api('POST', `/plugins?name=${encodeURIComponent(label)}`, undefined, file.files[0]);
-      announce(`Uploaded ${p.name}.`);
-      await pluginsPage();
-      main().focus();
-    } catch (err) {
-      if (err.status === 401) throw err;
-      out.replaceChildren(h('p', { class: 'notice bad error', role: 'alert' }, err.detail));
-    }
-  });
+    field('p-name', 'Name', name)], 'Upload', async () => {
+    if (!file.files.length) { file.focus(); throw new Error('Choose a component file first.'); }
+    const label = name.value.trim() || file.files[0].name.replace(/\.wasm$/, '');
+    const p = await api('POST', `/plugins?name=${encodeURIComponent(label)}`, undefined, file.files[0]);
+    return `Uploaded ${p.name}.`;
+  }, pluginsPage);
   show('Plugins',
     h('p', { class: 'muted' }, 'Components uploaded here are stored in the database, so every replica can load them; a rule names one by its digest.'),
     list.length === 0 ? h('p', { class: 'muted' }, 'No plugin uploaded yet.') : h('table', {},

@@ -3,27 +3,17 @@
 // then done; or skip it, or take it out of the queue.
 
 import { api } from './api.js';
-import { announce, field, h, link, main, plural, pretty, show, statusPill, timeCell } from './lib.js';
+import { actionForm, announce, field, h, link, main, plural, pretty, show, statusPill, timeCell } from './lib.js';
 
 export async function queuesPage() {
   const queues = await api('GET', '/annotation-queues');
   const name = h('input', { type: 'text', autocomplete: 'off', required: true });
   const description = h('input', { type: 'text', autocomplete: 'off' });
-  const out = h('div', { 'aria-live': 'polite' });
-  const form = h('form', { class: 'toolbar' }, field('q-name', 'Name', name), field('q-description', 'Description', description),
-    h('div', {}, h('button', { type: 'submit' }, 'Create queue')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    try {
+  const [form, out] = actionForm([field('q-name', 'Name', name), field('q-description', 'Description', description)],
+    'Create queue', async () => {
       await api('POST', '/annotation-queues', { name: name.value, description: description.value || null });
-      announce('Queue created.');
-      await queuesPage();
-      main().focus();
-    } catch (err) {
-      if (err.status === 401) throw err;
-      out.replaceChildren(h('p', { class: 'notice bad error', role: 'alert' }, err.detail));
-    }
-  });
+      return 'Queue created.';
+    }, queuesPage);
   show('Annotation queues',
     h('p', { class: 'muted' }, 'Runs set aside for a person to review: by a rule (add_to_annotation_queue_id) or through the API.'),
     queues.length === 0 ? h('p', { class: 'muted' }, 'No queue yet.') : h('table', {},
