@@ -4,7 +4,9 @@
 //! sequence moved since its last cycle, keeps those that pass its filters,
 //! its match plugin and its sampling, and acts on each at most once: a
 //! webhook (the payload optionally rewritten by a transform plugin) and an
-//! evaluator plugin that writes feedback. The LangSmith fields keep their
+//! evaluator plugin that writes feedback; before them, an annotation queue
+//! and a dataset. A thread rule (`group_by`) acts on a thread's runs
+//! together once the thread is idle. The LangSmith fields keep their
 //! LangSmith names; runhook's own fields are documented below.
 
 use std::collections::BTreeMap;
