@@ -1,7 +1,8 @@
 //! The dataset action (`add_to_dataset_id`): runs a rule acts on become
 //! examples, committed with the cycle before its webhook is queued, with
 //! the feedback's correction as outputs when the rule prefers it; a crash
-//! (kill -9) and more cycles add no example twice.
+//! (kill -9) and more cycles add no example, and no annotation-queue
+//! entry, twice.
 
 use serde_json::{Value, json};
 
@@ -34,8 +35,11 @@ fn corrected_runs_become_examples_once_before_their_webhook() {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().unwrap().contains("add_to_dataset_id"));
 
+    let queue: Value =
+        c.post(server.at("/api/v1/annotation-queues")).json(&json!({"name": "review"})).send().unwrap().json().unwrap();
+    let queue = queue["id"].as_str().unwrap().to_string();
     let rule = json!({"display_name": "corrections", "session_name": "issues", "batch_ms": 0,
-                      "filter": "eq(feedback_key, \"correction\")",
+                      "filter": "eq(feedback_key, \"correction\")", "add_to_annotation_queue_id": queue,
                       "add_to_dataset_id": dataset, "add_to_dataset_prefer_correction": true,
                       "webhooks": [{"url": receiver.at("/hook")}]});
     let rule: Value = c.post(server.at("/api/v1/runs/rules")).json(&rule).send().unwrap().json().unwrap();
@@ -88,4 +92,11 @@ fn corrected_runs_become_examples_once_before_their_webhook() {
     assert_eq!(made.len(), 3, "one example per run, whatever the cycles: {made:?}");
     let first = made.iter().find(|e| e["source_run_id"] == runs[0]["id"]).unwrap();
     assert_eq!(first["outputs"], json!({"output": "bug"}), "an example is made once, not updated");
+    let queued: Value =
+        c.get(server.at(&format!("/api/v1/annotation-queues/{queue}/runs"))).send().unwrap().json().unwrap();
+    let mut queued: Vec<&str> = queued.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    queued.sort_unstable();
+    let mut want: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    want.sort_unstable();
+    assert_eq!(queued, want, "each run in the queue once");
 }
