@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("payload", 2),
     ("delivery", 2),
     ("rules", 3),
+    ("alerts", 3),
     ("api", 4),
     ("app", 5),
 ];

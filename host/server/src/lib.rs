@@ -22,6 +22,7 @@
 //! | 2 | [`delivery`] | the webhook sender draining the outbox |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
 //! | 3 | [`rules`] | rule definitions, the scheduler and the per-rule action pipeline |
+//! | 3 | [`alerts`] | alert rules: a metric over recent runs, its states and notifications |
 //! | 4 | [`api`] | the HTTP API: LangSmith-compatible ingest and reads, health; connection limits |
 //! | 5 | [`app`] | wires store, API and workers together; owns shutdown |
 //!
@@ -33,6 +34,7 @@
 // The run view is one large `json!` literal.
 #![recursion_limit = "256"]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod config;

@@ -60,6 +60,10 @@ id_type!(
     RuleId
 );
 id_type!(
+    /// An alert rule.
+    AlertId
+);
+id_type!(
     /// A webhook delivery (its `webhook-id`, stable across retries).
     DeliveryId
 );

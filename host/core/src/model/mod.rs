@@ -7,6 +7,7 @@
 //!
 //! Layering: layer 0; imports nothing from the crate.
 
+pub mod alert;
 pub mod dataset;
 pub mod definition;
 pub mod feedback;
@@ -23,7 +24,9 @@ pub mod view;
 pub use dataset::{Dataset, Example};
 pub use definition::RuleDefinition;
 pub use feedback::{Feedback, FeedbackCreate, FeedbackSource};
-pub use ids::{DatasetId, DeliveryId, ExampleId, FeedbackId, QueueId, RuleId, RunId, SessionId, TenantId, WebhookId};
+pub use ids::{
+    AlertId, DatasetId, DeliveryId, ExampleId, FeedbackId, QueueId, RuleId, RunId, SessionId, TenantId, WebhookId,
+};
 pub use plugin::{PluginDigest, PluginRef, PluginSource, RulePlugins};
 pub use rule::{ActionOutcome, GroupBy, Rule, RuleSpec, WebhookTarget};
 pub use run::{RunRecord, RunType, RunWrite};

@@ -1,0 +1,12 @@
+//! Alert rules: a metric over a project's recent runs against thresholds,
+//! evaluated at least every minute, notifying when it gets worse, while
+//! it stays bad (reminders) and when it recovers.
+//!
+//! [`state`] is one evaluation's decision (levels, incidents, reminders),
+//! a pure function of the definition, the stored state, the value and the
+//! time; [`metric`] computes the value from the window's runs.
+//!
+//! Layering: layer 3, beside `rules`; imports the crates below.
+
+pub mod metric;
+pub mod state;
