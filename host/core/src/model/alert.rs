@@ -136,3 +136,51 @@ pub struct AlertSpec {
     /// Whether it is evaluated.
     pub is_enabled: bool,
 }
+
+/// An alert as written (API or config file); `None` means not given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertDefinition {
+    /// The alert's name.
+    pub display_name: Option<String>,
+    /// The project, by id.
+    pub session_id: Option<SessionId>,
+    /// The project, by name.
+    #[serde(alias = "project_name")]
+    pub session_name: Option<String>,
+    /// Only runs this filter selects.
+    pub filter: Option<String>,
+    /// What is measured.
+    pub metric: Option<Metric>,
+    /// The window, in minutes.
+    pub window_minutes: Option<u32>,
+    /// Which side is bad (default `above`).
+    pub condition: Option<Condition>,
+    /// The warning threshold.
+    pub warning: Option<f64>,
+    /// The critical threshold.
+    pub critical: Option<f64>,
+    /// What no data means (default `ignore`).
+    pub no_data: Option<NoData>,
+    /// Seconds between evaluations.
+    pub evaluate_every_seconds: Option<u32>,
+    /// Minutes between reminders (0: none).
+    pub reminder_minutes: Option<u32>,
+    /// Where notifications go.
+    pub webhooks: Option<Vec<WebhookTarget>>,
+    /// A `whsec_...` signing secret.
+    pub signing_secret: Option<String>,
+    /// Whether it is evaluated.
+    pub is_enabled: Option<bool>,
+}
+
+impl AlertDefinition {
+    /// Reads a definition from JSON; an error names the field.
+    pub fn from_value(v: serde_json::Value) -> Result<Self, String> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." { String::new() } else { format!(" at {path}") };
+            format!("invalid alert{at}: {}", e.into_inner())
+        })
+    }
+}

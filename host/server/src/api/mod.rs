@@ -14,6 +14,7 @@
 //! and of `rules` only definitions and trials (the scheduler and the API meet in
 //! the store and through `RuleSignals`).
 
+mod alerts;
 mod auth;
 mod body;
 mod datasets;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", get(sessions::read))
         .route("/runs/rules", get(rules::list).post(rules::create))
         .route("/runs/rules/validate", post(trial::validate))
+        .route("/alerts/backtest", post(alerts::backtest))
         .route("/runs/rules/{id}", get(rules::read).patch(rules::patch).delete(rules::delete))
         .route("/runs/rules/trigger", post(rules::trigger_many))
         .route("/runs/rules/{id}/logs", get(rules::logs))
