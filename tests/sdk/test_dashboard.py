@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import subprocess
 import time
+import uuid
 
 import pytest
 import requests
@@ -480,3 +481,30 @@ def test_a_rule_fills_a_dataset_made_on_the_dashboard(server, client, project, b
     tab_to(browser, text="Delete").send_keys(Keys.ENTER)
     wait(browser, lambda d: "1 example" in d.find_element(By.ID, "dataset-count").text, what="the deletion")
     assert len(list(client.list_examples(dataset_id=dataset.id))) == 1
+
+
+def test_an_alert_backtested_on_the_dashboard(server, project, browser):
+    # Three hours of a run a minute; those started 120 to 101 minutes ago errored.
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
+    runs = [{"id": str(uuid.uuid4()), "name": "call", "run_type": "llm", "session_name": project,
+             "start_time": stamp(now - 60 * i), "end_time": stamp(now - 60 * i + 1),
+             "error": "RateLimitError" if 101 <= i <= 120 else None} for i in range(1, 181)]
+    resp = requests.post(server.url + "/runs/batch", json={"post": runs}, headers={"x-api-key": API_KEY}, timeout=30)
+    assert resp.status_code < 300, resp.text
+
+    sign_in(browser, server, "/ui/alerts")
+    heading(browser, "Alerts")
+    assert unlabelled(browser) == []
+    type_into(browser, "session_name", project)
+    type_into(browser, "hours", "3")
+    tab_to(browser, "backtest").send_keys(Keys.ENTER)
+    error = wait(browser, lambda d: d.find_element(By.ID, "warning-error").text, what="the missing threshold")
+    assert "threshold" in error and active(browser).get_attribute("id") == "warning", error
+    type_into(browser, "warning", "0.2")
+    type_into(browser, "critical", "0.5")
+    tab_to(browser, "backtest").send_keys(Keys.ENTER)
+    rows = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#backtest-events tbody tr"), what="the backtest's events")
+    assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["triggered: warning", "triggered: critical", "resolved"]
+    assert browser.find_element(By.ID, "backtest-chart").get_attribute("aria-label").startswith("The metric over 180 evaluations")
+    shot(browser, "20-alert-backtest")

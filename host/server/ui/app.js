@@ -11,6 +11,7 @@ import { deliveriesPage, deliveryPage } from './deliveries.js';
 import { healthPage } from './health.js';
 import { field, h, link, main, show } from './lib.js';
 import { pluginsPage } from './plugins.js';
+import { alertsPage } from './alerts.js';
 import { datasetPage, datasetsPage } from './datasets.js';
 import { queuesPage, reviewPage } from './queues.js';
 import { ruleForm } from './rule-form.js';
@@ -60,6 +61,7 @@ async function route() {
     else if (section === 'queues') await queuesPage();
     else if (section === 'datasets' && parts[2]) await datasetPage(parts[2]);
     else if (section === 'datasets') await datasetsPage();
+    else if (section === 'alerts') await alertsPage();
     else if (section === 'health') await healthPage();
     else show('Not found', h('p', {}, 'There is no such page. ', link('/ui/rules', 'Go to the rules.')));
   } catch (e) {

@@ -34,6 +34,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("health.js", JS, include_str!("../../ui/health.js")),
     ("queues.js", JS, include_str!("../../ui/queues.js")),
     ("datasets.js", JS, include_str!("../../ui/datasets.js")),
+    ("alerts.js", JS, include_str!("../../ui/alerts.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../../ui/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../../ui/icon.svg")),
 ];

@@ -1,0 +1,126 @@
+// Alerts on aggregates: an alert's definition, backtested over the stored
+// runs (POST /alerts/backtest) and drawn: the metric's series against its
+// thresholds, with when it would have fired and resolved. Nothing is saved.
+
+import { api } from './api.js';
+import { announce, field, h, pill, show, when } from './lib.js';
+
+const METRICS = [['error_rate', 'Error rate'], ['error_count', 'Errors'], ['run_count', 'Runs'],
+  ['latency_p50', 'Latency p50 (s)'], ['latency_p95', 'Latency p95 (s)'], ['latency_p99', 'Latency p99 (s)'],
+  ['total_tokens', 'Total tokens'], ['total_cost', 'Total cost'],
+  ['feedback_avg', 'Feedback average (a key)'], ['feedback_count', 'Feedback count (a key)']];
+
+/** The field a 400 is about: the API names it first ("invalid alert at metric.kind: ..." too). */
+function fieldOf(detail) {
+  const m = /^invalid alert at ([a-z_]+)/.exec(detail) || /^([a-z_]+)/.exec(detail);
+  if (!m) return null;
+  if (/^critical \(/.test(detail)) return 'critical';
+  if (/^a threshold/.test(detail)) return 'warning';
+  return { session_id: 'session_name', key: 'feedback_key' }[m[1]] || m[1];
+}
+
+/** The series as a line against the thresholds (SVG attributes only: the CSP allows no inline style). */
+function chart(points, warning, critical) {
+  const w = 760, hgt = 180, pad = 4;
+  const values = points.map((p) => p.value).filter((v) => v !== null);
+  const max = Math.max(1e-9, ...values, warning ?? 0, critical ?? 0) * 1.1;
+  const x = (i) => pad + (i / Math.max(1, points.length - 1)) * (w - 2 * pad);
+  const y = (v) => hgt - pad - (v / max) * (hgt - 2 * pad);
+  const line = points.map((p, i) => (p.value === null ? null : `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`)).filter(Boolean).join(' ');
+  const rule = (v, colour) => (v === null || v === undefined ? null
+    : h('line', { x1: pad, x2: w - pad, y1: y(v), y2: y(v), stroke: colour, 'stroke-dasharray': '4 3' }));
+  const bad = points.map((p, i) => (p.level === 'ok' ? null
+    : h('rect', { x: x(i) - 1, y: hgt - pad - 3, width: 2, height: 3, fill: p.level === 'critical' ? '#a3262a' : '#8a5a00' })));
+  const label = `The metric over ${points.length} evaluations, peaking at ${values.length ? Math.max(...values) : 'no data'}`;
+  return h('svg', { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': label, id: 'backtest-chart' },
+    h('title', {}, label), h('line', { x1: 0, y1: hgt - 0.5, x2: w, y2: hgt - 0.5, stroke: '#d8dee6' }),
+    rule(warning, '#8a5a00'), rule(critical, '#a3262a'),
+    h('polyline', { points: line, fill: 'none', stroke: '#1f4e8c', 'stroke-width': 1.5 }), bad);
+}
+
+export async function alertsPage() {
+  const projects = await api('GET', '/sessions?limit=1000');
+  const input = (attrs) => h('input', { autocomplete: 'off', ...attrs });
+  const c = {
+    display_name: input({ type: 'text', value: 'Error rate' }),
+    session_name: input({ type: 'text', list: 'alert-projects' }),
+    filter: h('textarea', { rows: 2, spellcheck: 'false' }),
+    metric: h('select', {}, METRICS.map(([v, label]) => h('option', { value: v }, label))),
+    feedback_key: input({ type: 'text' }),
+    window_minutes: input({ type: 'number', min: 1, max: 60, value: 10 }),
+    condition: h('select', {}, h('option', { value: 'above' }, 'above'), h('option', { value: 'below' }, 'below')),
+    warning: input({ type: 'number', step: 'any' }),
+    critical: input({ type: 'number', step: 'any' }),
+    no_data: h('select', {}, h('option', { value: 'ignore' }, 'ok (ignore)'), h('option', { value: 'alert' }, 'critical (alert)'),
+      h('option', { value: 'keep' }, 'as it was (keep)')),
+    hours: input({ type: 'number', min: 1, max: 168, value: 24 }),
+  };
+  const keyField = field('feedback_key', 'Feedback key', c.feedback_key);
+  keyField.hidden = true;
+  c.metric.addEventListener('change', () => { keyField.hidden = !c.metric.value.startsWith('feedback_'); });
+  const out = h('section', { 'aria-live': 'polite', 'aria-label': 'Backtest results' });
+  const formError = h('div', { role: 'alert', tabindex: '-1' });
+  const num = (el) => (el.value.trim() === '' ? null : Number(el.value));
+  const run = async (e) => {
+    e.preventDefault();
+    formError.replaceChildren();
+    for (const el of document.querySelectorAll('[aria-invalid="true"]')) el.removeAttribute('aria-invalid');
+    for (const el of document.querySelectorAll('.field .error')) el.textContent = '';
+    const metric = { kind: c.metric.value };
+    if (metric.kind.startsWith('feedback_')) metric.key = c.feedback_key.value.trim();
+    const alert = { display_name: c.display_name.value, session_name: c.session_name.value, filter: c.filter.value.trim() || null,
+      metric, window_minutes: num(c.window_minutes), condition: c.condition.value, warning: num(c.warning),
+      critical: num(c.critical), no_data: c.no_data.value };
+    try {
+      out.replaceChildren(h('p', { class: 'muted' }, 'Evaluating…'));
+      const t = await api('POST', '/alerts/backtest', { alert, hours: num(c.hours) || 24 });
+      renderBacktest(out, t, alert);
+      announce(`Backtest: ${t.events.length} notifications.`);
+    } catch (err) {
+      out.replaceChildren();
+      if (err.status === 401) throw err;
+      const id = fieldOf(err.detail || '');
+      const control = id && document.getElementById(id);
+      const slot = id && document.getElementById(`${id}-error`);
+      if (control && slot && !control.closest('[hidden]')) {
+        control.setAttribute('aria-invalid', 'true');
+        slot.textContent = err.detail;
+        control.focus();
+      } else {
+        formError.replaceChildren(h('p', { class: 'notice bad error' }, err.detail || String(err)));
+        formError.focus();
+      }
+      announce(err.detail || String(err));
+    }
+  };
+  const form = h('form', { class: 'stack', novalidate: true, onsubmit: run }, formError,
+    h('datalist', { id: 'alert-projects' }, projects.map((p) => h('option', { value: p.name }))),
+    field('display_name', 'Name', c.display_name), field('session_name', 'Project', c.session_name),
+    field('filter', 'Filter (optional)', c.filter, 'Only the runs this selects, e.g. eq(run_type, "llm").'),
+    field('metric', 'Metric', c.metric), keyField,
+    field('window_minutes', 'Window (minutes)', c.window_minutes, 'Over the runs that started in the last 1 to 60 minutes.'),
+    field('condition', 'Bad when the value is', c.condition),
+    field('warning', 'Warning threshold', c.warning), field('critical', 'Critical threshold', c.critical),
+    field('no_data', 'A window with nothing to measure is', c.no_data),
+    field('hours', 'Backtest over the last … hours', c.hours),
+    h('div', {}, h('button', { type: 'submit', id: 'backtest' }, 'Backtest on stored runs')));
+  show('Alerts',
+    h('p', { class: 'muted' }, 'Try an alert on history: when it would have fired and resolved. Saving alerts, with notifications, comes next.'),
+    form, out);
+}
+
+function renderBacktest(out, t, alert) {
+  const label = (e) => (e.event === 'resolved' ? 'resolved' : `${e.event}: ${e.to}`);
+  out.replaceChildren(h('h2', {}, 'Backtest'),
+    h('p', { id: 'backtest-summary' }, `${t.points.length} evaluations every ${t.step_seconds} s since ${when(t.window.since)}, over ${t.selected} runs`,
+      t.complete ? '' : ' (stopped at max_runs: older runs were not read)', `: ${t.events.length} notifications.`),
+    chart(t.points, alert.warning, alert.critical),
+    t.events.length === 0 ? h('p', { class: 'muted' }, 'It would not have fired.') : h('table', { id: 'backtest-events' },
+      h('caption', { class: 'visually-hidden' }, 'When it would have fired and resolved'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Notification'),
+        h('th', { scope: 'col', class: 'num' }, 'Value'), h('th', { scope: 'col', class: 'num' }, 'Threshold'))),
+      h('tbody', {}, t.events.map((e) => h('tr', {}, h('td', {}, when(e.time)),
+        h('td', {}, pill(label(e), e.to === 'ok' ? 'ok' : e.to === 'critical' ? 'bad' : 'warn')),
+        h('td', { class: 'num' }, e.value === null ? 'no data' : Number(e.value.toPrecision(4))),
+        h('td', { class: 'num' }, e.threshold ?? '—'))))));
+}
