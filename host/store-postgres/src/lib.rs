@@ -24,6 +24,7 @@
 //! `runs`, `rules`, `outbox`, `secrets`; `tx` holds the statements of a
 //! write transaction behind the contract's transaction traits.
 
+mod alerts;
 mod datasets;
 mod error;
 mod import;

@@ -6,8 +6,10 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use runhook_core::model::RuleSpec;
+use runhook_core::model::alert::AlertSpec;
 use runhook_store::sealed::{SealedTarget, open_target, stale_values};
-use runhook_store::secrets::reseal_spec;
+use runhook_store::secrets::{Sealable, reseal_spec};
 use runhook_store::{SecretStore, StoreError};
 
 use crate::PgStore;
@@ -20,17 +22,8 @@ impl SecretStore for PgStore {
         let keys = &self.keys;
         let mut changed = 0;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for row in sqlx::query("SELECT id, spec FROM rules FOR UPDATE").fetch_all(&mut *tx).await.map_err(db)? {
-            if let Some((resealed, stale)) = reseal_spec(keys, &get::<String>(&row, "spec")?)? {
-                changed += stale;
-                sqlx::query("UPDATE rules SET spec = $1 WHERE id = $2")
-                    .bind(resealed)
-                    .bind(get::<Uuid>(&row, "id")?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-        }
+        changed += reseal_table::<RuleSpec>(&mut tx, keys, "rules").await?;
+        changed += reseal_table::<AlertSpec>(&mut tx, keys, "alerts").await?;
         // Only the sealed columns: the outbox keeps delivered rows with
         // their bodies.
         let rows = sqlx::query("SELECT id, url, headers, signing_secret FROM outbox FOR UPDATE")
@@ -61,4 +54,28 @@ impl SecretStore for PgStore {
         tx.commit().await.map_err(db)?;
         Ok(changed)
     }
+}
+
+/// Re-seals the specs of `table` (`id`, `spec`) not sealed under the
+/// current key; how many values changed.
+async fn reseal_table<S: Sealable>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    keys: &runhook_core::secrets::Keyring,
+    table: &str,
+) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for row in
+        sqlx::query(&format!("SELECT id, spec FROM {table} FOR UPDATE")).fetch_all(&mut **tx).await.map_err(db)?
+    {
+        if let Some((resealed, stale)) = reseal_spec::<S>(keys, &get::<String>(&row, "spec")?)? {
+            changed += stale;
+            sqlx::query(&format!("UPDATE {table} SET spec = $1 WHERE id = $2"))
+                .bind(resealed)
+                .bind(get::<Uuid>(&row, "id")?)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+    }
+    Ok(changed)
 }

@@ -17,6 +17,7 @@
 //! behind the contract's transaction traits, so the ingest merge and the
 //! cycle's commit are composed by `runhook-store`, not here.
 
+mod alerts;
 mod datasets;
 mod direct;
 mod error;

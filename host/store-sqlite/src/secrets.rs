@@ -4,9 +4,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
+use runhook_core::model::RuleSpec;
+use runhook_core::model::alert::AlertSpec;
 use runhook_store::outbox::endpoint_key;
 use runhook_store::sealed::{SealedTarget, open_target, stale_values};
-use runhook_store::secrets::reseal_spec;
+use runhook_store::secrets::{Sealable, reseal_spec};
 use runhook_store::{SecretStore, StoreError};
 
 use crate::SqliteStore;
@@ -18,18 +20,8 @@ impl SecretStore for SqliteStore {
         let keys = &self.keys;
         let mut changed = 0;
         let mut tx = self.write.begin().await.map_err(db)?;
-        for row in sqlx::query("SELECT id, spec FROM rules").fetch_all(&mut *tx).await.map_err(db)? {
-            let text: String = row.try_get("spec").map_err(db)?;
-            if let Some((resealed, stale)) = reseal_spec(keys, &text)? {
-                changed += stale;
-                sqlx::query("UPDATE rules SET spec = ? WHERE id = ?")
-                    .bind(resealed)
-                    .bind(row.try_get::<String, _>("id").map_err(db)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-        }
+        changed += reseal_table::<RuleSpec>(&mut tx, keys, "rules").await?;
+        changed += reseal_table::<AlertSpec>(&mut tx, keys, "alerts").await?;
         // Only the sealed columns: every start runs this, and the outbox
         // keeps delivered rows with their bodies.
         let rows =
@@ -67,4 +59,27 @@ impl SecretStore for SqliteStore {
         tx.commit().await.map_err(db)?;
         Ok(changed)
     }
+}
+
+/// Re-seals the specs of `table` (`id`, `spec`) not sealed under the
+/// current key; how many values changed.
+async fn reseal_table<S: Sealable>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    keys: &runhook_core::secrets::Keyring,
+    table: &str,
+) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for row in sqlx::query(&format!("SELECT id, spec FROM {table}")).fetch_all(&mut **tx).await.map_err(db)? {
+        let text: String = row.try_get("spec").map_err(db)?;
+        if let Some((resealed, stale)) = reseal_spec::<S>(keys, &text)? {
+            changed += stale;
+            sqlx::query(&format!("UPDATE {table} SET spec = ? WHERE id = ?"))
+                .bind(resealed)
+                .bind(row.try_get::<String, _>("id").map_err(db)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+    }
+    Ok(changed)
 }

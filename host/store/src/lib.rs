@@ -58,6 +58,7 @@
 //!   are sealed before they are written and opened when read; records
 //!   above the store hold them in clear.
 
+pub mod alerts;
 pub mod claim;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -74,6 +75,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod transfer;
 
+pub use alerts::{Alert, AlertStore};
 pub use claim::{Claim, ClaimOutcome, ClaimTerms, ClaimToken};
 pub use datasets::{DatasetQuery, DatasetStore, ExampleChanges, ExampleQuery};
 pub use error::{BoxError, StoreError};
@@ -99,12 +101,21 @@ use runhook_core::model::{Feedback, RunId, Timestamp};
 
 /// Every read and write the service makes: the sum of the concerns.
 pub trait Store:
-    RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + QueueStore
+    RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + QueueStore + AlertStore
 {
 }
 
 impl<
-    T: RunStore + RuleStore + OutboxStore + SecretStore + LeaseStore + PluginStore + DatasetStore + QueueStore + ?Sized,
+    T: RunStore
+        + RuleStore
+        + OutboxStore
+        + SecretStore
+        + LeaseStore
+        + PluginStore
+        + DatasetStore
+        + QueueStore
+        + AlertStore
+        + ?Sized,
 > Store for T
 {
 }

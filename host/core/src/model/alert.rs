@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::SessionId;
 use super::rule::WebhookTarget;
+use super::time::Timestamp;
 
 /// What an alert measures over its window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +136,36 @@ pub struct AlertSpec {
     pub signing_secret: Option<String>,
     /// Whether it is evaluated.
     pub is_enabled: bool,
+}
+
+/// How bad an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Within the thresholds.
+    #[default]
+    Ok,
+    /// Past the warning threshold.
+    Warning,
+    /// Past the critical threshold.
+    Critical,
+}
+
+/// What is kept between evaluations (stored, so a restart resumes it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    /// The level now.
+    pub level: Level,
+    /// Incidents opened so far; while bad, the current one's number.
+    pub incident: u64,
+    /// When the current incident opened.
+    pub bad_since: Option<Timestamp>,
+    /// When the last notification was made.
+    pub notified_at: Option<Timestamp>,
+    /// The last value measured (`None`: no data).
+    pub value: Option<f64>,
+    /// When the last evaluation ran.
+    pub evaluated_at: Option<Timestamp>,
 }
 
 /// An alert as written (API or config file); `None` means not given.

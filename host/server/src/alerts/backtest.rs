@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metric;
-use super::state::{AlertState, Level, Notice, step};
+use super::state::{Notice, step};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
-use runhook_core::model::alert::{AlertSpec, Metric};
+use runhook_core::model::alert::{AlertSpec, AlertState, Level, Metric};
 use runhook_core::model::{AlertId, Feedback, RunId, RunRecord, Timestamp};
 use runhook_store::{RunCursor, RunQuery, Store, StoreError};
 

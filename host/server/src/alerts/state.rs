@@ -14,38 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use runhook_core::model::alert::{AlertSpec, NoData};
+use runhook_core::model::alert::{AlertSpec, AlertState, Level, NoData};
 use runhook_core::model::{AlertId, Timestamp};
-
-/// How bad an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Within the thresholds.
-    #[default]
-    Ok,
-    /// Past the warning threshold.
-    Warning,
-    /// Past the critical threshold.
-    Critical,
-}
-
-/// What is kept between evaluations (stored, so a restart resumes it).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AlertState {
-    /// The level now.
-    pub level: Level,
-    /// Incidents opened so far; while bad, the current one's number.
-    pub incident: u64,
-    /// When the current incident opened.
-    pub bad_since: Option<Timestamp>,
-    /// When the last notification was made.
-    pub notified_at: Option<Timestamp>,
-    /// The last value measured (`None`: no data).
-    pub value: Option<f64>,
-    /// When the last evaluation ran.
-    pub evaluated_at: Option<Timestamp>,
-}
 
 /// Why a notification is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

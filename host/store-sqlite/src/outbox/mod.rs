@@ -129,7 +129,19 @@ impl OutboxStore for SqliteStore {
                 return Err(StoreError::Conflict(format!("delivery {id} is still pending")));
             }
             Some((_, rule, None)) => {
-                return Err(StoreError::Conflict(format!("delivery {id}'s rule {rule} was deleted")));
+                let alert: Option<i32> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = ?")
+                    .bind(&rule)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                return Err(StoreError::Conflict(match alert {
+                    // Its next evaluation or reminder says how it stands now.
+                    Some(_) => format!(
+                        "delivery {id} is a notification of alert {rule}, which is not redelivered: \
+                         the alert notifies again at its next change of level or reminder"
+                    ),
+                    None => format!("delivery {id}'s rule {rule} was deleted"),
+                }));
             }
             Some((_, _, Some(spec))) => spec,
         };

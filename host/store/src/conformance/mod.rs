@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod alerts;
 pub mod datasets;
 pub mod leases;
 pub mod outbox;
@@ -99,6 +100,7 @@ macro_rules! conformance_suite {
             datasets::datasets_and_examples_are_kept_listed_and_changed,
             queues::queues_hold_runs_once_in_order_until_reviewed,
             threads::held_runs_wait_until_their_thread_is_idle,
+            alerts::alerts_commit_each_evaluation_once,
         );
     };
     ($harness:expr) => {
