@@ -243,7 +243,7 @@ fn rule_caps_are_enforced() {
         c.post(server.at("/runs/rules")).json(&rule).send().unwrap()
     };
     let eleven: Vec<Value> = (0..11).map(|i| json!({"url": format!("http://127.0.0.1:9/{i}")})).collect();
-    expect(create(json!(eleven)), StatusCode::BAD_REQUEST, "webhooks: 11 given; a rule has at most 10");
+    expect(create(json!(eleven)), StatusCode::BAD_REQUEST, "webhooks: 11 given; at most 10 are allowed");
     let long = format!("http://127.0.0.1:9/{}", "a".repeat(3000));
     expect(create(json!([{"url": long}])), StatusCode::BAD_REQUEST, "longer than 2048 bytes");
     expect(create(json!([{"url": "http://127.0.0.1:0/x"}])), StatusCode::BAD_REQUEST, "port 0");

@@ -8,7 +8,8 @@
 //! places in change order, feedback, projects, attachments, uploaded
 //! plugins, rules with their progress, logs and held thread runs, pending
 //! and finished deliveries with their attempts and ids, datasets with
-//! their examples, annotation queues with their runs. Secrets stay sealed
+//! their examples, annotation queues with their runs, alerts with their
+//! state. Secrets stay sealed
 //! under the source's keys, which
 //! the replicas then use (`RUNHOOK_SECRET_KEY` or `secret_key_file`).
 //! Rule cycle histories are not copied.
@@ -23,7 +24,7 @@ use runhook_core::model::{ChangeSeq, Timestamp};
 use runhook_server::app::{load_keys, lock_data_dir};
 use runhook_server::config::{Config, DatabaseUrl, Overrides};
 use runhook_store::transfer::{Export, Import};
-use runhook_store::{DatasetQuery, DatasetStore, ExampleQuery, QueueQuery, QueueStore, RuleStore};
+use runhook_store::{AlertStore, DatasetQuery, DatasetStore, ExampleQuery, QueueQuery, QueueStore, RuleStore};
 use runhook_store_postgres::PgStore;
 use runhook_store_sqlite::SqliteStore;
 
@@ -45,6 +46,7 @@ struct Moved {
     datasets: usize,
     examples: usize,
     queues: usize,
+    alerts: usize,
 }
 
 impl std::fmt::Display for Moved {
@@ -52,7 +54,7 @@ impl std::fmt::Display for Moved {
         write!(
             f,
             "{} projects, {} runs, {} feedback, {} attachments, {} plugins, {} rules, {} rule-log lines, {} runs held \
-             by thread rules, {} deliveries, {} datasets, {} examples, {} annotation queues",
+             by thread rules, {} deliveries, {} datasets, {} examples, {} annotation queues, {} alerts",
             self.projects,
             self.runs,
             self.feedback,
@@ -64,7 +66,8 @@ impl std::fmt::Display for Moved {
             self.deliveries,
             self.datasets,
             self.examples,
-            self.queues
+            self.queues,
+            self.alerts
         )
     }
 }
@@ -127,8 +130,8 @@ async fn migrate(config: &Config, to: &DatabaseUrl) -> anyhow::Result<()> {
 /// many of each (projects, runs, feedback, attachments, rules, logs,
 /// deliveries, plugins, datasets, examples, annotation queues).
 async fn copy(
-    source: &(impl Export + RuleStore + DatasetStore + QueueStore),
-    target: &(impl Import + DatasetStore + QueueStore),
+    source: &(impl Export + RuleStore + DatasetStore + QueueStore + AlertStore),
+    target: &(impl Import + DatasetStore + QueueStore + AlertStore),
 ) -> anyhow::Result<Moved> {
     let mut counts = Moved::default();
     let sessions = source.export_sessions().await?;
@@ -251,6 +254,13 @@ async fn copy(
                 }
             }
         }
+    }
+    // Alerts through the store's own calls, with the state their
+    // evaluations left (an open incident stays open, under its key).
+    for alert in source.list_alerts().await? {
+        target.create_alert(alert.id, &alert.spec).await?;
+        target.commit_evaluation(alert.id, 0, &alert.state, &[]).await?;
+        counts.alerts += 1;
     }
     Ok(counts)
 }

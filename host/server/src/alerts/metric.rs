@@ -14,36 +14,89 @@ use runhook_core::model::{Feedback, RunRecord};
 
 /// The value of `metric` over `runs` and `feedback`.
 pub fn value(metric: &Metric, runs: &[RunRecord], feedback: &[Feedback]) -> Option<f64> {
-    let finished = || runs.iter().filter(|r| r.end_time.is_some());
-    let errors = || runs.iter().filter(|r| r.error.is_some()).count();
-    match metric {
-        Metric::RunCount => Some(runs.len() as f64),
-        Metric::ErrorCount => Some(errors() as f64),
-        Metric::ErrorRate => {
-            let n = finished().count();
-            (n > 0).then(|| finished().filter(|r| r.error.is_some()).count() as f64 / n as f64)
+    let mut acc = Accumulator::new(metric);
+    acc.add(runs, feedback);
+    acc.value()
+}
+
+/// A metric computed a page of runs at a time: what it keeps is a few
+/// counters, and for a percentile one number per finished run.
+#[derive(Debug)]
+pub struct Accumulator<'m> {
+    metric: &'m Metric,
+    runs: u64,
+    finished: u64,
+    errors: u64,
+    finished_errors: u64,
+    latencies: Vec<f64>,
+    tokens: i64,
+    cost: f64,
+    scores: (f64, u64),
+    feedback: u64,
+}
+
+impl<'m> Accumulator<'m> {
+    /// Nothing added yet.
+    pub fn new(metric: &'m Metric) -> Self {
+        Self {
+            metric,
+            runs: 0,
+            finished: 0,
+            errors: 0,
+            finished_errors: 0,
+            latencies: Vec::new(),
+            tokens: 0,
+            cost: 0.0,
+            scores: (0.0, 0),
+            feedback: 0,
         }
-        Metric::LatencyP50 => percentile(latencies(runs), 0.50),
-        Metric::LatencyP95 => percentile(latencies(runs), 0.95),
-        Metric::LatencyP99 => percentile(latencies(runs), 0.99),
-        Metric::TotalTokens => Some(runs.iter().filter_map(|r| r.total_tokens).sum::<i64>() as f64),
-        Metric::TotalCost => {
-            Some(runs.iter().filter_map(|r| r.total_cost.as_deref()?.parse::<f64>().ok()).sum::<f64>())
+    }
+
+    /// Adds `runs` and the `feedback` on them.
+    pub fn add(&mut self, runs: &[RunRecord], feedback: &[Feedback]) {
+        let percentile = matches!(self.metric, Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99);
+        for r in runs {
+            self.runs += 1;
+            self.errors += u64::from(r.error.is_some());
+            if let Some(end) = &r.end_time {
+                self.finished += 1;
+                self.finished_errors += u64::from(r.error.is_some());
+                if percentile {
+                    self.latencies.push(r.start_time.seconds_until(end));
+                }
+            }
+            self.tokens += r.total_tokens.unwrap_or(0);
+            self.cost += r.total_cost.as_deref().and_then(|c| c.parse::<f64>().ok()).unwrap_or(0.0);
         }
-        Metric::FeedbackAvg { key } => {
-            let s: Vec<f64> = feedback.iter().filter(|f| &f.key == key).filter_map(|f| f.score).collect();
-            (!s.is_empty()).then(|| s.iter().sum::<f64>() / s.len() as f64)
+        if let Metric::FeedbackAvg { key } | Metric::FeedbackCount { key } = self.metric {
+            for f in feedback.iter().filter(|f| &f.key == key) {
+                self.feedback += 1;
+                if let Some(s) = f.score {
+                    self.scores = (self.scores.0 + s, self.scores.1 + 1);
+                }
+            }
         }
-        Metric::FeedbackCount { key } => Some(feedback.iter().filter(|f| &f.key == key).count() as f64),
+    }
+
+    /// The metric over everything added.
+    pub fn value(mut self) -> Option<f64> {
+        match self.metric {
+            Metric::RunCount => Some(self.runs as f64),
+            Metric::ErrorCount => Some(self.errors as f64),
+            Metric::ErrorRate => (self.finished > 0).then(|| self.finished_errors as f64 / self.finished as f64),
+            Metric::LatencyP50 => percentile(&mut self.latencies, 0.50),
+            Metric::LatencyP95 => percentile(&mut self.latencies, 0.95),
+            Metric::LatencyP99 => percentile(&mut self.latencies, 0.99),
+            Metric::TotalTokens => Some(self.tokens as f64),
+            Metric::TotalCost => Some(self.cost),
+            Metric::FeedbackAvg { .. } => (self.scores.1 > 0).then(|| self.scores.0 / self.scores.1 as f64),
+            Metric::FeedbackCount { .. } => Some(self.feedback as f64),
+        }
     }
 }
 
-fn latencies(runs: &[RunRecord]) -> Vec<f64> {
-    runs.iter().filter_map(|r| Some(r.start_time.seconds_until(&r.end_time?))).collect()
-}
-
 /// The nearest-rank `q` quantile of `values`.
-fn percentile(mut values: Vec<f64>, q: f64) -> Option<f64> {
+fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -1,6 +1,15 @@
-//! `POST /api/v1/alerts/backtest`: an alert evaluated over the stored runs
-//! of the last hours, to tune its thresholds before saving it.
+//! Alert rules: `GET|POST /api/v1/alerts`, `GET|PATCH|DELETE
+//! /api/v1/alerts/{id}`, and `POST /api/v1/alerts/backtest`.
 //!
+//! An alert is checked in full on the way in (its definition as
+//! `alerts::definition` checks it, its webhooks and signing secret as a
+//! rule's); a PATCH overlays the stored definition with the fields given
+//! (webhooks kept unless sent), then checks the whole. Its view masks
+//! webhook URLs and header values and carries where its evaluations left
+//! it (level, value, incident key). Saved, it is evaluated by
+//! `alerts::evaluate` on whichever replica holds it.
+//!
+//! The backtest:
 //! The body is `{"alert": {...}, "hours": 24, "max_runs": 100000}`: the
 //! alert as written (its project must exist; nothing is created), checked
 //! as saving it will be (a 400 names the field). The answer has the
@@ -13,13 +22,23 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
+use std::collections::BTreeMap;
+
+use axum::extract::Path;
+
 use super::error::ApiError;
-use super::{AppState, body};
+use super::rules::definitions;
+use super::{AppState, body, mask_url, path_id};
 use crate::alerts::backtest::{self, BacktestError, BacktestLimits};
 use crate::alerts::definition;
+use crate::alerts::state::incident_key;
+use crate::rules::definition::check_signing_secret;
 use crate::select::SelectError;
+use runhook_core::model::AlertId;
 use runhook_core::model::Timestamp;
 use runhook_core::model::alert::AlertDefinition;
+use runhook_core::model::alert::{AlertSpec, Level};
+use runhook_store::Alert;
 use runhook_store::SessionQuery;
 
 /// The longest span a backtest covers, in hours (a week).
@@ -102,4 +121,135 @@ pub(super) async fn backtest(
         "points": points,
         "events": events,
     })))
+}
+
+/// An alert as the API shows it.
+async fn view(state: &AppState, a: &Alert) -> Result<Value, ApiError> {
+    let s = &a.spec;
+    let session = state.store.get_session(s.session_id).await?;
+    let webhooks: Vec<Value> = s
+        .webhooks
+        .iter()
+        .map(|w| {
+            let headers: BTreeMap<&String, &str> = w.headers.iter().flatten().map(|(k, _)| (k, "***")).collect();
+            json!({"url": mask_url(&w.url), "headers": headers})
+        })
+        .collect();
+    let st = &a.state;
+    let bad = st.level != Level::Ok;
+    Ok(json!({
+        "id": a.id,
+        "display_name": s.display_name,
+        "session_id": s.session_id,
+        "session_name": session.map(|x| x.name),
+        "filter": s.filter,
+        "metric": s.metric,
+        "window_minutes": s.window_minutes,
+        "condition": s.condition,
+        "warning": s.warning,
+        "critical": s.critical,
+        "no_data": s.no_data,
+        "evaluate_every_seconds": s.evaluate_every_seconds,
+        "reminder_minutes": s.reminder_minutes,
+        "webhooks": webhooks,
+        "has_signing_secret": s.signing_secret.is_some(),
+        "is_enabled": s.is_enabled,
+        "created_at": a.created_at.to_offset_string(),
+        "updated_at": a.updated_at.to_offset_string(),
+        "state": {
+            "level": st.level,
+            "value": st.value,
+            "incident_key": bad.then(|| incident_key(a.id, st.incident)),
+            "bad_since": st.bad_since.map(|t| t.to_offset_string()),
+            "notified_at": st.notified_at.map(|t| t.to_offset_string()),
+            "evaluated_at": st.evaluated_at.map(|t| t.to_offset_string()),
+        },
+    }))
+}
+
+/// Checks a whole definition into a spec, creating a project it names.
+async fn checked(state: &AppState, d: AlertDefinition) -> Result<AlertSpec, ApiError> {
+    let session_id = match (d.session_id, d.session_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {
+        (Some(id), _) => {
+            let found = state.store.get_session(id).await?;
+            found.ok_or_else(|| ApiError::BadRequest(format!("session_id {id}: no such project")))?.id
+        }
+        (None, Some(name)) => definitions(state).project_by_name(name).await?,
+        (None, None) => {
+            return Err(ApiError::BadRequest("session_id or session_name (the project) is required".into()));
+        }
+    };
+    let spec = definition::check(d, session_id).map_err(ApiError::BadRequest)?;
+    if spec.webhooks.is_empty() {
+        return Err(ApiError::BadRequest("webhooks: an alert needs a webhook to notify".into()));
+    }
+    definitions(state).check_webhooks(&spec.webhooks).await?;
+    check_signing_secret(spec.signing_secret.as_deref())?;
+    Ok(spec)
+}
+
+async fn alert_body(state: &AppState, headers: &HeaderMap, b: Body) -> Result<Map<String, Value>, ApiError> {
+    let bytes = body::read_json(headers, b, state.limits).await?;
+    match body::json::<Value>(&bytes, "alert")? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::BadRequest("invalid alert: expected a JSON object".into())),
+    }
+}
+
+async fn alert_or_404(state: &AppState, raw: &str) -> Result<Alert, ApiError> {
+    let id: AlertId = path_id("alert id", raw)?;
+    state.store.get_alert(id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} not found")))
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for a in state.store.list_alerts().await? {
+        out.push(view(&state, &a).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Json<Value>, ApiError> {
+    let map = alert_body(&state, &headers, b).await?;
+    let d = AlertDefinition::from_value(Value::Object(map)).map_err(ApiError::BadRequest)?;
+    let spec = checked(&state, d).await?;
+    let created = state.store.create_alert(AlertId::new_v4(), &spec).await?;
+    Ok(Json(view(&state, &created).await?))
+}
+
+pub(super) async fn read(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let a = alert_or_404(&state, &raw).await?;
+    Ok(Json(view(&state, &a).await?))
+}
+
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    b: Body,
+) -> Result<Json<Value>, ApiError> {
+    let a = alert_or_404(&state, &raw).await?;
+    let changes = alert_body(&state, &headers, b).await?;
+    let mut merged = match serde_json::to_value(&a.spec) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if changes.contains_key("session_name") || changes.contains_key("project_name") {
+        merged.remove("session_id");
+    }
+    merged.extend(changes);
+    let d = AlertDefinition::from_value(Value::Object(merged)).map_err(ApiError::BadRequest)?;
+    let spec = checked(&state, d).await?;
+    let updated = state.store.update_alert(a.id, &spec).await?;
+    Ok(Json(view(&state, &updated).await?))
+}
+
+pub(super) async fn delete(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let a = alert_or_404(&state, &raw).await?;
+    state.store.delete_alert(a.id).await?;
+    Ok(Json(json!({"deleted": a.id})))
 }

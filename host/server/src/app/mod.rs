@@ -138,6 +138,8 @@ impl App {
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
+        let alerts =
+            tokio::spawn(crate::alerts::evaluate::run(state.store.clone(), replica.name.clone(), workers.clone()));
         let retention = match self.config.delivery.retention_days {
             0 => None,
             days => {
@@ -174,7 +176,7 @@ impl App {
         tracing::info!(%addr, data_dir = %self.config.data_dir.display(), "runhook serving");
         api::listen::serve(listener, router, self.config.limits, shutdown).await;
         workers.cancel();
-        for task in [scheduler, sender, watcher, health].into_iter().chain(retention).chain(key_watcher) {
+        for task in [scheduler, sender, alerts, watcher, health].into_iter().chain(retention).chain(key_watcher) {
             let _ = task.await;
         }
         tracing::info!("runhook stopped");

@@ -81,43 +81,7 @@ impl Definitions<'_> {
         Selection::parse(b.filter.as_deref(), b.trace_filter.as_deref(), b.tree_filter.as_deref())
             .map_err(|e| bad(e.to_string()))?;
         let webhooks = b.webhooks.unwrap_or_default();
-        if webhooks.len() > MAX_WEBHOOKS {
-            return Err(bad(format!("webhooks: {} given; a rule has at most {MAX_WEBHOOKS}", webhooks.len())));
-        }
-        for (i, w) in webhooks.iter().enumerate() {
-            if w.url.len() > MAX_URL_BYTES {
-                return Err(bad(format!("webhooks[{i}].url: longer than {MAX_URL_BYTES} bytes")));
-            }
-            let url = reqwest::Url::parse(&w.url).map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
-            }
-            if url.port() == Some(0) {
-                return Err(bad(format!("webhooks[{i}].url: port 0 is not a port one can send to")));
-            }
-            // The query may hold a secret: the message names the host only.
-            self.targets.check_target(&w.url).await.map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
-            let headers = w.headers.as_ref();
-            if headers.is_some_and(|h| h.len() > MAX_HEADERS) {
-                return Err(bad(format!("webhooks[{i}].headers: at most {MAX_HEADERS} custom headers")));
-            }
-            for (name, value) in headers.into_iter().flatten() {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    return Err(bad(format!("webhooks[{i}].headers: {name:?} is not a valid header name")));
-                }
-                if let Some(why) = delivery::reserved_header(name) {
-                    return Err(bad(format!("webhooks[{i}].headers.{name}: a rule cannot set this header: {why}")));
-                }
-                // What the message promises: printable ASCII, spaces and tabs.
-                let visible = value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
-                if value.len() > MAX_HEADER_VALUE || !visible {
-                    return Err(bad(format!(
-                        "webhooks[{i}].headers.{name}: not a valid header value (visible ASCII, at most \
-                         {MAX_HEADER_VALUE} bytes)"
-                    )));
-                }
-            }
-        }
+        self.check_webhooks(&webhooks).await?;
         let plugins = b.plugins.unwrap_or_default();
         for (field, r, cap) in [
             ("plugins.match", &plugins.matcher, Capability::Match),
@@ -184,13 +148,7 @@ impl Definitions<'_> {
         if !(1..=10_000).contains(&max_runs_per_payload) {
             return Err(bad(format!("max_runs_per_payload must be between 1 and 10000, got {max_runs_per_payload}")));
         }
-        if let Some(secret) = &b.signing_secret {
-            use base64::Engine;
-            let key = secret.strip_prefix("whsec_").map(|k| base64::engine::general_purpose::STANDARD.decode(k));
-            if !matches!(key, Some(Ok(ref k)) if k.len() >= 16) {
-                return Err(bad("signing_secret must be whsec_ followed by at least 16 bytes in base64"));
-            }
-        }
+        check_signing_secret(b.signing_secret.as_deref())?;
         let mut spec = RuleSpec {
             display_name,
             session_id,
@@ -221,7 +179,52 @@ impl Definitions<'_> {
         Ok(spec)
     }
 
-    async fn project_by_name(&self, name: &str) -> Result<SessionId, DefinitionError> {
+    /// Checks webhook targets as a rule's or an alert's: at most
+    /// [`MAX_WEBHOOKS`], each an http(s) URL with a host the network guard
+    /// allows, headers a rule may set with visible values.
+    pub async fn check_webhooks(&self, webhooks: &[runhook_core::model::WebhookTarget]) -> Result<(), DefinitionError> {
+        if webhooks.len() > MAX_WEBHOOKS {
+            return Err(bad(format!("webhooks: {} given; at most {MAX_WEBHOOKS} are allowed", webhooks.len())));
+        }
+        for (i, w) in webhooks.iter().enumerate() {
+            if w.url.len() > MAX_URL_BYTES {
+                return Err(bad(format!("webhooks[{i}].url: longer than {MAX_URL_BYTES} bytes")));
+            }
+            let url = reqwest::Url::parse(&w.url).map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad(format!("webhooks[{i}].url: must be an http or https URL with a host")));
+            }
+            if url.port() == Some(0) {
+                return Err(bad(format!("webhooks[{i}].url: port 0 is not a port one can send to")));
+            }
+            // The query may hold a secret: the message names the host only.
+            self.targets.check_target(&w.url).await.map_err(|e| bad(format!("webhooks[{i}].url: {e}")))?;
+            let headers = w.headers.as_ref();
+            if headers.is_some_and(|h| h.len() > MAX_HEADERS) {
+                return Err(bad(format!("webhooks[{i}].headers: at most {MAX_HEADERS} custom headers")));
+            }
+            for (name, value) in headers.into_iter().flatten() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(bad(format!("webhooks[{i}].headers: {name:?} is not a valid header name")));
+                }
+                if let Some(why) = delivery::reserved_header(name) {
+                    return Err(bad(format!("webhooks[{i}].headers.{name}: a rule cannot set this header: {why}")));
+                }
+                // What the message promises: printable ASCII, spaces and tabs.
+                let visible = value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+                if value.len() > MAX_HEADER_VALUE || !visible {
+                    return Err(bad(format!(
+                        "webhooks[{i}].headers.{name}: not a valid header value (visible ASCII, at most \
+                         {MAX_HEADER_VALUE} bytes)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The project named `name`, created when there is none.
+    pub async fn project_by_name(&self, name: &str) -> Result<SessionId, DefinitionError> {
         let q = SessionQuery { name: Some(name.to_string()), limit: 1, ..SessionQuery::default() };
         if let Some(s) = self.store.list_sessions(&q).await?.first() {
             return Ok(s.id);
@@ -297,6 +300,18 @@ impl Definitions<'_> {
         }
         Ok(applied)
     }
+}
+
+/// Checks a `whsec_...` signing secret (a rule's or an alert's).
+pub fn check_signing_secret(secret: Option<&str>) -> Result<(), DefinitionError> {
+    if let Some(secret) = secret {
+        use base64::Engine;
+        let key = secret.strip_prefix("whsec_").map(|k| base64::engine::general_purpose::STANDARD.decode(k));
+        if !matches!(key, Some(Ok(ref k)) if k.len() >= 16) {
+            return Err(bad("signing_secret must be whsec_ followed by at least 16 bytes in base64"));
+        }
+    }
+    Ok(())
 }
 
 /// How long a replaced signing secret keeps signing.
