@@ -55,18 +55,29 @@ def trace(client, project):
 def test_every_language_selects_and_scores_like_rust(server, client, project):
     receivers = {lang: Receiver() for lang in LANGUAGES}
     try:
+        rules = []
         for lang in LANGUAGES:
-            create_rule(server, {
+            rules += [create_rule(server, {
                 "display_name": f"match {lang}", "session_name": project, "interval_seconds": 1,
                 "plugins": {"match": {"path": matcher_path(lang), "config": {"error_contains": "rate limit"}}},
                 "webhooks": [{"url": receivers[lang].url + "/" + lang}],
-            })
-            create_rule(server, {
+            }), create_rule(server, {
                 "display_name": f"evaluate {lang}", "session_name": project, "interval_seconds": 1,
                 "filter": 'eq(run_type, "chain")',
                 "plugins": {"evaluate": {"path": evaluator_path(lang),
                                          "config": {"key": f"usefulness_{lang}", "target_chars": 100}}},
-            })
+            })]
+
+        # A rule's first cycle waits for its plugins to compile (a Python or
+        # JavaScript guest takes seconds, minutes on a loaded machine), then
+        # is recorded: once every rule has one, the runs are traced. The
+        # bound is for a stuck server, not a timing.
+        def compiled(rule):
+            cycles = api(server, "GET", f"/runs/rules/{rule['id']}/cycles").json()
+            assert not any(c["error"] for c in cycles), cycles
+            return len(cycles) > 0
+
+        wait_for(lambda: all(compiled(r) for r in rules), timeout=900)
         trace(client, project)
 
         def delivered(lang):
