@@ -105,7 +105,7 @@ export async function alertsPage() {
     field('hours', 'Backtest over the last … hours', c.hours),
     h('div', {}, h('button', { type: 'submit', id: 'backtest' }, 'Backtest on stored runs')));
   show('Alerts',
-    h('p', { class: 'muted' }, 'Try an alert on history: when it would have fired and resolved. Saving alerts, with notifications, comes next.'),
+    h('p', { class: 'muted' }, 'Try an alert on history: when it would have fired and resolved. Alerts are saved through the API (POST /api/v1/alerts).'),
     form, out);
 }
 

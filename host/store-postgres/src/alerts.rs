@@ -45,7 +45,9 @@ impl AlertStore for PgStore {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 return Err(StoreError::Conflict(format!("an alert with id {id} already exists")));
             }
-            other => drop(other.map_err(db)?),
+            other => {
+                other.map_err(db)?;
+            }
         }
         self.get_alert(id).await?.ok_or_else(|| StoreError::Conflict(format!("alert {id} was deleted meanwhile")))
     }
