@@ -69,15 +69,7 @@ impl AlertStore for PgStore {
     async fn delete_alert(&self, id: AlertId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("DELETE FROM alerts WHERE id = $1").bind(id.0).execute(&mut *tx).await.map_err(db)?;
-        // Its notifications not yet delivered go with it (their state by the
-        // foreign key); finished ones stay listed.
-        sqlx::query(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = $1 AND status = 'pending')",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        crate::outbox::drop_pending(&mut tx, id.0).await?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }

@@ -89,15 +89,7 @@ impl RuleStore for PgStore {
                 .await
                 .map_err(db)?;
         }
-        // Pending deliveries go with the rule (their state with them, by
-        // the foreign key); finished ones stay listed.
-        sqlx::query(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = $1 AND status = 'pending')",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        crate::outbox::drop_pending(&mut tx, id.0).await?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }

@@ -70,13 +70,7 @@ impl AlertStore for SqliteStore {
         let mut tx = self.write.begin().await.map_err(db)?;
         let done =
             sqlx::query("DELETE FROM alerts WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await.map_err(db)?;
-        // Its notifications not yet delivered go with it; finished ones stay listed.
-        for sql in [
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = ?1 AND status = 'pending')",
-            "DELETE FROM delivery_state WHERE rule_id = ?1 AND status = 'pending'",
-        ] {
-            sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await.map_err(db)?;
-        }
+        crate::outbox::drop_pending(&mut tx, &id.to_string()).await?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }

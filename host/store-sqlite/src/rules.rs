@@ -92,19 +92,7 @@ impl RuleStore for SqliteStore {
                 .await
                 .map_err(db)?;
         }
-        // Pending deliveries go with the rule; finished ones stay listed.
-        sqlx::query(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = ? AND status = 'pending')",
-        )
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("DELETE FROM delivery_state WHERE rule_id = ? AND status = 'pending'")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        crate::outbox::drop_pending(&mut tx, &id.to_string()).await?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() > 0)
     }

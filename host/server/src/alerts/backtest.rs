@@ -17,31 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metric;
+use super::read::{Pages, ReadError};
 use super::state::{Notice, step};
-use crate::select::{Budget, SelectError, Selection, SelectionError};
-use runhook_core::model::alert::{AlertSpec, AlertState, Level, Metric};
+use runhook_core::model::alert::{AlertSpec, AlertState, Level};
 use runhook_core::model::{AlertId, Feedback, RunId, RunRecord, Timestamp};
-use runhook_store::{RunCursor, RunQuery, Store, StoreError};
+use runhook_store::Store;
 
 /// The most evaluation points a backtest returns.
 pub const MAX_POINTS: usize = 2000;
-
-/// Runs read per query.
-const STEP: usize = 500;
-
-/// Why a backtest could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum BacktestError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The filter does not parse.
-    #[error("filter: {0}")]
-    Filter(#[from] SelectionError),
-    /// The filter could not be evaluated (its deadline passed).
-    #[error(transparent)]
-    Select(#[from] SelectError),
-}
 
 /// The span and how much of the store a backtest reads.
 #[derive(Debug, Clone, Copy)]
@@ -85,56 +68,23 @@ pub struct Backtest {
 }
 
 /// Backtests `spec` over the stored runs `limits` allow.
-pub async fn backtest(
-    store: &Arc<dyn Store>,
-    spec: &AlertSpec,
-    limits: BacktestLimits,
-) -> Result<Backtest, BacktestError> {
-    let selection = Selection::parse(spec.filter.as_deref(), None, None)?;
-    let budget = Budget::within(limits.budget);
-    let _abandon = budget.abandon_on_drop();
+pub async fn backtest(store: &Arc<dyn Store>, spec: &AlertSpec, limits: BacktestLimits) -> Result<Backtest, ReadError> {
     let window = chrono::Duration::minutes(i64::from(spec.window_minutes));
-    let mut out = Backtest { complete: true, ..Backtest::default() };
-    let mut query = RunQuery {
-        sessions: vec![spec.session_id],
-        start_time: Some(Timestamp::from_datetime(limits.since.as_datetime() - window)),
-        limit: STEP,
-        lean: !selection.needs_io(),
-        ..RunQuery::default()
-    };
+    let from = Timestamp::from_datetime(limits.since.as_datetime() - window);
+    let mut pages = Pages::new(store, spec, (from, limits.until), limits.max_runs, limits.budget)?;
     let mut runs: Vec<RunRecord> = Vec::new();
-    loop {
-        let (mut page, next) = store.query_runs(&query).await?;
-        query.cursor = page.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
-        let room = limits.max_runs - out.scanned;
-        if page.len() > room {
-            page.truncate(room);
-            out.complete = false;
-        }
-        out.scanned += page.len();
-        runs.extend(selection.retain(store.as_ref(), page, &budget).await?);
-        if next.is_none() {
-            break;
-        }
-        if out.scanned == limits.max_runs {
-            out.complete = false;
-            break;
-        }
-    }
-    runs.retain(|r| r.start_time <= limits.until);
-    runs.sort_by_key(|r| (r.start_time, r.id));
-    out.selected = runs.len();
     let mut feedback: HashMap<RunId, Vec<Feedback>> = HashMap::new();
-    if matches!(spec.metric, Metric::FeedbackAvg { .. } | Metric::FeedbackCount { .. }) {
-        let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
-        for chunk in ids.chunks(STEP) {
-            for f in store.feedback_for_runs(chunk).await? {
-                if let Some(run) = f.run_id {
-                    feedback.entry(run).or_default().push(f);
-                }
+    while let Some(page) = pages.next().await? {
+        runs.extend(page.runs);
+        for f in page.feedback {
+            if let Some(run) = f.run_id {
+                feedback.entry(run).or_default().push(f);
             }
         }
     }
+    runs.sort_by_key(|r| (r.start_time, r.id));
+    let mut out =
+        Backtest { scanned: pages.scanned, complete: pages.complete, selected: runs.len(), ..Backtest::default() };
 
     // Reminders say nothing about when an alert fires or resolves.
     let spec = AlertSpec { reminder_minutes: 0, ..spec.clone() };

@@ -22,68 +22,31 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::metric::Accumulator;
+use super::read::{Pages, ReadError};
 use super::state::{Notice, step};
-use crate::select::{Budget, SelectError, Selection, SelectionError};
-use runhook_core::model::alert::Metric;
-use runhook_core::model::{Feedback, RuleId, RunId, Timestamp};
-use runhook_store::{Alert, OutboxRow, RunCursor, RunQuery, Store, StoreError};
-
-/// Runs read per query.
-const PAGE: usize = 1000;
+use runhook_core::model::{RuleId, Timestamp};
+use runhook_store::{Alert, OutboxRow, Store, StoreError};
 /// How often the loop looks for alerts due.
 const TICK: Duration = Duration::from_secs(1);
 /// How long the filter may take in one evaluation.
 const FILTER_BUDGET: Duration = Duration::from_secs(30);
 
-/// Why an evaluation failed (it is retried at the next tick).
-#[derive(Debug, thiserror::Error)]
-pub enum EvaluateError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The filter no longer parses.
-    #[error("filter: {0}")]
-    Filter(#[from] SelectionError),
-    /// The filter could not be evaluated.
-    #[error(transparent)]
-    Select(#[from] SelectError),
-}
-
 /// The metric of `alert` over the window ending at `now`.
-pub async fn measure(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> Result<Option<f64>, EvaluateError> {
+pub async fn measure(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> Result<Option<f64>, ReadError> {
     let spec = &alert.spec;
-    let selection = Selection::parse(spec.filter.as_deref(), None, None)?;
-    let budget = Budget::within(FILTER_BUDGET);
-    let from = now.as_datetime() - chrono::Duration::minutes(i64::from(spec.window_minutes));
-    let mut query = RunQuery {
-        sessions: vec![spec.session_id],
-        start_time: Some(Timestamp::from_datetime(from)),
-        limit: PAGE,
-        lean: !selection.needs_io(),
-        ..RunQuery::default()
-    };
-    let wants_feedback = matches!(spec.metric, Metric::FeedbackAvg { .. } | Metric::FeedbackCount { .. });
+    let from = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::minutes(i64::from(spec.window_minutes)));
+    let mut pages = Pages::new(store, spec, (from, now), usize::MAX, FILTER_BUDGET)?;
     let mut acc = Accumulator::new(&spec.metric);
-    loop {
-        let (page, next) = store.query_runs(&query).await?;
-        query.cursor = page.last().map(|r| RunCursor { start_time: r.start_time, id: r.id });
-        let mut runs = selection.retain(store.as_ref(), page, &budget).await?;
-        runs.retain(|r| r.start_time <= now);
-        let feedback: Vec<Feedback> = match wants_feedback && !runs.is_empty() {
-            true => store.feedback_for_runs(&runs.iter().map(|r| r.id).collect::<Vec<RunId>>()).await?,
-            false => Vec::new(),
-        };
-        acc.add(&runs, &feedback);
-        if next.is_none() {
-            return Ok(acc.value());
-        }
+    while let Some(page) = pages.next().await? {
+        acc.add(&page.runs, &page.feedback);
     }
+    Ok(acc.value())
 }
 
 /// Evaluates `alert` at `now` and commits what it decided; the
 /// notification made, if any. `Conflict` when another evaluation of it
 /// committed first.
-pub async fn evaluate(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> Result<Option<Notice>, EvaluateError> {
+pub async fn evaluate(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> Result<Option<Notice>, ReadError> {
     let value = measure(store, alert, now).await?;
     let (state, notice) = step(alert.id, &alert.spec, &alert.state, value, now);
     let rows: Vec<OutboxRow> = match &notice {
@@ -161,7 +124,7 @@ pub async fn run(store: Arc<dyn Store>, me: String, shutdown: CancellationToken)
                     "notified"
                 }
                 Ok(None) => "ok",
-                Err(EvaluateError::Store(StoreError::Conflict(_))) => "superseded",
+                Err(ReadError::Store(StoreError::Conflict(_))) => "superseded",
                 Err(e) => {
                     tracing::error!(alert = %alert.id, error = %e, "alert evaluation failed; retrying at the next tick");
                     "error"

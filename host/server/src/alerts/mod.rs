@@ -4,7 +4,8 @@
 //!
 //! [`state`] is one evaluation's decision (levels, incidents, reminders),
 //! a pure function of the definition, the stored state, the value and the
-//! time; [`metric`] computes the value from the window's runs;
+//! time; [`metric`] computes the value from the window's runs, which
+//! [`read`] reads a page at a time through the alert's filter;
 //! [`definition`] checks what a client says an alert is; [`evaluate`]
 //! evaluates saved alerts when due and commits their notifications to the
 //! outbox; [`backtest`] evaluates an alert over the stored runs of the last
@@ -16,4 +17,5 @@ pub mod backtest;
 pub mod definition;
 pub mod evaluate;
 pub mod metric;
+pub mod read;
 pub mod state;

@@ -29,8 +29,9 @@ use axum::extract::Path;
 use super::error::ApiError;
 use super::rules::definitions;
 use super::{AppState, body, mask_url, path_id};
-use crate::alerts::backtest::{self, BacktestError, BacktestLimits};
+use crate::alerts::backtest::{self, BacktestLimits};
 use crate::alerts::definition;
+use crate::alerts::read::ReadError;
 use crate::alerts::state::incident_key;
 use crate::rules::definition::check_signing_secret;
 use crate::select::SelectError;
@@ -95,10 +96,10 @@ pub(super) async fn backtest(
     let since = Timestamp::from_datetime(until.as_datetime() - chrono::Duration::hours(hours as i64));
     let limits = BacktestLimits { since, until, max_runs: max_runs as usize, budget: state.limits.request_timeout };
     let t = backtest::backtest(&state.store, &spec, limits).await.map_err(|e| match e {
-        BacktestError::Store(e) => e.into(),
-        BacktestError::Filter(e) => ApiError::BadRequest(format!("filter: {e}")),
-        BacktestError::Select(SelectError::Store(e)) => e.into(),
-        BacktestError::Select(e) => ApiError::Unprocessable(format!(
+        ReadError::Store(e) => e.into(),
+        ReadError::Filter(e) => ApiError::BadRequest(format!("filter: {e}")),
+        ReadError::Select(SelectError::Store(e)) => e.into(),
+        ReadError::Select(e) => ApiError::Unprocessable(format!(
             "{e} (limits.request_timeout_ms): try fewer hours, a lower max_runs or a cheaper filter"
         )),
     })?;

@@ -32,6 +32,20 @@ mod decode;
 mod journal;
 
 pub(crate) use decode::insert_outbox;
+
+/// Deletes the deliveries of rule (or alert) `source` still pending, inside
+/// `tx` (their state by the foreign key): they go with it; finished ones
+/// stay listed.
+pub(crate) async fn drop_pending(tx: &mut Transaction<'static, Postgres>, source: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = $1 AND status = 'pending')",
+    )
+    .bind(source)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
 use decode::{DELIVERIES, DUE_QUERY, LISTED_COLUMNS, attempt_from_row, due_from_row, listed_from_row};
 
 #[async_trait]

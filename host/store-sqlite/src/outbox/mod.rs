@@ -38,6 +38,18 @@ mod journal;
 
 use decode::{DELIVERIES, DUE_QUERY, DueText, LISTED_COLUMNS, listed_from_row};
 pub(crate) use decode::{attempt_from_row, insert_outbox};
+
+/// Deletes the deliveries of rule (or alert) `source` still pending, inside
+/// `tx`: they go with it; finished ones stay listed.
+pub(crate) async fn drop_pending(tx: &mut sqlx::Transaction<'static, Sqlite>, source: &str) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM delivery_state WHERE rule_id = ?1 AND status = 'pending')",
+        "DELETE FROM delivery_state WHERE rule_id = ?1 AND status = 'pending'",
+    ] {
+        sqlx::query(sql).bind(source).execute(&mut **tx).await.map_err(db)?;
+    }
+    Ok(())
+}
 use journal::RecordValues;
 
 /// Where a delivery was sent, as stored: id, sealed URL, sealed headers,
