@@ -508,3 +508,27 @@ def test_an_alert_backtested_on_the_dashboard(server, project, browser):
     assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["triggered: warning", "triggered: critical", "resolved"]
     assert browser.find_element(By.ID, "backtest-chart").get_attribute("aria-label").startswith("The metric over 180 evaluations")
     shot(browser, "20-alert-backtest")
+
+    # Saved: without a webhook it is refused at the field; with one it is listed, evaluated, then deleted.
+    tab_to(browser, "save-alert").send_keys(Keys.ENTER)
+    error = wait(browser, lambda d: d.find_element(By.ID, "webhook_url-error").text, what="the missing webhook")
+    assert "webhook" in error and active(browser).get_attribute("id") == "webhook_url", error
+    receiver = Receiver()
+    try:
+        type_into(browser, "webhook_url", receiver.url + "/alert")
+        tab_to(browser, "save-alert").send_keys(Keys.ENTER)
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#saved-alerts tbody tr"), what="the saved alert")
+        saved = api(server, "GET", "/alerts").json()
+        assert [a["display_name"] for a in saved] == ["Error rate"] and saved[0]["session_name"] == project
+        wait_for(lambda: api(server, "GET", f"/alerts/{saved[0]['id']}").json()["state"]["evaluated_at"], timeout=120)
+        browser.refresh()
+        heading(browser, "Alerts")
+        row = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#saved-alerts tbody tr"), what="the saved alert")[0]
+        assert "ok" in row.text, row.text
+        assert unlabelled(browser) == []
+        shot(browser, "21-alerts-saved")
+        tab_to(browser, text="Delete").send_keys(Keys.ENTER)
+        wait(browser, lambda d: "No alert saved yet." in d.find_element(By.TAG_NAME, "main").text, what="the deletion")
+        assert api(server, "GET", "/alerts").json() == []
+    finally:
+        receiver.close()

@@ -1,9 +1,10 @@
-// Alerts on aggregates: an alert's definition, backtested over the stored
-// runs (POST /alerts/backtest) and drawn: the metric's series against its
-// thresholds, with when it would have fired and resolved. Nothing is saved.
+// Alerts on aggregates: the saved alerts with where their evaluations left
+// them, and a form that backtests an alert over the stored runs (POST
+// /alerts/backtest), drawing the metric against its thresholds with when it
+// would have fired and resolved, then saves it (POST /alerts).
 
 import { api } from './api.js';
-import { announce, field, h, pill, show, when } from './lib.js';
+import { announce, field, h, main, pill, show, timeCell, when } from './lib.js';
 
 const METRICS = [['error_rate', 'Error rate'], ['error_count', 'Errors'], ['run_count', 'Runs'],
   ['latency_p50', 'Latency p50 (s)'], ['latency_p95', 'Latency p95 (s)'], ['latency_p99', 'Latency p99 (s)'],
@@ -16,7 +17,7 @@ function fieldOf(detail) {
   if (!m) return null;
   if (/^critical \(/.test(detail)) return 'critical';
   if (/^a threshold/.test(detail)) return 'warning';
-  return { session_id: 'session_name', key: 'feedback_key' }[m[1]] || m[1];
+  return { session_id: 'session_name', key: 'feedback_key', webhooks: 'webhook_url' }[m[1]] || m[1];
 }
 
 /** The series as a line against the thresholds (SVG attributes only: the CSP allows no inline style). */
@@ -38,8 +39,30 @@ function chart(points, warning, critical) {
     h('polyline', { points: line, fill: 'none', stroke: '#1f4e8c', 'stroke-width': 1.5 }), bad);
 }
 
+const levelPill = (level) => pill(level, level === 'ok' ? 'ok' : level === 'critical' ? 'bad' : 'warn');
+
+/** The saved alerts: each one's level, value and last evaluation, to delete. */
+function savedTable(alerts) {
+  if (alerts.length === 0) return h('p', { class: 'muted' }, 'No alert saved yet.');
+  return h('table', { id: 'saved-alerts' }, h('caption', { class: 'visually-hidden' }, 'Saved alerts'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Alert'), h('th', { scope: 'col' }, 'Project'),
+      h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Level'), h('th', { scope: 'col', class: 'num' }, 'Value'),
+      h('th', { scope: 'col' }, 'Evaluated'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    h('tbody', {}, alerts.map((a) => h('tr', {}, h('td', {}, a.display_name), h('td', {}, a.session_name || a.session_id),
+      h('td', {}, `${a.metric.kind}${a.metric.key ? ` (${a.metric.key})` : ''} over ${a.window_minutes} min`),
+      h('td', {}, a.is_enabled ? levelPill(a.state.level) : pill('disabled')),
+      h('td', { class: 'num' }, a.state.value === null ? '—' : Number(a.state.value.toPrecision(4))),
+      timeCell(a.state.evaluated_at),
+      h('td', {}, h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete alert ${a.display_name}`, onclick: async () => {
+        await api('DELETE', `/alerts/${a.id}`);
+        announce(`Deleted ${a.display_name}.`);
+        await alertsPage();
+        main().focus();
+      } }, 'Delete'))))));
+}
+
 export async function alertsPage() {
-  const projects = await api('GET', '/sessions?limit=1000');
+  const [projects, saved] = await Promise.all([api('GET', '/sessions?limit=1000'), api('GET', '/alerts')]);
   const input = (attrs) => h('input', { autocomplete: 'off', ...attrs });
   const c = {
     display_name: input({ type: 'text', value: 'Error rate' }),
@@ -54,6 +77,8 @@ export async function alertsPage() {
     no_data: h('select', {}, h('option', { value: 'ignore' }, 'ok (ignore)'), h('option', { value: 'alert' }, 'critical (alert)'),
       h('option', { value: 'keep' }, 'as it was (keep)')),
     hours: input({ type: 'number', min: 1, max: 168, value: 24 }),
+    webhook_url: input({ type: 'url', placeholder: 'https://hooks.example.com/alerts' }),
+    reminder_minutes: input({ type: 'number', min: 0, max: 1440, value: 60 }),
   };
   const keyField = field('feedback_key', 'Feedback key', c.feedback_key);
   keyField.hidden = true;
@@ -61,16 +86,29 @@ export async function alertsPage() {
   const out = h('section', { 'aria-live': 'polite', 'aria-label': 'Backtest results' });
   const formError = h('div', { role: 'alert', tabindex: '-1' });
   const num = (el) => (el.value.trim() === '' ? null : Number(el.value));
-  const run = async (e) => {
-    e.preventDefault();
+  const definition = () => {
     formError.replaceChildren();
     for (const el of document.querySelectorAll('[aria-invalid="true"]')) el.removeAttribute('aria-invalid');
     for (const el of document.querySelectorAll('.field .error')) el.textContent = '';
     const metric = { kind: c.metric.value };
     if (metric.kind.startsWith('feedback_')) metric.key = c.feedback_key.value.trim();
-    const alert = { display_name: c.display_name.value, session_name: c.session_name.value, filter: c.filter.value.trim() || null,
+    return { display_name: c.display_name.value, session_name: c.session_name.value, filter: c.filter.value.trim() || null,
       metric, window_minutes: num(c.window_minutes), condition: c.condition.value, warning: num(c.warning),
       critical: num(c.critical), no_data: c.no_data.value };
+  };
+  const save = async () => {
+    const alert = { ...definition(), reminder_minutes: num(c.reminder_minutes),
+      webhooks: c.webhook_url.value.trim() ? [{ url: c.webhook_url.value.trim() }] : [] };
+    try {
+      const a = await api('POST', '/alerts', alert);
+      announce(`Saved ${a.display_name}.`);
+      await alertsPage();
+      main().focus();
+    } catch (err) { failed(err); }
+  };
+  const run = async (e) => {
+    e.preventDefault();
+    const alert = definition();
     try {
       out.replaceChildren(h('p', { class: 'muted' }, 'Evaluating…'));
       const t = await api('POST', '/alerts/backtest', { alert, hours: num(c.hours) || 24 });
@@ -78,20 +116,23 @@ export async function alertsPage() {
       announce(`Backtest: ${t.events.length} notifications.`);
     } catch (err) {
       out.replaceChildren();
-      if (err.status === 401) throw err;
-      const id = fieldOf(err.detail || '');
-      const control = id && document.getElementById(id);
-      const slot = id && document.getElementById(`${id}-error`);
-      if (control && slot && !control.closest('[hidden]')) {
-        control.setAttribute('aria-invalid', 'true');
-        slot.textContent = err.detail;
-        control.focus();
-      } else {
-        formError.replaceChildren(h('p', { class: 'notice bad error' }, err.detail || String(err)));
-        formError.focus();
-      }
-      announce(err.detail || String(err));
+      failed(err);
     }
+  };
+  const failed = (err) => {
+    if (err.status === 401) throw err;
+    const id = fieldOf(err.detail || '');
+    const control = id && document.getElementById(id);
+    const slot = id && document.getElementById(`${id}-error`);
+    if (control && slot && !control.closest('[hidden]')) {
+      control.setAttribute('aria-invalid', 'true');
+      slot.textContent = err.detail;
+      control.focus();
+    } else {
+      formError.replaceChildren(h('p', { class: 'notice bad error' }, err.detail || String(err)));
+      formError.focus();
+    }
+    announce(err.detail || String(err));
   };
   const form = h('form', { class: 'stack', novalidate: true, onsubmit: run }, formError,
     h('datalist', { id: 'alert-projects' }, projects.map((p) => h('option', { value: p.name }))),
@@ -103,9 +144,14 @@ export async function alertsPage() {
     field('warning', 'Warning threshold', c.warning), field('critical', 'Critical threshold', c.critical),
     field('no_data', 'A window with nothing to measure is', c.no_data),
     field('hours', 'Backtest over the last … hours', c.hours),
-    h('div', {}, h('button', { type: 'submit', id: 'backtest' }, 'Backtest on stored runs')));
+    field('webhook_url', 'Webhook URL (to save)', c.webhook_url, 'Notifications are POSTed here, signed when the alert has a secret (API).'),
+    field('reminder_minutes', 'Reminder while it stays bad (minutes, 0: none)', c.reminder_minutes),
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', id: 'backtest' }, 'Backtest on stored runs'),
+      h('button', { type: 'button', class: 'secondary', id: 'save-alert', onclick: save }, 'Save alert')));
   show('Alerts',
-    h('p', { class: 'muted' }, 'Try an alert on history: when it would have fired and resolved. Alerts are saved through the API (POST /api/v1/alerts).'),
+    h('p', { class: 'muted' }, 'An alert watches a metric over a project\'s recent runs and notifies its webhook when it crosses a threshold, while it stays bad, and when it recovers.'),
+    h('h2', {}, 'Saved alerts'), savedTable(saved),
+    h('h2', {}, 'New alert'), h('p', { class: 'muted' }, 'Backtest it on the stored runs, then save it.'),
     form, out);
 }
 
