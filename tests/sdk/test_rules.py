@@ -264,6 +264,46 @@ webhooks = [{{ url = "{receiver.url}/cfg" }}]
     assert "rules[0] (broken)" in str(err.value) and "unknown field" in str(err.value)
 
 
+def test_alerts_from_the_config_file(tmp_path, receiver):
+    """[[alerts]] in the TOML file are applied at start, updated in place when
+    they change (same id, state kept), and a bad one stops the start naming it."""
+    config = tmp_path / "runhook.toml"
+    alert = '''
+[[alerts]]
+display_name = "traffic"
+session_name = "from-config"
+metric = {{ kind = "run_count" }}
+window_minutes = 5
+condition = "below"
+critical = {critical}
+webhooks = [{{ url = "{url}/alert" }}]
+'''
+    config.write_text(alert.format(critical=1, url=receiver.url))
+    data = tmp_path / "data"
+    server = Server(data, env={"RUNHOOK_CONFIG": str(config)})
+    try:
+        alerts = api(server, "GET", "/alerts").json()
+        assert [(a["display_name"], a["critical"], a["condition"]) for a in alerts] == [("traffic", 1.0, "below")]
+        first = alerts[0]["id"]
+        # No run in five minutes is below 1: critical, notified.
+        wait_for(lambda: len(receiver.requests) == 1, timeout=60)
+        assert receiver.requests[0]["body"]["event"] == "triggered"
+    finally:
+        server.stop()
+    config.write_text(alert.format(critical=0.5, url=receiver.url))
+    server = Server(data, env={"RUNHOOK_CONFIG": str(config)})
+    try:
+        alerts = api(server, "GET", "/alerts").json()
+        assert [(a["id"], a["critical"]) for a in alerts] == [(first, 0.5)], "updated in place"
+        assert alerts[0]["state"]["level"] == "critical", "its state kept"
+    finally:
+        server.stop()
+    config.write_text(alert.format(critical=1, url=receiver.url).replace("window_minutes = 5", "window_minutes = 0"))
+    with pytest.raises(RuntimeError) as err:
+        Server(tmp_path / "data2", env={"RUNHOOK_CONFIG": str(config)})
+    assert "alerts[0] (traffic)" in str(err.value) and "window_minutes" in str(err.value)
+
+
 def test_a_run_patched_after_it_was_sent_is_not_sent_again(server, client, project, receiver):
     create_rule(server, {"display_name": "once", "session_name": project, "interval_seconds": 1,
                          "webhooks": [{"url": receiver.url + "/once"}]})

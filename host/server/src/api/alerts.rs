@@ -7,7 +7,8 @@
 //! (webhooks kept unless sent), then checks the whole. Its view masks
 //! webhook URLs and header values and carries where its evaluations left
 //! it (level, value, incident key). Saved, it is evaluated by
-//! `alerts::evaluate` on whichever replica holds it.
+//! `alerts::evaluate` on whichever replica holds it. The config file's
+//! `[[alerts]]` go through the same checks ([`apply_config_alerts`]).
 //!
 //! The backtest:
 //! The body is `{"alert": {...}, "hours": 24, "max_runs": 100000}`: the
@@ -33,7 +34,8 @@ use crate::alerts::backtest::{self, BacktestLimits};
 use crate::alerts::definition;
 use crate::alerts::read::ReadError;
 use crate::alerts::state::incident_key;
-use crate::rules::definition::check_signing_secret;
+use crate::config::ConfigAlert;
+use crate::rules::definition::{DefinitionError, Definitions, check_signing_secret};
 use crate::select::SelectError;
 use runhook_core::model::AlertId;
 use runhook_core::model::Timestamp;
@@ -168,25 +170,42 @@ async fn view(state: &AppState, a: &Alert) -> Result<Value, ApiError> {
     }))
 }
 
-/// Checks a whole definition into a spec, creating a project it names.
-async fn checked(state: &AppState, d: AlertDefinition) -> Result<AlertSpec, ApiError> {
+/// Checks a whole definition into a spec (creating a project it names), as
+/// the API and the config file's `[[alerts]]` do.
+pub(crate) async fn checked(defs: &Definitions<'_>, d: AlertDefinition) -> Result<AlertSpec, DefinitionError> {
+    let bad = DefinitionError::Invalid;
     let session_id = match (d.session_id, d.session_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {
         (Some(id), _) => {
-            let found = state.store.get_session(id).await?;
-            found.ok_or_else(|| ApiError::BadRequest(format!("session_id {id}: no such project")))?.id
+            let found = defs.store.get_session(id).await?;
+            found.ok_or_else(|| bad(format!("session_id {id}: no such project")))?.id
         }
-        (None, Some(name)) => definitions(state).project_by_name(name).await?,
-        (None, None) => {
-            return Err(ApiError::BadRequest("session_id or session_name (the project) is required".into()));
-        }
+        (None, Some(name)) => defs.project_by_name(name).await?,
+        (None, None) => return Err(bad("session_id or session_name (the project) is required".into())),
     };
-    let spec = definition::check(d, session_id).map_err(ApiError::BadRequest)?;
+    let spec = definition::check(d, session_id).map_err(bad)?;
     if spec.webhooks.is_empty() {
-        return Err(ApiError::BadRequest("webhooks: an alert needs a webhook to notify".into()));
+        return Err(bad("webhooks: an alert needs a webhook to notify".into()));
     }
-    definitions(state).check_webhooks(&spec.webhooks).await?;
+    defs.check_webhooks(&spec.webhooks).await?;
     check_signing_secret(spec.signing_secret.as_deref())?;
     Ok(spec)
+}
+
+/// Applies the config file's `[[alerts]]`: each checked as an API create,
+/// then created, or updated when its definition changed (its state kept).
+/// Errors name the alert by its position and display name.
+pub(crate) async fn apply_config_alerts(defs: &Definitions<'_>, alerts: &[ConfigAlert]) -> Result<usize, String> {
+    for (i, alert) in alerts.iter().enumerate() {
+        let name = alert.definition.display_name.as_deref().unwrap_or("?");
+        let at = |e: String| format!("alerts[{i}] ({name}): {e}");
+        let spec = checked(defs, alert.definition.clone()).await.map_err(|e| at(e.to_string()))?;
+        match defs.store.get_alert(alert.id).await.map_err(|e| at(e.to_string()))? {
+            Some(existing) if existing.spec == spec => {}
+            Some(_) => drop(defs.store.update_alert(alert.id, &spec).await.map_err(|e| at(e.to_string()))?),
+            None => drop(defs.store.create_alert(alert.id, &spec).await.map_err(|e| at(e.to_string()))?),
+        }
+    }
+    Ok(alerts.len())
 }
 
 async fn alert_body(state: &AppState, headers: &HeaderMap, b: Body) -> Result<Map<String, Value>, ApiError> {
@@ -217,7 +236,7 @@ pub(super) async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let map = alert_body(&state, &headers, b).await?;
     let d = AlertDefinition::from_value(Value::Object(map)).map_err(ApiError::BadRequest)?;
-    let spec = checked(&state, d).await?;
+    let spec = checked(&definitions(&state), d).await?;
     let created = state.store.create_alert(AlertId::new_v4(), &spec).await?;
     Ok(Json(view(&state, &created).await?))
 }
@@ -244,7 +263,7 @@ pub(super) async fn patch(
     }
     merged.extend(changes);
     let d = AlertDefinition::from_value(Value::Object(merged)).map_err(ApiError::BadRequest)?;
-    let spec = checked(&state, d).await?;
+    let spec = checked(&definitions(&state), d).await?;
     let updated = state.store.update_alert(a.id, &spec).await?;
     Ok(Json(view(&state, &updated).await?))
 }

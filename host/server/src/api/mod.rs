@@ -14,7 +14,7 @@
 //! and of `rules` only definitions and trials (the scheduler and the API meet in
 //! the store and through `RuleSignals`).
 
-mod alerts;
+pub mod alerts;
 mod auth;
 mod body;
 mod datasets;

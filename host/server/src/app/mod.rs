@@ -113,6 +113,14 @@ impl App {
             api::announce(&state, Announcement::RulesChanged).await;
             tracing::info!(rules = n, "rules from the config file applied");
         }
+        if !config.alerts.is_empty() {
+            let definitions =
+                Definitions { store: state.store.as_ref(), plugins: &state.plugins, targets: &state.targets };
+            let n = api::alerts::apply_config_alerts(&definitions, &config.alerts)
+                .await
+                .map_err(|e| anyhow::anyhow!("config file alerts: {e}"))?;
+            tracing::info!(alerts = n, "alerts from the config file applied");
+        }
         Ok(Self { config, state, keys, _lock: lock })
     }
 

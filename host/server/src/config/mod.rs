@@ -18,7 +18,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runhook_core::model::{RuleDefinition, RuleId};
+use runhook_core::model::alert::AlertDefinition;
+use runhook_core::model::{AlertId, RuleDefinition, RuleId};
 
 mod settings;
 
@@ -48,6 +49,8 @@ pub struct Config {
     /// Rules defined in the file (`[[rules]]`), with the rules API's
     /// fields; applied at start (created, or updated to match).
     pub rules: Vec<ConfigRule>,
+    /// Alerts from the config file (`[[alerts]]`), applied at start.
+    pub alerts: Vec<ConfigAlert>,
     /// The Postgres database every replica shares (`[store] url`,
     /// `RUNHOOK_DATABASE_URL`, `--database`); the embedded SQLite store in
     /// the data directory when unset.
@@ -253,6 +256,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             rules: Vec::new(),
+            alerts: Vec::new(),
             database: None,
             lease: Duration::ZERO,
         };
@@ -304,6 +308,39 @@ pub struct ConfigRule {
     pub id: RuleId,
     /// What it says.
     pub definition: RuleDefinition,
+}
+
+/// An alert from the config file: applied at start like an API create, or
+/// an update when its definition changed (its state is kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigAlert {
+    /// Its `id`, or one derived from its display name.
+    pub id: AlertId,
+    /// What it says.
+    pub definition: AlertDefinition,
+}
+
+impl ConfigAlert {
+    /// Reads `[[alerts]]` entry `table`: an optional `id` (a UUID) and the
+    /// alerts API's fields, nothing else.
+    fn from_table(table: toml::Table) -> Result<Self, String> {
+        let mut map = match serde_json::to_value(table) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err("expected a table".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let id = map.remove("id");
+        let definition = AlertDefinition::from_value(serde_json::Value::Object(map))?;
+        let id = match id {
+            Some(serde_json::Value::String(s)) => s.parse().map_err(|_| format!("id {s:?} is not a UUID"))?,
+            Some(_) => return Err("id must be a UUID string".into()),
+            None => {
+                let name = definition.display_name.as_deref().ok_or("display_name is required")?;
+                AlertId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("runhook-alert:{name}").as_bytes()))
+            }
+        };
+        Ok(Self { id, definition })
+    }
 }
 
 impl ConfigRule {
@@ -379,7 +416,7 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies the file at `path`: every key must be a setting's (or `rules`).
+    /// Applies the file at `path`: every key must be a setting's (or `rules`, `alerts`).
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let parse = |message: String| ConfigError::Parse { path: path.into(), message };
@@ -398,6 +435,22 @@ impl Config {
                     };
                     let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
                     ConfigRule::from_table(table).map_err(|e| parse(format!("rules[{i}] ({name}): {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(alerts) = table.remove("alerts") {
+            let toml::Value::Array(alerts) = alerts else {
+                return Err(parse("`alerts` must be an array of tables ([[alerts]])".into()));
+            };
+            self.alerts = alerts
+                .into_iter()
+                .enumerate()
+                .map(|(i, alert)| {
+                    let toml::Value::Table(table) = alert else {
+                        return Err(parse(format!("alerts[{i}]: expected a table")));
+                    };
+                    let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
+                    ConfigAlert::from_table(table).map_err(|e| parse(format!("alerts[{i}] ({name}): {e}")))
                 })
                 .collect::<Result<_, _>>()?;
         }
