@@ -141,7 +141,9 @@ fn hostile(engine: &PluginEngine, limits: PluginLimits) -> PluginSession {
     PluginSession::new(engine, Arc::new(loaded), limits, "test")
 }
 
-/// An infinite loop is interrupted within the deadline plus 50%, and the session recovers.
+/// An infinite loop is interrupted once its deadline passes, as a timeout,
+/// and the session recovers. How soon after the deadline is a figure
+/// (`runhook-bench plugins`), not a test: a loaded machine delays it.
 #[test]
 fn infinite_loop_stops_at_the_deadline() {
     let engine = engine();
@@ -153,7 +155,7 @@ fn infinite_loop_stops_at_the_deadline() {
     let elapsed = started.elapsed();
     assert!(matches!(err, PluginError::Timeout { capability: Capability::Match, .. }), "{err}");
     assert!(elapsed >= deadline, "stopped early, after {elapsed:?}");
-    assert!(elapsed <= deadline * 3 / 2, "stopped after {elapsed:?}, more than the deadline + 50%");
+    assert!(elapsed < Duration::from_secs(60), "never interrupted: still running after {elapsed:?}");
     assert!(s.matches("{}", r#""ok""#).unwrap(), "the session starts a fresh instance after a timeout");
 }
 
