@@ -8,7 +8,7 @@
 //! webhook URLs and header values and carries where its evaluations left
 //! it (level, value, incident key). Saved, it is evaluated by
 //! `alerts::evaluate` on whichever replica holds it. The config file's
-//! `[[alerts]]` go through the same checks ([`apply_config_alerts`]).
+//! `[[alerts]]` go through the same checks (`apply_config_alerts`).
 //!
 //! The backtest:
 //! The body is `{"alert": {...}, "hours": 24, "max_runs": 100000}`: the
