@@ -49,16 +49,6 @@ const MAX_HOURS: u64 = 168;
 /// Most runs a backtest reads.
 const MAX_RUNS: u64 = 1_000_000;
 
-fn field(req: &Map<String, Value>, key: &str, default: u64, max: u64) -> Result<u64, ApiError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("{key} must be an integer between 1 and {max}, got {v}"))),
-        },
-    }
-}
-
 pub(super) async fn backtest(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -72,8 +62,8 @@ pub(super) async fn backtest(
     if let Some(k) = req.keys().find(|k| !["alert", "hours", "max_runs"].contains(&k.as_str())) {
         return Err(ApiError::BadRequest(format!("unknown field {k:?}: a backtest takes alert, hours and max_runs")));
     }
-    let hours = field(&req, "hours", 24, MAX_HOURS)?;
-    let max_runs = field(&req, "max_runs", 100_000, MAX_RUNS)?;
+    let hours = body::int_field(&req, "hours", 24, MAX_HOURS)?;
+    let max_runs = body::int_field(&req, "max_runs", 100_000, MAX_RUNS)?;
     let alert = req.remove("alert").ok_or_else(|| ApiError::BadRequest("alert is required".into()))?;
     let d = AlertDefinition::from_value(alert).map_err(ApiError::BadRequest)?;
     let session_id = match (d.session_id, d.session_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {

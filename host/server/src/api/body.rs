@@ -56,3 +56,20 @@ pub(crate) fn check_list(what: &str, len: usize, max: usize, setting: &str) -> R
     }
     Ok(())
 }
+
+/// A positive integer field of a JSON request body: `default` when absent
+/// or null, otherwise 1 to `max`, or a 400 naming the field.
+pub(super) fn int_field(
+    body: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    match body.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!("{key} must be an integer between 1 and {max}, got {v}"))),
+        },
+    }
+}

@@ -33,17 +33,6 @@ const MAX_CANDIDATES: u64 = 100_000;
 /// Most selected runs a trial acts on and returns.
 const MAX_RUNS: u64 = 100;
 
-/// A non-negative integer field of the body, with a default and a range.
-fn field(body: &Map<String, Value>, key: &str, default: u64, max: u64) -> Result<u64, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("{key} must be an integer between 1 and {max}, got {v}"))),
-        },
-    }
-}
-
 pub(super) async fn validate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -61,9 +50,9 @@ pub(super) async fn validate(
             "unknown field {k:?}: a trial takes rule, rule_id, hours, max_runs and max_candidates"
         )));
     }
-    let hours = field(&req, "hours", 24, MAX_HOURS)?;
-    let max_runs = field(&req, "max_runs", 20, MAX_RUNS)?;
-    let max_candidates = field(&req, "max_candidates", 10_000, MAX_CANDIDATES)?;
+    let hours = body::int_field(&req, "hours", 24, MAX_HOURS)?;
+    let max_runs = body::int_field(&req, "max_runs", 20, MAX_RUNS)?;
+    let max_candidates = body::int_field(&req, "max_candidates", 10_000, MAX_CANDIDATES)?;
     let rule = match req.remove("rule") {
         Some(Value::Object(map)) => map,
         None if req.contains_key("rule_id") => Map::new(),

@@ -310,6 +310,29 @@ pub struct ConfigRule {
     pub definition: RuleDefinition,
 }
 
+/// Reads an array of tables (`[[rules]]`, `[[alerts]]`) with `from_table`;
+/// an error names the entry by its position and display name.
+fn entries<T>(
+    value: toml::Value,
+    key: &str,
+    from_table: fn(toml::Table) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let toml::Value::Array(items) = value else {
+        return Err(format!("`{key}` must be an array of tables ([[{key}]])"));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let toml::Value::Table(table) = item else {
+                return Err(format!("{key}[{i}]: expected a table"));
+            };
+            let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
+            from_table(table).map_err(|e| format!("{key}[{i}] ({name}): {e}"))
+        })
+        .collect()
+}
+
 /// An alert from the config file: applied at start like an API create, or
 /// an update when its definition changed (its state is kept).
 #[derive(Debug, Clone, PartialEq)]
@@ -423,36 +446,10 @@ impl Config {
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse(e.to_string()))?;
         let origin = format!("file {}", path.display());
         if let Some(rules) = table.remove("rules") {
-            let toml::Value::Array(rules) = rules else {
-                return Err(parse("`rules` must be an array of tables ([[rules]])".into()));
-            };
-            self.rules = rules
-                .into_iter()
-                .enumerate()
-                .map(|(i, rule)| {
-                    let toml::Value::Table(table) = rule else {
-                        return Err(parse(format!("rules[{i}]: expected a table")));
-                    };
-                    let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
-                    ConfigRule::from_table(table).map_err(|e| parse(format!("rules[{i}] ({name}): {e}")))
-                })
-                .collect::<Result<_, _>>()?;
+            self.rules = entries(rules, "rules", ConfigRule::from_table).map_err(parse)?;
         }
         if let Some(alerts) = table.remove("alerts") {
-            let toml::Value::Array(alerts) = alerts else {
-                return Err(parse("`alerts` must be an array of tables ([[alerts]])".into()));
-            };
-            self.alerts = alerts
-                .into_iter()
-                .enumerate()
-                .map(|(i, alert)| {
-                    let toml::Value::Table(table) = alert else {
-                        return Err(parse(format!("alerts[{i}]: expected a table")));
-                    };
-                    let name = table.get("display_name").and_then(toml::Value::as_str).unwrap_or("?").to_string();
-                    ConfigAlert::from_table(table).map_err(|e| parse(format!("alerts[{i}] ({name}): {e}")))
-                })
-                .collect::<Result<_, _>>()?;
+            self.alerts = entries(alerts, "alerts", ConfigAlert::from_table).map_err(parse)?;
         }
         let mut leaves = Vec::new();
         flatten("", &table, &mut leaves);
