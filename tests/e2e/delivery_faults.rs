@@ -138,7 +138,7 @@ impl Journal for Notes {
 }
 
 fn row(url: &str) -> OutboxRow {
-    let target = WebhookTarget { id: None, url: url.into(), headers: None };
+    let target = WebhookTarget::new(url);
     OutboxRow::queued(RuleId::new_v4(), &target, r#"{"rule_id":"x","runs":[]}"#.into(), vec![])
 }
 

@@ -135,7 +135,7 @@ async fn bare_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyho
 
 async fn sender_loop(url: &str, body: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
     let sender = runhook_server::delivery::Sender::new(&runhook_server::config::DeliverySettings::loopback_allowed())?;
-    let target = WebhookTarget { id: None, url: url.to_string(), headers: None };
+    let target = WebhookTarget::new(url);
     let row = Arc::new(OutboxRow::queued(RuleId::new_v4(), &target, body.to_string(), vec![]));
     concurrently(n, concurrency, move || {
         let (sender, row) = (sender.clone(), row.clone());
@@ -259,7 +259,7 @@ async fn queue(args: &DeliveryBenchArgs, store: &dyn Store, url: &str, body: &st
         ..RuleSpec::new(
             "bench",
             SessionId::new_v4(),
-            vec![WebhookTarget { id: None, url: url.into(), headers: Some(headers) }],
+            vec![WebhookTarget { headers: Some(headers), ..WebhookTarget::new(url) }],
         )
     };
     let rule = store.create_rule(RuleId::new_v4(), &spec).await?;

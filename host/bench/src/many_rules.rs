@@ -92,7 +92,7 @@ fn filter(k: usize) -> String {
 }
 
 fn spec(session: SessionId, k: usize, plugin: Option<&Path>) -> RuleSpec {
-    let webhooks = vec![WebhookTarget { id: None, url: "http://127.0.0.1:9/".into(), headers: None }];
+    let webhooks = vec![WebhookTarget::new("http://127.0.0.1:9/")];
     RuleSpec {
         filter: Some(filter(k)),
         plugins: RulePlugins {

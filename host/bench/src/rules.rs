@@ -99,7 +99,7 @@ pub(crate) fn run(args: &RulesBenchArgs) -> anyhow::Result<()> {
 }
 
 fn spec(session: SessionId, filter: &str, plugin: Option<&std::path::Path>, webhook: &str) -> RuleSpec {
-    let webhooks = vec![WebhookTarget { id: None, url: webhook.into(), headers: None }];
+    let webhooks = vec![WebhookTarget::new(webhook)];
     RuleSpec {
         filter: Some(filter.into()),
         plugins: RulePlugins {

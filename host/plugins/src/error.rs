@@ -34,6 +34,14 @@ pub enum PluginError {
         /// Why.
         reason: String,
     },
+    /// No format is shipped by this name.
+    #[error("no format named {name:?} is shipped with runhook (there are: {known})")]
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
     /// The file is not a valid WebAssembly component (or failed to compile).
     #[error("plugin {plugin}: not a loadable WebAssembly component: {reason}")]
     Compile {
@@ -161,6 +169,7 @@ impl PluginError {
         match self {
             PluginError::Read { .. } => "read",
             PluginError::Stored { .. } => "stored",
+            PluginError::UnknownBuiltin { .. } => "unknown_builtin",
             PluginError::Compile { .. } => "compile",
             PluginError::MissingCapability { .. } => "missing_capability",
             PluginError::NoCapability { .. } => "no_capability",

@@ -44,7 +44,7 @@ pub use engine::{EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use file::{DEFAULT_MAX_PLUGIN_BYTES, PluginFiles};
 pub use plugin::{LoadedPlugin, PluginLimits};
-pub use registry::{PluginHandle, PluginRegistry, PluginSlot, PluginSpec, StoredComponents};
+pub use registry::{PluginHandle, PluginRegistry, PluginSlot, PluginSpec, StoredComponents, builtin_names};
 pub use session::{Evaluation, PluginSession};
 
 use std::fmt;
@@ -57,6 +57,8 @@ pub enum PluginLocation {
     /// Uploaded to the service's store, by its SHA-256 (64 hex digits);
     /// never changes.
     Stored(String),
+    /// Shipped inside runhook (a message format), by name; never changes.
+    Builtin(String),
 }
 
 impl fmt::Display for PluginLocation {
@@ -64,6 +66,7 @@ impl fmt::Display for PluginLocation {
         match self {
             PluginLocation::File(path) => write!(f, "{}", path.display()),
             PluginLocation::Stored(digest) => write!(f, "sha256:{digest}"),
+            PluginLocation::Builtin(name) => write!(f, "builtin:{name}"),
         }
     }
 }

@@ -143,7 +143,7 @@ impl PluginRegistry {
     fn key(&self, spec: &PluginSpec) -> Result<PluginLocation, PluginError> {
         match &spec.location {
             PluginLocation::File(path) => Ok(PluginLocation::File(self.files.resolve(&spec.name, path)?)),
-            stored @ PluginLocation::Stored(_) => Ok(stored.clone()),
+            other @ (PluginLocation::Stored(_) | PluginLocation::Builtin(_)) => Ok(other.clone()),
         }
     }
 
@@ -213,6 +213,11 @@ impl PluginRegistry {
             PluginLocation::Stored(digest) => {
                 let (name, bytes) = self.read_stored(&spec.name, digest)?;
                 (name, bytes, FileStamp::default())
+            }
+            PluginLocation::Builtin(format) => {
+                let bytes = runhook_formats::component(format)
+                    .ok_or_else(|| PluginError::UnknownBuiltin { name: format.clone(), known: builtin_names() })?;
+                (format.clone(), bytes.to_vec(), FileStamp::default())
             }
         };
         let plugin = LoadedPlugin::from_bytes(&self.engine, &self.cache, &name, &key, &bytes, spec.required)?;
@@ -320,6 +325,11 @@ impl PluginRegistry {
             }
         })
     }
+}
+
+/// The shipped formats' names, for errors.
+pub fn builtin_names() -> String {
+    runhook_formats::names().collect::<Vec<_>>().join(", ")
 }
 
 fn log_loaded(plugin: &LoadedPlugin, what: &str) {

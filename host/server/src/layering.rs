@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("links", 1),
     ("select", 2),
     ("payload", 2),
+    ("plugins", 2),
     ("delivery", 2),
     ("rules", 3),
     ("alerts", 3),

@@ -20,6 +20,7 @@
 //! | 1 | [`links`] | signed links: reads without the API key, until they expire |
 //! | 2 | [`select`] | `filter`, `trace_filter`, `tree_filter` evaluated with the store |
 //! | 2 | [`delivery`] | the webhook sender draining the outbox |
+//! | 2 | [`plugins`] | the plugins rules and alerts use: where each comes from, loading, calls, message formats |
 //! | 2 | [`payload`] | the webhook payload and run rendering, as LangSmith's doc shows it |
 //! | 3 | [`rules`] | rule definitions, the scheduler and the per-rule action pipeline |
 //! | 3 | [`alerts`] | alert rules: a metric over recent runs, its states and notifications |
@@ -41,6 +42,7 @@ pub mod config;
 pub mod delivery;
 pub mod links;
 pub mod payload;
+pub mod plugins;
 pub mod rules;
 pub mod select;
 

@@ -2,7 +2,7 @@
 //! what a backend stores, and the re-sealing a key rotation needs.
 //!
 //! A rule's webhook URLs (they carry tokens in their query), header values,
-//! signing secret and retired signing secret are sealed with the operator's
+//! formats' `routing_key`s, signing secret and retired signing secret are sealed with the operator's
 //! keyring before a backend writes the spec, and opened when it reads it
 //! back: nothing above the store sees a sealed value, nothing in the
 //! database holds a plain one. Outbox targets are sealed by [`crate::sealed`].
@@ -46,6 +46,11 @@ fn map_targets(
         w.url = f(&w.url)?;
         for v in w.headers.iter_mut().flat_map(|h| h.values_mut()) {
             *v = f(v)?;
+        }
+        // A format's integration key (PagerDuty's routing_key) is a secret
+        // like a URL token.
+        if let Some(serde_json::Value::String(key)) = w.format.as_mut().and_then(|r| r.config.get_mut("routing_key")) {
+            *key = f(key)?;
         }
     }
     if let Some(s) = signing_secret {

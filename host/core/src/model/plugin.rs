@@ -3,9 +3,10 @@
 //! A rule names one plugin per capability (match, transform, evaluate).
 //! Each is either a component uploaded through the plugins API, named by
 //! the SHA-256 of its bytes (what every replica of a cluster can load, and
-//! what never changes under a rule), or a file path under the server's
+//! what never changes under a rule), a file path under the server's
 //! plugins directory (for local development: the server reloads it when it
-//! changes). A reference names exactly one of the two.
+//! changes), or a plugin shipped inside runhook by name (the message
+//! formats: `slack`, `pagerduty` ...). A reference names exactly one.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -73,6 +74,9 @@ pub enum PluginSource {
     Uploaded(PluginDigest),
     /// A component file under the server's plugins directory.
     Path(String),
+    /// A component shipped inside runhook, by name (the server checks
+    /// that it exists).
+    Builtin(String),
 }
 
 /// A plugin a rule uses for one capability.
@@ -99,12 +103,60 @@ impl PluginRef {
     pub fn digest(&self) -> Option<&PluginDigest> {
         match &self.source {
             PluginSource::Uploaded(d) => Some(d),
-            PluginSource::Path(_) => None,
+            PluginSource::Path(_) | PluginSource::Builtin(_) => None,
         }
     }
 }
 
-/// The wire form: exactly one of `sha256` and `path`.
+/// A webhook's message format: a shipped format by name (`"slack"`), or
+/// any transform plugin reference (`{"builtin": "pagerduty", "config":
+/// {...}}`, `{"sha256": ...}`). Written back as the bare name when that is
+/// all it holds.
+pub mod format_ref {
+    use super::{PluginRef, PluginSource};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Name(String),
+        Ref(PluginRef),
+    }
+
+    /// Reads a name or a reference.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PluginRef>, D::Error> {
+        let written: Option<serde_json::Value> = Option::deserialize(d)?;
+        let Some(value) = written else { return Ok(None) };
+        match serde_json::from_value::<Written>(value.clone()) {
+            Ok(Written::Name(name)) if !name.trim().is_empty() => {
+                Ok(Some(PluginRef::new(PluginSource::Builtin(name.trim().to_string()))))
+            }
+            Ok(Written::Name(_)) => Err(serde::de::Error::custom("format is empty")),
+            Ok(Written::Ref(r)) => Ok(Some(r)),
+            // Read as a reference again for its error, which names the problem.
+            Err(_) => serde_json::from_value::<PluginRef>(value).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// Writes the bare name when the reference holds nothing else.
+    pub fn serialize<S: Serializer>(r: &Option<PluginRef>, s: S) -> Result<S::Ok, S::Error> {
+        r.as_ref().map(written).serialize(s)
+    }
+
+    /// The reference as written: the bare name when it holds nothing else.
+    pub fn written(r: &PluginRef) -> serde_json::Value {
+        match r {
+            PluginRef { source: PluginSource::Builtin(name), config, deadline_ms: None, memory_mib: None }
+                if config.is_null() =>
+            {
+                serde_json::Value::String(name.clone())
+            }
+            other => serde_json::to_value(other).unwrap_or_default(),
+        }
+    }
+}
+
+/// The wire form: exactly one of `sha256`, `path` and `builtin`.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PluginRefFields {
@@ -112,6 +164,8 @@ struct PluginRefFields {
     sha256: Option<PluginDigest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    builtin: Option<String>,
     #[serde(default)]
     config: Value,
     #[serde(default)]
@@ -124,16 +178,18 @@ impl TryFrom<PluginRefFields> for PluginRef {
     type Error = String;
 
     fn try_from(f: PluginRefFields) -> Result<Self, Self::Error> {
-        let source = match (f.sha256, f.path) {
-            (Some(d), None) => PluginSource::Uploaded(d),
-            (None, Some(p)) if !p.trim().is_empty() => PluginSource::Path(p),
-            (None, Some(_)) => return Err("path is empty".into()),
-            (None, None) => {
-                return Err(
-                    "name the plugin: sha256 (an uploaded plugin) or path (a file in the plugins directory)".into()
-                );
+        let source = match (f.sha256, f.path, f.builtin) {
+            (Some(d), None, None) => PluginSource::Uploaded(d),
+            (None, Some(p), None) if !p.trim().is_empty() => PluginSource::Path(p),
+            (None, Some(_), None) => return Err("path is empty".into()),
+            (None, None, Some(b)) if !b.trim().is_empty() => PluginSource::Builtin(b.trim().to_string()),
+            (None, None, Some(_)) => return Err("builtin is empty".into()),
+            (None, None, None) => {
+                return Err("name the plugin: sha256 (an uploaded plugin), path (a file in the plugins directory) \
+                     or builtin (a format shipped with runhook)"
+                    .into());
             }
-            (Some(_), Some(_)) => return Err("give sha256 or path, not both".into()),
+            _ => return Err("give one of sha256, path and builtin".into()),
         };
         Ok(Self { source, config: f.config, deadline_ms: f.deadline_ms, memory_mib: f.memory_mib })
     }
@@ -141,11 +197,12 @@ impl TryFrom<PluginRefFields> for PluginRef {
 
 impl From<PluginRef> for PluginRefFields {
     fn from(r: PluginRef) -> Self {
-        let (sha256, path) = match r.source {
-            PluginSource::Uploaded(d) => (Some(d), None),
-            PluginSource::Path(p) => (None, Some(p)),
+        let (sha256, path, builtin) = match r.source {
+            PluginSource::Uploaded(d) => (Some(d), None, None),
+            PluginSource::Path(p) => (None, Some(p), None),
+            PluginSource::Builtin(b) => (None, None, Some(b)),
         };
-        Self { sha256, path, config: r.config, deadline_ms: r.deadline_ms, memory_mib: r.memory_mib }
+        Self { sha256, path, builtin, config: r.config, deadline_ms: r.deadline_ms, memory_mib: r.memory_mib }
     }
 }
 
@@ -198,6 +255,27 @@ mod tests {
             [json!({}), json!({"path": " "}), json!({"path": "a", "sha256": "ab".repeat(32)}), json!({"sha256": "abc"})]
         {
             assert!(serde_json::from_value::<PluginRef>(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_format_is_a_name_or_a_reference() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct W {
+            #[serde(default, with = "format_ref")]
+            format: Option<PluginRef>,
+        }
+        let w: W = serde_json::from_value(json!({"format": "slack"})).unwrap();
+        assert_eq!(w.format.as_ref().map(|r| &r.source), Some(&PluginSource::Builtin("slack".into())));
+        assert_eq!(serde_json::to_value(&w).unwrap(), json!({"format": "slack"}));
+        let with_config = json!({"format": {"builtin": "pagerduty", "config": {"routing_key": "k"}}});
+        let w: W = serde_json::from_value(with_config.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&w).unwrap()["format"]["config"], json!({"routing_key": "k"}));
+        let w: W = serde_json::from_value(json!({})).unwrap();
+        assert!(w.format.is_none());
+        for bad in [json!({"format": ""}), json!({"format": 3}), json!({"format": {"builtin": "a", "path": "b"}})] {
+            let e = serde_json::from_value::<W>(bad.clone()).unwrap_err().to_string();
+            assert!(!e.contains("untagged"), "{bad}: {e}");
         }
     }
 

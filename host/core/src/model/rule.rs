@@ -34,6 +34,18 @@ pub struct WebhookTarget {
     /// Extra request headers.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// The message format the body is rendered in for this webhook (a
+    /// transform plugin: `"slack"`, or a reference), after the rule's own
+    /// transform plugin; `None`: the body as is.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::plugin::format_ref")]
+    pub format: Option<super::plugin::PluginRef>,
+}
+
+impl WebhookTarget {
+    /// A target POSTing to `url`, with no header, no format and no id yet.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { id: None, url: url.into(), headers: None, format: None }
+    }
 }
 
 /// A rule's definition, as created and patched through the API or config.
@@ -358,7 +370,7 @@ mod webhook_id_tests {
     use super::*;
 
     fn hook(url: &str) -> WebhookTarget {
-        WebhookTarget { id: None, url: url.into(), headers: None }
+        WebhookTarget::new(url)
     }
 
     /// Ids are kept through a change: sent back, by URL, or in place.

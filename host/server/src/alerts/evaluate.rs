@@ -6,8 +6,8 @@
 //! outputs), keeps those the alert's filter selects, adds them (and, for a
 //! feedback metric, their feedback) to the metric, and takes the state
 //! machine's step (see `state`). Its state and, when the step notifies,
-//! one delivery per webhook of the notification (see [`notification`])
-//! commit together, over the state it read: a replica that evaluated the
+//! one delivery per webhook of the notification (see [`notification`]),
+//! rendered in the webhook's message format when it has one, commit together, over the state it read: a replica that evaluated the
 //! same alert meanwhile makes this one commit nothing (`Conflict`), so a
 //! notification is never sent twice. The loop evaluates an alert once
 //! `evaluate_every_seconds` have passed since its last evaluation, while
@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use super::metric::Accumulator;
 use super::read::{Pages, ReadError};
 use super::state::{Notice, step};
-use runhook_core::model::{RuleId, Timestamp};
+use crate::plugins::{format_each, load_formats};
+use runhook_core::model::{RuleId, Timestamp, WebhookTarget};
+use runhook_plugins::PluginRegistry;
 use runhook_store::{Alert, OutboxRow, Store, StoreError};
 /// How often the loop looks for alerts due.
 const TICK: Duration = Duration::from_secs(1);
@@ -46,20 +48,59 @@ pub async fn measure(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> R
 /// Evaluates `alert` at `now` and commits what it decided; the
 /// notification made, if any. `Conflict` when another evaluation of it
 /// committed first.
-pub async fn evaluate(store: &Arc<dyn Store>, alert: &Alert, now: Timestamp) -> Result<Option<Notice>, ReadError> {
+pub async fn evaluate(
+    store: &Arc<dyn Store>,
+    plugins: &Arc<PluginRegistry>,
+    alert: &Alert,
+    now: Timestamp,
+) -> Result<Option<Notice>, ReadError> {
     let value = measure(store, alert, now).await?;
     let (state, notice) = step(alert.id, &alert.spec, &alert.state, value, now);
     let rows: Vec<OutboxRow> = match &notice {
         None => Vec::new(),
-        Some(n) => {
-            let body = notification(alert, n, now).to_string();
-            let secrets: Vec<String> = alert.spec.signing_secret.iter().cloned().collect();
-            let source = RuleId(alert.id.0);
-            alert.spec.webhooks.iter().map(|w| OutboxRow::queued(source, w, body.clone(), secrets.clone())).collect()
-        }
+        Some(n) => rows(plugins, alert, notification(alert, n, now).to_string()).await,
     };
     store.commit_evaluation(alert.id, alert.version, &state, &rows).await?;
     Ok(notice)
+}
+
+/// One delivery of `body` per webhook of `alert`, in the webhook's format.
+/// A format that cannot render it leaves its webhook out, logged: the
+/// evaluation still commits, or the alert would notify again and again.
+async fn rows(plugins: &Arc<PluginRegistry>, alert: &Alert, body: String) -> Vec<OutboxRow> {
+    let context = alert.id.to_string();
+    let secrets: Vec<String> = alert.spec.signing_secret.iter().cloned().collect();
+    let source = RuleId(alert.id.0);
+    let mut rows = Vec::new();
+    for (i, w) in alert.spec.webhooks.iter().enumerate() {
+        let rendered = match w.format {
+            None => Ok(body.clone()),
+            Some(_) => format(plugins, w, &context, &body).await,
+        };
+        match rendered {
+            Ok(body) => rows.push(OutboxRow::queued(source, w, body, secrets.clone())),
+            Err(e) => {
+                tracing::error!(alert = %alert.id, webhook = i, error = %e, "the webhook's format failed; not sent there");
+                metrics::counter!("runhook_alert_format_failures_total").increment(1);
+            }
+        }
+    }
+    rows
+}
+
+/// `body` in the format of `webhook`.
+async fn format(
+    plugins: &Arc<PluginRegistry>,
+    webhook: &WebhookTarget,
+    context: &str,
+    body: &str,
+) -> Result<String, String> {
+    let formats = load_formats(plugins, std::slice::from_ref(webhook)).await.map_err(|e| e.to_string())?;
+    let mut out = format_each(plugins, &formats, context, &[body.to_string()]).await.map_err(|e| e.to_string())?;
+    match out.pop().and_then(|mut bodies| bodies.pop()) {
+        Some(rendered) => rendered.map_err(|e| e.to_string()),
+        None => Err("the format returned nothing".into()),
+    }
 }
 
 /// A notification as delivered (before any message format): the alert,
@@ -93,7 +134,7 @@ pub fn notification(alert: &Alert, n: &Notice, now: Timestamp) -> Value {
 
 /// Evaluates every enabled alert when it is due, while replica `me` holds
 /// it, until `shutdown`.
-pub async fn run(store: Arc<dyn Store>, me: String, shutdown: CancellationToken) {
+pub async fn run(store: Arc<dyn Store>, plugins: Arc<PluginRegistry>, me: String, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -118,7 +159,7 @@ pub async fn run(store: Arc<dyn Store>, me: String, shutdown: CancellationToken)
                 }
             }
             let started = std::time::Instant::now();
-            let outcome = match evaluate(&store, &alert, now).await {
+            let outcome = match evaluate(&store, &plugins, &alert, now).await {
                 Ok(Some(n)) => {
                     tracing::info!(alert = %alert.id, event = ?n.event, level = ?n.to, value = ?n.value, "alert notification");
                     "notified"

@@ -23,13 +23,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use std::collections::BTreeMap;
-
 use axum::extract::Path;
 
 use super::error::ApiError;
 use super::rules::definitions;
-use super::{AppState, body, mask_url, path_id};
+use super::{AppState, body, path_id, webhook_view};
 use crate::alerts::backtest::{self, BacktestLimits};
 use crate::alerts::definition;
 use crate::alerts::read::ReadError;
@@ -120,14 +118,7 @@ pub(super) async fn backtest(
 async fn view(state: &AppState, a: &Alert) -> Result<Value, ApiError> {
     let s = &a.spec;
     let session = state.store.get_session(s.session_id).await?;
-    let webhooks: Vec<Value> = s
-        .webhooks
-        .iter()
-        .map(|w| {
-            let headers: BTreeMap<&String, &str> = w.headers.iter().flatten().map(|(k, _)| (k, "***")).collect();
-            json!({"url": mask_url(&w.url), "headers": headers})
-        })
-        .collect();
+    let webhooks: Vec<Value> = s.webhooks.iter().map(webhook_view).collect();
     let st = &a.state;
     let bad = st.level != Level::Ok;
     Ok(json!({

@@ -169,7 +169,23 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
-/// Parses a UUID path segment, naming what it should have been.
+/// A webhook as the API shows it: the URL masked (see [`mask_url`]),
+/// header names without their values, the format with its config's
+/// `routing_key` (a PagerDuty integration key) masked.
+fn webhook_view(w: &runhook_core::model::WebhookTarget) -> serde_json::Value {
+    let headers: std::collections::BTreeMap<&String, &str> =
+        w.headers.iter().flatten().map(|(k, _)| (k, "***")).collect();
+    let mut view = serde_json::json!({"id": w.id, "url": mask_url(&w.url), "headers": headers});
+    if let Some(format) = &w.format {
+        let mut format = format.clone();
+        if let Some(key) = format.config.get_mut("routing_key").filter(|k| k.is_string()) {
+            *key = "***".into();
+        }
+        view["format"] = runhook_core::model::plugin::format_ref::written(&format);
+    }
+    view
+}
+
 /// A webhook URL as the API shows it: every query value and any password
 /// masked (`?secret=***`). Header values are never shown at all.
 fn mask_url(url: &str) -> String {

@@ -10,8 +10,6 @@
 //! Responses mask webhook query values and never return header values or
 //! the signing secret.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -21,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::mask_url;
+use super::webhook_view;
 use super::{AppState, body, path_id, query_offset, query_pairs, query_usize};
 use crate::rules::definition::{DefinitionError, Definitions};
 use runhook_core::model::definition::check_keys;
@@ -71,14 +69,7 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         Some(id) => state.store.get_dataset(id).await?,
         None => None,
     };
-    let webhooks: Vec<Value> = s
-        .webhooks
-        .iter()
-        .map(|w| {
-            let headers: BTreeMap<&String, &str> = w.headers.iter().flatten().map(|(k, _)| (k, "***")).collect();
-            json!({"id": w.id, "url": mask_url(&w.url), "headers": headers})
-        })
-        .collect();
+    let webhooks: Vec<Value> = s.webhooks.iter().map(webhook_view).collect();
     let last = state.store.rule_cycles(rule.id, 1).await?.into_iter().next();
     // A rule woken by ingest runs sooner; its interval is the latest.
     let next_cycle_by = last.as_ref().filter(|_| s.is_enabled).map(|c| {
@@ -360,7 +351,7 @@ pub(super) async fn trigger(State(state): State<AppState>, Path(raw): Path<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::api::mask_url;
 
     #[test]
     fn urls_are_masked() {

@@ -26,8 +26,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::api::{self, ApiKey, AppState};
 use crate::config::Config;
 use crate::delivery::{self, NetworkGuard};
+use crate::plugins::StoreComponents;
 use crate::rules::definition::Definitions;
-use crate::rules::plugins::StoreComponents;
 use crate::rules::scheduler;
 use runhook_core::secrets::Keyring;
 use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
@@ -146,8 +146,12 @@ impl App {
             workers.clone(),
         ));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
-        let alerts =
-            tokio::spawn(crate::alerts::evaluate::run(state.store.clone(), replica.name.clone(), workers.clone()));
+        let alerts = tokio::spawn(crate::alerts::evaluate::run(
+            state.store.clone(),
+            state.plugins.clone(),
+            replica.name.clone(),
+            workers.clone(),
+        ));
         let retention = match self.config.delivery.retention_days {
             0 => None,
             days => {

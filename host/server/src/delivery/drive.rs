@@ -258,7 +258,7 @@ mod tests {
     }
 
     fn row() -> OutboxRow {
-        let target = WebhookTarget { id: None, url: "http://receiver.invalid/".into(), headers: None };
+        let target = WebhookTarget::new("http://receiver.invalid/");
         OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 

@@ -236,8 +236,7 @@ mod tests {
 
     #[test]
     fn each_secret_adds_a_signature() {
-        let target =
-            runhook_core::model::WebhookTarget { id: None, url: "https://hooks.example.com/x".into(), headers: None };
+        let target = runhook_core::model::WebhookTarget::new("https://hooks.example.com/x");
         let (new, old) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Njc4");
         let secrets = vec![new.to_string(), old.to_string()];
         let row = OutboxRow::queued(runhook_core::model::RuleId::new_v4(), &target, "{}".into(), secrets);
@@ -274,9 +273,8 @@ mod tests {
         // As stored before reserved names were refused.
         let headers = [("Host", "internal.example"), ("X-Team", "a"), ("webhook-id", "forged")];
         let target = runhook_core::model::WebhookTarget {
-            id: None,
-            url: "https://hooks.example.com/x".into(),
             headers: Some(headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..runhook_core::model::WebhookTarget::new("https://hooks.example.com/x")
         };
         let row = OutboxRow::queued(runhook_core::model::RuleId::new_v4(), &target, "{}".into(), vec![]);
         let url = reqwest::Url::parse(&row.url).unwrap();

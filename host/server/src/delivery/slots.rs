@@ -203,7 +203,7 @@ mod tests {
     use runhook_core::model::{RuleId, WebhookTarget};
 
     fn row() -> OutboxRow {
-        let target = WebhookTarget { id: None, url: "https://hooks.example.com/x".into(), headers: None };
+        let target = WebhookTarget::new("https://hooks.example.com/x");
         OutboxRow::queued(RuleId::new_v4(), &target, "{}".into(), vec![])
     }
 

@@ -16,7 +16,7 @@ use crate::config::ConfigRule;
 use crate::delivery::{self, NetworkGuard};
 use crate::select::Selection;
 use runhook_core::model::rule::defaults;
-use runhook_core::model::{GroupBy, PluginRef, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
+use runhook_core::model::{GroupBy, PluginRef, PluginSource, RuleDefinition, RuleSpec, Session, SessionId, Timestamp};
 use runhook_plugins::{Capability, PluginRegistry};
 use runhook_store::{SessionQuery, Store, StoreError};
 
@@ -219,8 +219,30 @@ impl Definitions<'_> {
                     )));
                 }
             }
+            if let Some(format) = &w.format {
+                self.check_format(&format!("webhooks[{i}].format"), format).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Checks a webhook's message format: a shipped one by a name that
+    /// exists (PagerDuty's with its integration key), or any transform plugin.
+    async fn check_format(&self, field: &str, r: &PluginRef) -> Result<(), DefinitionError> {
+        if let PluginSource::Builtin(name) = &r.source {
+            if runhook_formats::component(name).is_none() {
+                return Err(bad(format!(
+                    "{field}: no format named {name:?} is shipped with runhook (there are: {}); \
+                     a plugin of your own is named by sha256 or path",
+                    runhook_plugins::builtin_names()
+                )));
+            }
+            let key = r.config.get("routing_key").and_then(serde_json::Value::as_str).map(str::trim);
+            if name == "pagerduty" && key.is_none_or(str::is_empty) {
+                return Err(bad(format!("{field}.config.routing_key: the PagerDuty integration key is required")));
+            }
+        }
+        self.check_plugin(field, r, Capability::Transform).await
     }
 
     /// The project named `name`, created when there is none.
@@ -271,7 +293,7 @@ impl Definitions<'_> {
             }
         }
         let registry = self.plugins.clone();
-        let spec = super::plugins::spec(r, cap);
+        let spec = crate::plugins::spec(r, cap);
         // Checked without compiling; a first compilation runs in the background.
         let prepared = tokio::task::spawn_blocking(move || registry.prepare(&spec))
             .await

@@ -12,7 +12,7 @@
 //! sending and storing nothing. Webhooks leave through outbox rows in the
 //! store, which the delivery worker sends: rules never talk to receivers.
 //!
-//! Layering: layer 3; imports `select`, `payload`, `delivery` (only the
+//! Layering: layer 3; imports `select`, `payload`, `plugins`, `delivery` (only the
 //! webhook checks a definition makes: reserved headers, the network guard)
 //! and the crates below; never `api`. The engine hands webhooks to the
 //! delivery worker through outbox rows only.
@@ -20,7 +20,6 @@
 pub mod dataset;
 pub mod definition;
 pub mod pipeline;
-pub mod plugins;
 pub mod sample;
 pub mod scheduler;
 mod threads;

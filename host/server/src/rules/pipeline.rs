@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -28,12 +27,13 @@ use super::sample::sampled;
 use super::threads;
 use super::window::{PAGE, Page, Windows};
 use crate::payload::{self, RenderedRun};
+use crate::plugins::{PluginCallError, call_each, format_each, load, load_formats};
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
     ActionOutcome, DatasetId, Feedback, FeedbackId, FeedbackSource, PluginRef, QueueId, Rule, RunId, RunRecord,
     Timestamp,
 };
-use runhook_plugins::{Capability, PluginError, PluginHandle, PluginLimits, PluginRegistry, PluginSession};
+use runhook_plugins::{Capability, PluginError, PluginHandle, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
 
 /// What every rule's cycles share: the store, the plugins, the window pages.
@@ -94,6 +94,15 @@ pub enum CycleError {
     Select(SelectError),
 }
 
+impl From<PluginCallError> for CycleError {
+    fn from(e: PluginCallError) -> Self {
+        match e {
+            PluginCallError::Plugin(e) => CycleError::Plugin(e),
+            PluginCallError::Join(e) => CycleError::Join(e),
+        }
+    }
+}
+
 impl From<SelectError> for CycleError {
     fn from(e: SelectError) -> Self {
         match e {
@@ -133,6 +142,8 @@ pub(super) struct Cycle<'r> {
     queue: Option<(QueueId, bool)>,
     dataset: Option<(DatasetId, bool)>,
     transformer: Option<(PluginHandle, PluginRef)>,
+    /// Each webhook's message format, by the webhook's position.
+    formats: Vec<Option<(PluginHandle, PluginRef)>>,
     evaluator: Option<(PluginHandle, PluginRef)>,
 }
 
@@ -196,6 +207,7 @@ pub async fn run_cycle(
             None => None,
         },
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
+        formats: load_formats(plugins, &spec.webhooks).await?,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
     let thread_rule = spec.group_by.is_some();
@@ -290,9 +302,12 @@ async fn matching(
 ) -> Result<Matched, CycleError> {
     let rule = cycle.rule;
     let verdicts = match &cycle.matcher {
-        Some((handle, r)) => {
+        Some(matcher) => {
             let texts = runs.iter().map(|(run, _)| payload::json_text(&run.json)).collect();
-            Some(call_each(plugins, handle, r, rule, texts, Capability::Match, PluginSession::matches).await?)
+            Some(
+                call_each(plugins, matcher, &rule.id.to_string(), texts, Capability::Match, PluginSession::matches)
+                    .await?,
+            )
         }
         None => None,
     };
@@ -369,9 +384,11 @@ async fn act(
     // Evaluator: feedback on each chosen run.
     let mut feedback: Vec<Feedback> = Vec::new();
     let mut eval_outcome: HashMap<RunId, ActionOutcome> = HashMap::new();
-    if let Some((handle, r)) = &cycle.evaluator {
+    if let Some(evaluator @ (handle, _)) = &cycle.evaluator {
         let texts = chosen.iter().map(|run| payload::json_text(&run.json)).collect();
-        let results = call_each(plugins, handle, r, rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
+        let context = rule.id.to_string();
+        let results =
+            call_each(plugins, evaluator, &context, texts, Capability::Evaluate, PluginSession::evaluate).await?;
         let now = Timestamp::now();
         let source = FeedbackSource::model(handle.name());
         for (record, result) in records.iter().zip(results) {
@@ -429,7 +446,10 @@ pub(super) fn queue_action(cycle: &Cycle<'_>, runs: &[RunId]) -> (Option<(QueueI
 }
 
 /// The webhook action on `parts`: each through the transform plugin, then
-/// one outbox row per webhook target; and each run's outcome.
+/// per webhook through its message format, one outbox row per webhook
+/// target; and each run's outcome. A part whose transform fails is an
+/// error for its runs; a format that fails leaves out its webhook only,
+/// and the outcome lists why beside the deliveries queued.
 pub(super) async fn webhook_action(
     plugins: &Arc<PluginRegistry>,
     cycle: &Cycle<'_>,
@@ -441,27 +461,39 @@ pub(super) async fn webhook_action(
     if parts.is_empty() {
         return Ok((outbox, outcomes));
     }
+    let context = rule.id.to_string();
     let secrets = spec.signing_secrets(Timestamp::now());
     let texts: Vec<String> = parts.iter().map(|p| p.body.clone()).collect();
     let bodies: Vec<Result<String, PluginError>> = match &cycle.transformer {
-        Some((handle, r)) => {
-            call_each(plugins, handle, r, rule, texts, Capability::Transform, PluginSession::transform).await?
-        }
+        Some(t) => call_each(plugins, t, &context, texts, Capability::Transform, PluginSession::transform).await?,
         None => texts.into_iter().map(Ok).collect(),
     };
+    let transformed: Vec<String> = bodies.iter().filter_map(|b| b.as_ref().ok().cloned()).collect();
+    let formatted = format_each(plugins, &cycle.formats, &context, &transformed).await?;
+    let mut ok = 0;
     for (part, body) in parts.iter().zip(bodies) {
         let outcome = match body {
-            Ok(body) => {
-                let mut ids = Vec::new();
-                for target in &spec.webhooks {
-                    let row = OutboxRow {
-                        run_ids: part.run_ids.clone(),
-                        ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
-                    };
-                    ids.push(row.id);
-                    outbox.push(row);
+            Ok(_) => {
+                let (mut ids, mut errors) = (Vec::new(), Vec::new());
+                for (i, target) in spec.webhooks.iter().enumerate() {
+                    match &formatted[i][ok] {
+                        Ok(body) => {
+                            let row = OutboxRow {
+                                run_ids: part.run_ids.clone(),
+                                ..OutboxRow::queued(rule.id, target, body.clone(), secrets.clone())
+                            };
+                            ids.push(row.id);
+                            outbox.push(row);
+                        }
+                        Err(e) => errors.push(format!("webhooks[{i}].format: {e}")),
+                    }
                 }
-                ActionOutcome::pending(json!({"delivery_ids": ids}))
+                ok += 1;
+                match (ids.is_empty(), errors.is_empty()) {
+                    (_, true) => ActionOutcome::pending(json!({"delivery_ids": ids})),
+                    (true, false) => ActionOutcome::error(errors.join("; ")),
+                    (false, false) => ActionOutcome::pending(json!({"delivery_ids": ids, "errors": errors})),
+                }
             }
             Err(e) => ActionOutcome::error(format!("transform plugin: {e}")),
         };
@@ -497,75 +529,4 @@ pub(super) fn log(rule: &Rule, run: &RunRecord, start: Timestamp, end: Timestamp
         webhooks: outcomes.webhooks,
         evaluators: outcomes.evaluators,
     }
-}
-
-/// Loads (or finds) the plugin a rule uses for `cap`.
-pub(super) async fn load(
-    plugins: &Arc<PluginRegistry>,
-    r: &Option<PluginRef>,
-    cap: Capability,
-) -> Result<Option<(PluginHandle, PluginRef)>, CycleError> {
-    let Some(r) = r.clone() else { return Ok(None) };
-    let registry = plugins.clone();
-    let spec = super::plugins::spec(&r, cap);
-    let handle = tokio::task::spawn_blocking(move || registry.load(&spec)).await??;
-    Ok(Some((handle, r)))
-}
-
-/// The limits a rule gives a plugin.
-fn limits(r: &PluginRef) -> PluginLimits {
-    let d = PluginLimits::default();
-    PluginLimits {
-        deadline: r.deadline_ms.map_or(d.deadline, Duration::from_millis),
-        memory_bytes: r.memory_mib.map_or(d.memory_bytes, |m| m << 20),
-    }
-}
-
-/// Calls one capability (`call`, a `PluginSession` method) on each input
-/// on a blocking thread, with one instance for the whole batch (a fresh
-/// instance per rule cycle page).
-pub(super) async fn call_each<R: Send + 'static>(
-    plugins: &Arc<PluginRegistry>,
-    handle: &PluginHandle,
-    r: &PluginRef,
-    rule: &Rule,
-    texts: Vec<String>,
-    cap: Capability,
-    call: fn(&mut PluginSession, &str, &str) -> Result<R, PluginError>,
-) -> Result<Vec<Result<R, PluginError>>, CycleError> {
-    if texts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let config = r.config.to_string();
-    let engine = plugins.engine().clone();
-    let handle = handle.clone();
-    let limits = limits(r);
-    let context = rule.id.to_string();
-    Ok(tokio::task::spawn_blocking(move || {
-        let mut session = handle.session(&engine, limits, &context);
-        let name = handle.name().to_string();
-        // Metric handles are looked up once per batch; recording is then an
-        // atomic add, far below a plugin call's own cost.
-        let duration =
-            metrics::histogram!("runhook_plugin_call_duration_seconds", "plugin" => name.clone(), "capability" => cap.to_string());
-        let results: Vec<Result<R, PluginError>> = texts
-            .iter()
-            .map(|t| {
-                let started = std::time::Instant::now();
-                let r = call(&mut session, t, &config);
-                duration.record(started.elapsed().as_secs_f64());
-                r
-            })
-            .collect();
-        let mut by_outcome: std::collections::BTreeMap<&'static str, u64> = Default::default();
-        for r in &results {
-            *by_outcome.entry(r.as_ref().map_or_else(PluginError::kind, |_| "ok")).or_default() += 1;
-        }
-        for (outcome, n) in by_outcome {
-            metrics::counter!("runhook_plugin_calls_total", "plugin" => name.clone(), "capability" => cap.to_string(), "outcome" => outcome)
-                .increment(n);
-        }
-        results
-    })
-    .await?)
 }

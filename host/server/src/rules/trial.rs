@@ -24,8 +24,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::dataset::example_of;
-use super::pipeline::{CycleError, call_each, load};
+use super::pipeline::CycleError;
 use crate::payload::{self, Needs, RenderedRun, ThreadPart};
+use crate::plugins::{call_each, load};
 use crate::select::{Budget, Selection};
 use runhook_core::model::{Example, QueueId, Rule, RuleId, RuleSpec, RunId, RunRecord, Timestamp};
 use runhook_plugins::{Capability, PluginRegistry, PluginSession};
@@ -179,12 +180,13 @@ pub async fn try_rule(
             times.extend(whole.iter().map(|r| (r.id, span(r))));
         }
         let rendered = payload::render(store.as_ref(), &whole, Needs::ALL).await?;
-        let Some((handle, r)) = &matcher else {
+        let Some(matcher) = &matcher else {
             kept.extend(rendered);
             continue;
         };
         let texts = rendered.iter().map(|run| payload::json_text(&run.json)).collect();
-        let verdicts = call_each(plugins, handle, r, &rule, texts, Capability::Match, PluginSession::matches).await?;
+        let context = rule.id.to_string();
+        let verdicts = call_each(plugins, matcher, &context, texts, Capability::Match, PluginSession::matches).await?;
         for (run, verdict) in rendered.into_iter().zip(verdicts) {
             match verdict {
                 Ok(true) => {
@@ -258,23 +260,29 @@ pub async fn try_rule(
         let bodies: Vec<Result<String, String>> =
             match load(plugins, &spec.plugins.transform, Capability::Transform).await? {
                 None => texts.into_iter().map(Ok).collect(),
-                Some((handle, r)) => {
-                    call_each(plugins, &handle, &r, &rule, texts, Capability::Transform, PluginSession::transform)
-                        .await?
-                        .into_iter()
-                        .map(|b| b.map_err(|e| e.to_string()))
-                        .collect()
-                }
+                Some(transformer) => call_each(
+                    plugins,
+                    &transformer,
+                    &rule.id.to_string(),
+                    texts,
+                    Capability::Transform,
+                    PluginSession::transform,
+                )
+                .await?
+                .into_iter()
+                .map(|b| b.map_err(|e| e.to_string()))
+                .collect(),
             };
         trial.payloads =
             parts.into_iter().zip(bodies).map(|(p, body)| TrialPayload { run_ids: p.run_ids, body }).collect();
     }
 
     // Stage 4: the evaluator's feedback (a thread rule has none).
-    if let Some((handle, r)) = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await? {
+    if let Some(evaluator) = load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await? {
         let texts = trial.runs.iter().map(|run| payload::json_text(&run.json)).collect();
+        let context = rule.id.to_string();
         let results =
-            call_each(plugins, &handle, &r, &rule, texts, Capability::Evaluate, PluginSession::evaluate).await?;
+            call_each(plugins, &evaluator, &context, texts, Capability::Evaluate, PluginSession::evaluate).await?;
         trial.feedback = trial
             .runs
             .iter()

@@ -54,7 +54,7 @@ async fn release_0003_database(dir: &std::path::Path, keys: &Keyring) -> (Delive
 
 /// A delivery of `rule` as a cycle queues it.
 fn fresh_row(rule: RuleId) -> OutboxRow {
-    let target = WebhookTarget { id: None, url: "https://hooks.example.com/x".into(), headers: None };
+    let target = WebhookTarget::new("https://hooks.example.com/x");
     OutboxRow::queued(rule, &target, "{}".into(), vec![])
 }
 
@@ -141,9 +141,8 @@ async fn secrets_are_sealed_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Keyring::generate()).await.unwrap();
     let hook = WebhookTarget {
-        id: None,
-        url: "https://hooks.example.com/in?token=t0k3n".into(),
         headers: Some([("authorization".to_string(), "Bearer k3y".to_string())].into_iter().collect()),
+        ..WebhookTarget::new("https://hooks.example.com/in?token=t0k3n")
     };
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let spec =

@@ -160,7 +160,7 @@ pub async fn rule(store: &dyn Store, project: SessionId, webhooks: Vec<WebhookTa
 
 /// A webhook target.
 pub fn hook(url: &str) -> WebhookTarget {
-    WebhookTarget { id: None, url: url.into(), headers: None }
+    WebhookTarget::new(url)
 }
 
 /// A delivery of `rule` to a fixed target, as a cycle queues it.

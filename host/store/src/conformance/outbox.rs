@@ -25,9 +25,8 @@ pub async fn attempts_are_recorded_until_a_delivery_finishes(h: &dyn Harness) {
     let store = fresh(h).await;
     let r = rule(store.as_ref(), SessionId::new_v4(), vec![]).await;
     let target = WebhookTarget {
-        id: None,
-        url: "https://hooks.example.com/a?token=t0k3n".into(),
         headers: Some([("x-team".to_string(), "secret-header".to_string())].into_iter().collect()),
+        ..WebhookTarget::new("https://hooks.example.com/a?token=t0k3n")
     };
     let row = OutboxRow::queued(
         r.id,
@@ -230,9 +229,8 @@ pub async fn a_bulk_redelivery_queues_the_finished_deliveries_it_selects(h: &dyn
 pub async fn a_redelivery_goes_to_its_webhook_as_the_rule_has_it_now(h: &dyn Harness) {
     let store = fresh(h).await;
     let team = |url: &str, team: &str| WebhookTarget {
-        id: None,
-        url: url.into(),
         headers: Some([("x-team".to_string(), team.to_string())].into_iter().collect()),
+        ..WebhookTarget::new(url)
     };
     let (old, fixed) = (team("https://old.example/hook?t=1", "a"), team("https://fixed.example/hook?t=2", "b"));
     let (x, y, gone) = (
@@ -404,11 +402,8 @@ pub async fn an_expired_claim_is_an_interrupted_attempt(h: &dyn Harness) {
 /// even when its URL changed.
 pub async fn a_redelivery_follows_its_webhook_by_id(h: &dyn Harness) {
     let store = fresh(h).await;
-    let with_id = |url: &str| WebhookTarget {
-        id: Some(runhook_core::model::WebhookId::new_v4()),
-        url: url.into(),
-        headers: None,
-    };
+    let with_id =
+        |url: &str| WebhookTarget { id: Some(runhook_core::model::WebhookId::new_v4()), ..WebhookTarget::new(url) };
     let (x, y) = (with_id("https://x.example/hook?v=1"), with_id("https://y.example/hook"));
     let project = SessionId::new_v4();
     let r = rule(store.as_ref(), project, vec![x.clone(), y.clone()]).await;

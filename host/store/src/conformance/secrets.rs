@@ -9,9 +9,8 @@ use crate::DueQuery;
 
 fn secret_spec() -> RuleSpec {
     let hook = WebhookTarget {
-        id: None,
-        url: "https://hooks.example.com/in?token=t0k3n".into(),
         headers: Some([("authorization".to_string(), "Bearer k3y".to_string())].into_iter().collect()),
+        ..WebhookTarget::new("https://hooks.example.com/in?token=t0k3n")
     };
     RuleSpec {
         signing_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
