@@ -11,6 +11,7 @@ mod claims;
 mod common;
 mod dashboard_api;
 mod delivery_faults;
+mod formats;
 mod hardening;
 mod keys;
 mod languages;

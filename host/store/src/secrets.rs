@@ -2,7 +2,7 @@
 //! what a backend stores, and the re-sealing a key rotation needs.
 //!
 //! A rule's webhook URLs (they carry tokens in their query), header values,
-//! formats' `routing_key`s, signing secret and retired signing secret are sealed with the operator's
+//! formats' and PagerDuty alerts' `routing_key`s, signing secret and retired signing secret are sealed with the operator's
 //! keyring before a backend writes the spec, and opened when it reads it
 //! back: nothing above the store sees a sealed value, nothing in the
 //! database holds a plain one. Outbox targets are sealed by [`crate::sealed`].
@@ -63,6 +63,9 @@ impl Sealable for RuleSpec {
     const COLUMN: &'static str = "rules.spec";
     fn map_secrets(&mut self, f: &mut dyn FnMut(&str) -> Result<String, StoreError>) -> Result<(), StoreError> {
         map_targets(&mut self.webhooks, self.signing_secret.as_mut(), f)?;
+        for a in &mut self.alerts {
+            a.routing_key = f(&a.routing_key)?;
+        }
         if let Some(r) = &mut self.retired_signing_secret {
             r.secret = f(&r.secret)?;
         }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ids::{DatasetId, QueueId, SessionId};
 use super::plugin::RulePlugins;
-use super::rule::{GroupBy, WebhookTarget};
+use super::rule::{GroupBy, RuleAlert, WebhookTarget};
 use super::time::Timestamp;
 
 /// LangSmith rule fields for actions runhook does not perform; accepted
@@ -16,7 +16,6 @@ use super::time::Timestamp;
 const UNSUPPORTED: &[&str] = &[
     "evaluators",
     "code_evaluators",
-    "alerts",
     "extend_only",
     "use_corrections_dataset",
     "num_few_shot_examples",
@@ -44,6 +43,7 @@ const KNOWN: &[&str] = &[
     "is_enabled",
     "backfill_from",
     "webhooks",
+    "alerts",
     "plugins",
     "interval_seconds",
     "wake_on_ingest",
@@ -81,6 +81,8 @@ pub struct RuleDefinition {
     pub backfill_from: Option<Timestamp>,
     /// Where matches are delivered.
     pub webhooks: Option<Vec<WebhookTarget>>,
+    /// LangSmith's PagerDuty alert action.
+    pub alerts: Option<Vec<RuleAlert>>,
     /// Match, transform and evaluate plugins.
     pub plugins: Option<RulePlugins>,
     /// The longest a run waits for a cycle, in seconds.

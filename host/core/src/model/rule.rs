@@ -41,6 +41,75 @@ pub struct WebhookTarget {
     pub format: Option<super::plugin::PluginRef>,
 }
 
+/// PagerDuty's Events API v2 endpoint: where a rule's `alerts` go unless
+/// the server is configured otherwise.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// LangSmith's rule-level alert action (`alerts: [{"type": "pagerduty",
+/// "routing_key", "summary", "severity"}]`): each payload the rule sends
+/// also goes to PagerDuty as an event, in the shipped `pagerduty` format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleAlert {
+    /// The service; LangSmith has only PagerDuty.
+    #[serde(rename = "type")]
+    pub kind: RuleAlertKind,
+    /// The PagerDuty integration key (sealed at rest).
+    pub routing_key: String,
+    /// The event's summary (default: what the payload holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The event's severity (default: `error` when a run errored, else
+    /// `info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<AlertSeverity>,
+}
+
+/// The services a rule-level alert goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAlertKind {
+    /// PagerDuty Events API v2.
+    Pagerduty,
+}
+
+/// PagerDuty's severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    /// Critical.
+    Critical,
+    /// Warning.
+    Warning,
+    /// Error.
+    Error,
+    /// Info.
+    Info,
+}
+
+impl RuleAlert {
+    /// The webhook target this alert is, as the rule at position `index`
+    /// of its `alerts` sends to `url`: the `pagerduty` format with the
+    /// alert's key, summary and severity, and an id of its own derived from
+    /// the rule and the position, so its deliveries can be told apart and
+    /// redelivered like a webhook's.
+    pub fn target(&self, rule: super::ids::RuleId, index: usize, url: &str) -> WebhookTarget {
+        let mut config = serde_json::json!({"routing_key": self.routing_key});
+        if let Some(summary) = &self.summary {
+            config["summary"] = summary.as_str().into();
+        }
+        if let Some(severity) = self.severity {
+            config["severity"] = serde_json::to_value(severity).unwrap_or_default();
+        }
+        let format = super::plugin::PluginRef {
+            config,
+            ..super::plugin::PluginRef::new(super::plugin::PluginSource::Builtin("pagerduty".into()))
+        };
+        let id = uuid::Uuid::new_v5(&rule.0, format!("alerts[{index}]").as_bytes());
+        WebhookTarget { id: Some(WebhookId(id)), format: Some(format), ..WebhookTarget::new(url) }
+    }
+}
+
 impl WebhookTarget {
     /// A target POSTing to `url`, with no header, no format and no id yet.
     pub fn new(url: impl Into<String>) -> Self {
@@ -69,6 +138,9 @@ pub struct RuleSpec {
     pub backfill_from: Option<Timestamp>,
     /// Webhook targets.
     pub webhooks: Vec<WebhookTarget>,
+    /// LangSmith's PagerDuty alert action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<RuleAlert>,
     /// runhook: plugins by capability.
     pub plugins: RulePlugins,
     /// runhook: the longest a run waits for the rule's cycle, in seconds
@@ -151,6 +223,7 @@ impl RuleSpec {
             is_enabled: true,
             backfill_from: None,
             webhooks,
+            alerts: Vec::new(),
             plugins: RulePlugins::default(),
             interval_seconds: defaults::INTERVAL_SECONDS,
             wake_on_ingest: true,
@@ -163,6 +236,22 @@ impl RuleSpec {
             group_by: None,
             thread_idle_seconds: defaults::THREAD_IDLE_SECONDS,
             retired_signing_secret: None,
+        }
+    }
+
+    /// Where the rule sends its payloads: its webhooks, then its alerts as
+    /// targets for PagerDuty at `pagerduty_url`.
+    pub fn targets(&self, rule: super::ids::RuleId, pagerduty_url: &str) -> Vec<WebhookTarget> {
+        let alerts = self.alerts.iter().enumerate().map(|(i, a)| a.target(rule, i, pagerduty_url));
+        self.webhooks.iter().cloned().chain(alerts).collect()
+    }
+
+    /// The name of target `i` of [`targets`](Self::targets) in messages:
+    /// `webhooks[i]` or `alerts[j]`.
+    pub fn target_name(&self, i: usize) -> String {
+        match i.checked_sub(self.webhooks.len()) {
+            None => format!("webhooks[{i}]"),
+            Some(j) => format!("alerts[{j}]"),
         }
     }
 

@@ -92,6 +92,9 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         "is_enabled": s.is_enabled,
         "backfill_from": s.backfill_from,
         "webhooks": webhooks,
+        "alerts": s.alerts.iter().map(|a| json!({
+            "type": a.kind, "routing_key": "***", "summary": a.summary, "severity": a.severity,
+        })).collect::<Vec<_>>(),
         "plugins": s.plugins,
         "interval_seconds": s.interval_seconds,
         "wake_on_ingest": s.wake_on_ingest,
@@ -102,7 +105,6 @@ async fn view_with(state: &AppState, rule: &Rule, stats: &[RuleStats]) -> Result
         "retired_signing_secret_until": s.retired_signing_secret.as_ref().map(|r| r.until.to_offset_string()),
         "evaluators": null,
         "code_evaluators": null,
-        "alerts": null,
         "add_to_annotation_queue_id": s.add_to_annotation_queue_id,
         "add_to_annotation_queue_name": queue.map(|q| q.name),
         "add_to_dataset_id": s.add_to_dataset_id,

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::delivery::{self, NetworkGuard};
 use crate::plugins::StoreComponents;
 use crate::rules::definition::Definitions;
+use crate::rules::pipeline::Engine;
 use crate::rules::scheduler;
 use runhook_core::secrets::Keyring;
 use runhook_plugins::{CompileCache, EngineSettings, PluginEngine, PluginFiles, PluginRegistry};
@@ -137,14 +138,12 @@ impl App {
         let workers = CancellationToken::new();
         let replica = scheduler::Replica::this_process(self.config.lease);
         tracing::info!(replica = %replica.name, lease_ms = replica.lease.as_millis() as u64, "replica");
-        let scheduler = tokio::spawn(scheduler::run(
-            state.store.clone(),
-            state.plugins.clone(),
-            state.signals.clone(),
-            replica.clone(),
-            state.large.clone(),
-            workers.clone(),
-        ));
+        let engine = Engine {
+            large: state.large.clone(),
+            pagerduty_url: self.config.delivery.pagerduty_events_url.clone(),
+            ..Engine::new(state.store.clone(), state.plugins.clone())
+        };
+        let scheduler = tokio::spawn(scheduler::run(engine, state.signals.clone(), replica.clone(), workers.clone()));
         let sender = tokio::spawn(delivery::run(state.store.clone(), self.config.delivery.clone(), workers.clone()));
         let alerts = tokio::spawn(crate::alerts::evaluate::run(
             state.store.clone(),

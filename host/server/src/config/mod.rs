@@ -149,6 +149,9 @@ pub struct DeliverySettings {
     pub max_inline_io_bytes: usize,
     /// How long such a link works.
     pub io_link_lifetime: Duration,
+    /// Where rules' PagerDuty `alerts` are sent: PagerDuty's Events API v2
+    /// endpoint, or a relay (a proxy, a test receiver).
+    pub pagerduty_events_url: String,
 }
 
 impl DeliverySettings {
@@ -252,6 +255,7 @@ impl Default for Config {
                 poll_interval: Duration::ZERO,
                 max_inline_io_bytes: 0,
                 io_link_lifetime: Duration::ZERO,
+                pagerduty_events_url: String::new(),
             },
             secret_key: None,
             secret_key_file: None,

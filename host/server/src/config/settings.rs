@@ -188,6 +188,20 @@ pub(super) const SETTINGS: &[Setting] = &[
         c.delivery.retention_days = number(v, 0..=36_500).map_err(|e| format!("{e} (0 keeps deliveries forever)"))?;
         Ok(())
     }),
+    setting!(
+        "delivery.pagerduty_events_url",
+        "RUNHOOK_DELIVERY_PAGERDUTY_EVENTS_URL",
+        "https://events.pagerduty.com/v2/enqueue",
+        |c, v| {
+            let url = text(v)?;
+            match url::Url::parse(url.trim()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => return Err(format!("{url:?} is not an http or https URL")),
+            }
+            c.delivery.pagerduty_events_url = url.trim().to_string();
+            Ok(())
+        }
+    ),
     setting!("delivery.poll_interval_ms", "RUNHOOK_DELIVERY_POLL_INTERVAL_MS", "100", |c, v| {
         c.delivery.poll_interval = millis(v, 10..=3_600_000).map_err(|e| format!("{e} (an hour)"))?;
         Ok(())

@@ -82,6 +82,8 @@ impl Definitions<'_> {
             .map_err(|e| bad(e.to_string()))?;
         let webhooks = b.webhooks.unwrap_or_default();
         self.check_webhooks(&webhooks).await?;
+        let alerts = b.alerts.unwrap_or_default();
+        check_rule_alerts(&alerts)?;
         let plugins = b.plugins.unwrap_or_default();
         for (field, r, cap) in [
             ("plugins.match", &plugins.matcher, Capability::Match),
@@ -106,20 +108,23 @@ impl Definitions<'_> {
             return Err(bad("add_to_dataset_prefer_correction needs add_to_dataset_id"));
         }
         if webhooks.is_empty()
+            && alerts.is_empty()
             && plugins.evaluate.is_none()
             && b.add_to_dataset_id.is_none()
             && b.add_to_annotation_queue_id.is_none()
         {
-            return Err(bad("a rule needs an action: webhooks, an evaluator plugin (plugins.evaluate), a dataset \
-                 (add_to_dataset_id) or an annotation queue (add_to_annotation_queue_id)"));
+            return Err(bad(
+                "a rule needs an action: webhooks, alerts, an evaluator plugin (plugins.evaluate), a dataset \
+                 (add_to_dataset_id) or an annotation queue (add_to_annotation_queue_id)",
+            ));
         }
         let thread_idle_seconds = b.thread_idle_seconds.unwrap_or(defaults::THREAD_IDLE_SECONDS);
         match b.group_by {
             Some(GroupBy::ThreadId) => {
                 // LangSmith's thread rules: only these two actions apply.
-                if b.add_to_dataset_id.is_some() || plugins.evaluate.is_some() {
+                if b.add_to_dataset_id.is_some() || plugins.evaluate.is_some() || !alerts.is_empty() {
                     return Err(bad("group_by thread_id: a thread rule acts through webhooks and an annotation \
-                         queue only (remove add_to_dataset_id and plugins.evaluate)"));
+                         queue only (remove add_to_dataset_id, alerts and plugins.evaluate)"));
                 }
                 let (min, max) = (defaults::MIN_THREAD_IDLE_SECONDS, defaults::MAX_THREAD_IDLE_SECONDS);
                 if !(min..=max).contains(&thread_idle_seconds) {
@@ -159,6 +164,7 @@ impl Definitions<'_> {
             is_enabled: b.is_enabled.unwrap_or(true),
             backfill_from: b.backfill_from,
             webhooks,
+            alerts,
             plugins,
             interval_seconds,
             wake_on_ingest: b.wake_on_ingest.unwrap_or(true),
@@ -331,6 +337,30 @@ pub fn check_signing_secret(secret: Option<&str>) -> Result<(), DefinitionError>
         let key = secret.strip_prefix("whsec_").map(|k| base64::engine::general_purpose::STANDARD.decode(k));
         if !matches!(key, Some(Ok(ref k)) if k.len() >= 16) {
             return Err(bad("signing_secret must be whsec_ followed by at least 16 bytes in base64"));
+        }
+    }
+    Ok(())
+}
+
+/// The most PagerDuty alerts a rule may have.
+const MAX_RULE_ALERTS: usize = 10;
+
+/// Checks LangSmith's rule-level alerts: a routing key each, a summary
+/// PagerDuty accepts.
+fn check_rule_alerts(alerts: &[runhook_core::model::rule::RuleAlert]) -> Result<(), DefinitionError> {
+    if alerts.len() > MAX_RULE_ALERTS {
+        return Err(bad(format!("alerts: {} given; at most {MAX_RULE_ALERTS} are allowed", alerts.len())));
+    }
+    for (i, a) in alerts.iter().enumerate() {
+        let key = a.routing_key.trim();
+        if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(format!(
+                "alerts[{i}].routing_key: the PagerDuty integration key is required \
+                 (visible ASCII, at most 256 characters)"
+            )));
+        }
+        if a.summary.as_ref().is_some_and(|s| s.chars().count() > 1024) {
+            return Err(bad(format!("alerts[{i}].summary: PagerDuty takes at most 1024 characters")));
         }
     }
     Ok(())

@@ -31,7 +31,7 @@ use crate::plugins::{PluginCallError, call_each, format_each, load, load_formats
 use crate::select::{Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::{
     ActionOutcome, DatasetId, Feedback, FeedbackId, FeedbackSource, PluginRef, QueueId, Rule, RunId, RunRecord,
-    Timestamp,
+    Timestamp, WebhookTarget,
 };
 use runhook_plugins::{Capability, PluginError, PluginHandle, PluginRegistry, PluginSession};
 use runhook_store::{ChangeSeq, CycleCommit, Lease, OutboxRow, RuleRunLog, Store, StoreError};
@@ -47,12 +47,15 @@ pub struct Engine {
     pub windows: Arc<Windows>,
     /// Large inputs and outputs by link in payloads (`None`: always inline).
     pub large: Option<Arc<payload::LargeFields>>,
+    /// Where rules' PagerDuty `alerts` are sent.
+    pub pagerduty_url: String,
 }
 
 impl Engine {
     /// An engine over `store` and `plugins`, with no pages read yet.
     pub fn new(store: Arc<dyn Store>, plugins: Arc<PluginRegistry>) -> Self {
-        Self { store, plugins, windows: Arc::default(), large: None }
+        let pagerduty_url = runhook_core::model::rule::PAGERDUTY_EVENTS_URL.to_string();
+        Self { store, plugins, windows: Arc::default(), large: None, pagerduty_url }
     }
 }
 
@@ -142,7 +145,9 @@ pub(super) struct Cycle<'r> {
     queue: Option<(QueueId, bool)>,
     dataset: Option<(DatasetId, bool)>,
     transformer: Option<(PluginHandle, PluginRef)>,
-    /// Each webhook's message format, by the webhook's position.
+    /// Where payloads go: the webhooks, then the PagerDuty alerts.
+    pub(super) targets: Vec<WebhookTarget>,
+    /// Each target's message format, by the target's position.
     formats: Vec<Option<(PluginHandle, PluginRef)>>,
     evaluator: Option<(PluginHandle, PluginRef)>,
 }
@@ -191,6 +196,7 @@ pub async fn run_cycle(
         return Ok(CycleReport::default()); // deleted meanwhile
     };
     let spec = &rule.spec;
+    let targets = spec.targets(rule.id, &engine.pagerduty_url);
     let cycle = Cycle {
         rule,
         large: engine.large.as_deref(),
@@ -207,7 +213,8 @@ pub async fn run_cycle(
             None => None,
         },
         transformer: load(plugins, &spec.plugins.transform, Capability::Transform).await?,
-        formats: load_formats(plugins, &spec.webhooks).await?,
+        formats: load_formats(plugins, &targets).await?,
+        targets,
         evaluator: load(plugins, &spec.plugins.evaluate, Capability::Evaluate).await?,
     };
     let thread_rule = spec.group_by.is_some();
@@ -368,7 +375,7 @@ async fn act(
     }
 
     // Webhook: payloads, transform plugin, outbox rows.
-    let parts = match spec.webhooks.is_empty() || chosen.is_empty() {
+    let parts = match cycle.targets.is_empty() || chosen.is_empty() {
         true => Vec::new(),
         false => payload::payloads(
             rule.id,
@@ -445,9 +452,10 @@ pub(super) fn queue_action(cycle: &Cycle<'_>, runs: &[RunId]) -> (Option<(QueueI
     (exists.then(|| (queue, runs.to_vec())), outcomes)
 }
 
-/// The webhook action on `parts`: each through the transform plugin, then
-/// per webhook through its message format, one outbox row per webhook
-/// target; and each run's outcome. A part whose transform fails is an
+/// The webhook action on `parts` (with the rule's PagerDuty alerts, which
+/// are targets of it): each through the transform plugin, then per target
+/// through its message format, one outbox row per target; and each run's
+/// outcome. A part whose transform fails is an
 /// error for its runs; a format that fails leaves out its webhook only,
 /// and the outcome lists why beside the deliveries queued.
 pub(super) async fn webhook_action(
@@ -475,7 +483,7 @@ pub(super) async fn webhook_action(
         let outcome = match body {
             Ok(_) => {
                 let (mut ids, mut errors) = (Vec::new(), Vec::new());
-                for (i, target) in spec.webhooks.iter().enumerate() {
+                for (i, target) in cycle.targets.iter().enumerate() {
                     match &formatted[i][ok] {
                         Ok(body) => {
                             let row = OutboxRow {
@@ -485,7 +493,7 @@ pub(super) async fn webhook_action(
                             ids.push(row.id);
                             outbox.push(row);
                         }
-                        Err(e) => errors.push(format!("webhooks[{i}].format: {e}")),
+                        Err(e) => errors.push(format!("{}.format: {e}", spec.target_name(i))),
                     }
                 }
                 ok += 1;

@@ -39,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 use super::pipeline::{CycleError, CycleReport, Engine, Prepared, run_cycle};
 use runhook_core::model::signals::RuleSignals;
 use runhook_core::model::{ChangeSeq, Rule, RuleId, Timestamp};
-use runhook_plugins::PluginRegistry;
 use runhook_store::leases::fair_share;
 use runhook_store::{CycleSummary, Lease, Store, StoreError};
 
@@ -79,16 +78,9 @@ struct Running {
 }
 
 /// Runs the scheduler until `shutdown`.
-pub async fn run(
-    store: Arc<dyn Store>,
-    plugins: Arc<PluginRegistry>,
-    signals: Arc<RuleSignals>,
-    replica: Replica,
-    large: Option<Arc<crate::payload::LargeFields>>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(engine: Engine, signals: Arc<RuleSignals>, replica: Replica, shutdown: CancellationToken) {
     let mut running: HashMap<RuleId, Running> = HashMap::new();
-    let engine = Engine { large, ..Engine::new(store.clone(), plugins) };
+    let store = engine.store.clone();
     loop {
         match balance(store.as_ref(), &replica).await {
             Ok((rules, leases)) => {

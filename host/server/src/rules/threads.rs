@@ -113,7 +113,7 @@ pub(super) async fn act_on_idle(
 
     // LangSmith's order: the annotation queue, then the webhook.
     let (queued, mut queue_outcome) = queue_action(cycle, &ids);
-    let payloads = match spec.webhooks.is_empty() || parts.is_empty() {
+    let payloads = match cycle.targets.is_empty() || parts.is_empty() {
         true => Vec::new(),
         false => payload::thread_payloads(
             rule.id,
