@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use runhook_plugins::{EngineSettings, PluginEngine};
 
+mod alerts;
 mod delivery;
 mod filter;
 mod ingest;
@@ -57,6 +58,8 @@ enum BenchCommand {
     Payloads(payloads::PayloadBenchArgs),
     /// Steady load for a long time: memory, open files and latencies per minute.
     Soak(soak::SoakBenchArgs),
+    /// Alert rules under steady ingest: CPU per evaluation round, crossing-to-notification time.
+    Alerts(alerts::AlertsBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         BenchCommand::Deliveries(args) => delivery::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Payloads(args) => payloads::run(&args).map(|()| ExitCode::SUCCESS),
         BenchCommand::Soak(args) => soak::run(&args).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Alerts(args) => alerts::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match ran {
         Ok(code) => code,

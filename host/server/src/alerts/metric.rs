@@ -53,9 +53,10 @@ impl<'m> Accumulator<'m> {
     }
 
     /// Adds `runs` and the `feedback` on them.
-    pub fn add(&mut self, runs: &[RunRecord], feedback: &[Feedback]) {
+    pub fn add<R: std::borrow::Borrow<RunRecord>>(&mut self, runs: &[R], feedback: &[Feedback]) {
         let percentile = matches!(self.metric, Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99);
         for r in runs {
+            let r = r.borrow();
             self.runs += 1;
             self.errors += u64::from(r.error.is_some());
             if let Some(end) = &r.end_time {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::select::{AbandonOnDrop, Budget, SelectError, Selection, SelectionError};
 use runhook_core::model::alert::{AlertSpec, Metric};
-use runhook_core::model::{Feedback, RunId, RunRecord, Timestamp};
+use runhook_core::model::{Feedback, RunId, RunRecord, SessionId, Timestamp};
 use runhook_store::{RunCursor, RunQuery, Store, StoreError};
 
 /// Runs read per query.
@@ -28,6 +28,9 @@ pub enum ReadError {
     /// caller went away).
     #[error(transparent)]
     Select(#[from] SelectError),
+    /// The read the alerts of a project share failed (each is told so).
+    #[error("the project's runs could not be read: {0}")]
+    Shared(String),
 }
 
 /// One page: the runs the filter kept, and their feedback.
@@ -37,6 +40,20 @@ pub struct Page {
     pub runs: Vec<RunRecord>,
     /// Their feedback (only for a feedback metric).
     pub feedback: Vec<Feedback>,
+}
+
+/// What a read carries beyond lean runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reads {
+    /// Inputs and outputs (a filter reads them).
+    pub io: bool,
+    /// The runs' feedback (a feedback metric).
+    pub feedback: bool,
+}
+
+/// Whether `metric` is computed from feedback.
+pub fn needs_feedback(metric: &Metric) -> bool {
+    matches!(metric, Metric::FeedbackAvg { .. } | Metric::FeedbackCount { .. })
 }
 
 /// The pages of an alert's runs that started from `from` to `until`.
@@ -68,16 +85,42 @@ impl<'s> Pages<'s> {
         budget: Duration,
     ) -> Result<Self, ReadError> {
         let selection = Selection::parse(spec.filter.as_deref(), None, None)?;
+        let reads = Reads { io: selection.needs_io(), feedback: needs_feedback(&spec.metric) };
+        Ok(Self::over(store, spec.session_id, selection, reads, (from, until), max_runs, budget))
+    }
+
+    /// Every run of `project` that started from `from` to `until`, with
+    /// what `reads` asks for, unfiltered: what the alerts of a project
+    /// share, each then applying its own filter (see `evaluate`).
+    pub fn project(
+        store: &'s Arc<dyn Store>,
+        project: SessionId,
+        reads: Reads,
+        span: (Timestamp, Timestamp),
+        budget: Duration,
+    ) -> Self {
+        Self::over(store, project, Selection::default(), reads, span, usize::MAX, budget)
+    }
+
+    fn over(
+        store: &'s Arc<dyn Store>,
+        project: SessionId,
+        selection: Selection,
+        reads: Reads,
+        (from, until): (Timestamp, Timestamp),
+        max_runs: usize,
+        budget: Duration,
+    ) -> Self {
         let query = RunQuery {
-            sessions: vec![spec.session_id],
+            sessions: vec![project],
             start_time: Some(from),
             limit: PAGE,
-            lean: !selection.needs_io(),
+            lean: !reads.io,
             ..RunQuery::default()
         };
         let budget = Budget::within(budget);
-        let feedback = matches!(spec.metric, Metric::FeedbackAvg { .. } | Metric::FeedbackCount { .. });
-        Ok(Self {
+        let feedback = reads.feedback;
+        Self {
             store,
             selection,
             _abandon: budget.abandon_on_drop(),
@@ -89,7 +132,7 @@ impl<'s> Pages<'s> {
             done: false,
             scanned: 0,
             complete: true,
-        })
+        }
     }
 
     /// The next page; `None` when the span is read.

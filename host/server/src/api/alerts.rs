@@ -92,6 +92,7 @@ pub(super) async fn backtest(
         ReadError::Select(e) => ApiError::Unprocessable(format!(
             "{e} (limits.request_timeout_ms): try fewer hours, a lower max_runs or a cheaper filter"
         )),
+        shared @ ReadError::Shared(_) => ApiError::Internal(Box::new(shared)),
     })?;
     let points: Vec<Value> =
         t.points.iter().map(|p| json!({"time": p.at.to_offset_string(), "value": p.value, "level": p.level})).collect();
