@@ -168,3 +168,18 @@ fn upload_sends_a_checked_component_to_the_server() {
     let listed: serde_json::Value = server.client().get(server.at("/api/v1/plugins")).send().unwrap().json().unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
+
+/// A shipped message format is tried like any plugin, by `builtin:NAME`;
+/// an unknown name is refused, listing the ones there are.
+#[test]
+fn run_tries_a_shipped_format() {
+    let sample = crate::common::repo().join("plugins/samples/alert-notification.json");
+    let out = runhook().args(["plugin", "run", "builtin:discord", "--transform"]).arg(&sample).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body = stdout_json(&out);
+    assert_eq!(body["content"], "[CRITICAL] checkout agent errors: error rate is 0.3125");
+    let out = runhook().args(["plugin", "run", "builtin:irc", "--transform"]).arg(&sample).output().unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("\"irc\"") && text.contains("slack, teams"), "{text}");
+}

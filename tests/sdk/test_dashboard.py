@@ -516,10 +516,19 @@ def test_an_alert_backtested_on_the_dashboard(server, project, browser):
     receiver = Receiver()
     try:
         type_into(browser, "webhook_url", receiver.url + "/alert")
+        # In PagerDuty's format: refused at the key's field until the key is given.
+        tab_to(browser, "format").send_keys("p")
+        assert browser.find_element(By.ID, "routing_key").is_displayed()
+        tab_to(browser, "save-alert").send_keys(Keys.ENTER)
+        error = wait(browser, lambda d: d.find_element(By.ID, "routing_key-error").text, what="the missing routing key")
+        assert "routing_key" in error and active(browser).get_attribute("id") == "routing_key", error
+        type_into(browser, "routing_key", "R0UT1NGKEY")
         tab_to(browser, "save-alert").send_keys(Keys.ENTER)
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#saved-alerts tbody tr"), what="the saved alert")
         saved = api(server, "GET", "/alerts").json()
         assert [a["display_name"] for a in saved] == ["Error rate"] and saved[0]["session_name"] == project
+        assert saved[0]["webhooks"][0]["format"]["builtin"] == "pagerduty"
+        assert saved[0]["webhooks"][0]["format"]["config"]["routing_key"] == "***"
         wait_for(lambda: api(server, "GET", f"/alerts/{saved[0]['id']}").json()["state"]["evaluated_at"], timeout=120)
         browser.refresh()
         heading(browser, "Alerts")
@@ -527,6 +536,19 @@ def test_an_alert_backtested_on_the_dashboard(server, project, browser):
         assert "ok" in row.text, row.text
         assert unlabelled(browser) == []
         shot(browser, "21-alerts-saved")
+        # Edited in place: the form takes its fields; saving PATCHes and keeps its webhook.
+        tab_to(browser, text="Edit").send_keys(Keys.ENTER)
+        assert active(browser).get_attribute("id") == "display_name"
+        assert browser.find_element(By.ID, "critical").get_attribute("value") == "0.5"
+        type_into(browser, "critical", "0.9")
+        tab_to(browser, "save-alert").send_keys(Keys.ENTER)
+        wait_for(lambda: api(server, "GET", f"/alerts/{saved[0]['id']}").json()["critical"] == 0.9, timeout=30)
+        edited = api(server, "GET", f"/alerts/{saved[0]['id']}").json()
+        assert edited["webhooks"][0]["format"]["builtin"] == "pagerduty", "the webhook was kept"
+        heading(browser, "Alerts")
+        tab_to(browser, text="Pause").send_keys(Keys.ENTER)
+        wait_for(lambda: api(server, "GET", f"/alerts/{saved[0]['id']}").json()["is_enabled"] is False, timeout=30)
+        wait(browser, lambda d: "disabled" in d.find_element(By.ID, "saved-alerts").text, what="the paused alert")
         tab_to(browser, text="Delete").send_keys(Keys.ENTER)
         wait(browser, lambda d: "No alert saved yet." in d.find_element(By.TAG_NAME, "main").text, what="the deletion")
         assert api(server, "GET", "/alerts").json() == []

@@ -126,18 +126,27 @@ fn line(label: &str, f: &Found, baseline: Option<&Found>, args: &AlertsBenchArgs
     };
     let per_round = match baseline {
         Some(b) => {
-            let rounds = args.seconds as f64 / f64::from(args.every);
+            // The rounds the extra alerts had during the load, from the
+            // evaluations counted (a round's start falls where the period
+            // turns, so 90 s of 60-second periods hold one or two).
             let extra_evals = (f.evaluations - b.evaluations).max(0.0);
+            let rounds = extra_evals / args.alerts.max(1) as f64;
             let wall = (f.evaluation_seconds - b.evaluation_seconds).max(0.0);
             let cpu = f.cpu.zip(b.cpu).map(|(f, b)| f.saturating_sub(b).as_secs_f64());
-            let cpu_text = cpu.map_or("CPU n/a".into(), |c| format!("{:.2} s CPU per round", c / rounds));
-            format!(
-                "; {cpu_text}, rounds took {:.2} s wall ({:.2} ms per alert; {:.0} of the {} evaluated per round)",
-                wall / rounds,
-                if extra_evals > 0.0 { wall / extra_evals * 1e3 } else { 0.0 },
-                extra_evals / rounds,
-                args.alerts
-            )
+            let wall_text = match wall > 0.0 {
+                true => format!("{:.2} s wall per round ({:.2} ms per alert)", wall / rounds, wall / extra_evals * 1e3),
+                // Seen once on Postgres after a SQLite measurement in the
+                // same process: the histogram's sum did not move.
+                false => "wall n/a (the server's round histogram did not move)".to_string(),
+            };
+            match rounds > 0.0 {
+                true => format!(
+                    "; {rounds:.1} rounds of the {} alerts: {} s CPU and {wall_text}",
+                    args.alerts,
+                    cpu.map_or("n/a".into(), |c| format!("{:.2}", c / rounds)),
+                ),
+                false => format!("; no round of the {} alerts completed during the load", args.alerts),
+            }
         }
         None => String::new(),
     };

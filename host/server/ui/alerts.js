@@ -1,9 +1,11 @@
 // Alerts on aggregates: the saved alerts with where their evaluations left
-// them, and a form that backtests an alert over the stored runs (POST
-// /alerts/backtest), drawing the metric against its thresholds with when it
-// would have fired and resolved, then saves it (POST /alerts).
+// them (to edit, pause or delete), and a form that backtests an alert over
+// the stored runs (POST /alerts/backtest), drawing the metric against its
+// thresholds with when it would have fired and resolved, then saves it
+// (POST /alerts, or PATCH when editing one), in a message format if chosen.
 
 import { api } from './api.js';
+import { formatFieldOf, formatPicker } from './formats.js';
 import { announce, field, h, main, pill, show, timeCell, when } from './lib.js';
 
 const METRICS = [['error_rate', 'Error rate'], ['error_count', 'Errors'], ['run_count', 'Runs'],
@@ -13,6 +15,8 @@ const METRICS = [['error_rate', 'Error rate'], ['error_count', 'Errors'], ['run_
 
 /** The field a 400 is about: the API names it first ("invalid alert at metric.kind: ..." too). */
 function fieldOf(detail) {
+  const format = formatFieldOf(detail);
+  if (format) return format;
   const m = /^invalid alert at ([a-z_]+)/.exec(detail) || /^([a-z_]+)/.exec(detail);
   if (!m) return null;
   if (/^critical \(/.test(detail)) return 'critical';
@@ -41,8 +45,8 @@ function chart(points, warning, critical) {
 
 const levelPill = (level) => pill(level, level === 'ok' ? 'ok' : level === 'critical' ? 'bad' : 'warn');
 
-/** The saved alerts: each one's level, value and last evaluation, to delete. */
-function savedTable(alerts) {
+/** The saved alerts: each one's level, value and last evaluation, to edit, pause or delete. */
+function savedTable(alerts, edit) {
   if (alerts.length === 0) return h('p', { class: 'muted' }, 'No alert saved yet.');
   return h('table', { id: 'saved-alerts' }, h('caption', { class: 'visually-hidden' }, 'Saved alerts'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Alert'), h('th', { scope: 'col' }, 'Project'),
@@ -53,12 +57,21 @@ function savedTable(alerts) {
       h('td', {}, a.is_enabled ? levelPill(a.state.level) : pill('disabled')),
       h('td', { class: 'num' }, a.state.value === null ? '—' : Number(a.state.value.toPrecision(4))),
       timeCell(a.state.evaluated_at),
-      h('td', {}, h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete alert ${a.display_name}`, onclick: async () => {
-        await api('DELETE', `/alerts/${a.id}`);
-        announce(`Deleted ${a.display_name}.`);
-        await alertsPage();
-        main().focus();
-      } }, 'Delete'))))));
+      h('td', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit alert ${a.display_name}`, onclick: () => edit(a) }, 'Edit'),
+        h('button', { type: 'button', class: 'secondary', 'aria-label': `${a.is_enabled ? 'Pause' : 'Resume'} alert ${a.display_name}`,
+          onclick: async () => {
+            await api('PATCH', `/alerts/${a.id}`, { is_enabled: !a.is_enabled });
+            announce(`${a.is_enabled ? 'Paused' : 'Resumed'} ${a.display_name}.`);
+            await alertsPage();
+            main().focus();
+          } }, a.is_enabled ? 'Pause' : 'Resume'),
+        h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete alert ${a.display_name}`, onclick: async () => {
+          await api('DELETE', `/alerts/${a.id}`);
+          announce(`Deleted ${a.display_name}.`);
+          await alertsPage();
+          main().focus();
+        } }, 'Delete'))))));
 }
 
 export async function alertsPage() {
@@ -80,6 +93,7 @@ export async function alertsPage() {
     webhook_url: input({ type: 'url', placeholder: 'https://hooks.example.com/alerts' }),
     reminder_minutes: input({ type: 'number', min: 0, max: 1440, value: 60 }),
   };
+  const picker = formatPicker();
   const keyField = field('feedback_key', 'Feedback key', c.feedback_key);
   keyField.hidden = true;
   c.metric.addEventListener('change', () => { keyField.hidden = !c.metric.value.startsWith('feedback_'); });
@@ -96,11 +110,29 @@ export async function alertsPage() {
       metric, window_minutes: num(c.window_minutes), condition: c.condition.value, warning: num(c.warning),
       critical: num(c.critical), no_data: c.no_data.value };
   };
+  // Editing a saved alert: its fields in the form, saved with a PATCH
+  // that keeps its webhooks unless a new URL is given.
+  let editing = null;
+  const saveButton = h('button', { type: 'button', class: 'secondary', id: 'save-alert' }, 'Save alert');
+  const edit = (a) => {
+    editing = a;
+    const set = (el, v) => { el.value = v === null || v === undefined ? '' : String(v); };
+    set(c.display_name, a.display_name); set(c.session_name, a.session_name); set(c.filter, a.filter);
+    set(c.metric, a.metric.kind); set(c.feedback_key, a.metric.key); set(c.window_minutes, a.window_minutes);
+    set(c.condition, a.condition); set(c.warning, a.warning); set(c.critical, a.critical); set(c.no_data, a.no_data);
+    set(c.reminder_minutes, a.reminder_minutes); set(c.webhook_url, '');
+    keyField.hidden = !a.metric.kind.startsWith('feedback_');
+    c.webhook_url.placeholder = 'unchanged: leave empty to keep its webhooks';
+    saveButton.textContent = `Save changes to ${a.display_name}`;
+    announce(`Editing ${a.display_name}.`);
+    c.display_name.focus();
+  };
   const save = async () => {
-    const alert = { ...definition(), reminder_minutes: num(c.reminder_minutes),
-      webhooks: c.webhook_url.value.trim() ? [{ url: c.webhook_url.value.trim() }] : [] };
+    const hook = c.webhook_url.value.trim() ? [{ url: c.webhook_url.value.trim(), format: picker.value() }] : [];
+    const alert = { ...definition(), reminder_minutes: num(c.reminder_minutes), webhooks: hook };
+    if (editing && hook.length === 0) delete alert.webhooks;
     try {
-      const a = await api('POST', '/alerts', alert);
+      const a = editing ? await api('PATCH', `/alerts/${editing.id}`, alert) : await api('POST', '/alerts', alert);
       announce(`Saved ${a.display_name}.`);
       await alertsPage();
       main().focus();
@@ -145,12 +177,14 @@ export async function alertsPage() {
     field('no_data', 'A window with nothing to measure is', c.no_data),
     field('hours', 'Backtest over the last … hours', c.hours),
     field('webhook_url', 'Webhook URL (to save)', c.webhook_url, 'Notifications are POSTed here, signed when the alert has a secret (API).'),
+    ...picker.fields,
     field('reminder_minutes', 'Reminder while it stays bad (minutes, 0: none)', c.reminder_minutes),
     h('div', { class: 'toolbar' }, h('button', { type: 'submit', id: 'backtest' }, 'Backtest on stored runs'),
-      h('button', { type: 'button', class: 'secondary', id: 'save-alert', onclick: save }, 'Save alert')));
+      saveButton));
+  saveButton.addEventListener('click', save);
   show('Alerts',
     h('p', { class: 'muted' }, 'An alert watches a metric over a project\'s recent runs and notifies its webhook when it crosses a threshold, while it stays bad, and when it recovers.'),
-    h('h2', {}, 'Saved alerts'), savedTable(saved),
+    h('h2', {}, 'Saved alerts'), savedTable(saved, edit),
     h('h2', {}, 'New alert'), h('p', { class: 'muted' }, 'Backtest it on the stored runs, then save it.'),
     form, out);
 }

@@ -10,13 +10,20 @@ function toLocalInput(date) {
   return d.toISOString().slice(0, 16);
 }
 
+/** Where deliveries come from: the rules, then the alerts (their notifications), by id. */
+async function sources() {
+  const [rules, alerts] = await Promise.all([api('GET', '/runs/rules'), api('GET', '/alerts')]);
+  return [...rules.map((r) => ({ id: r.id, display_name: r.display_name, href: `/ui/rules/${r.id}` })),
+    ...alerts.map((a) => ({ id: a.id, display_name: `alert: ${a.display_name}`, href: '/ui/alerts' }))];
+}
+
 export async function deliveriesPage(params) {
-  const rules = await api('GET', '/runs/rules');
+  const rules = await sources();
   const q = new URLSearchParams();
   for (const k of ['status', 'rule_id', 'since', 'until']) if (params.get(k)) q.set(k, params.get(k));
   q.set('limit', '100');
   const list = await api('GET', `/deliveries?${q}`);
-  const names = Object.fromEntries(rules.map((r) => [r.id, r.display_name]));
+  const byId = Object.fromEntries(rules.map((r) => [r.id, r]));
   const status = h('select', {}, ['', 'pending', 'delivered', 'failed'].map((s) =>
     h('option', { value: s, selected: params.get('status') === s }, s || 'any')));
   const rule = h('select', {}, h('option', { value: '' }, 'any'), rules.map((r) =>
@@ -24,7 +31,7 @@ export async function deliveriesPage(params) {
   const since = h('input', { type: 'datetime-local', value: params.get('since') ? toLocalInput(new Date(params.get('since'))) : '' });
   const until = h('input', { type: 'datetime-local', value: params.get('until') ? toLocalInput(new Date(params.get('until'))) : '' });
   const filters = h('form', { class: 'toolbar', role: 'search' },
-    field('f-status', 'Status', status), field('f-rule', 'Rule', rule),
+    field('f-status', 'Status', status), field('f-rule', 'Rule or alert', rule),
     field('f-since', 'Queued since', since), field('f-until', 'Queued before', until),
     h('div', {}, h('button', { type: 'submit' }, 'Apply')));
   filters.addEventListener('submit', (e) => {
@@ -40,11 +47,11 @@ export async function deliveriesPage(params) {
   // Bulk redelivery after an outage: count first, then confirm.
   const bSince = h('input', { type: 'datetime-local', value: toLocalInput(new Date(Date.now() - 3600e3)) });
   const bUntil = h('input', { type: 'datetime-local', value: toLocalInput(new Date(Date.now() + 60e3)) });
-  const bRule = h('select', {}, h('option', { value: '' }, 'every rule'), rules.map((r) => h('option', { value: r.id }, r.display_name)));
+  const bRule = h('select', {}, h('option', { value: '' }, 'every rule and alert'), rules.map((r) => h('option', { value: r.id }, r.display_name)));
   const bOut = h('div', { 'aria-live': 'polite' });
   const bulkBody = () => ({ since: new Date(bSince.value).toISOString(), until: new Date(bUntil.value).toISOString(),
     rule_id: bRule.value || null, status: 'failed' });
-  const bulk = h('form', { class: 'toolbar' }, field('b-rule', 'Rule', bRule), field('b-since', 'Failed deliveries queued since', bSince),
+  const bulk = h('form', { class: 'toolbar' }, field('b-rule', 'Rule or alert', bRule), field('b-since', 'Failed deliveries queued since', bSince),
     field('b-until', 'and before', bUntil), h('div', {}, h('button', { type: 'submit', class: 'secondary' }, 'Count them')));
   bulk.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -63,11 +70,11 @@ export async function deliveriesPage(params) {
   show('Deliveries', filters,
     list.length === 0 ? h('p', { class: 'muted' }, 'No delivery matches.') : h('table', {},
       h('caption', { class: 'visually-hidden' }, 'Deliveries, newest first'),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Queued'), h('th', { scope: 'col' }, 'Rule'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Queued'), h('th', { scope: 'col' }, 'Rule or alert'),
         h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Attempts'),
         h('th', { scope: 'col', class: 'num' }, 'Runs'), h('th', { scope: 'col' }, 'Last error'), h('th', { scope: 'col' }, 'Details'))),
       h('tbody', {}, list.map((d) => h('tr', { 'data-delivery': d.id }, timeCell(d.created_at),
-        h('td', {}, names[d.rule_id] ? link(`/ui/rules/${d.rule_id}`, names[d.rule_id]) : d.rule_id),
+        h('td', {}, byId[d.rule_id] ? link(byId[d.rule_id].href, byId[d.rule_id].display_name) : d.rule_id),
         h('td', {}, statusPill(d.status)), h('td', { class: 'num' }, d.attempts), h('td', { class: 'num' }, d.run_ids.length),
         h('td', { class: 'muted' }, d.last_error || '—'),
         h('td', {}, link(`/ui/deliveries/${d.id}`, 'Attempts', { 'aria-label': `Attempts of the delivery queued ${when(d.created_at)}` })))))),
@@ -76,8 +83,7 @@ export async function deliveriesPage(params) {
 
 export async function deliveryPage(id) {
   const d = await api('GET', `/deliveries/${id}`);
-  let rule = null;
-  try { rule = await api('GET', `/runs/rules/${d.rule_id}`); } catch (e) { if (e.status === 401) throw e; }
+  const source = (await sources()).find((s) => s.id === d.rule_id);
   const longest = Math.max(1, ...d.history.map((a) => a.duration_ms || 0));
   const notice = h('div', { 'aria-live': 'polite' });
   const redeliver = h('button', { type: 'button', id: 'redeliver', disabled: d.status === 'pending', onclick: async () => {
@@ -92,7 +98,7 @@ export async function deliveryPage(id) {
   show('Delivery',
     h('dl', { class: 'facts' },
       h('dt', {}, 'Status'), h('dd', {}, statusPill(d.status)),
-      h('dt', {}, 'Rule'), h('dd', {}, rule ? link(`/ui/rules/${d.rule_id}`, rule.display_name) : d.rule_id),
+      h('dt', {}, 'From'), h('dd', {}, source ? link(source.href, source.display_name) : d.rule_id),
       h('dt', {}, 'To'), h('dd', {}, h('code', {}, d.url)),
       h('dt', {}, 'Queued'), h('dd', {}, when(d.created_at)),
       h('dt', {}, 'Next attempt'), h('dd', {}, when(d.next_attempt_at)),

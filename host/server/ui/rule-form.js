@@ -2,12 +2,15 @@
 // the API answers is shown next to the field it names.
 
 import { ApiError, api, listPlugins } from './api.js';
+import { formatFieldOf, formatPicker } from './formats.js';
 import { announce, checkbox, field, go, h, link, main, show } from './lib.js';
 import { renderTrial } from './trial.js';
 
 
 /** Which form field a 400's message is about: the API names it first. */
 function fieldOf(detail) {
+  const format = formatFieldOf(detail);
+  if (format) return format;
   const m = /^invalid rule at ([\w.[\]]+)/.exec(detail) || /^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)?)/.exec(detail);
   if (!m) return null;
   const name = m[1];
@@ -73,10 +76,12 @@ export async function ruleForm(id) {
       field(`plugin_${cap}_config`, 'Config (JSON, optional)', config));
   });
   const replaceHooks = id ? h('input', { type: 'checkbox', id: 'replace_webhooks' }) : null;
+  const picker = formatPicker();
   const hookInputs = h('div', { class: 'stack', hidden: !!id },
     field('webhook_url', 'Webhook URL', c.webhook_url, 'Runs the rule acts on are POSTed here as LangSmith\'s webhook payload.'),
     field('webhook_headers', 'Headers (one "Name: value" per line, optional)', c.webhook_headers,
-      'Values are write-only: once saved, they are never shown again.'));
+      'Values are write-only: once saved, they are never shown again.'),
+    ...picker.fields);
   if (replaceHooks) replaceHooks.addEventListener('change', () => { hookInputs.hidden = !replaceHooks.checked; });
   const sign = h('input', { type: 'checkbox', id: 'new_secret', checked: !id });
   const formError = h('div', { role: 'alert' });
@@ -104,7 +109,7 @@ export async function ruleForm(id) {
         if (at < 1) throw new FormError('webhook_headers', `webhooks[0].headers: "${line}" is not "Name: value"`);
         headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
       }
-      b.webhooks = c.webhook_url.value.trim() ? [{ url: c.webhook_url.value.trim(), headers }] : [];
+      b.webhooks = c.webhook_url.value.trim() ? [{ url: c.webhook_url.value.trim(), headers, format: picker.value() }] : [];
     }
     b.plugins = {};
     for (const cap of ['match', 'transform', 'evaluate']) {

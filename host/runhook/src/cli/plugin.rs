@@ -60,7 +60,8 @@ pub(super) struct CheckArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("capability").required(true).multiple(false))]
 pub(super) struct RunArgs {
-    /// The plugin component (.wasm).
+    /// The plugin component (.wasm), or `builtin:NAME` for a shipped
+    /// message format (`builtin:slack`, `builtin:pagerduty` ...).
     file: PathBuf,
     /// Call `matches` on the run in this JSON file ("-" for stdin).
     #[arg(long = "match", group = "capability", value_name = "JSON_FILE")]
@@ -232,7 +233,21 @@ fn run_plugin(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let engine = super::engine()?;
     let cache = args.cache.open(&engine)?;
     let name = plugin_name(&args.file);
-    let plugin = match LoadedPlugin::load(&engine, &cache, &name, &args.file, Capabilities::of(capability)) {
+    let required = Capabilities::of(capability);
+    let loaded = match args.file.to_str().and_then(|f| f.strip_prefix("builtin:")) {
+        Some(format) => match runhook_formats::component(format) {
+            Some(bytes) => {
+                let at = runhook_plugins::PluginLocation::Builtin(format.to_string());
+                LoadedPlugin::from_bytes(&engine, &cache, format, &at, bytes, required)
+            }
+            None => Err(runhook_plugins::PluginError::UnknownBuiltin {
+                name: format.to_string(),
+                known: runhook_plugins::builtin_names(),
+            }),
+        },
+        None => LoadedPlugin::load(&engine, &cache, &name, &args.file, required),
+    };
+    let plugin = match loaded {
         Ok(plugin) => plugin,
         Err(err) => return Ok(report_error(args.json, &err, None)),
     };

@@ -240,7 +240,13 @@ pub async fn run(store: Arc<dyn Store>, plugins: Arc<PluginRegistry>, me: String
                 }
             }
             let started = std::time::Instant::now();
-            let results = evaluate(&store, &plugins, &due, now).await;
+            // A round of many alerts is long; shutting down does not wait
+            // for it (each commit is whole or absent, so stopping between
+            // or within them loses nothing the next round does not redo).
+            let results = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                results = evaluate(&store, &plugins, &due, now) => results,
+            };
             for (alert, result) in due.iter().zip(results) {
                 let outcome = match result {
                     Ok(Some(n)) => {

@@ -29,6 +29,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("rule-form.js", JS, include_str!("../../ui/rule-form.js")),
     ("trial.js", JS, include_str!("../../ui/trial.js")),
     ("deliveries.js", JS, include_str!("../../ui/deliveries.js")),
+    ("formats.js", JS, include_str!("../../ui/formats.js")),
     ("runs.js", JS, include_str!("../../ui/runs.js")),
     ("plugins.js", JS, include_str!("../../ui/plugins.js")),
     ("health.js", JS, include_str!("../../ui/health.js")),
