@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pytest
+import requests
 from langsmith import Client
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -122,3 +123,18 @@ def wait_for(predicate, timeout=10.0):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.05)
+
+
+def api(server, method, path, **kw):
+    """A request to the server's API under /api/v1, with the test API key."""
+    return requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver recording every request (receiver.py)."""
+    from receiver import Receiver
+
+    r = Receiver()
+    yield r
+    r.close()

@@ -4,24 +4,9 @@ PagerDuty format, and a local receiver standing in for PagerDuty's Events
 API gets a trigger and, once the runs leave the window, a resolve with the
 same dedup_key. A rule's webhook in the Slack format gets Block Kit."""
 
-import requests
 from langsmith import traceable, tracing_context
 
-from conftest import API_KEY, wait_for
-from receiver import Receiver
-
-import pytest
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def api(server, method, path, **kw):
-    return requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
+from conftest import api, wait_for
 
 
 def trace_failures(client, project, n):

@@ -10,7 +10,6 @@ Tab to a control, type, Enter or Space.
 
 import base64
 import os
-import pathlib
 import shutil
 import subprocess
 import time
@@ -26,7 +25,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from conftest import API_KEY, ON_POSTGRES, REPO, wait_for
+from conftest import API_KEY, ON_POSTGRES, REPO, api, wait_for
 from receiver import Receiver
 
 SHOTS = REPO / "target" / "screenshots" / ("postgres" if ON_POSTGRES else "sqlite")
@@ -143,9 +142,6 @@ def trace(client, project, items):
             pipeline(prompt, fail)
     client.flush()
 
-
-def api(server, method, path, **kw):
-    return requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
 
 
 def test_sign_in_and_sessions(server, browser):

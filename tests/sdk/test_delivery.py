@@ -5,12 +5,11 @@ import os
 import subprocess
 
 import pytest
-import requests
 from langsmith import Client
 
-from conftest import API_KEY, ON_POSTGRES, REPO, Server, database_for, wait_for
+from conftest import API_KEY, ON_POSTGRES, REPO, Server, api, database_for, wait_for
 from receiver import Receiver
-from test_rules import api, create_rule, trace_answers
+from test_rules import create_rule, trace_answers
 
 BINARY = os.environ.get("RUNHOOK_BIN", str(REPO / "target" / "debug" / "runhook"))
 
@@ -30,12 +29,6 @@ def deliveries(server, **params):
     assert resp.status_code == 200, resp.text
     return resp.json()
 
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def test_secrets_never_reach_the_database_or_the_logs(tmp_path, receiver):

@@ -1,7 +1,6 @@
 """Tracing into runhook with the real LangSmith SDK, and reading it back
 through the SDK's own read calls."""
 
-import uuid
 
 import pytest
 from langsmith import Client, traceable, tracing_context

@@ -4,11 +4,10 @@ through one, and a rule with all four actions in LangSmith's order."""
 import uuid
 
 import pytest
-import requests
 from langsmith import traceable, tracing_context
 from langsmith.utils import LangSmithNotFoundError
 
-from conftest import API_KEY, REPO, wait_for
+from conftest import REPO, api, wait_for
 from receiver import Receiver
 
 WASM = REPO / "plugins" / "rust" / "target" / "wasm32-wasip2" / "release"
@@ -25,9 +24,6 @@ def traced(client, project, n):
     client.flush()
     return wait_for(lambda: (r := list(client.list_runs(project_name=project))) and len(r) == n and r, timeout=60)
 
-
-def api(server, method, path, **kw):
-    return requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
 
 
 def test_queues_are_created_filled_and_worked_through(client, project, server):

@@ -5,7 +5,6 @@ webhook-id)."""
 
 import os
 import signal
-import threading
 import time
 
 import requests

@@ -1,16 +1,13 @@
 """Automation rules end to end: the real SDK traces, rules run in the real
 binary, a real receiver gets the webhooks."""
 
-import os
-import pathlib
 import subprocess
 import time
 
 import pytest
-import requests
 from langsmith import traceable, tracing_context
 
-from conftest import API_KEY, REPO, Server, wait_for
+from conftest import API_KEY, REPO, Server, api, wait_for
 from receiver import Receiver
 
 WASM = REPO / "plugins" / "rust" / "target" / "wasm32-wasip2" / "release"
@@ -22,16 +19,6 @@ def built_plugins():
         subprocess.run([str(REPO / "plugins" / "build.sh")], check=True, capture_output=True)
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def api(server, method, path, **kw):
-    resp = requests.request(method, server.url + "/api/v1" + path, headers={"x-api-key": API_KEY}, timeout=30, **kw)
-    return resp
 
 
 def create_rule(server, body):
