@@ -36,6 +36,16 @@ fn a_rule_sends_in_formats_and_pages_through_its_pagerduty_alert() {
     expect(with(json!({"webhooks": [{"url": receiver.at("/x"), "format": "irc"}]})), bad, "webhooks[0].format");
     expect(with(json!({"webhooks": [{"url": receiver.at("/x"), "format": "pagerduty"}]})), bad, "routing_key");
     expect(with(json!({"group_by": "thread_id"})), bad, "alerts");
+    expect(
+        with(json!({"plugins": {"match": {"builtin": "slack"}}})),
+        bad,
+        "plugins.match: the shipped formats are transform",
+    );
+    expect(
+        with(json!({"plugins": {"transform": {"builtin": "irc"}}})),
+        bad,
+        "plugins.transform: no format named \"irc\"",
+    );
 
     let created = with(json!({}));
     assert_eq!(created.status(), 200);

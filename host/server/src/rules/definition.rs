@@ -236,13 +236,6 @@ impl Definitions<'_> {
     /// exists (PagerDuty's with its integration key), or any transform plugin.
     async fn check_format(&self, field: &str, r: &PluginRef) -> Result<(), DefinitionError> {
         if let PluginSource::Builtin(name) = &r.source {
-            if runhook_formats::component(name).is_none() {
-                return Err(bad(format!(
-                    "{field}: no format named {name:?} is shipped with runhook (there are: {}); \
-                     a plugin of your own is named by sha256 or path",
-                    runhook_plugins::builtin_names()
-                )));
-            }
             let key = r.config.get("routing_key").and_then(serde_json::Value::as_str).map(str::trim);
             if name == "pagerduty" && key.is_none_or(str::is_empty) {
                 return Err(bad(format!("{field}.config.routing_key: the PagerDuty integration key is required")));
@@ -281,6 +274,18 @@ impl Definitions<'_> {
         }
         if r.memory_mib.is_some_and(|m| !(1..=4096).contains(&m)) {
             return Err(bad(format!("{field}.memory_mib must be between 1 and 4096")));
+        }
+        if let PluginSource::Builtin(name) = &r.source {
+            if runhook_formats::component(name).is_none() {
+                return Err(bad(format!(
+                    "{field}: no format named {name:?} is shipped with runhook (there are: {}); \
+                     a plugin of your own is named by sha256 or path",
+                    runhook_plugins::builtin_names()
+                )));
+            }
+            if cap != Capability::Transform {
+                return Err(bad(format!("{field}: the shipped formats are transform plugins, not {cap} plugins")));
+            }
         }
         if let Some(digest) = r.digest() {
             // Probed when uploaded: its capabilities are on record.
