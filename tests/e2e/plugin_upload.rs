@@ -77,7 +77,7 @@ fn uploaded_plugins_are_stored_by_digest_used_by_rules_and_kept_while_used() {
     expect(
         post_rule(rule(json!({"match": {"sha256": digest, "path": "x.wasm"}}))),
         StatusCode::BAD_REQUEST,
-        "not both",
+        "give one of sha256, path and builtin",
     );
     let created = post_rule(rule(json!({"match": {"sha256": format!("sha256:{}", digest.to_uppercase())}})));
     assert_eq!(created.status(), StatusCode::OK);
