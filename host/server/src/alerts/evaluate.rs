@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use super::metric::Accumulator;
 use super::read::{Pages, ReadError, Reads, needs_feedback};
 use super::state::{Notice, step};
-use crate::plugins::{format_each, load_formats};
+use crate::plugins::{call_each, load};
 use crate::select::{Budget, Selection};
 use runhook_core::model::{Feedback, RuleId, RunId, RunRecord, SessionId, Timestamp, WebhookTarget};
-use runhook_plugins::PluginRegistry;
+use runhook_plugins::{Capability, PluginRegistry, PluginSession};
 use runhook_store::{Alert, OutboxRow, Store, StoreError};
 /// How often the loop looks for alerts due.
 const TICK: Duration = Duration::from_secs(1);
@@ -142,10 +142,7 @@ async fn rows(plugins: &Arc<PluginRegistry>, alert: &Alert, body: String) -> Vec
     let source = RuleId(alert.id.0);
     let mut rows = Vec::new();
     for (i, w) in alert.spec.webhooks.iter().enumerate() {
-        let rendered = match w.format {
-            None => Ok(body.clone()),
-            Some(_) => format(plugins, w, &context, &body).await,
-        };
+        let rendered = format(plugins, w, &context, &body).await;
         match rendered {
             Ok(body) => rows.push(OutboxRow::queued(source, w, body, secrets.clone())),
             Err(e) => {
@@ -157,16 +154,21 @@ async fn rows(plugins: &Arc<PluginRegistry>, alert: &Alert, body: String) -> Vec
     rows
 }
 
-/// `body` in the format of `webhook`.
+/// `body` in the format of `webhook` (as is when it has none).
 async fn format(
     plugins: &Arc<PluginRegistry>,
     webhook: &WebhookTarget,
     context: &str,
     body: &str,
 ) -> Result<String, String> {
-    let formats = load_formats(plugins, std::slice::from_ref(webhook)).await.map_err(|e| e.to_string())?;
-    let mut out = format_each(plugins, &formats, context, &[body.to_string()]).await.map_err(|e| e.to_string())?;
-    match out.pop().and_then(|mut bodies| bodies.pop()) {
+    let Some(format) = load(plugins, &webhook.format, Capability::Transform).await.map_err(|e| e.to_string())? else {
+        return Ok(body.to_string());
+    };
+    let texts = vec![body.to_string()];
+    let mut out = call_each(plugins, &format, context, texts, Capability::Transform, PluginSession::transform)
+        .await
+        .map_err(|e| e.to_string())?;
+    match out.pop() {
         Some(rendered) => rendered.map_err(|e| e.to_string()),
         None => Err("the format returned nothing".into()),
     }
